@@ -1,0 +1,111 @@
+/**
+ * The replacement model's MLP side, computed sparsely: active features (COO) from dense
+ * activations, their reconstruction from decoder rows of active features only, and the
+ * error term `mlp_out − recon` that makes the replacement model exact.
+ *
+ * PLT:  recon[l] = a_l·W_dec_l + b_dec_l (+ x_l·W_skip_lᵀ)
+ * CLT:  recon[m] = b_dec[m] + Σ_{s≤m} a_s·W_dec_s[:, m−s, :]
+ */
+import type { TranscoderSet } from '../transcoders/types.ts';
+
+export interface ActiveFeatures {
+  layer: number;
+  positions: Int32Array;
+  features: Int32Array;
+  values: Float32Array;
+}
+
+/** Non-zero entries of a dense [T, d_t] activation matrix, ordered by (position, feature). */
+export function activeFeatures(acts: Float32Array, T: number, dT: number, layer: number): ActiveFeatures {
+  const pos: number[] = [];
+  const feat: number[] = [];
+  const val: number[] = [];
+  for (let p = 0; p < T; p++) {
+    for (let f = 0; f < dT; f++) {
+      const a = acts[p * dT + f];
+      if (a !== 0) {
+        pos.push(p);
+        feat.push(f);
+        val.push(a);
+      }
+    }
+  }
+  return {
+    layer,
+    positions: Int32Array.from(pos),
+    features: Int32Array.from(feat),
+    values: Float32Array.from(val),
+  };
+}
+
+/**
+ * Reconstructions at every write layer, [T, d] each. `readInputs[l]` ([T, d]) is needed only
+ * for layers with W_skip.
+ */
+export function reconstruct(
+  set: TranscoderSet,
+  active: readonly ActiveFeatures[],
+  T: number,
+  readInputs?: readonly (Float32Array | undefined)[],
+): Float32Array[] {
+  const d = set.dModel;
+  const L = set.nLayers;
+  const recon = Array.from({ length: L }, (_, m) => {
+    const out = new Float32Array(T * d);
+    const b = set.decoderBiasFloat32(m);
+    for (let p = 0; p < T; p++) out.set(b, p * d);
+    return out;
+  });
+  for (const a of active) {
+    const s = a.layer;
+    const unique = [...new Set(a.features)].sort((x, y) => x - y);
+    if (unique.length === 0) continue;
+    const rowOf = new Map(unique.map((f, i) => [f, i]));
+    const rows = set.decoderRowsFloat32(s, unique);
+    const slots = set.kind === 'clt' ? L - s : 1;
+    for (let i = 0; i < a.values.length; i++) {
+      const p = a.positions[i];
+      const v = a.values[i];
+      const base = rowOf.get(a.features[i])! * slots * d;
+      for (let j = 0; j < slots; j++) {
+        const out = recon[s + j];
+        const o = p * d;
+        const r = base + j * d;
+        for (let k = 0; k < d; k++) out[o + k] += v * rows[r + k];
+      }
+    }
+  }
+  if (set.kind === 'plt') {
+    for (let l = 0; l < L; l++) {
+      const skip = set.skipFloat32(l);
+      if (!skip) continue;
+      const x = readInputs?.[l];
+      if (!x) throw new Error(`reconstruct: layer ${l} has W_skip but no read input was given`);
+      const out = recon[l];
+      for (let p = 0; p < T; p++) {
+        for (let i = 0; i < d; i++) {
+          let acc = 0;
+          for (let k = 0; k < d; k++) acc += x[p * d + k] * skip[i * d + k];
+          out[p * d + i] += acc;
+        }
+      }
+    }
+  }
+  return recon;
+}
+
+/**
+ * err = mlp_out − recon at every position. (Attribution treats position 0 as a constant:
+ * its activations are zeroed upstream, and its error nodes get zero columns there.)
+ */
+export function reconstructionErrors(
+  mlpOut: readonly Float32Array[],
+  recon: readonly Float32Array[],
+): Float32Array[] {
+  return mlpOut.map((m, l) => {
+    const r = recon[l];
+    const e = new Float32Array(m.length);
+    for (let i = 0; i < m.length; i++) e[i] = m[i] - r[i];
+    return e;
+  });
+}

@@ -1,0 +1,50 @@
+/**
+ * ONNX Runtime sessions over compiled graphs, with the provider choice applied: an explicit
+ * provider that fails to start is an error naming it; `auto` falls back (CUDA → WebGPU →
+ * CPU) and reports each fallback through `onWarning`.
+ */
+import * as ort from 'onnxruntime-node';
+import { EngineError } from '../errors.ts';
+import { type ProviderChoice, type ProviderName, providerCandidates } from './providers.ts';
+
+export interface SessionOptions {
+  provider?: ProviderChoice;
+  /** Intra-op threads for CPU (default: ONNX Runtime's choice, all cores). */
+  threads?: number;
+  onWarning?: (message: string) => void;
+}
+
+export interface OpenedSession {
+  session: ort.InferenceSession;
+  provider: ProviderName;
+}
+
+export async function createSession(modelPath: string, opts: SessionOptions = {}): Promise<OpenedSession> {
+  const candidates = providerCandidates(opts.provider ?? 'cpu');
+  const errors: string[] = [];
+  for (const provider of candidates) {
+    try {
+      const session = await ort.InferenceSession.create(modelPath, {
+        executionProviders: [provider],
+        graphOptimizationLevel: 'all',
+        intraOpNumThreads: opts.threads ?? 0,
+        logSeverityLevel: 3,
+      });
+      if (errors.length) opts.onWarning?.(`falling back to the ${provider} provider: ${errors.join('; ')}`);
+      return { session, provider };
+    } catch (e) {
+      const message = `${provider}: ${(e as Error).message}`;
+      if (opts.provider !== 'auto') {
+        throw new EngineError('provider', `could not start the ${provider} execution provider: ${message}`, {
+          file: modelPath,
+        });
+      }
+      errors.push(message);
+    }
+  }
+  throw new EngineError('provider', `no execution provider could run the model: ${errors.join('; ')}`, {
+    file: modelPath,
+  });
+}
+
+export { ort };
