@@ -95,17 +95,18 @@ export function reconstruct(
 }
 
 /**
- * err = mlp_out − recon at every position. (Attribution treats position 0 as a constant:
- * its activations are zeroed upstream, and its error nodes get zero columns there.)
+ * Error terms `mlp_out − recon`, [T, d] per layer. Position 0 (BOS) is zeroed as
+ * attribution.md §8 fixes: there the whole MLP output (minus a skip term) is a constant.
  */
 export function reconstructionErrors(
   mlpOut: readonly Float32Array[],
   recon: readonly Float32Array[],
+  d: number,
 ): Float32Array[] {
   return mlpOut.map((m, l) => {
     const r = recon[l];
     const e = new Float32Array(m.length);
-    for (let i = 0; i < m.length; i++) e[i] = m[i] - r[i];
+    for (let i = d; i < m.length; i++) e[i] = m[i] - r[i];
     return e;
   });
 }

@@ -33,7 +33,7 @@ export async function createSession(modelPath: string, opts: SessionOptions = {}
       if (errors.length) opts.onWarning?.(`falling back to the ${provider} provider: ${errors.join('; ')}`);
       return { session, provider };
     } catch (e) {
-      const message = `${provider}: ${(e as Error).message}`;
+      const message = `${provider}: ${(e as Error).message.trim()}${providerHint(provider, e as Error)}`;
       if (opts.provider !== 'auto') {
         throw new EngineError('provider', `could not start the ${provider} execution provider: ${message}`, {
           file: modelPath,
@@ -45,6 +45,14 @@ export async function createSession(modelPath: string, opts: SessionOptions = {}
   throw new EngineError('provider', `no execution provider could run the model: ${errors.join('; ')}`, {
     file: modelPath,
   });
+}
+
+/** What to do about a provider that failed to start, where we know. */
+function providerHint(provider: ProviderName, e: Error): string {
+  if (provider === 'webgpu' && /adapter/i.test(e.message)) {
+    return ' — WebGPU needs a GPU adapter: on Linux, Vulkan (libvulkan1) and a GPU driver; use --provider cpu or auto';
+  }
+  return '';
 }
 
 export { ort };

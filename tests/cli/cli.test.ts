@@ -1,0 +1,148 @@
+/** The `circuit` command as other tools call it: a real child process, real flags, real output. */
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { loadGolden } from '../engine/model/golden.ts';
+import { fixturePath } from '../fixtures/tiny-checkpoints.ts';
+
+const ROOT = path.resolve(import.meta.dirname, '../..');
+const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cw-cli-cache-'));
+afterAll(() => fs.rmSync(cacheDir, { recursive: true, force: true }));
+
+function circuit(...args: string[]) {
+  const r = spawnSync(process.execPath, [path.join(ROOT, 'bin/circuit.mjs'), ...args], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    env: { ...process.env, CIRCUIT_CACHE_DIR: cacheDir },
+    timeout: 120_000,
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe('circuit logits', () => {
+  it('--token-ids --json prints the documented shape and the reference logits', () => {
+    const golden = loadGolden('tiny-gemma2').cases[0];
+    const r = circuit(
+      'logits',
+      '--model',
+      fixturePath('tiny-gemma2'),
+      '--token-ids',
+      golden.token_ids.join(','),
+      '--top',
+      '5',
+      '--json',
+    );
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.token_ids).toEqual(golden.token_ids);
+    expect(out.tokens).toHaveLength(golden.token_ids.length);
+    expect(out.top).toHaveLength(5);
+    const last = golden.logits[golden.logits.length - 1];
+    const best = last.indexOf(Math.max(...last));
+    expect(out.top[0].token_id).toBe(best);
+    for (const t of out.top) {
+      expect(Object.keys(t).sort()).toEqual(['logit', 'prob', 'token', 'token_id']);
+      expect(Math.abs(t.logit - last[t.token_id])).toBeLessThanOrEqual(1e-4);
+    }
+    const probs = out.top.map((t: { prob: number }) => t.prob);
+    expect([...probs].sort((a, b) => b - a)).toEqual(probs);
+  });
+
+  it('explains an unavailable CUDA provider and how to install it', () => {
+    const r = circuit(
+      'logits',
+      '--model',
+      fixturePath('tiny-gpt2'),
+      '--token-ids',
+      '1,2',
+      '--provider',
+      'cuda',
+    );
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/error \[provider\]/);
+    expect(r.stderr).toContain('ONNXRUNTIME_NODE_INSTALL=cuda12');
+  });
+
+  it('falls back to CPU under --provider auto', () => {
+    const r = circuit(
+      'logits',
+      '--model',
+      fixturePath('tiny-gpt2'),
+      '--token-ids',
+      '1,2',
+      '--provider',
+      'auto',
+      '--json',
+    );
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout).top).toHaveLength(10);
+  });
+
+  it('rejects bad flags with the flag named', () => {
+    const cases: [string[], RegExp][] = [
+      [['--token-ids', '1,x'], /--token-ids/],
+      [['--token-ids', '1,99999'], /outside the vocabulary/],
+      [['--token-ids', '1', '--top', '0'], /--top/],
+      [['--token-ids', '1', '--provider', 'tpu'], /--provider/],
+      [['--prompt', 'hi', '--token-ids', '1'], /exactly one of --prompt or --token-ids/],
+    ];
+    for (const [extra, pattern] of cases) {
+      const r = circuit('logits', '--model', fixturePath('tiny-gpt2'), ...extra);
+      expect({ extra, code: r.code }).toEqual({ extra, code: 2 });
+      expect(r.stderr).toMatch(pattern);
+    }
+  });
+
+  it('needs a tokenizer for --prompt and says which file is missing', () => {
+    const r = circuit('logits', '--model', fixturePath('tiny-gpt2'), '--prompt', 'hello');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/tokenizer\.json/);
+  });
+});
+
+describe('circuit inspect', () => {
+  it('--json describes the model and transcoders with a verdict', () => {
+    const dir = fixturePath('tiny-llama');
+    const r = circuit(
+      'inspect',
+      '--model',
+      dir,
+      '--transcoders',
+      path.join(dir, 'transcoders/plt-skip'),
+      '--json',
+    );
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.valid).toBe(true);
+    expect(out.model).toMatchObject({ family: 'llama', layers: 2, hidden_size: 32, heads: 4, kv_heads: 2 });
+    expect(out.model.dtypes).toEqual({ BF16: expect.any(Number) });
+    expect(out.transcoders).toMatchObject({
+      kind: 'plt',
+      read_hook: 'mlp.hook_in',
+      write_hook: 'mlp.hook_out',
+      skip: true,
+    });
+  });
+
+  it('reports transcoders that do not belong to the model, exit code 2', () => {
+    const r = circuit(
+      'inspect',
+      '--model',
+      fixturePath('tiny-llama'),
+      '--transcoders',
+      path.join(fixturePath('tiny-gemma2'), 'transcoders/plt'),
+      '--json',
+    );
+    expect(r.code).toBe(2);
+    const out = JSON.parse(r.stdout);
+    expect(out.valid).toBe(false);
+    expect(
+      out.problems.some(
+        (p: { code: string; message: string }) => p.code === 'mismatch' && /layer/.test(p.message),
+      ),
+    ).toBe(true);
+  });
+});
