@@ -106,7 +106,12 @@ describe('transcoders against the model', () => {
     const m = openModel(dir);
     const c = m.config;
     m.close();
-    return { nLayers: c.nLayers, hiddenSize: c.hiddenSize, family: c.family, supportedHooks: TRANSCODER_HOOKS };
+    return {
+      nLayers: c.nLayers,
+      hiddenSize: c.hiddenSize,
+      family: c.family,
+      supportedHooks: TRANSCODER_HOOKS,
+    };
   };
 
   it('accepts the matching fixtures', () => {
