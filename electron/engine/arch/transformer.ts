@@ -195,6 +195,8 @@ export function emitTransformerForward(
 
   const finalOut = hook('unembed.hook_in', norm(x, names.finalNorm, 'ln_final'));
   const unembed = names.lmHead ? weights.tensor(names.lmHead, [cfg.vocabSize, d]) : embedW;
+  // Mean unembedding row: logit targets read u_k − mean_v u_v (a constant, folded once).
+  hook('unembed.mean_row', g.reduceMean(unembed, [0], false));
   const logitsPre = hook('logits_pre_softcap', g.linear(finalOut, unembed));
   hook('logits', softcap(logitsPre, cfg.finalSoftcap));
   return { hooks, positions };

@@ -13,6 +13,9 @@ import type { OpenedModel } from './open-model.ts';
 import { emitTranscoderEncoders } from './transcoder-encoder.ts';
 import { CheckpointWeightSource } from './weight-source.ts';
 
+/** name → external data of every checkpoint-derived initializer of the forward graph. */
+export const WEIGHT_INDEX_FILE = 'weights-index.json';
+
 export interface CompiledForward {
   modelPath: string;
   cacheDir: string;
@@ -49,6 +52,7 @@ export function compileForward(model: OpenedModel, opts: CompileOptions = {}): C
       const { hooks, positions } = emitTransformerForward(g, model.config, model.weightNames, source);
       if (opts.transcoders) emitTranscoderEncoders(g, opts.transcoders, hooks, positions, weights);
       for (const [name, value] of hooks) g.output(value, name);
+      fs.writeFileSync(path.join(dir, WEIGHT_INDEX_FILE), JSON.stringify(source.index));
     } finally {
       weights.close();
     }

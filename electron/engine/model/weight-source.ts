@@ -23,8 +23,12 @@ export function externalDataFor(
   return weights.addFloat32(decode());
 }
 
+/** Where each initializer's bytes went, so later graphs can share the same files. */
+export type WeightIndex = Record<string, { dims: number[]; data: TensorData }>;
+
 export class CheckpointWeightSource implements WeightSource {
   private readonly initialized = new Map<string, string>();
+  readonly index: WeightIndex = {};
 
   constructor(
     private readonly g: GraphBuilder,
@@ -55,6 +59,7 @@ export class CheckpointWeightSource implements WeightSource {
     const data = externalDataFor(info, this.weights, () => this.store.readFloat32(name));
     const init = this.g.initializer(`${this.prefix}${name}`, 'float32', shape, data);
     this.initialized.set(name, init);
+    this.index[name] = { dims: [...shape], data };
     return init;
   }
 

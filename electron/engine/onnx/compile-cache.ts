@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 
 /** Bump when the emitted graphs change, so stale entries are not reused. */
-export const COMPILER_VERSION = 1;
+export const COMPILER_VERSION = 2;
 const COMPLETE_MARKER = 'complete.json';
 
 export function defaultCacheRoot(): string {
