@@ -1,0 +1,11 @@
+export * from './dtype.ts';
+export { FileReader } from './file-reader.ts';
+export * from './npy.ts';
+export * from './npz.ts';
+export * from './open.ts';
+export * from './safetensors.ts';
+export * from './safetensors-writer.ts';
+export * from './sharded.ts';
+export { BaseTensorStore } from './store-base.ts';
+export type { DType, TensorInfo, TensorLocation, TensorStore } from './tensor.ts';
+export * from './union.ts';

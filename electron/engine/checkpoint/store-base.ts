@@ -1,0 +1,131 @@
+/**
+ * Shared TensorStore machinery: a name → TensorInfo table, positional reads for `file`
+ * locations (through lazily opened FileReaders), copies for `memory` locations, float32
+ * decoding and row reads that fetch only the requested rows (adjacent rows coalesced).
+ */
+import { EngineError } from '../errors.ts';
+import { copyBytes, DTYPE_SIZE, decodeToFloat32, numElements } from './dtype.ts';
+import { FileReader } from './file-reader.ts';
+import type { TensorInfo, TensorStore } from './tensor.ts';
+
+/** Upper bound of bytes fetched by one coalesced row read. */
+const MAX_RUN_BYTES = 64 * 1024 * 1024;
+
+export abstract class BaseTensorStore implements TensorStore {
+  abstract readonly description: string;
+  protected readonly entries = new Map<string, TensorInfo>();
+  private readonly readers = new Map<string, FileReader>();
+
+  names(): string[] {
+    return [...this.entries.keys()];
+  }
+
+  has(name: string): boolean {
+    return this.entries.has(name);
+  }
+
+  info(name: string): TensorInfo {
+    const info = this.entries.get(name);
+    if (!info) {
+      throw new EngineError('missing', `tensor not found in ${this.description}`, {
+        file: this.primaryFile(),
+        tensor: name,
+      });
+    }
+    return info;
+  }
+
+  /** The file named in errors about this store as a whole. */
+  protected abstract primaryFile(): string;
+
+  protected reader(file: string): FileReader {
+    let r = this.readers.get(file);
+    if (!r) {
+      r = new FileReader(file);
+      this.readers.set(file, r);
+    }
+    return r;
+  }
+
+  /** `byteLength` bytes of tensor `name` starting at byte `byteStart` of its data, copied. */
+  readRawRange(name: string, byteStart: number, byteLength: number): Uint8Array {
+    const info = this.info(name);
+    const ctx = { file: info.sourceFile, tensor: name };
+    if (
+      !Number.isSafeInteger(byteStart) ||
+      !Number.isSafeInteger(byteLength) ||
+      byteStart < 0 ||
+      byteLength < 0 ||
+      byteStart + byteLength > info.byteLength
+    ) {
+      throw new EngineError(
+        'argument',
+        `byte range [${byteStart}, ${byteStart + byteLength}) outside the tensor's ${info.byteLength} bytes`,
+        ctx,
+      );
+    }
+    const loc = info.location;
+    if (loc.kind === 'memory') return copyBytes(loc.data, byteStart, byteStart + byteLength);
+    return this.reader(loc.file).read(loc.byteOffset + byteStart, byteLength, ctx);
+  }
+
+  readRaw(name: string): Uint8Array {
+    return this.readRawRange(name, 0, this.info(name).byteLength);
+  }
+
+  readFloat32(name: string): Float32Array {
+    const info = this.info(name);
+    const raw = this.readRaw(name);
+    // the raw copy is ours and aligned: F32 needs no second copy
+    if (info.dtype === 'F32' && raw.byteOffset % 4 === 0) {
+      return new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4);
+    }
+    return decodeToFloat32(info.dtype, raw, undefined, { file: info.sourceFile, tensor: name });
+  }
+
+  readRowsFloat32(name: string, rows: readonly number[]): Float32Array {
+    const info = this.info(name);
+    const ctx = { file: info.sourceFile, tensor: name };
+    if (info.shape.length === 0) throw new EngineError('shape', 'cannot read rows of a scalar tensor', ctx);
+    const nRows = info.shape[0];
+    const rowElems = numElements(info.shape.slice(1), ctx);
+    const rowBytes = rowElems * DTYPE_SIZE[info.dtype];
+    const out = new Float32Array(rows.length * rowElems);
+    for (const r of rows) {
+      if (!Number.isInteger(r) || r < 0 || r >= nRows) {
+        throw new EngineError('argument', `row ${r} out of range [0, ${nRows})`, ctx);
+      }
+    }
+    if (rows.length === 0 || rowElems === 0) return out;
+    // positions in `rows`, sorted by row, so adjacent rows are fetched in one read
+    const order = Array.from(rows.keys()).sort((a, b) => rows[a] - rows[b]);
+    const maxRunRows = Math.max(1, Math.floor(MAX_RUN_BYTES / Math.max(rowBytes, 1)));
+    let i = 0;
+    while (i < order.length) {
+      const first = rows[order[i]];
+      let last = first;
+      let j = i + 1;
+      while (j < order.length) {
+        const r = rows[order[j]];
+        if (r === last) j++;
+        else if (r === last + 1 && r - first < maxRunRows) {
+          last = r;
+          j++;
+        } else break;
+      }
+      const bytes = this.readRawRange(name, first * rowBytes, (last - first + 1) * rowBytes);
+      const decoded = decodeToFloat32(info.dtype, bytes, undefined, ctx);
+      for (let k = i; k < j; k++) {
+        const src = (rows[order[k]] - first) * rowElems;
+        out.set(decoded.subarray(src, src + rowElems), order[k] * rowElems);
+      }
+      i = j;
+    }
+    return out;
+  }
+
+  close(): void {
+    for (const r of this.readers.values()) r.close();
+    this.readers.clear();
+  }
+}

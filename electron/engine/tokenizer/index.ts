@@ -1,0 +1,2 @@
+export type { EncodeOptions, PromptTokenizer } from './tokenizer.ts';
+export { createPromptTokenizer, loadTokenizer } from './tokenizer.ts';
