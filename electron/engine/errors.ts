@@ -16,7 +16,9 @@ export type EngineErrorCode =
   | 'mismatch' // transcoders that do not fit the model
   | 'provider' // an execution provider that is not available
   | 'argument' // a bad argument from the caller (CLI flag, API parameter)
-  | 'tokenizer';
+  | 'tokenizer'
+  | 'cancelled' // the caller cancelled the job
+  | 'resources'; // the job would need more memory than the machine has
 
 export interface EngineErrorContext {
   file?: string;

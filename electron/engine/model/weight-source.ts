@@ -66,13 +66,10 @@ export class CheckpointWeightSource implements WeightSource {
   derived(name: string, shape: readonly number[], compute: () => Float32Array): string {
     const existing = this.initialized.get(name);
     if (existing) return existing;
-    const init = this.g.initializer(
-      `${this.prefix}${name}`,
-      'float32',
-      shape,
-      this.weights.addFloat32(compute()),
-    );
+    const data = this.weights.addFloat32(compute());
+    const init = this.g.initializer(`${this.prefix}${name}`, 'float32', shape, data);
     this.initialized.set(name, init);
+    this.index[name] = { dims: [...shape], data };
     return init;
   }
 

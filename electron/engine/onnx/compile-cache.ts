@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 
 /** Bump when the emitted graphs change, so stale entries are not reused. */
-export const COMPILER_VERSION = 2;
+export const COMPILER_VERSION = 3;
 const COMPLETE_MARKER = 'complete.json';
 
 export function defaultCacheRoot(): string {
@@ -48,10 +48,33 @@ export function fingerprintFiles(files: readonly string[]): string {
   return h.digest('hex');
 }
 
+/** The folders whose code decides what a compiled graph contains. */
+const COMPILER_SOURCE_DIRS = ['../arch', '../onnx', '../model', '../attribution', '../transcoders'];
+let compilerSourceHash: string | undefined;
+
+/**
+ * A hash of the compiler's own source files, so an upgraded engine never trusts graphs an
+ * older one compiled (the version number alone relies on someone remembering to bump it).
+ */
+function compilerFingerprint(): string {
+  if (compilerSourceHash === undefined) {
+    const h = crypto.createHash('sha256');
+    for (const rel of COMPILER_SOURCE_DIRS) {
+      const dir = path.resolve(import.meta.dirname, rel);
+      if (!fs.existsSync(dir)) continue;
+      for (const f of fs.readdirSync(dir).sort()) {
+        if (/\.(ts|js|mjs)$/.test(f)) h.update(f).update(fs.readFileSync(path.join(dir, f)));
+      }
+    }
+    compilerSourceHash = h.digest('hex').slice(0, 16);
+  }
+  return compilerSourceHash;
+}
+
 export function cacheKey(parts: unknown): string {
   return crypto
     .createHash('sha256')
-    .update(JSON.stringify({ compiler: COMPILER_VERSION, parts }))
+    .update(JSON.stringify({ compiler: COMPILER_VERSION, source: compilerFingerprint(), parts }))
     .digest('hex')
     .slice(0, 32);
 }

@@ -35,9 +35,13 @@ export async function createSession(modelPath: string, opts: SessionOptions = {}
     } catch (e) {
       const message = `${provider}: ${(e as Error).message.trim()}${providerHint(provider, e as Error)}`;
       if (opts.provider !== 'auto') {
-        throw new EngineError('provider', `could not start the ${provider} execution provider: ${message}`, {
-          file: modelPath,
-        });
+        throw new EngineError(
+          'provider',
+          `could not create an ONNX Runtime session on the ${provider} provider: ${message}`,
+          {
+            file: modelPath,
+          },
+        );
       }
       errors.push(message);
     }

@@ -1,0 +1,313 @@
+/**
+ * Attribution of one prompt (attribution.md §2–§4): forward cache → logit targets →
+ * backward batches → feature selection → the raw adjacency in circuit-tracer's layout.
+ */
+import { EngineError } from '../errors.ts';
+import { ForwardPass } from '../model/forward-pass.ts';
+import type { OpenedModel } from '../model/open-model.ts';
+import type { ProviderChoice, ProviderName } from '../runtime/providers.ts';
+import { createSession } from '../runtime/session.ts';
+import type { TranscoderSet } from '../transcoders/types.ts';
+import { compileLinearModel } from './compile.ts';
+import { type ForwardCache, runForwardCache } from './forward-cache.ts';
+import type { RawAttributionGraph } from './graph-types.ts';
+import { LinearModelRunner } from './linear-runner.ts';
+import { partialInfluence } from './partial-influence.ts';
+import { buildSourceSpace, type SourceSpace } from './sources.ts';
+import { selectLogitTokens, type Target, TargetBuilder } from './targets.ts';
+
+export interface AttributionSettings {
+  maxNLogits: number;
+  desiredLogitProb: number;
+  /** Absent: every active feature gets a row. */
+  maxFeatureNodes?: number;
+  batchSize: number;
+}
+
+export const DEFAULT_ATTRIBUTION_SETTINGS: AttributionSettings = {
+  maxNLogits: 10,
+  desiredLogitProb: 0.95,
+  batchSize: 256,
+};
+
+export type AttributionPhase = 'forward' | 'setup' | 'logits' | 'features' | 'assemble';
+
+export interface AttributionProgress {
+  phase: AttributionPhase;
+  done: number;
+  total: number;
+  etaSeconds?: number;
+}
+
+export interface AttributionRunOptions {
+  onProgress?: (p: AttributionProgress) => void;
+  signal?: AbortSignal;
+  tokenToString?: (id: number) => string;
+}
+
+export interface AttributorOptions {
+  provider?: ProviderChoice;
+  cacheRoot?: string;
+  threads?: number;
+  onWarning?: (message: string) => void;
+}
+
+/** One prompt prepared for attribution and interventions. */
+export interface PreparedPrompt {
+  cache: ForwardCache;
+  space: SourceSpace;
+  runner: LinearModelRunner;
+  targets: TargetBuilder;
+  /** Encoder row [d] and b_enc of every active feature (by active index). */
+  encoderRows: Float32Array[];
+  encoderBias: Float32Array;
+  featureTarget(activeIndex: number): Target;
+}
+
+export interface AttributionResult {
+  graph: RawAttributionGraph;
+  prepared: PreparedPrompt;
+  /** Active indices of the selected features, ascending (the graph's feature order). */
+  selected: number[];
+  /** Rows over the full source column space (all active features, errors, tokens). */
+  featureRows: Map<number, Float32Array>;
+  logitRows: Float32Array[];
+  logitTokens: { tokenId: number; prob: number }[];
+  timingsMs: Record<AttributionPhase, number>;
+}
+
+function checkSettings(s: AttributionSettings): void {
+  const bad = (field: string, msg: string) => {
+    throw new EngineError('argument', `${field} ${msg}`, { field });
+  };
+  if (!(s.desiredLogitProb > 0 && s.desiredLogitProb <= 1)) bad('desired_logit_prob', 'must be in (0, 1]');
+  if (!Number.isInteger(s.maxNLogits) || s.maxNLogits <= 0) bad('max_n_logits', 'must be a positive integer');
+  if (!Number.isInteger(s.batchSize) || s.batchSize <= 0) bad('batch_size', 'must be a positive integer');
+  if (s.maxFeatureNodes !== undefined && (!Number.isInteger(s.maxFeatureNodes) || s.maxFeatureNodes <= 0)) {
+    bad('max_feature_nodes', 'must be a positive integer');
+  }
+}
+
+export class Attributor {
+  private constructor(
+    readonly model: OpenedModel,
+    readonly set: TranscoderSet,
+    readonly forward: ForwardPass,
+    private readonly backwardPath: string,
+    private readonly frozenPath: string,
+    private readonly opts: AttributorOptions,
+  ) {}
+
+  get provider(): ProviderName {
+    return this.forward.provider;
+  }
+
+  static async create(
+    model: OpenedModel,
+    set: TranscoderSet,
+    opts: AttributorOptions = {},
+  ): Promise<Attributor> {
+    const forward = await ForwardPass.create(model, { ...opts, transcoders: set });
+    const linear = compileLinearModel(model, set, forward.compiled, opts.cacheRoot);
+    return new Attributor(model, set, forward, linear.backwardPath, linear.frozenForwardPath, opts);
+  }
+
+  async prepare(tokenIds: number[]): Promise<PreparedPrompt> {
+    const cache = await runForwardCache(this.forward, this.set, tokenIds);
+    const space = buildSourceSpace(this.set, cache);
+    const sessionOpts = { ...this.opts, provider: this.forward.provider };
+    const [backward, frozen] = await Promise.all([
+      createSession(this.backwardPath, sessionOpts),
+      createSession(this.frozenPath, sessionOpts),
+    ]);
+    const decoderBias = Array.from({ length: this.set.nLayers }, (_, l) => this.set.decoderBiasFloat32(l));
+    const runner = new LinearModelRunner(
+      this.model.config,
+      cache,
+      space,
+      backward.session,
+      frozen.session,
+      decoderBias,
+    );
+    const targets = new TargetBuilder(this.model, this.set, cache);
+    const encoderRows: Float32Array[] = new Array(space.nActive);
+    const encoderBias = new Float32Array(space.nActive);
+    const d = cache.d;
+    for (let l = 0; l < this.set.nLayers; l++) {
+      const members: number[] = [];
+      for (let i = 0; i < space.nActive; i++) if (space.featureLayer[i] === l) members.push(i);
+      if (!members.length) continue;
+      const enc = this.set.encoderFloat32(l); // one layer at a time; only active rows are kept
+      const bias = this.set.encoderBiasFloat32(l);
+      for (const i of members) {
+        const f = space.featureIndex[i];
+        encoderRows[i] = enc.slice(f * d, (f + 1) * d);
+        encoderBias[i] = bias[f];
+      }
+    }
+    return {
+      cache,
+      space,
+      runner,
+      targets,
+      encoderRows,
+      encoderBias,
+      featureTarget: (i) =>
+        targets.featureTarget(space.featureLayer[i], space.featurePosition[i], encoderRows[i]),
+    };
+  }
+
+  async attribute(
+    tokenIds: number[],
+    settings: AttributionSettings = DEFAULT_ATTRIBUTION_SETTINGS,
+    run: AttributionRunOptions = {},
+  ): Promise<AttributionResult> {
+    checkSettings(settings);
+    const timings: Record<AttributionPhase, number> = {
+      forward: 0,
+      setup: 0,
+      logits: 0,
+      features: 0,
+      assemble: 0,
+    };
+    const clock = { phase: 'forward' as AttributionPhase, start: performance.now() };
+    const enter = (phase: AttributionPhase) => {
+      const now = performance.now();
+      timings[clock.phase] += now - clock.start;
+      clock.phase = phase;
+      clock.start = now;
+    };
+    const checkCancel = () => {
+      if (run.signal?.aborted) throw new EngineError('cancelled', 'attribution was cancelled');
+    };
+    run.onProgress?.({ phase: 'forward', done: 0, total: 1 });
+    const prepared = await this.prepare(tokenIds);
+    try {
+      enter('setup');
+      checkCancel();
+      const { space, targets } = prepared;
+      const logitTokens = selectLogitTokens(prepared.cache, settings.maxNLogits, settings.desiredLogitProb);
+      enter('logits');
+      run.onProgress?.({ phase: 'logits', done: 0, total: 1 });
+      const logitRows = await prepared.runner.rows(logitTokens.map((t) => targets.logitTarget(t.tokenId)));
+      run.onProgress?.({ phase: 'logits', done: 1, total: 1 });
+
+      enter('features');
+      const cap = Math.min(settings.maxFeatureNodes ?? space.nActive, space.nActive);
+      const featureRows = new Map<number, Float32Array>();
+      const totalBatches = Math.ceil(cap / settings.batchSize);
+      const started = performance.now();
+      let batchesDone = 0;
+      const computeBatch = async (indices: number[]) => {
+        checkCancel();
+        const rows = await prepared.runner.rows(indices.map((i) => prepared.featureTarget(i)));
+        indices.forEach((i, k) => featureRows.set(i, rows[k]));
+        batchesDone++;
+        const perBatch = (performance.now() - started) / batchesDone;
+        run.onProgress?.({
+          phase: 'features',
+          done: batchesDone,
+          total: totalBatches,
+          etaSeconds: ((totalBatches - batchesDone) * perBatch) / 1000,
+        });
+      };
+      if (cap === space.nActive) {
+        // All features: batch them by position so each batch stops at its last position.
+        const order = Array.from({ length: space.nActive }, (_, i) => i).sort(
+          (a, b) => space.featurePosition[a] - space.featurePosition[b] || a - b,
+        );
+        for (let i = 0; i < order.length; i += settings.batchSize)
+          await computeBatch(order.slice(i, i + settings.batchSize));
+      } else {
+        while (featureRows.size < cap) {
+          const rows = [...logitRows, ...featureRows.values()];
+          const rowColumn = [...logitRows.map(() => -1), ...featureRows.keys()];
+          const rowWeight = [
+            ...logitTokens.map((t) => t.prob),
+            ...new Array<number>(featureRows.size).fill(0),
+          ];
+          const influence = partialInfluence(rows, rowColumn, rowWeight, space.nColumns);
+          const candidates = Array.from({ length: space.nActive }, (_, i) => i)
+            .filter((i) => !featureRows.has(i))
+            .sort((a, b) => influence[b] - influence[a] || a - b);
+          const take = candidates.slice(0, Math.min(settings.batchSize, cap - featureRows.size));
+          take.sort((a, b) => space.featurePosition[a] - space.featurePosition[b] || a - b);
+          await computeBatch(take);
+        }
+      }
+
+      enter('assemble');
+      const selected = [...featureRows.keys()].sort((a, b) => a - b);
+      const graph = assembleGraph(
+        prepared,
+        selected,
+        featureRows,
+        logitRows,
+        logitTokens,
+        tokenIds,
+        run.tokenToString,
+      );
+      enter('assemble'); // closes the assemble phase's timing
+      return { graph, prepared, selected, featureRows, logitRows, logitTokens, timingsMs: timings };
+    } catch (e) {
+      await prepared.runner.release();
+      throw e;
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.forward.close();
+  }
+}
+
+/** Dense N×N adjacency over [selected features | errors | tokens | logits]. */
+function assembleGraph(
+  prepared: PreparedPrompt,
+  selected: number[],
+  featureRows: Map<number, Float32Array>,
+  logitRows: Float32Array[],
+  logitTokens: { tokenId: number; prob: number }[],
+  tokenIds: number[],
+  tokenToString: ((id: number) => string) | undefined,
+): RawAttributionGraph {
+  const { space, cache } = prepared;
+  const nSel = selected.length;
+  const nErr = cache.nLayers * cache.T;
+  const N = nSel + nErr + cache.T + logitTokens.length;
+  const colOfActive = new Int32Array(space.nActive).fill(-1);
+  selected.forEach((a, i) => {
+    colOfActive[a] = i;
+  });
+  const adjacency = new Float32Array(N * N);
+  const fill = (rowIndex: number, row: Float32Array) => {
+    const base = rowIndex * N;
+    for (let a = 0; a < space.nActive; a++) {
+      const c = colOfActive[a];
+      if (c >= 0) adjacency[base + c] = row[a];
+    }
+    adjacency.set(row.subarray(space.errorOffset, space.nColumns), base + nSel);
+  };
+  selected.forEach((a, i) => fill(i, featureRows.get(a)!));
+  logitRows.forEach((row, k) => fill(nSel + nErr + cache.T + k, row));
+  const name = tokenToString ?? ((id: number) => `<${id}>`);
+  return {
+    nodes: {
+      nLayers: cache.nLayers,
+      nPositions: cache.T,
+      promptTokenIds: Int32Array.from(tokenIds),
+      promptTokens: tokenIds.map(name),
+      features: {
+        layer: Int32Array.from(selected.map((a) => space.featureLayer[a])),
+        position: Int32Array.from(selected.map((a) => space.featurePosition[a])),
+        index: Int32Array.from(selected.map((a) => space.featureIndex[a])),
+        activation: Float32Array.from(selected.map((a) => space.featureActivation[a])),
+      },
+      logits: {
+        tokenId: Int32Array.from(logitTokens.map((t) => t.tokenId)),
+        probability: Float32Array.from(logitTokens.map((t) => t.prob)),
+        token: logitTokens.map((t) => name(t.tokenId)),
+      },
+    },
+    adjacency,
+  };
+}

@@ -1,0 +1,299 @@
+/**
+ * The frozen replacement model as a linear map, written out as ONNX ops (no autograd):
+ *
+ *  - the **backward** graph: for a batch of B targets, inject each target's read vector at
+ *    its own (slot, position) and propagate it down through the residual identity, the
+ *    transposed attention value/output path with frozen patterns and norm scales (Gemma-2's
+ *    post-norms, GQA) and any linear skip W_skip; at every MLP write point contract the
+ *    gradient with the source vectors written there; at the embedding, with token vectors.
+ *  - the **frozen forward** graph: the same model run forwards with frozen patterns and
+ *    scales from given embeddings and MLP writes (an open-loop intervention engine).
+ *
+ * Injection slots: 2l = resid_pre of layer l, 2l+1 = resid_mid of layer l, 2L = the final
+ * residual (logit targets).
+ */
+import type { ModelConfig } from '../arch/config.ts';
+import type { ModelWeights, NormWeights } from '../arch/family.ts';
+import type { WeightSource } from '../arch/transformer.ts';
+import { EngineError } from '../errors.ts';
+import type { GraphBuilder } from '../onnx/graph-builder.ts';
+
+const ONNX_FLOAT = 1;
+
+/** What the linear maps need to know about the transcoders. */
+export interface LinearModelTranscoderInfo {
+  readHook: string;
+  writeHook: string;
+  /** Per layer: W_skip initializer name (already added to the graph) or undefined. */
+  skip: (string | undefined)[];
+}
+
+export const slotOfResidPre = (l: number) => 2 * l;
+export const slotOfResidMid = (l: number) => 2 * l + 1;
+export const finalSlot = (nLayers: number) => 2 * nLayers;
+
+/** Graph input names, shared by the TS side that feeds them. */
+export const linearInputs = {
+  pattern: (l: number) => `pattern_${l}`,
+  ln1Scale: (l: number) => `ln1_scale_${l}`,
+  ln1PostScale: (l: number) => `ln1_post_scale_${l}`,
+  ln2Scale: (l: number) => `ln2_scale_${l}`,
+  ln2PostScale: (l: number) => `ln2_post_scale_${l}`,
+  lnFinalScale: 'ln_final_scale',
+  sources: (l: number) => `sources_${l}`,
+  mlpWrite: (l: number) => `mlp_write_${l}`,
+};
+
+/** Whether the transcoder writes before Gemma's post-feed-forward norm (through it, frozen). */
+export function writesThroughPostNorm(names: ModelWeights, writeHook: string): boolean {
+  return writeHook === 'mlp.hook_out' && names.layers.some((l) => l.lnPostFf !== undefined);
+}
+
+class LinearModelBuilder {
+  readonly d: number;
+
+  constructor(
+    readonly g: GraphBuilder,
+    readonly cfg: ModelConfig,
+    readonly names: ModelWeights,
+    readonly weights: WeightSource,
+    readonly tc: LinearModelTranscoderInfo,
+  ) {
+    this.d = cfg.hiddenSize;
+  }
+
+  gain(w: NormWeights): string {
+    const d = this.d;
+    if (this.cfg.normGainOffset === 0) return this.weights.tensor(w.weight, [d]);
+    return this.weights.derived(`${w.weight}+1`, [d], () =>
+      this.weights.readFloat32(w.weight, [d]).map((v) => Math.fround(1 + v)),
+    );
+  }
+
+  /** A [T] scale input, as a [T, 1] column (or its unsqueezed [1, T, 1] for batched use). */
+  scaleInput(name: string, batched: boolean): string {
+    const s = this.g.input(name, 'float32', ['T']);
+    return this.g.unsqueeze(s, batched ? [0, 2] : [1]);
+  }
+
+  center(x: string): string {
+    return this.g.sub(x, this.g.reduceMean(x, [-1]));
+  }
+
+  /** Forward frozen norm: center (LayerNorm) · scale · gain (+ bias). */
+  frozenNorm(x: string, scale: string, w: NormWeights, withBias: boolean): string {
+    const g = this.g;
+    const centered = this.cfg.normKind === 'layer' ? this.center(x) : x;
+    let y = g.mul(g.mul(centered, scale), this.gain(w));
+    if (withBias && w.bias) y = g.add(y, this.weights.tensor(w.bias, [this.d]));
+    return y;
+  }
+
+  /** Transposed frozen norm: scale · center(gain ⊙ G) (centering is symmetric). */
+  frozenNormT(grad: string, scale: string, w: NormWeights | undefined): string {
+    const g = this.g;
+    const gated = w ? g.mul(grad, this.gain(w)) : grad;
+    const centered = this.cfg.normKind === 'layer' ? this.center(gated) : gated;
+    return g.mul(centered, scale);
+  }
+
+  /** v projection weight and the way to apply it: forward y = h·Wᵀ (separate) or h·W (GPT-2 slice). */
+  valueWeight(l: number): { w: string; transposedForForward: boolean; bias?: string } {
+    const aw = this.names.layers[l].attn;
+    const { hiddenSize: d, nKvHeads: KV, headDim: hd } = this.cfg;
+    if (aw.kind === 'fused-conv1d') {
+      const qkv = this.weights.tensor(aw.qkv, [d, 3 * d]);
+      const w = this.g.slice(qkv, [2 * d], [3 * d], [1]); // [d, d], y = h·W
+      const b = this.g.slice(this.weights.tensor(aw.qkvBias, [3 * d]), [2 * d], [3 * d], [0]);
+      return { w, transposedForForward: false, bias: b };
+    }
+    const w = this.weights.tensor(aw.v, [KV * hd, d]);
+    return {
+      w,
+      transposedForForward: true,
+      bias: aw.vBias ? this.weights.tensor(aw.vBias, [KV * hd]) : undefined,
+    };
+  }
+
+  outputWeight(l: number): { w: string; transposedForForward: boolean; bias?: string } {
+    const aw = this.names.layers[l].attn;
+    const { hiddenSize: d, nHeads: H, headDim: hd } = this.cfg;
+    if (aw.kind === 'fused-conv1d') {
+      return {
+        w: this.weights.tensor(aw.o, [d, d]),
+        transposedForForward: false,
+        bias: this.weights.tensor(aw.oBias, [d]),
+      };
+    }
+    return {
+      w: this.weights.tensor(aw.o, [d, H * hd]),
+      transposedForForward: true,
+      bias: aw.oBias ? this.weights.tensor(aw.oBias, [d]) : undefined,
+    };
+  }
+
+  /** Transposed skip read map: from the gradient at the read point to the residual. */
+  readMapT(grad: string, l: number, scale: () => string): string {
+    const hook = this.tc.readHook;
+    if (hook === 'hook_resid_mid') return grad;
+    if (hook === 'ln2.hook_normalized') return this.frozenNormT(grad, scale(), undefined);
+    if (hook === 'mlp.hook_in') return this.frozenNormT(grad, scale(), this.names.layers[l].ln2);
+    throw new EngineError('unsupported', `W_skip with read hook "${hook}" is not supported`, {
+      field: 'feature_input_hook',
+    });
+  }
+
+  readMap(x: string, l: number, scale: () => string): string {
+    const hook = this.tc.readHook;
+    if (hook === 'hook_resid_mid') return x;
+    const lw = this.names.layers[l];
+    if (hook === 'ln2.hook_normalized') {
+      return this.g.mul(this.cfg.normKind === 'layer' ? this.center(x) : x, scale());
+    }
+    if (hook === 'mlp.hook_in') return this.frozenNorm(x, scale(), lw.ln2, true);
+    throw new EngineError('unsupported', `W_skip with read hook "${hook}" is not supported`, {
+      field: 'feature_input_hook',
+    });
+  }
+}
+
+/**
+ * The backward graph. Inputs: read_vectors [B, d], read_positions [B], read_slots [B]
+ * (int64), token_vectors [T, d], per layer the frozen pattern [H, T, T], scales [T] and
+ * sources_l [T, d, n_l] (source vectors written at layer l, grouped by position, padded).
+ * Outputs: attr_l [T, B, n_l] and attr_tokens [B, T].
+ */
+export function emitBackwardGraph(
+  g: GraphBuilder,
+  cfg: ModelConfig,
+  names: ModelWeights,
+  weights: WeightSource,
+  tc: LinearModelTranscoderInfo,
+): void {
+  const b = new LinearModelBuilder(g, cfg, names, weights, tc);
+  const { hiddenSize: d, nHeads: H, nKvHeads: KV, headDim: hd, nLayers: L } = cfg;
+  const throughPostNorm = writesThroughPostNorm(names, tc.writeHook);
+
+  const readVectors = g.input('read_vectors', 'float32', ['B', d]);
+  const readPositions = g.input('read_positions', 'int64', ['B']);
+  const readSlots = g.input('read_slots', 'int64', ['B']);
+  const tokenVectors = g.input('token_vectors', 'float32', ['T', d]);
+
+  const T = g.gather(g.op('Shape', [tokenVectors]), g.constInt64([0], []));
+  const positions = g.op('Range', [g.constInt64([0], []), T, g.constInt64([1], [])]);
+  // one-hot of each target's position: [B, T, 1]
+  const onehot = g.unsqueeze(
+    g.cast(g.op('Equal', [g.unsqueeze(readPositions, [1]), g.unsqueeze(positions, [0])]), ONNX_FLOAT),
+    [2],
+  );
+  const inject = (slot: number): string => {
+    const mask = g.cast(g.op('Equal', [readSlots, g.constInt64([slot], [])]), ONNX_FLOAT);
+    const vecs = g.mul(readVectors, g.unsqueeze(mask, [1])); // [B, d]
+    return g.mul(onehot, g.unsqueeze(vecs, [1])); // [B, T, d]
+  };
+  /** [B, T, in] · W → [B, T, out] through a 2-D Gemm. */
+  const project = (x: string, inDim: number, outDim: number, w: string, transB: boolean) => {
+    const shape = g.op('Shape', [x]);
+    const flat = g.reshape(x, [-1, inDim]);
+    const y = g.linear(flat, w, undefined, transB);
+    const outShape = g.concat([g.slice(shape, [0], [2], [0]), g.constInt64([outDim])], 0);
+    return g.op('Reshape', [y, outShape]);
+  };
+
+  let G = inject(finalSlot(L));
+  for (let l = L - 1; l >= 0; l--) {
+    const lw = names.layers[l];
+    // Contraction with everything written at this layer's MLP output.
+    const sources = g.input(linearInputs.sources(l), 'float32', ['T', d, `n_${l}`]);
+    const atWrite =
+      throughPostNorm && lw.lnPostFf
+        ? b.frozenNormT(G, b.scaleInput(linearInputs.ln2PostScale(l), true), lw.lnPostFf)
+        : G;
+    g.output(g.matmul(g.transpose(atWrite, [1, 0, 2]), sources), `attr_${l}`);
+
+    const skip = tc.skip[l];
+    if (skip) {
+      const gradRead = g.matmul(atWrite, skip); // d/dx of x·W_skipᵀ
+      G = g.add(
+        G,
+        b.readMapT(gradRead, l, () => b.scaleInput(linearInputs.ln2Scale(l), true)),
+      );
+    }
+    G = g.add(G, inject(slotOfResidMid(l)));
+
+    // Attention, transposed: post-norm, output projection, frozen pattern, value projection, ln1.
+    let gOut = G;
+    if (lw.lnPostAttn)
+      gOut = b.frozenNormT(gOut, b.scaleInput(linearInputs.ln1PostScale(l), true), lw.lnPostAttn);
+    const o = b.outputWeight(l);
+    // forward attn = z·W_oᵀ (separate: W_o [d, H·hd]) or z·W (GPT-2): dz = G·W_o or G·Wᵀ.
+    const gz = project(gOut, d, H * hd, o.w, !o.transposedForForward);
+    const gzHeads = g.transpose(g.reshape(gz, [0, 0, H, hd]), [0, 2, 1, 3]); // [B, H, T, hd]
+    const pattern = g.input(linearInputs.pattern(l), 'float32', [H, 'T', 'T']);
+    const gv = g.matmul(g.transpose(pattern, [0, 2, 1]), gzHeads); // [B, H, T, hd]
+    const groups = H / KV;
+    const gvKv =
+      groups === 1
+        ? gv
+        : g.op('ReduceSum', [g.reshape(gv, [0, KV, groups, -1, hd]), g.constInt64([2])], {
+            keepdims: { i: 0 },
+          });
+    const gvFlat = g.reshape(g.transpose(gvKv, [0, 2, 1, 3]), [0, 0, KV * hd]); // [B, T, KV·hd]
+    const v = b.valueWeight(l);
+    const gh = project(gvFlat, KV * hd, d, v.w, !v.transposedForForward);
+    G = g.add(G, b.frozenNormT(gh, b.scaleInput(linearInputs.ln1Scale(l), true), lw.ln1));
+    G = g.add(G, inject(slotOfResidPre(l)));
+  }
+  g.output(
+    g.op('ReduceSum', [g.mul(G, g.unsqueeze(tokenVectors, [0])), g.constInt64([-1])], { keepdims: { i: 0 } }),
+    'attr_tokens',
+  );
+}
+
+/**
+ * The frozen forward graph. Inputs: embed_in [T, d] (token source vectors + constant
+ * position embeddings), per layer mlp_write_l [T, d] (what the MLP writes at the
+ * transcoder's write hook, excluding the skip term), frozen patterns and scales.
+ * Outputs: resid_pre_l and resid_mid_l [T, d] per layer, and unembed_in [T, d].
+ */
+export function emitFrozenForwardGraph(
+  g: GraphBuilder,
+  cfg: ModelConfig,
+  names: ModelWeights,
+  weights: WeightSource,
+  tc: LinearModelTranscoderInfo,
+): void {
+  const b = new LinearModelBuilder(g, cfg, names, weights, tc);
+  const { hiddenSize: d, nHeads: H, nKvHeads: KV, headDim: hd, nLayers: L } = cfg;
+  const throughPostNorm = writesThroughPostNorm(names, tc.writeHook);
+  let x = g.input('embed_in', 'float32', ['T', d]);
+  for (let l = 0; l < L; l++) {
+    const lw = names.layers[l];
+    g.output(x, `resid_pre_${l}`);
+    const h = b.frozenNorm(x, b.scaleInput(linearInputs.ln1Scale(l), false), lw.ln1, true);
+    const v = b.valueWeight(l);
+    const vals = g.linear(h, v.w, v.bias, v.transposedForForward); // [T, KV·hd]
+    const vHeads = g.unsqueeze(g.transpose(g.reshape(vals, [0, KV, hd]), [1, 0, 2]), [1]); // [KV, 1, T, hd]
+    const pattern = g.input(linearInputs.pattern(l), 'float32', [H, 'T', 'T']);
+    const z = g.matmul(g.reshape(pattern, [KV, H / KV, 0, -1]), vHeads); // [KV, G, T, hd]
+    const zFlat = g.reshape(g.transpose(g.reshape(z, [H, -1, hd]), [1, 0, 2]), [0, H * hd]);
+    const o = b.outputWeight(l);
+    let attn = g.linear(zFlat, o.w, o.bias, o.transposedForForward);
+    if (lw.lnPostAttn)
+      attn = b.frozenNorm(attn, b.scaleInput(linearInputs.ln1PostScale(l), false), lw.lnPostAttn, false);
+    const mid = g.add(x, attn);
+    g.output(mid, `resid_mid_${l}`);
+    let mlp = g.input(linearInputs.mlpWrite(l), 'float32', ['T', d]);
+    const skip = tc.skip[l];
+    if (skip) {
+      const read = b.readMap(mid, l, () => b.scaleInput(linearInputs.ln2Scale(l), false));
+      mlp = g.add(mlp, g.linear(read, skip, undefined, true));
+    }
+    if (throughPostNorm && lw.lnPostFf) {
+      mlp = b.frozenNorm(mlp, b.scaleInput(linearInputs.ln2PostScale(l), false), lw.lnPostFf, false);
+    }
+    x = g.add(mid, mlp);
+  }
+  const final = b.frozenNorm(x, b.scaleInput(linearInputs.lnFinalScale, false), names.finalNorm, true);
+  g.output(final, 'unembed_in');
+}

@@ -1,0 +1,157 @@
+/**
+ * Runs the compiled linear model for one prompt: backward batches (rows of the adjacency
+ * over the source column space) and frozen forward passes (interventions).
+ */
+import type { ModelConfig } from '../arch/config.ts';
+import { ort } from '../runtime/session.ts';
+import type { ForwardCache } from './forward-cache.ts';
+import { linearInputs } from './linear-model.ts';
+import type { SourceSpace } from './sources.ts';
+import type { Target } from './targets.ts';
+
+const f32 = (data: Float32Array, dims: number[]) => new ort.Tensor('float32', data, dims);
+const i64 = (values: number[]) =>
+  new ort.Tensor('int64', BigInt64Array.from(values.map(BigInt)), [values.length]);
+
+export class LinearModelRunner {
+  private readonly patternCache = new Map<number, Float32Array[]>();
+
+  constructor(
+    private readonly cfg: ModelConfig,
+    private readonly cache: ForwardCache,
+    private readonly space: SourceSpace,
+    private readonly backward: ort.InferenceSession,
+    private readonly frozen: ort.InferenceSession,
+    /** b_dec per write layer [d]: part of every MLP write, never a node. */
+    private readonly decoderBias: Float32Array[],
+  ) {}
+
+  /** Frozen patterns restricted to the first `t` positions ([H, t, t], causal, so exact). */
+  private patterns(t: number): Float32Array[] {
+    const T = this.cache.T;
+    if (t === T) return this.cache.patterns;
+    let p = this.patternCache.get(t);
+    if (!p) {
+      const H = this.cfg.nHeads;
+      p = this.cache.patterns.map((full) => {
+        const out = new Float32Array(H * t * t);
+        for (let h = 0; h < H; h++) {
+          for (let i = 0; i < t; i++)
+            out.set(full.subarray((h * T + i) * T, (h * T + i) * T + t), (h * t + i) * t);
+        }
+        return out;
+      });
+      this.patternCache.set(t, p);
+    }
+    return p;
+  }
+
+  private frozenFeeds(t: number, feeds: Record<string, ort.Tensor>, names: readonly string[]) {
+    const c = this.cache;
+    const H = this.cfg.nHeads;
+    const patterns = this.patterns(t);
+    const want = new Set(names);
+    for (let l = 0; l < c.nLayers; l++) {
+      feeds[linearInputs.pattern(l)] = f32(patterns[l], [H, t, t]);
+      const scales: [string, Float32Array[] | undefined][] = [
+        [linearInputs.ln1Scale(l), c.ln1Scale],
+        [linearInputs.ln2Scale(l), c.ln2Scale],
+        [linearInputs.ln1PostScale(l), c.ln1PostScale],
+        [linearInputs.ln2PostScale(l), c.ln2PostScale],
+      ];
+      for (const [name, arr] of scales)
+        if (want.has(name) && arr) feeds[name] = f32(arr[l].subarray(0, t), [t]);
+    }
+    if (want.has(linearInputs.lnFinalScale))
+      feeds[linearInputs.lnFinalScale] = f32(c.finalScale.subarray(0, t), [t]);
+  }
+
+  /** One backward batch: a row over the source columns for each target. */
+  async rows(targets: readonly Target[]): Promise<Float32Array[]> {
+    const { d, nLayers: L } = this.cache;
+    const B = targets.length;
+    const t = Math.max(...targets.map((x) => x.position)) + 1; // causality: nothing after the last target
+    const vectors = new Float32Array(B * d);
+    targets.forEach((x, b) => vectors.set(x.vector, b * d));
+    const feeds: Record<string, ort.Tensor> = {
+      read_vectors: f32(vectors, [B, d]),
+      read_positions: i64(targets.map((x) => x.position)),
+      read_slots: i64(targets.map((x) => x.slot)),
+      token_vectors: f32(this.cache.tokenVectors.subarray(0, t * d), [t, d]),
+    };
+    this.frozenFeeds(t, feeds, this.backward.inputNames);
+    for (let l = 0; l < L; l++) {
+      const block = this.space.blocks[l];
+      feeds[linearInputs.sources(l)] = f32(block.vectors.subarray(0, t * d * block.n), [t, d, block.n]);
+    }
+    const out = await this.backward.run(feeds);
+    const rows = Array.from({ length: B }, () => new Float32Array(this.space.nColumns));
+    for (let l = 0; l < L; l++) {
+      const block = this.space.blocks[l];
+      const n = block.n;
+      const attr = out[`attr_${l}`].data as Float32Array; // [t, B, n]
+      for (let p = 0; p < t; p++) {
+        for (let j = 0; j < n; j++) {
+          const col = block.columns[p * n + j];
+          if (col < 0) continue;
+          for (let b = 0; b < B; b++) rows[b][col] += attr[(p * B + b) * n + j];
+        }
+      }
+    }
+    const tokens = out.attr_tokens.data as Float32Array; // [B, t]
+    for (let b = 0; b < B; b++) {
+      for (let p = 0; p < t; p++) rows[b][this.space.tokenOffset + p] = tokens[b * t + p];
+    }
+    return rows;
+  }
+
+  /**
+   * The frozen model run forwards with each source column scaled by `columnScale(col)`
+   * (1 = unchanged, 0 = ablated). Returns the frozen residuals the targets read from.
+   */
+  async frozenForward(columnScale: (column: number) => number): Promise<{
+    residPre: Float32Array[];
+    residMid: Float32Array[];
+    unembedIn: Float32Array;
+  }> {
+    const c = this.cache;
+    const { T, d, nLayers: L } = c;
+    const embed = Float32Array.from(c.positionEmbeddings);
+    for (let p = 0; p < T; p++) {
+      const s = columnScale(this.space.tokenOffset + p);
+      for (let k = 0; k < d; k++) embed[p * d + k] += s * c.tokenVectors[p * d + k];
+    }
+    const feeds: Record<string, ort.Tensor> = { embed_in: f32(embed, [T, d]) };
+    this.frozenFeeds(T, feeds, this.frozen.inputNames);
+    for (let m = 0; m < L; m++) {
+      const block = this.space.blocks[m];
+      const n = block.n;
+      const write = new Float32Array(T * d);
+      const bias = this.decoderBias[m];
+      for (let k = 0; k < d; k++) write[k] = c.bosResidue[m][k];
+      for (let p = 0; p < T; p++) {
+        for (let k = 0; k < d; k++) write[p * d + k] += bias[k];
+        for (let j = 0; j < n; j++) {
+          const col = block.columns[p * n + j];
+          if (col < 0) continue;
+          const s = columnScale(col);
+          if (s === 0) continue;
+          const base = p * d * n + j;
+          for (let k = 0; k < d; k++) write[p * d + k] += s * block.vectors[base + k * n];
+        }
+      }
+      feeds[linearInputs.mlpWrite(m)] = f32(write, [T, d]);
+    }
+    const out = await this.frozen.run(feeds);
+    return {
+      residPre: Array.from({ length: L }, (_, l) => out[`resid_pre_${l}`].data as Float32Array),
+      residMid: Array.from({ length: L }, (_, l) => out[`resid_mid_${l}`].data as Float32Array),
+      unembedIn: out.unembed_in.data as Float32Array,
+    };
+  }
+
+  async release(): Promise<void> {
+    await this.backward.release();
+    await this.frozen.release();
+  }
+}
