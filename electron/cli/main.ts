@@ -5,10 +5,12 @@
 import { isEngineError } from '../engine/errors.ts';
 import { inspectCommand } from './commands/inspect.ts';
 import { logitsCommand } from './commands/logits.ts';
+import { traceCommand } from './commands/trace.ts';
 
 const COMMANDS: Record<string, { run: (argv: string[]) => Promise<number>; summary: string }> = {
   inspect: { run: inspectCommand, summary: 'describe and validate a checkpoint (and transcoders)' },
   logits: { run: logitsCommand, summary: 'run the model on a prompt and print the top next tokens' },
+  trace: { run: traceCommand, summary: 'compute, prune and write the attribution graph of a prompt' },
 };
 
 function usage(): string {

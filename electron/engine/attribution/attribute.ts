@@ -12,6 +12,7 @@ import { compileLinearModel } from './compile.ts';
 import { type ForwardCache, runForwardCache } from './forward-cache.ts';
 import type { RawAttributionGraph } from './graph-types.ts';
 import { LinearModelRunner } from './linear-runner.ts';
+import { assertFitsInMemory, estimateTraceMemory } from './memory-estimate.ts';
 import { partialInfluence } from './partial-influence.ts';
 import { buildSourceSpace, type SourceSpace } from './sources.ts';
 import { selectLogitTokens, type Target, TargetBuilder } from './targets.ts';
@@ -41,6 +42,8 @@ export interface AttributionProgress {
 
 export interface AttributionRunOptions {
   onProgress?: (p: AttributionProgress) => void;
+  /** Bytes the trace may use (default: most of the machine's memory). */
+  memoryLimitBytes?: number;
   signal?: AbortSignal;
   tokenToString?: (id: number) => string;
 }
@@ -76,7 +79,7 @@ export interface AttributionResult {
   timingsMs: Record<AttributionPhase, number>;
 }
 
-function checkSettings(s: AttributionSettings): void {
+export function validateAttributionSettings(s: AttributionSettings): void {
   const bad = (field: string, msg: string) => {
     throw new EngineError('argument', `${field} ${msg}`, { field });
   };
@@ -162,7 +165,7 @@ export class Attributor {
     settings: AttributionSettings = DEFAULT_ATTRIBUTION_SETTINGS,
     run: AttributionRunOptions = {},
   ): Promise<AttributionResult> {
-    checkSettings(settings);
+    validateAttributionSettings(settings);
     const timings: Record<AttributionPhase, number> = {
       forward: 0,
       setup: 0,
@@ -187,13 +190,25 @@ export class Attributor {
       checkCancel();
       const { space, targets } = prepared;
       const logitTokens = selectLogitTokens(prepared.cache, settings.maxNLogits, settings.desiredLogitProb);
+      const rowsToCompute = Math.min(settings.maxFeatureNodes ?? space.nActive, space.nActive);
+      const { T, d, nLayers } = prepared.cache;
+      const estimate = estimateTraceMemory(
+        space,
+        T,
+        d,
+        nLayers,
+        rowsToCompute,
+        logitTokens.length,
+        settings.batchSize,
+      );
+      assertFitsInMemory(estimate, settings.maxFeatureNodes, run.memoryLimitBytes);
       enter('logits');
       run.onProgress?.({ phase: 'logits', done: 0, total: 1 });
       const logitRows = await prepared.runner.rows(logitTokens.map((t) => targets.logitTarget(t.tokenId)));
       run.onProgress?.({ phase: 'logits', done: 1, total: 1 });
 
       enter('features');
-      const cap = Math.min(settings.maxFeatureNodes ?? space.nActive, space.nActive);
+      const cap = rowsToCompute;
       const featureRows = new Map<number, Float32Array>();
       const totalBatches = Math.ceil(cap / settings.batchSize);
       const started = performance.now();

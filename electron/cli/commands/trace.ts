@@ -1,0 +1,231 @@
+/**
+ * `circuit trace`: the attribution graph of a prompt, pruned and written as graph JSON
+ * (circuit-tracer / Neuronpedia format), optionally with the unpruned adjacency (--raw).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { TRANSCODER_HOOKS } from '../../engine/arch/hooks.ts';
+import {
+  type AttributionSettings,
+  Attributor,
+  DEFAULT_ATTRIBUTION_SETTINGS,
+  validateAttributionSettings,
+} from '../../engine/attribution/attribute.ts';
+import { nodeLayout } from '../../engine/attribution/graph-types.ts';
+import { writeRawGraph } from '../../engine/attribution/raw-file.ts';
+import { EngineError } from '../../engine/errors.ts';
+import { type OpenedModel, openModel } from '../../engine/model/open-model.ts';
+import { pruneGraph } from '../../engine/pruning/index.ts';
+import { loadTokenizer } from '../../engine/tokenizer/index.ts';
+import { loadTranscoderSet } from '../../engine/transcoders/load.ts';
+import type { TranscoderSet } from '../../engine/transcoders/types.ts';
+import { transcoderModelProblems } from '../../engine/transcoders/validate.ts';
+import { parseFlags, positiveIntFlag, providerFlag, requireFlag } from '../args.ts';
+import { writeTraceGraphJson } from '../graph-output.ts';
+import { formatSeconds, progressPrinter } from '../progress.ts';
+
+const HELP = `usage: circuit trace --model DIR --transcoders DIR --prompt TEXT --out graph.json
+       [--max-n-logits 10] [--desired-logit-prob 0.95] [--max-feature-nodes N] [--batch-size 256]
+       [--node-threshold 0.8] [--edge-threshold 0.98] [--provider cpu|webgpu|cuda|auto]
+       [--raw raw.safetensors] [--slug NAME] [--json]`;
+
+function numberFlag(value: string | undefined, flag: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n)) {
+    throw new EngineError('argument', `--${flag} must be a number, got "${value}"`, { field: flag });
+  }
+  return n;
+}
+
+function thresholdFlag(value: string | undefined, flag: string, fallback: number): number {
+  const n = numberFlag(value, flag, fallback);
+  if (n < 0 || n > 1)
+    throw new EngineError('argument', `--${flag} must be in [0, 1], got ${n}`, { field: flag });
+  return n;
+}
+
+export async function traceCommand(argv: string[]): Promise<number> {
+  const flags = parseFlags(argv, {
+    model: { type: 'string' },
+    transcoders: { type: 'string' },
+    prompt: { type: 'string' },
+    out: { type: 'string' },
+    'max-n-logits': { type: 'string' },
+    'desired-logit-prob': { type: 'string' },
+    'max-feature-nodes': { type: 'string' },
+    'batch-size': { type: 'string' },
+    'node-threshold': { type: 'string' },
+    'edge-threshold': { type: 'string' },
+    provider: { type: 'string' },
+    raw: { type: 'string' },
+    slug: { type: 'string' },
+    json: { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  });
+  if (flags.help) {
+    console.log(HELP);
+    return 0;
+  }
+  // Everything that can be checked without loading weights is checked first.
+  const modelDir = requireFlag(flags.model, 'model');
+  const transcoderDir = requireFlag(flags.transcoders, 'transcoders');
+  const prompt = requireFlag(flags.prompt, 'prompt');
+  if (prompt.trim() === '') throw new EngineError('argument', '--prompt is empty', { field: 'prompt' });
+  const out = requireFlag(flags.out, 'out');
+  const desired = numberFlag(
+    flags['desired-logit-prob'],
+    'desired-logit-prob',
+    DEFAULT_ATTRIBUTION_SETTINGS.desiredLogitProb,
+  );
+  if (!(desired > 0 && desired <= 1)) {
+    throw new EngineError('argument', `--desired-logit-prob must be in (0, 1], got ${desired}`, {
+      field: 'desired-logit-prob',
+    });
+  }
+  const settings: AttributionSettings = {
+    maxNLogits: positiveIntFlag(
+      flags['max-n-logits'],
+      'max-n-logits',
+      DEFAULT_ATTRIBUTION_SETTINGS.maxNLogits,
+    ),
+    desiredLogitProb: desired,
+    maxFeatureNodes:
+      flags['max-feature-nodes'] === undefined
+        ? undefined
+        : positiveIntFlag(flags['max-feature-nodes'], 'max-feature-nodes', 1),
+    batchSize: positiveIntFlag(flags['batch-size'], 'batch-size', DEFAULT_ATTRIBUTION_SETTINGS.batchSize),
+  };
+  validateAttributionSettings(settings);
+  const nodeThreshold = thresholdFlag(flags['node-threshold'], 'node-threshold', 0.8);
+  const edgeThreshold = thresholdFlag(flags['edge-threshold'], 'edge-threshold', 0.98);
+  const provider = providerFlag(flags.provider);
+  const outDir = path.dirname(path.resolve(out));
+  if (!fs.existsSync(outDir))
+    throw new EngineError('argument', `folder of --out does not exist: ${outDir}`, { field: 'out' });
+
+  let model: OpenedModel | undefined;
+  let set: TranscoderSet | undefined;
+  let attributor: Attributor | undefined;
+  try {
+    model = openModel(modelDir);
+    set = loadTranscoderSet(transcoderDir);
+    const c = model.config;
+    const problems = transcoderModelProblems(set, {
+      nLayers: c.nLayers,
+      hiddenSize: c.hiddenSize,
+      family: c.family,
+      supportedHooks: TRANSCODER_HOOKS,
+    });
+    if (problems.length) {
+      const first = problems[0];
+      throw new EngineError(
+        'mismatch',
+        `the transcoders do not belong to this model: ${first.message}${problems.length > 1 ? ` (and ${problems.length - 1} more problem(s); run circuit inspect)` : ''}`,
+        { file: first.file, tensor: first.tensor, field: first.field },
+      );
+    }
+    const tokenizer = await loadTokenizer(model.dir);
+    const tokenIds = tokenizer.encodePrompt(prompt);
+    if (tokenIds.length > c.maxPositions) {
+      throw new EngineError(
+        'argument',
+        `the prompt is ${tokenIds.length} tokens, beyond the model's context of ${c.maxPositions}`,
+        {
+          field: 'prompt',
+        },
+      );
+    }
+    if (tokenIds.length < 2)
+      throw new EngineError('argument', 'the prompt has no tokens after BOS', { field: 'prompt' });
+
+    const progress = progressPrinter();
+    const started = performance.now();
+    attributor = await Attributor.create(model, set, {
+      provider,
+      onWarning: (m) => console.error(`warning: ${m}`),
+    });
+    const compileMs = performance.now() - started;
+    const result = await attributor.attribute(tokenIds, settings, {
+      onProgress: (p) => progress.update(p),
+      tokenToString: (id) => tokenizer.tokenToString(id),
+    });
+    const pruneStart = performance.now();
+    const pruned = pruneGraph(result.graph, { nodeThreshold, edgeThreshold });
+    const pruneMs = performance.now() - pruneStart;
+    progress.done();
+    await result.prepared.runner.release();
+
+    const info = {
+      model: model.dir,
+      transcoders: set.dir,
+      prompt,
+      settings: { ...settings, nodeThreshold, edgeThreshold, provider: attributor.provider },
+    };
+    writeTraceGraphJson(out, result.graph, pruned, {
+      slug: flags.slug ?? slugify(prompt),
+      prompt,
+      modelId: path.basename(model.dir),
+      transcoderSet: set,
+      info,
+    });
+    if (flags.raw) writeRawGraph(flags.raw, result.graph, info);
+
+    const lay = nodeLayout(result.graph.nodes);
+    const summary = {
+      out: path.resolve(out),
+      raw: flags.raw ? path.resolve(flags.raw) : null,
+      tokens: tokenIds.length,
+      active_features: result.prepared.space.nActive,
+      features_with_rows: lay.nFeatures,
+      logits: result.logitTokens.map((t) => ({ token: tokenizer.tokenToString(t.tokenId), prob: t.prob })),
+      unpruned: { nodes: lay.total },
+      pruned: { nodes: pruned.keptNodes.length, edges: pruned.edges.weight.length },
+      replacement_score: pruned.replacementScore,
+      completeness_score: pruned.completenessScore,
+      provider: attributor.provider,
+      timings_ms: { compile_and_load: compileMs, ...result.timingsMs, prune: pruneMs },
+    };
+    if (flags.json) {
+      console.log(JSON.stringify(summary));
+    } else {
+      console.log(`graph        ${summary.out}${summary.raw ? `  (raw: ${summary.raw})` : ''}`);
+      console.log(
+        `prompt       ${tokenIds.length} tokens: ${tokenIds.map((t) => JSON.stringify(tokenizer.tokenToString(t))).join(' ')}`,
+      );
+      console.log(
+        `top logits   ${summary.logits.map((l) => `${JSON.stringify(l.token)} ${(l.prob * 100).toFixed(1)}%`).join(', ')}`,
+      );
+      console.log(
+        `features     ${summary.active_features} active, ${summary.features_with_rows} in the graph`,
+      );
+      console.log(
+        `pruned       ${summary.pruned.nodes} nodes, ${summary.pruned.edges} edges (of ${lay.total} nodes)`,
+      );
+      console.log(
+        `scores       replacement ${pruned.replacementScore.toFixed(3)}, completeness ${pruned.completenessScore.toFixed(3)}`,
+      );
+      const t = summary.timings_ms;
+      console.log(
+        `time         ${Object.entries(t)
+          .map(([k, v]) => `${k} ${formatSeconds(v / 1000)}`)
+          .join(', ')}`,
+      );
+    }
+    return 0;
+  } finally {
+    await attributor?.close();
+    set?.close();
+    model?.close();
+  }
+}
+
+function slugify(text: string): string {
+  return (
+    text
+      .toLowerCase()
+      .replace(/[^a-z0-9]+/g, '-')
+      .replace(/^-|-$/g, '')
+      .slice(0, 60) || 'graph'
+  );
+}
