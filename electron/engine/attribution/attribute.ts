@@ -25,6 +25,9 @@ export interface AttributionSettings {
   batchSize: number;
 }
 
+/** Batches computed between two estimates of feature influence during capped selection. */
+const INFLUENCE_UPDATE_BATCHES = 4;
+
 export const DEFAULT_ATTRIBUTION_SETTINGS: AttributionSettings = {
   maxNLogits: 10,
   desiredLogitProb: 0.95,
@@ -245,9 +248,11 @@ export class Attributor {
           const candidates = Array.from({ length: space.nActive }, (_, i) => i)
             .filter((i) => !featureRows.has(i))
             .sort((a, b) => influence[b] - influence[a] || a - b);
-          const take = candidates.slice(0, Math.min(settings.batchSize, cap - featureRows.size));
+          // Influence is re-estimated every few batches (as circuit-tracer does), not every batch:
+          // each estimate is a pass over all rows computed so far.
+          const take = candidates.slice(0, Math.min(settings.batchSize * INFLUENCE_UPDATE_BATCHES, cap - featureRows.size));
           take.sort((a, b) => space.featurePosition[a] - space.featurePosition[b] || a - b);
-          await computeBatch(take);
+          for (let i = 0; i < take.length; i += settings.batchSize) await computeBatch(take.slice(i, i + settings.batchSize));
         }
       }
 

@@ -1,0 +1,144 @@
+/** `circuit trace` end to end on a tiny Gemma-2 fixture with a word-level tokenizer. */
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readRawGraph } from '../../electron/engine/attribution/raw-file.ts';
+import { pruneGraph } from '../../electron/engine/pruning/index.ts';
+import { fixturePath } from '../fixtures/tiny-checkpoints.ts';
+import { writeWordTokenizer } from '../fixtures/word-tokenizer.ts';
+
+const ROOT = path.resolve(import.meta.dirname, '../..');
+const work = fs.mkdtempSync(path.join(os.tmpdir(), 'cw-trace-'));
+const modelDir = path.join(work, 'tiny-gemma2');
+afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
+beforeAll(() => {
+  fs.cpSync(fixturePath('tiny-gemma2'), modelDir, { recursive: true });
+  writeWordTokenizer(modelDir, 64);
+});
+
+function circuit(...args: string[]) {
+  const r = spawnSync(process.execPath, [path.join(ROOT, 'bin/circuit.mjs'), ...args], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    env: { ...process.env, CIRCUIT_CACHE_DIR: path.join(work, 'cache') },
+    timeout: 120_000,
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const PROMPT = 'w5 w9 w17 w33 w8 w40';
+
+describe('circuit trace', () => {
+  it('writes graph JSON and the raw adjacency, and prints a summary', () => {
+    const out = path.join(work, 'graph.json');
+    const raw = path.join(work, 'raw.safetensors');
+    const r = circuit(
+      'trace',
+      '--model',
+      modelDir,
+      '--transcoders',
+      path.join(modelDir, 'transcoders/clt'),
+      '--prompt',
+      PROMPT,
+      '--out',
+      out,
+      '--raw',
+      raw,
+      '--node-threshold',
+      '0.9',
+      '--json',
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const summary = JSON.parse(r.stdout);
+    expect(summary.tokens).toBe(7);
+    expect(summary.pruned.nodes).toBeGreaterThan(7);
+    expect(summary.replacement_score).toBeGreaterThan(0);
+    expect(summary.replacement_score).toBeLessThanOrEqual(1);
+    for (const phase of ['forward', 'logits', 'features', 'prune'])
+      expect(summary.timings_ms[phase]).toBeGreaterThanOrEqual(0);
+
+    const graph = JSON.parse(fs.readFileSync(out, 'utf8'));
+    expect(graph.metadata.prompt_tokens).toEqual(['<bos>', 'w5', 'w9', 'w17', 'w33', 'w8', 'w40']);
+    expect(graph.metadata.node_threshold).toBe(0.9);
+    const ids = new Set(graph.nodes.map((n: { node_id: string }) => n.node_id));
+    expect(ids.size).toBe(graph.nodes.length);
+    for (let p = 0; p < 7; p++)
+      expect(
+        [...ids].some((id) => /^E_\d+_\d+$/.test(id as string) && (id as string).endsWith(`_${p}`)),
+      ).toBe(true);
+    expect(graph.nodes.filter((n: { feature_type: string }) => n.feature_type === 'logit').length).toBe(
+      summary.logits.length,
+    );
+    for (const link of graph.links) {
+      expect(ids.has(link.source)).toBe(true);
+      expect(ids.has(link.target)).toBe(true);
+      expect(Number.isFinite(link.weight)).toBe(true);
+    }
+    expect(graph.links.length).toBe(summary.pruned.edges);
+
+    // The raw file re-prunes to exactly what the trace wrote.
+    const { graph: rawGraph, info } = readRawGraph(raw);
+    expect(info.prompt).toBe(PROMPT);
+    const again = pruneGraph(rawGraph, { nodeThreshold: 0.9, edgeThreshold: 0.98 });
+    expect(again.keptNodes.length).toBe(summary.pruned.nodes);
+    expect(again.edges.weight.length).toBe(summary.pruned.edges);
+  });
+
+  it.each([
+    [['--prompt', '   '], /--prompt is empty/],
+    [['--desired-logit-prob', '0'], /desired-logit-prob must be in \(0, 1\]/],
+    [['--desired-logit-prob', '1.5'], /desired-logit-prob must be in \(0, 1\]/],
+    [['--max-n-logits', '0'], /--max-n-logits must be a positive integer/],
+    [['--batch-size=-4'], /--batch-size must be a positive integer/],
+    [['--max-feature-nodes', '0'], /--max-feature-nodes must be a positive integer/],
+    [['--node-threshold', '2'], /--node-threshold must be in \[0, 1\]/],
+  ])('rejects %j before any heavy work', (extra, pattern) => {
+    const args = [
+      '--model',
+      modelDir,
+      '--transcoders',
+      path.join(modelDir, 'transcoders/plt'),
+      '--prompt',
+      PROMPT,
+    ];
+    const i = args.indexOf(extra[0]);
+    if (i >= 0) args.splice(i, 2);
+    const r = circuit('trace', ...args, ...extra, '--out', path.join(work, 'x.json'));
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(pattern);
+    expect(fs.existsSync(path.join(work, 'x.json'))).toBe(false);
+  });
+
+  it('rejects transcoders of another model and an over-long prompt, naming the problem', () => {
+    const other = path.join(fixturePath('tiny-llama'), 'transcoders/plt-skip');
+    const r = circuit(
+      'trace',
+      '--model',
+      modelDir,
+      '--transcoders',
+      other,
+      '--prompt',
+      PROMPT,
+      '--out',
+      path.join(work, 'y.json'),
+    );
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/error \[mismatch\]: the transcoders do not belong to this model/);
+    const long = Array.from({ length: 1100 }, (_, i) => `w${4 + (i % 60)}`).join(' ');
+    const r2 = circuit(
+      'trace',
+      '--model',
+      modelDir,
+      '--transcoders',
+      path.join(modelDir, 'transcoders/plt'),
+      '--prompt',
+      long,
+      '--out',
+      path.join(work, 'y.json'),
+    );
+    expect(r2.code).toBe(2);
+    expect(r2.stderr).toMatch(/beyond the model's context of 1024/);
+  });
+});
