@@ -39,7 +39,9 @@ export function influenceFromScaledRows(
 ): Float64Array {
   checkSquare(M, N);
   if (rowScale.length !== N || logitWeights.length !== N) {
-    throw new EngineError('shape', `row scale / logit weights must have ${N} entries`, { field: 'logitWeights' });
+    throw new EngineError('shape', `row scale / logit weights must have ${N} entries`, {
+      field: 'logitWeights',
+    });
   }
   const inf = new Float64Array(N);
   let v = new Float64Array(N);
@@ -118,11 +120,79 @@ export function influenceFromScaledRows(
 }
 
 /**
+ * The same series in one pass, for a DAG: x = inf + w is the unique solution of
+ * x = w + x·Â, so processing nodes in a topological order (every target before its sources;
+ * Kahn's algorithm on the non-zero pattern) and adding x_i·Â[i, :] once x_i is final gives the
+ * sum of all walks of every length. Each non-zero row is read twice (count, then propagate)
+ * instead of once per step of the iteration, about n_layers / 2 times less work on
+ * attribution graphs. Sums are float64 but in a different order than the iteration (they agree
+ * to ~1e-15 relative). If the pattern has a cycle anywhere, falls back to the iteration, which
+ * reports a cycle only when it is reachable from the logits.
+ */
+export function influenceByTopologicalPass(
+  M: Float32Array,
+  N: number,
+  rowScale: Float64Array,
+  logitWeights: ArrayLike<number>,
+  keepColumn?: Uint8Array,
+): Float64Array {
+  checkSquare(M, N);
+  if (rowScale.length !== N || logitWeights.length !== N) {
+    throw new EngineError('shape', `row scale / logit weights must have ${N} entries`, {
+      field: 'logitWeights',
+    });
+  }
+  const w = new Float64Array(N);
+  for (let i = 0; i < N; i++) {
+    const x = logitWeights[i];
+    if (!Number.isFinite(x) || x < 0) {
+      throw new EngineError('argument', `logit weight ${i} must be finite and >= 0, got ${x}`, {
+        field: 'logitWeights',
+      });
+    }
+    w[i] = x;
+  }
+  // pending[j] = number of contributing rows i with Â[i, j] != 0 not processed yet.
+  const pending = new Int32Array(N);
+  for (let i = 0; i < N; i++) {
+    if (rowScale[i] === 0) continue;
+    const base = i * N;
+    for (let j = 0; j < N; j++) if (M[base + j] !== 0) pending[j]++;
+  }
+  if (keepColumn) for (let j = 0; j < N; j++) if (keepColumn[j] === 0) pending[j] = 0;
+  const inf = new Float64Array(N);
+  const stack = new Int32Array(N);
+  let top = 0;
+  for (let j = N - 1; j >= 0; j--) if (pending[j] === 0) stack[top++] = j;
+  let done = 0;
+  while (top > 0) {
+    const i = stack[--top];
+    done++;
+    const sc = rowScale[i];
+    if (sc === 0) continue;
+    const c = (inf[i] + w[i]) * sc;
+    const base = i * N;
+    for (let j = 0; j < N; j++) {
+      const a = M[base + j];
+      if (a === 0 || (keepColumn !== undefined && keepColumn[j] === 0)) continue;
+      inf[j] += c * Math.abs(a);
+      if (--pending[j] === 0) stack[top++] = j;
+    }
+  }
+  if (done < N) return influenceFromScaledRows(M, N, rowScale, logitWeights, keepColumn);
+  return inf;
+}
+
+/**
  * inf = wᵀ(Â + Â² + …) for an already row-normalized Â (entries finite and >= 0).
  * `logitWeights` has N entries: the logit probabilities on the logit nodes, 0 elsewhere.
  * Returns float64 influences (the series itself, without + w).
  */
-export function computeInfluence(Ahat: Float32Array, N: number, logitWeights: ArrayLike<number>): Float64Array {
+export function computeInfluence(
+  Ahat: Float32Array,
+  N: number,
+  logitWeights: ArrayLike<number>,
+): Float64Array {
   checkSquare(Ahat, N, 'Ahat');
   const rowScale = new Float64Array(N);
   for (let i = 0; i < N; i++) {
@@ -131,9 +201,13 @@ export function computeInfluence(Ahat: Float32Array, N: number, logitWeights: Ar
     for (let j = 0; j < N; j++) {
       const x = Ahat[base + j];
       if (!(x >= 0) || x === Number.POSITIVE_INFINITY) {
-        throw new EngineError('argument', `normalized adjacency entry [${i}, ${j}] must be finite and >= 0, got ${x}`, {
-          field: 'Ahat',
-        });
+        throw new EngineError(
+          'argument',
+          `normalized adjacency entry [${i}, ${j}] must be finite and >= 0, got ${x}`,
+          {
+            field: 'Ahat',
+          },
+        );
       }
       if (x !== 0) nz = true;
     }

@@ -12,6 +12,8 @@
  * 3. Clean-up to a fixed point: a feature or error node needs a kept outgoing edge to a kept
  *    node, a feature node also a kept incoming edge from a kept node; tokens, logits and pinned
  *    nodes are exempt. Computed with a work list, which yields the greatest such set.
+ *    Pinned nodes join P in step 1 whatever their influence (so their edges are scored and can
+ *    be kept) and are exempt from the clean-up.
  * 4. Each kept node's influence = its cumulative influence share at its rank in step 1
  *    (lower = more important).
  *
@@ -27,7 +29,7 @@
 import type { NodeLayout, RawAttributionGraph } from '../attribution/graph-types.ts';
 import { nodeLayout } from '../attribution/graph-types.ts';
 import { EngineError } from '../errors.ts';
-import { influenceFromScaledRows } from './influence.ts';
+import { influenceByTopologicalPass } from './influence.ts';
 import { absRowSums, checkSquare, inverseRowScale } from './normalize.ts';
 import { graphScoresFrom, logitWeights } from './scores.ts';
 import { cutForShare, prefixLength, type Ranking, rankWithShares } from './threshold.ts';
@@ -69,8 +71,15 @@ function checkThreshold(x: number, field: string): void {
 
 function checkNodes(raw: RawAttributionGraph): NodeLayout {
   const n = raw.nodes;
-  if (!Number.isSafeInteger(n.nLayers) || n.nLayers < 0 || !Number.isSafeInteger(n.nPositions) || n.nPositions < 0) {
-    throw new EngineError('argument', 'nLayers and nPositions must be non-negative integers', { field: 'nodes' });
+  if (
+    !Number.isSafeInteger(n.nLayers) ||
+    n.nLayers < 0 ||
+    !Number.isSafeInteger(n.nPositions) ||
+    n.nPositions < 0
+  ) {
+    throw new EngineError('argument', 'nLayers and nPositions must be non-negative integers', {
+      field: 'nodes',
+    });
   }
   const f = n.features;
   const nf = f.layer.length;
@@ -80,7 +89,9 @@ function checkNodes(raw: RawAttributionGraph): NodeLayout {
     });
   }
   if (n.logits.probability.length !== n.logits.tokenId.length) {
-    throw new EngineError('shape', 'logit probability and tokenId differ in length', { field: 'nodes.logits' });
+    throw new EngineError('shape', 'logit probability and tokenId differ in length', {
+      field: 'nodes.logits',
+    });
   }
   const layout = nodeLayout(n);
   checkSquare(raw.adjacency, layout.total);
@@ -99,10 +110,6 @@ export function selectNodes(ranking: Ranking, layout: NodeLayout, nodeThreshold:
   return keep;
 }
 
-function edgeScore(a: number, scale: number, inf: number): number {
-  return Math.abs(a) * scale * inf;
-}
-
 export interface PruneAnalysis {
   layout: NodeLayout;
   /** inf on the unpruned Â (float64, without + w). */
@@ -119,7 +126,7 @@ export function analyzeGraph(raw: RawAttributionGraph): PruneAnalysis {
   const N = layout.total;
   const w = logitWeights(raw, layout);
   const rowScale = inverseRowScale(absRowSums(raw.adjacency, N));
-  const influence = influenceFromScaledRows(raw.adjacency, N, rowScale, w);
+  const influence = influenceByTopologicalPass(raw.adjacency, N, rowScale, w);
   return { layout, influence, ranking: rankWithShares(influence), logitWeights: w, rowScale };
 }
 
@@ -157,17 +164,29 @@ export function pruneGraph(
   const pIdx = new Int32Array(M);
   for (let i = 0, m = 0; i < N; i++) if (inP[i]) pIdx[m++] = i;
 
-  // 2. Edge scores on P.
+  // 2. Edge scores on P. One pass for the P row sums (and an upper bound on the number of
+  // edges), one to score them; each positive score is stored with its (target, source).
   const scaleP = new Float64Array(N);
+  let nnz = 0;
   for (let a = 0; a < M; a++) {
     const base = pIdx[a] * N;
     let s = 0;
-    for (let b = 0; b < M; b++) s += Math.abs(A[base + pIdx[b]]);
+    for (let b = 0; b < M; b++) {
+      const x = A[base + pIdx[b]];
+      if (x !== 0) {
+        s += Math.abs(x);
+        nnz++;
+      }
+    }
     scaleP[pIdx[a]] = s > 0 ? 1 / s : 0;
   }
-  const infP = influenceFromScaledRows(A, N, scaleP, w, inP);
+  const infP = influenceByTopologicalPass(A, N, scaleP, w, inP);
   for (let i = 0; i < N; i++) infP[i] += w[i];
 
+  const scoreBuf = new Float64Array(nnz);
+  const tgtBuf = new Int32Array(nnz);
+  const srcBuf = new Int32Array(nnz);
+  const weightBuf = new Float32Array(nnz);
   let nPos = 0;
   for (let a = 0; a < M; a++) {
     const i = pIdx[a];
@@ -175,40 +194,36 @@ export function pruneGraph(
     const fi = infP[i];
     if (sc === 0 || fi === 0) continue;
     const base = i * N;
-    for (let b = 0; b < M; b++) if (edgeScore(A[base + pIdx[b]], sc, fi) > 0) nPos++;
-  }
-  const positive = new Float64Array(nPos);
-  for (let a = 0, q = 0; a < M; a++) {
-    const i = pIdx[a];
-    const sc = scaleP[i];
-    const fi = infP[i];
-    if (sc === 0 || fi === 0) continue;
-    const base = i * N;
     for (let b = 0; b < M; b++) {
-      const s = edgeScore(A[base + pIdx[b]], sc, fi);
-      if (s > 0) positive[q++] = s;
+      const j = pIdx[b];
+      const x = A[base + j];
+      if (x === 0) continue;
+      const score = Math.abs(x) * sc * fi;
+      if (score > 0) {
+        scoreBuf[nPos] = score;
+        tgtBuf[nPos] = i;
+        srcBuf[nPos] = j;
+        weightBuf[nPos] = x;
+        nPos++;
+      }
     }
   }
+  // Stored in row-major (target, source) order, so "first in index order" = first here.
+  const positive = scoreBuf.subarray(0, nPos);
   const cut = cutForShare(positive, edgeThreshold);
   const eT = new Int32Array(cut.kept);
   const eS = new Int32Array(cut.kept);
+  const eW = new Float32Array(cut.kept);
   let nE = 0;
   if (!cut.keepNone) {
     let ties = cut.tiesKept;
-    for (let a = 0; a < M; a++) {
-      const i = pIdx[a];
-      const sc = scaleP[i];
-      const fi = infP[i];
-      if (sc === 0 || fi === 0) continue;
-      const base = i * N;
-      for (let b = 0; b < M; b++) {
-        const j = pIdx[b];
-        const s = edgeScore(A[base + j], sc, fi);
-        if (s > cut.tau || (s === cut.tau && ties-- > 0)) {
-          eT[nE] = i;
-          eS[nE] = j;
-          nE++;
-        }
+    for (let q = 0; q < nPos; q++) {
+      const score = positive[q];
+      if (score > cut.tau || (score === cut.tau && ties-- > 0)) {
+        eT[nE] = tgtBuf[q];
+        eS[nE] = srcBuf[q];
+        eW[nE] = weightBuf[q];
+        nE++;
       }
     }
   }
@@ -286,7 +301,7 @@ export function pruneGraph(
     if (alive[eT[e]] && alive[eS[e]]) {
       edges.target[q] = eT[e];
       edges.source[q] = eS[e];
-      edges.weight[q] = A[eT[e] * N + eS[e]];
+      edges.weight[q] = eW[e];
       q++;
     }
   }

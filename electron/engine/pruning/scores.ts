@@ -12,7 +12,7 @@
  */
 import type { NodeLayout, RawAttributionGraph } from '../attribution/graph-types.ts';
 import { nodeLayout } from '../attribution/graph-types.ts';
-import { influenceFromScaledRows } from './influence.ts';
+import { influenceByTopologicalPass } from './influence.ts';
 import { absRowSums, inverseRowScale } from './normalize.ts';
 
 export interface GraphScores {
@@ -21,7 +21,10 @@ export interface GraphScores {
 }
 
 /** w: the logit probabilities on the logit entries, 0 elsewhere (float64, length N). */
-export function logitWeights(raw: RawAttributionGraph, layout: NodeLayout = nodeLayout(raw.nodes)): Float64Array {
+export function logitWeights(
+  raw: RawAttributionGraph,
+  layout: NodeLayout = nodeLayout(raw.nodes),
+): Float64Array {
   const w = new Float64Array(layout.total);
   const p = raw.nodes.logits.probability;
   for (let k = 0; k < layout.nLogits; k++) w[layout.logitOffset + k] = p[k];
@@ -66,6 +69,6 @@ export function computeGraphScores(raw: RawAttributionGraph): GraphScores {
   const layout = nodeLayout(raw.nodes);
   const rowScale = inverseRowScale(absRowSums(raw.adjacency, layout.total));
   const w = logitWeights(raw, layout);
-  const inf = influenceFromScaledRows(raw.adjacency, layout.total, rowScale, w);
+  const inf = influenceByTopologicalPass(raw.adjacency, layout.total, rowScale, w);
   return graphScoresFrom(raw.adjacency, layout, rowScale, inf, w);
 }

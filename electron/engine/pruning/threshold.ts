@@ -1,3 +1,5 @@
+import { EngineError } from '../errors.ts';
+
 /**
  * Cumulative-share selection, shared by node and edge pruning (attribution.md §5).
  *
@@ -70,10 +72,17 @@ export function prefixLength(ranking: Ranking, threshold: number): number {
 }
 
 /**
- * The same selection for a large set of positive scores without a comparator sort: returns
- * the boundary score τ and how many items equal to τ belong to the prefix (they are the
- * first ones in index order). An item is kept iff score > τ, or score == τ and it is among
- * the first `tiesKept` such items in index order. `keepNone` when nothing is kept.
+ * The same selection for a large set of positive scores (edges: up to tens of millions)
+ * without sorting them all: returns the boundary score τ and how many items equal to τ
+ * belong to the prefix (the first ones in index order). An item is kept iff score > τ, or
+ * score == τ and it is among the first `tiesKept` such items in index order.
+ *
+ * Method: positive doubles order like their bit patterns, so items are bucketed by the top
+ * 20 bits of the pattern (sign, exponent, 8 mantissa bits: buckets 0.27 % wide). Bucket masses
+ * are summed from the largest bucket down until the bucket holding the boundary is found; only
+ * that bucket's items are sorted and walked. Cumulative sums are float64, accumulated bucket by
+ * bucket (so they can differ from a strictly rank-ordered sum in the last bits, which only
+ * matters for an item whose share is within ~1e-15 of the threshold).
  */
 export interface ScoreCut {
   keepNone: boolean;
@@ -82,25 +91,83 @@ export interface ScoreCut {
   kept: number;
 }
 
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+const BUCKET_SHIFT = 12;
+const N_BUCKETS = 1 << (32 - BUCKET_SHIFT - 1); // sign bit is 0 for positive scores
+
 export function cutForShare(positiveScores: Float64Array, threshold: number): ScoreCut {
   const n = positiveScores.length;
   const none: ScoreCut = { keepNone: true, tau: Number.POSITIVE_INFINITY, tiesKept: 0, kept: 0 };
   if (n === 0 || !(threshold > 0)) return none;
-  const sorted = Float64Array.from(positiveScores).sort(); // ascending, numeric
+  const scores = positiveScores.byteOffset % 8 === 0 ? positiveScores : Float64Array.from(positiveScores);
+  for (let i = 0; i < n; i++) {
+    if (!(scores[i] > 0) || scores[i] === Number.POSITIVE_INFINITY) {
+      throw new EngineError('argument', `score ${i} is not finite and positive (${scores[i]})`, {
+        field: 'scores',
+      });
+    }
+  }
+  const words = new Uint32Array(scores.buffer, scores.byteOffset, 2 * n);
+  const hiOff = LITTLE_ENDIAN ? 1 : 0;
+  let kMin = N_BUCKETS;
+  let kMax = -1;
+  for (let i = 0; i < n; i++) {
+    const k = words[2 * i + hiOff] >>> BUCKET_SHIFT;
+    if (k < kMin) kMin = k;
+    if (k > kMax) kMax = k;
+  }
+  // Buckets kMin..kMax, stored at k - kMin.
+  const nb = kMax - kMin + 1;
+  const mass = new Float64Array(nb);
+  const count = new Int32Array(nb);
+  for (let i = 0; i < n; i++) {
+    const k = (words[2 * i + hiOff] >>> BUCKET_SHIFT) - kMin;
+    mass[k] += scores[i];
+    count[k]++;
+  }
   let total = 0;
-  for (let q = n - 1; q >= 0; q--) total += sorted[q];
+  for (let k = nb - 1; k >= 0; k--) total += mass[k];
   if (!(total > 0)) return none;
   let run = 0;
-  let k = 0;
-  for (let q = n - 1; q >= 0; q--) {
-    run += sorted[q];
-    k++;
-    if (run / total >= threshold) break;
+  let above = 0; // items in buckets above the current one
+  let k = nb - 1;
+  for (; k >= 0; k--) {
+    if (count[k] === 0) continue;
+    if ((run + mass[k]) / total >= threshold) break;
+    run += mass[k];
+    above += count[k];
   }
-  const tau = sorted[n - k];
-  // Items strictly greater than tau: those after the last index holding tau in ascending order.
-  let hi = n - k;
-  while (hi + 1 < n && sorted[hi + 1] === tau) hi++;
-  const above = n - 1 - hi;
-  return { keepNone: false, tau, tiesKept: k - above, kept: k };
+  if (k < 0) {
+    // Rounding left the threshold unreached by whole buckets: walk items from the top.
+    k = nb - 1;
+    run = 0;
+    above = 0;
+  }
+  // Walk items bucket by bucket from bucket k down, sorted within each bucket.
+  let lastTau = 0;
+  let lastTies = 0;
+  for (; k >= 0; k--) {
+    if (count[k] === 0) continue;
+    const items = new Float64Array(count[k]);
+    const key = k + kMin;
+    for (let i = 0, q = 0; i < n; i++)
+      if (words[2 * i + hiOff] >>> BUCKET_SHIFT === key) items[q++] = scores[i];
+    items.sort();
+    for (let q = items.length - 1; q >= 0; q--) {
+      const v = items[q];
+      run += v;
+      if (v === lastTau) lastTies++;
+      else {
+        lastTau = v;
+        lastTies = 1;
+      }
+      if (run / total >= threshold) {
+        const kept = above + (items.length - q);
+        return { keepNone: false, tau: v, tiesKept: lastTies, kept };
+      }
+    }
+    above += items.length;
+  }
+  // Threshold never reached (t = 1 with rounding): keep everything.
+  return { keepNone: false, tau: lastTau, tiesKept: lastTies, kept: n };
 }
