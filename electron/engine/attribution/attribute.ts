@@ -219,7 +219,7 @@ export class Attributor {
       const computeBatch = async (indices: number[]) => {
         checkCancel();
         const rows = await prepared.runner.rows(indices.map((i) => prepared.featureTarget(i)));
-        indices.forEach((i, k) => featureRows.set(i, rows[k]));
+        for (const [k, i] of indices.entries()) featureRows.set(i, rows[k]);
         batchesDone++;
         const perBatch = (performance.now() - started) / batchesDone;
         run.onProgress?.({
@@ -250,9 +250,13 @@ export class Attributor {
             .sort((a, b) => influence[b] - influence[a] || a - b);
           // Influence is re-estimated every few batches (as circuit-tracer does), not every batch:
           // each estimate is a pass over all rows computed so far.
-          const take = candidates.slice(0, Math.min(settings.batchSize * INFLUENCE_UPDATE_BATCHES, cap - featureRows.size));
+          const take = candidates.slice(
+            0,
+            Math.min(settings.batchSize * INFLUENCE_UPDATE_BATCHES, cap - featureRows.size),
+          );
           take.sort((a, b) => space.featurePosition[a] - space.featurePosition[b] || a - b);
-          for (let i = 0; i < take.length; i += settings.batchSize) await computeBatch(take.slice(i, i + settings.batchSize));
+          for (let i = 0; i < take.length; i += settings.batchSize)
+            await computeBatch(take.slice(i, i + settings.batchSize));
         }
       }
 
@@ -307,8 +311,8 @@ function assembleGraph(
     }
     adjacency.set(row.subarray(space.errorOffset, space.nColumns), base + nSel);
   };
-  selected.forEach((a, i) => fill(i, featureRows.get(a)!));
-  logitRows.forEach((row, k) => fill(nSel + nErr + cache.T + k, row));
+  for (const [i, a] of selected.entries()) fill(i, featureRows.get(a)!);
+  for (const [k, row] of logitRows.entries()) fill(nSel + nErr + cache.T + k, row);
   const name = tokenToString ?? ((id: number) => `<${id}>`);
   return {
     nodes: {

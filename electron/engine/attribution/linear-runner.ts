@@ -72,7 +72,7 @@ export class LinearModelRunner {
     const B = targets.length;
     const t = Math.max(...targets.map((x) => x.position)) + 1; // causality: nothing after the last target
     const vectors = new Float32Array(B * d);
-    targets.forEach((x, b) => vectors.set(x.vector, b * d));
+    for (const [b, x] of targets.entries()) vectors.set(x.vector, b * d);
     const feeds: Record<string, ort.Tensor> = {
       read_vectors: f32(vectors, [B, d]),
       read_positions: i64(targets.map((x) => x.position)),
