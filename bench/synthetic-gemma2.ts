@@ -31,6 +31,13 @@ export interface SyntheticGemma2Spec {
   slidingWindow: number;
   /** Transcoder features per layer. */
   features: number;
+  /**
+   * Mean JumpReLU threshold θ (θ = mean ± 0.2, uniform). Pre-activations have std ≈ 1, so the
+   * default 0.6 keeps roughly a quarter of the features active; ≈ Φ⁻¹(1 − k/features) keeps
+   * about k per token (GemmaScope sets: 30–100). Absent: 0.6, and the same bytes and folder
+   * as before this option existed.
+   */
+  thresholdMean?: number;
 }
 
 export const GEMMA2_MID: SyntheticGemma2Spec = {
@@ -187,13 +194,13 @@ function writeTranscoders(s: SyntheticGemma2Spec, dir: string): void {
     const key = `bench/${syntheticDirName(s)}/transcoders/${l}`;
     const file = `layer_${l}.safetensors`;
     // The read hook (ln2.hook_normalized) has unit RMS, so pre-activations have std ≈ 1 and
-    // θ ≈ 0.6 keeps roughly a quarter of the features active.
+    // θ ≈ 0.6 (the default) keeps roughly a quarter of the features active.
     writeSafetensors(path.join(dir, file), [
       bf16(key, 'W_enc', [dt, d], Math.sqrt(3 / d)),
       bf16(key, 'W_dec', [dt, d], 0.7 * Math.sqrt(3 / dt)),
       bf16(key, 'b_enc', [dt], 0.1),
       bf16(key, 'b_dec', [d], 0.05),
-      bf16(key, 'activation_function.threshold', [dt], 0.2, 0.6),
+      bf16(key, 'activation_function.threshold', [dt], 0.2, s.thresholdMean ?? 0.6),
     ]);
     files.push(file);
   }

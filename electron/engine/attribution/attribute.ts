@@ -6,7 +6,7 @@ import { EngineError } from '../errors.ts';
 import { ForwardPass } from '../model/forward-pass.ts';
 import type { OpenedModel } from '../model/open-model.ts';
 import type { ProviderChoice, ProviderName } from '../runtime/providers.ts';
-import { createSession } from '../runtime/session.ts';
+import { createSession, type ort } from '../runtime/session.ts';
 import type { TranscoderSet } from '../transcoders/types.ts';
 import { compileLinearModel } from './compile.ts';
 import { type ForwardCache, runForwardCache } from './forward-cache.ts';
@@ -99,9 +99,9 @@ export class Attributor {
     readonly model: OpenedModel,
     readonly set: TranscoderSet,
     readonly forward: ForwardPass,
-    private readonly backwardPath: string,
-    private readonly frozenPath: string,
-    private readonly opts: AttributorOptions,
+    /** The linear model's sessions depend only on model + transcoders: made once, reused by every prompt. */
+    private readonly backward: ort.InferenceSession,
+    private readonly frozen: ort.InferenceSession,
   ) {}
 
   get provider(): ProviderName {
@@ -115,24 +115,24 @@ export class Attributor {
   ): Promise<Attributor> {
     const forward = await ForwardPass.create(model, { ...opts, transcoders: set });
     const linear = compileLinearModel(model, set, forward.compiled, opts.cacheRoot);
-    return new Attributor(model, set, forward, linear.backwardPath, linear.frozenForwardPath, opts);
+    const sessionOpts = { ...opts, provider: forward.provider };
+    const [backward, frozen] = await Promise.all([
+      createSession(linear.backwardPath, sessionOpts),
+      createSession(linear.frozenForwardPath, sessionOpts),
+    ]);
+    return new Attributor(model, set, forward, backward.session, frozen.session);
   }
 
   async prepare(tokenIds: number[]): Promise<PreparedPrompt> {
     const cache = await runForwardCache(this.forward, this.set, tokenIds);
     const space = buildSourceSpace(this.set, cache);
-    const sessionOpts = { ...this.opts, provider: this.forward.provider };
-    const [backward, frozen] = await Promise.all([
-      createSession(this.backwardPath, sessionOpts),
-      createSession(this.frozenPath, sessionOpts),
-    ]);
     const decoderBias = Array.from({ length: this.set.nLayers }, (_, l) => this.set.decoderBiasFloat32(l));
     const runner = new LinearModelRunner(
       this.model.config,
       cache,
       space,
-      backward.session,
-      frozen.session,
+      this.backward,
+      this.frozen,
       decoderBias,
     );
     const targets = new TargetBuilder(this.model, this.set, cache);
@@ -143,11 +143,15 @@ export class Attributor {
       const members: number[] = [];
       for (let i = 0; i < space.nActive; i++) if (space.featureLayer[i] === l) members.push(i);
       if (!members.length) continue;
-      const enc = this.set.encoderFloat32(l); // one layer at a time; only active rows are kept
+      // Only the active features' encoder rows are read (real encoders are 100s of MB a layer).
+      const unique = [...new Set(members.map((i) => space.featureIndex[i]))].sort((a, b) => a - b);
+      const rowOf = new Map(unique.map((f, k) => [f, k]));
+      const enc = this.set.encoderRowsFloat32(l, unique);
       const bias = this.set.encoderBiasFloat32(l);
       for (const i of members) {
         const f = space.featureIndex[i];
-        encoderRows[i] = enc.slice(f * d, (f + 1) * d);
+        const k = rowOf.get(f)!;
+        encoderRows[i] = enc.subarray(k * d, (k + 1) * d);
         encoderBias[i] = bias[f];
       }
     }
@@ -280,7 +284,7 @@ export class Attributor {
   }
 
   async close(): Promise<void> {
-    await this.forward.close();
+    await Promise.all([this.forward.close(), this.backward.release(), this.frozen.release()]);
   }
 }
 

@@ -161,7 +161,7 @@ class LinearModelBuilder {
  * The backward graph. Inputs: read_vectors [B, d], read_positions [B], read_slots [B]
  * (int64), token_vectors [T, d], per layer the frozen pattern [H, T, T], scales [T] and
  * sources_l [T, d, n_l] (source vectors written at layer l, grouped by position, padded).
- * Outputs: attr_l [T, B, n_l] and attr_tokens [B, T].
+ * Outputs: attr_l [B, T, n_l] and attr_tokens [B, T].
  */
 export function emitBackwardGraph(
   g: GraphBuilder,
@@ -209,7 +209,8 @@ export function emitBackwardGraph(
       throughPostNorm && lw.lnPostFf
         ? b.frozenNormT(G, b.scaleInput(linearInputs.ln2PostScale(l), true), lw.lnPostFf)
         : G;
-    g.output(g.matmul(g.transpose(atWrite, [1, 0, 2]), sources), `attr_${l}`);
+    // [t, B, d]·[t, d, n] → [t, B, n], returned as [B, t, n] so each target's row is contiguous.
+    g.output(g.transpose(g.matmul(g.transpose(atWrite, [1, 0, 2]), sources), [1, 0, 2]), `attr_${l}`);
 
     const skip = tc.skip[l];
     if (skip) {

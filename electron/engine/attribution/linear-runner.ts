@@ -85,23 +85,24 @@ export class LinearModelRunner {
       feeds[linearInputs.sources(l)] = f32(block.vectors.subarray(0, t * d * block.n), [t, d, block.n]);
     }
     const out = await this.backward.run(feeds);
-    const rows = Array.from({ length: B }, () => new Float32Array(this.space.nColumns));
+    const C = this.space.nColumns;
+    const buffer = new Float32Array(B * C);
+    const rows = Array.from({ length: B }, (_, b) => buffer.subarray(b * C, (b + 1) * C));
     for (let l = 0; l < L; l++) {
-      const block = this.space.blocks[l];
-      const n = block.n;
-      const attr = out[`attr_${l}`].data as Float32Array; // [t, B, n]
-      for (let p = 0; p < t; p++) {
-        for (let j = 0; j < n; j++) {
-          const col = block.columns[p * n + j];
-          if (col < 0) continue;
-          for (let b = 0; b < B; b++) rows[b][col] += attr[(p * B + b) * n + j];
+      const { n, columns } = this.space.blocks[l];
+      const attr = out[`attr_${l}`].data as Float32Array; // [B, t, n]
+      const span = t * n;
+      for (let b = 0; b < B; b++) {
+        const row = rows[b];
+        const base = b * span;
+        for (let k = 0; k < span; k++) {
+          const col = columns[k];
+          if (col >= 0) row[col] += attr[base + k];
         }
       }
     }
     const tokens = out.attr_tokens.data as Float32Array; // [B, t]
-    for (let b = 0; b < B; b++) {
-      for (let p = 0; p < t; p++) rows[b][this.space.tokenOffset + p] = tokens[b * t + p];
-    }
+    for (let b = 0; b < B; b++) rows[b].set(tokens.subarray(b * t, (b + 1) * t), this.space.tokenOffset);
     return rows;
   }
 
@@ -150,8 +151,6 @@ export class LinearModelRunner {
     };
   }
 
-  async release(): Promise<void> {
-    await this.backward.release();
-    await this.frozen.release();
-  }
+  /** Sessions belong to the Attributor (shared by every prompt); nothing to free here. */
+  async release(): Promise<void> {}
 }

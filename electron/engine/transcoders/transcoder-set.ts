@@ -129,6 +129,34 @@ export class LoadedTranscoderSet implements TranscoderSet {
     return geo.encoderTransposed ? transpose(data, geo.dModel, geo.dTranscoder) : data;
   }
 
+  encoderRowsFloat32(l: number, featureIdx: readonly number[]): Float32Array {
+    const { src, geo } = this.layer(l);
+    const ref = src.refs.W_enc;
+    this.checkFeatures(l, featureIdx, ref.info.sourceFile, ref.info.name, geo.dTranscoder);
+    if (geo.encoderTransposed) {
+      return gatherColumns(ref.store, ref.info.name, geo.dModel, geo.dTranscoder, featureIdx);
+    }
+    return ref.store.readRowsFloat32(ref.info.name, featureIdx);
+  }
+
+  private checkFeatures(
+    l: number,
+    featureIdx: readonly number[],
+    file: string,
+    tensor: string,
+    dT: number,
+  ): void {
+    for (const f of featureIdx) {
+      if (!Number.isInteger(f) || f < 0 || f >= dT) {
+        throw new EngineError('argument', `layer ${l}: feature ${f} out of range [0, ${dT})`, {
+          file,
+          tensor,
+          field: 'featureIdx',
+        });
+      }
+    }
+  }
+
   encoderBiasFloat32(l: number): Float32Array {
     const ref = this.layer(l).src.refs.b_enc;
     return ref.store.readFloat32(ref.info.name);
@@ -153,15 +181,7 @@ export class LoadedTranscoderSet implements TranscoderSet {
   decoderRowsFloat32(l: number, featureIdx: readonly number[]): Float32Array {
     const { src, geo } = this.layer(l);
     const ref = src.refs.W_dec;
-    for (const f of featureIdx) {
-      if (!Number.isInteger(f) || f < 0 || f >= geo.dTranscoder) {
-        throw new EngineError('argument', `layer ${l}: feature ${f} out of range [0, ${geo.dTranscoder})`, {
-          file: ref.info.sourceFile,
-          tensor: ref.info.name,
-          field: 'featureIdx',
-        });
-      }
-    }
+    this.checkFeatures(l, featureIdx, ref.info.sourceFile, ref.info.name, geo.dTranscoder);
     if (this.kind === 'plt' && geo.decoderTransposed) {
       return gatherColumns(ref.store, ref.info.name, geo.dModel, geo.dTranscoder, featureIdx);
     }
