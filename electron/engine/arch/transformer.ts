@@ -5,6 +5,7 @@
  *
  * Layout: one sequence, no batch dimension: `input_ids` int64 [T]; activations [T, d].
  */
+import type { TensorInfo } from '../checkpoint/tensor.ts';
 import type { GraphBuilder } from '../onnx/graph-builder.ts';
 import type { ModelConfig } from './config.ts';
 import type { AttentionWeights, MlpWeights, ModelWeights, NormWeights } from './family.ts';
@@ -13,6 +14,11 @@ import { ropeInverseFrequencies } from './rope.ts';
 /** Supplies initializers for checkpoint tensors (shape-checked) and derived constants. */
 export interface WeightSource {
   tensor(name: string, shape: readonly number[]): string;
+  /**
+   * A tensor stored elsewhere (e.g. a transcoder file): referenced in place when it is float32
+   * in a file, else decoded with `decode`. Registered under `name`, so later graphs can share it.
+   */
+  fromInfo(name: string, shape: readonly number[], info: TensorInfo, decode: () => Float32Array): string;
   /** A float32 constant computed from checkpoint tensors, e.g. Gemma's (1 + w). */
   derived(name: string, shape: readonly number[], compute: () => Float32Array): string;
   readFloat32(name: string, shape: readonly number[]): Float32Array;
@@ -26,11 +32,26 @@ export interface ForwardGraphValues {
   positions: string;
 }
 
+/** The two MLP write points a transcoder may use. */
+export type MlpWritePoint = 'mlp.hook_out' | 'hook_mlp_out';
+
+/**
+ * Lets a caller rewrite a layer's MLP output at a write point (closed-loop interventions add
+ * their decoder deltas there); `hooks` holds every hook of the layer computed so far.
+ */
+export type MlpRewrite = (
+  layer: number,
+  point: MlpWritePoint,
+  value: string,
+  ctx: { hooks: Map<string, string>; positions: string },
+) => string;
+
 export function emitTransformerForward(
   g: GraphBuilder,
   cfg: ModelConfig,
   names: ModelWeights,
   weights: WeightSource,
+  rewriteMlp?: MlpRewrite,
 ): ForwardGraphValues {
   const d = cfg.hiddenSize;
   const hooks = new Map<string, string>();
@@ -187,8 +208,11 @@ export function emitTransformerForward(
     hook(`${p}.hook_attn_out`, attnOut);
     x = hook(`${p}.hook_resid_mid`, g.add(x, attnOut));
     const mlpIn = hook(`${p}.mlp.hook_in`, norm(x, lw.ln2, `${p}.ln2`));
-    let mlpOut = hook(`${p}.mlp.hook_out`, mlp(mlpIn, lw.mlp));
+    let mlpOut = mlp(mlpIn, lw.mlp);
+    if (rewriteMlp) mlpOut = rewriteMlp(l, 'mlp.hook_out', mlpOut, { hooks, positions });
+    hook(`${p}.mlp.hook_out`, mlpOut);
     if (lw.lnPostFf) mlpOut = norm(mlpOut, lw.lnPostFf, `${p}.ln2_post`);
+    if (rewriteMlp) mlpOut = rewriteMlp(l, 'hook_mlp_out', mlpOut, { hooks, positions });
     hook(`${p}.hook_mlp_out`, mlpOut);
     x = hook(`${p}.hook_resid_post`, g.add(x, mlpOut));
   });

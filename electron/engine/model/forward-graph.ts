@@ -50,7 +50,7 @@ export function compileForward(model: OpenedModel, opts: CompileOptions = {}): C
     try {
       const source = new CheckpointWeightSource(g, model.tensors, weights);
       const { hooks, positions } = emitTransformerForward(g, model.config, model.weightNames, source);
-      if (opts.transcoders) emitTranscoderEncoders(g, opts.transcoders, hooks, positions, weights);
+      if (opts.transcoders) emitTranscoderEncoders(g, opts.transcoders, hooks, positions, source);
       for (const [name, value] of hooks) g.output(value, name);
       fs.writeFileSync(path.join(dir, WEIGHT_INDEX_FILE), JSON.stringify(source.index));
     } finally {

@@ -1,14 +1,13 @@
 /**
- * Adds each layer's transcoder encoder to the forward graph: pre-activations
- * `x·W_encᵀ + b_enc` at the read hook and activations (JumpReLU / ReLU / TopK), with
- * position 0 (BOS) zeroed as circuit-tracer does. Decoders stay out of the graph: the
- * engine reads decoder rows of active features only (CLT decoders are huge).
+ * A transcoder layer's encoder as graph ops: pre-activations `x·W_encᵀ + b_enc` at the read
+ * hook and activations (JumpReLU / ReLU / TopK), with position 0 (BOS) zeroed as
+ * circuit-tracer does. Decoders stay out of the forward graph: the engine reads decoder rows
+ * of active features only (CLT decoders are huge).
  */
+import type { WeightSource } from '../arch/transformer.ts';
 import { EngineError } from '../errors.ts';
-import type { ExternalWeights } from '../onnx/external-weights.ts';
 import type { GraphBuilder } from '../onnx/graph-builder.ts';
 import type { TranscoderSet } from '../transcoders/types.ts';
-import { externalDataFor } from './weight-source.ts';
 
 const ONNX_FLOAT = 1;
 
@@ -16,77 +15,83 @@ export function transcoderHookNames(l: number) {
   return { pre: `blocks.${l}.transcoder.hook_pre`, acts: `blocks.${l}.transcoder.hook_acts` };
 }
 
+/** [T, 1]: 1 at every position but 0 (BOS). */
+export function notBosColumn(g: GraphBuilder, positions: string): string {
+  return g.unsqueeze(g.cast(g.op('Greater', [positions, g.constInt64([0], [])]), ONNX_FLOAT), [1]);
+}
+
+export function emitTranscoderLayer(
+  g: GraphBuilder,
+  set: TranscoderSet,
+  l: number,
+  hooks: Map<string, string>,
+  notBos: string,
+  weights: WeightSource,
+): { pre: string; acts: string } {
+  const read = hooks.get(`blocks.${l}.${set.readHook}`);
+  if (!read) {
+    throw new EngineError(
+      'unsupported',
+      `transcoder read hook "${set.readHook}" is not produced by this model`,
+      {
+        file: set.configFile ?? set.dir,
+        field: 'feature_input_hook',
+      },
+    );
+  }
+  const dT = set.dTranscoderPerLayer[l];
+  const enc = set.encoderInfo(l);
+  // Stored orientation is kept (Gemm's transB handles it), so f32 encoders are referenced in place.
+  const wShape = enc.encoderTransposed ? [set.dModel, dT] : [dT, set.dModel];
+  const wEnc = weights.fromInfo(`tc:${l}:W_enc`, wShape, enc, () => {
+    const oriented = set.encoderFloat32(l);
+    return enc.encoderTransposed ? transpose(oriented, dT, set.dModel) : oriented;
+  });
+  const bEnc = weights.derived(`tc:${l}:b_enc`, [dT], () => set.encoderBiasFloat32(l));
+  const pre = g.linear(read, wEnc, bEnc, !enc.encoderTransposed);
+  let acts: string;
+  const act = set.activation;
+  if (act.kind === 'jumprelu') {
+    const threshold = set.thresholdFloat32(l);
+    if (!threshold) {
+      throw new EngineError('missing', 'JumpReLU transcoder layer has no threshold', {
+        file: set.layerFiles(l)[0],
+      });
+    }
+    const theta = weights.derived(`tc:${l}:threshold`, [dT], () => threshold);
+    acts = g.mul(pre, g.cast(g.op('Greater', [pre, theta]), ONNX_FLOAT));
+  } else if (act.kind === 'relu') {
+    acts = g.op('Relu', [pre]);
+  } else {
+    const [values, indices] = g.opMulti('TopK', [pre, g.constInt64([act.k])], 2, {
+      axis: { i: -1 },
+      largest: { i: 1 },
+      sorted: { i: 1 },
+    });
+    const zeros = g.op('ConstantOfShape', [g.op('Shape', [pre])], {
+      value: {
+        t: { name: 'zero', type: 'float32', dims: [1], data: { kind: 'inline', bytes: new Uint8Array(4) } },
+      },
+    });
+    acts = g.op('Relu', [g.op('ScatterElements', [zeros, indices, values], { axis: { i: -1 } })]);
+  }
+  return { pre, acts: g.mul(acts, notBos) };
+}
+
+/** Every layer's encoder, after the forward pass; hooks `blocks.{l}.transcoder.hook_pre/acts`. */
 export function emitTranscoderEncoders(
   g: GraphBuilder,
   set: TranscoderSet,
   hooks: Map<string, string>,
   positions: string,
-  weights: ExternalWeights,
+  weights: WeightSource,
 ): void {
-  // 1 at every position but 0 (BOS), as a [T, 1] column.
-  const notBos = g.unsqueeze(g.cast(g.op('Greater', [positions, g.constInt64([0], [])]), ONNX_FLOAT), [1]);
+  const notBos = notBosColumn(g, positions);
   for (let l = 0; l < set.nLayers; l++) {
-    const readName = `blocks.${l}.${set.readHook}`;
-    const read = hooks.get(readName);
-    if (!read) {
-      throw new EngineError(
-        'unsupported',
-        `transcoder read hook "${set.readHook}" is not produced by this model`,
-        {
-          file: set.configFile ?? set.dir,
-          field: 'feature_input_hook',
-        },
-      );
-    }
-    const dT = set.dTranscoderPerLayer[l];
-    const enc = set.encoderInfo(l);
-    const wShape = enc.encoderTransposed ? [set.dModel, dT] : [dT, set.dModel];
-    const wEnc = g.initializer(
-      `tc:${l}:W_enc`,
-      'float32',
-      wShape,
-      externalDataFor(enc, weights, () => {
-        // Decode as stored (orientation is handled by Gemm's transB below).
-        const oriented = set.encoderFloat32(l);
-        return enc.encoderTransposed ? transpose(oriented, dT, set.dModel) : oriented;
-      }),
-    );
-    const bEnc = g.initializer(
-      `tc:${l}:b_enc`,
-      'float32',
-      [dT],
-      weights.addFloat32(set.encoderBiasFloat32(l)),
-    );
-    const pre = g.linear(read, wEnc, bEnc, !enc.encoderTransposed);
-    let acts: string;
-    const act = set.activation;
-    if (act.kind === 'jumprelu') {
-      const threshold = set.thresholdFloat32(l);
-      if (!threshold) {
-        throw new EngineError('missing', 'JumpReLU transcoder layer has no threshold', {
-          file: set.layerFiles(l)[0],
-        });
-      }
-      const theta = g.initializer(`tc:${l}:threshold`, 'float32', [dT], weights.addFloat32(threshold));
-      acts = g.mul(pre, g.cast(g.op('Greater', [pre, theta]), ONNX_FLOAT));
-    } else if (act.kind === 'relu') {
-      acts = g.op('Relu', [pre]);
-    } else {
-      const [values, indices] = g.opMulti('TopK', [pre, g.constInt64([act.k])], 2, {
-        axis: { i: -1 },
-        largest: { i: 1 },
-        sorted: { i: 1 },
-      });
-      const zeros = g.op('ConstantOfShape', [g.op('Shape', [pre])], {
-        value: {
-          t: { name: 'zero', type: 'float32', dims: [1], data: { kind: 'inline', bytes: new Uint8Array(4) } },
-        },
-      });
-      acts = g.op('Relu', [g.op('ScatterElements', [zeros, indices, values], { axis: { i: -1 } })]);
-    }
+    const { pre, acts } = emitTranscoderLayer(g, set, l, hooks, notBos, weights);
     const names = transcoderHookNames(l);
     hooks.set(names.pre, pre);
-    hooks.set(names.acts, g.mul(acts, notBos));
+    hooks.set(names.acts, acts);
   }
 }
 

@@ -63,6 +63,16 @@ export class CheckpointWeightSource implements WeightSource {
     return init;
   }
 
+  fromInfo(name: string, shape: readonly number[], info: TensorInfo, decode: () => Float32Array): string {
+    const existing = this.initialized.get(name);
+    if (existing) return existing;
+    const data = externalDataFor(info, this.weights, decode);
+    const init = this.g.initializer(`${this.prefix}${name}`, 'float32', shape, data);
+    this.initialized.set(name, init);
+    this.index[name] = { dims: [...shape], data };
+    return init;
+  }
+
   derived(name: string, shape: readonly number[], compute: () => Float32Array): string {
     const existing = this.initialized.get(name);
     if (existing) return existing;
