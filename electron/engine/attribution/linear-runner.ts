@@ -110,10 +110,15 @@ export class LinearModelRunner {
    * The frozen model run forwards with each source column scaled by `columnScale(col)`
    * (1 = unchanged, 0 = ablated). Returns the frozen residuals the targets read from.
    */
-  async frozenForward(columnScale: (column: number) => number): Promise<{
+  async frozenForward(
+    columnScale: (column: number) => number,
+    /** Extra vectors written at (layer, position), e.g. a feature that was not active, set to a value. */
+    extraWrites: readonly { layer: number; position: number; vector: Float32Array }[] = [],
+  ): Promise<{
     residPre: Float32Array[];
     residMid: Float32Array[];
     unembedIn: Float32Array;
+    logitsLast: Float32Array;
   }> {
     const c = this.cache;
     const { T, d, nLayers: L } = c;
@@ -141,6 +146,10 @@ export class LinearModelRunner {
           for (let k = 0; k < d; k++) write[p * d + k] += s * block.vectors[base + k * n];
         }
       }
+      for (const w of extraWrites) {
+        if (w.layer !== m) continue;
+        for (let k = 0; k < d; k++) write[w.position * d + k] += w.vector[k];
+      }
       feeds[linearInputs.mlpWrite(m)] = f32(write, [T, d]);
     }
     const out = await this.frozen.run(feeds);
@@ -148,6 +157,7 @@ export class LinearModelRunner {
       residPre: Array.from({ length: L }, (_, l) => out[`resid_pre_${l}`].data as Float32Array),
       residMid: Array.from({ length: L }, (_, l) => out[`resid_mid_${l}`].data as Float32Array),
       unembedIn: out.unembed_in.data as Float32Array,
+      logitsLast: out.logits_last.data as Float32Array,
     };
   }
 
