@@ -4,6 +4,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { saveTracedGraph } from '../../api/save-trace.ts';
 import { TRANSCODER_HOOKS } from '../../engine/arch/hooks.ts';
 import {
   type AttributionSettings,
@@ -20,14 +21,20 @@ import { loadTokenizer } from '../../engine/tokenizer/index.ts';
 import { loadTranscoderSet } from '../../engine/transcoders/load.ts';
 import type { TranscoderSet } from '../../engine/transcoders/types.ts';
 import { transcoderModelProblems } from '../../engine/transcoders/validate.ts';
+import { resolveDataDir } from '../../store/data-dir.ts';
+import { Store } from '../../store/store.ts';
 import { parseFlags, positiveIntFlag, providerFlag, requireFlag } from '../args.ts';
 import { writeTraceGraphJson } from '../graph-output.ts';
 import { formatSeconds, progressPrinter } from '../progress.ts';
 
-const HELP = `usage: circuit trace --model DIR --transcoders DIR --prompt TEXT --out graph.json
+const HELP = `usage: circuit trace --model DIR --transcoders DIR --prompt TEXT (--out graph.json | --save)
        [--max-n-logits 10] [--desired-logit-prob 0.95] [--max-feature-nodes N] [--batch-size 256]
        [--node-threshold 0.8] [--edge-threshold 0.98] [--provider cpu|webgpu|cuda|auto]
-       [--raw raw.safetensors] [--slug NAME] [--json]`;
+       [--raw raw.safetensors] [--slug NAME] [--json]
+       [--save [--data DIR] [--project NAME] [--tag TAG]...]
+
+--save stores the trace (graph, pruned view, settings, timings) in the library in --data DIR
+(default $CIRCUIT_DATA_DIR, else ~/.local/share/circuit-workbench); see \`circuit library\`.`;
 
 function numberFlag(value: string | undefined, flag: string, fallback: number): number {
   if (value === undefined) return fallback;
@@ -61,6 +68,10 @@ export async function traceCommand(argv: string[]): Promise<number> {
     raw: { type: 'string' },
     slug: { type: 'string' },
     json: { type: 'boolean' },
+    save: { type: 'boolean' },
+    data: { type: 'string' },
+    project: { type: 'string' },
+    tag: { type: 'string', multiple: true },
     help: { type: 'boolean', short: 'h' },
   });
   if (flags.help) {
@@ -72,7 +83,11 @@ export async function traceCommand(argv: string[]): Promise<number> {
   const transcoderDir = requireFlag(flags.transcoders, 'transcoders');
   const prompt = requireFlag(flags.prompt, 'prompt');
   if (prompt.trim() === '') throw new EngineError('argument', '--prompt is empty', { field: 'prompt' });
-  const out = requireFlag(flags.out, 'out');
+  const out = flags.save && flags.out === undefined ? null : requireFlag(flags.out, 'out');
+  if (!flags.save && (flags.data || flags.project || flags.tag)) {
+    throw new EngineError('argument', '--data, --project and --tag go with --save', { field: 'save' });
+  }
+  const dataDir = flags.save ? resolveDataDir(flags.data) : null;
   const desired = numberFlag(
     flags['desired-logit-prob'],
     'desired-logit-prob',
@@ -100,10 +115,12 @@ export async function traceCommand(argv: string[]): Promise<number> {
   const nodeThreshold = thresholdFlag(flags['node-threshold'], 'node-threshold', 0.8);
   const edgeThreshold = thresholdFlag(flags['edge-threshold'], 'edge-threshold', 0.98);
   const provider = providerFlag(flags.provider);
-  const outDir = path.dirname(path.resolve(out));
-  if (!fs.existsSync(outDir))
+  const outDir = out === null ? null : path.dirname(path.resolve(out));
+  if (outDir !== null && !fs.existsSync(outDir))
     throw new EngineError('argument', `folder of --out does not exist: ${outDir}`, { field: 'out' });
 
+  // Opened before the trace, so an unusable library fails at once, not after the compute.
+  const store = dataDir === null ? null : Store.open(dataDir);
   let model: OpenedModel | undefined;
   let set: TranscoderSet | undefined;
   let attributor: Attributor | undefined;
@@ -140,6 +157,7 @@ export async function traceCommand(argv: string[]): Promise<number> {
       throw new EngineError('argument', 'the prompt has no tokens after BOS', { field: 'prompt' });
 
     const progress = progressPrinter();
+    const startedAt = Date.now();
     const started = performance.now();
     attributor = await Attributor.create(model, set, {
       provider,
@@ -162,18 +180,44 @@ export async function traceCommand(argv: string[]): Promise<number> {
       prompt,
       settings: { ...settings, nodeThreshold, edgeThreshold, provider: attributor.provider },
     };
-    writeTraceGraphJson(out, result.graph, pruned, {
-      slug: flags.slug ?? slugify(prompt),
-      prompt,
-      modelId: path.basename(model.dir),
-      transcoderSet: set,
-      info,
-    });
+    if (out !== null) {
+      writeTraceGraphJson(out, result.graph, pruned, {
+        slug: flags.slug ?? slugify(prompt),
+        prompt,
+        modelId: path.basename(model.dir),
+        transcoderSet: set,
+        info,
+      });
+    }
     if (flags.raw) writeRawGraph(flags.raw, result.graph, info);
+    let saved: { trace_id: number; data: string } | null = null;
+    if (store !== null) {
+      const trace = saveTracedGraph(store, {
+        model,
+        set,
+        prompt,
+        tokenIds,
+        settings: {
+          ...settings,
+          maxFeatureNodes: settings.maxFeatureNodes ?? null,
+          nodeThreshold,
+          edgeThreshold,
+          provider: attributor.provider,
+        },
+        raw: result.graph,
+        pruned,
+        timingsMs: { compile_and_load: compileMs, ...result.timingsMs, prune: pruneMs },
+        project: flags.project,
+        tags: flags.tag,
+        startedAt,
+      });
+      saved = { trace_id: trace.id, data: store.dataDir };
+    }
 
     const lay = nodeLayout(result.graph.nodes);
     const summary = {
-      out: path.resolve(out),
+      out: out === null ? null : path.resolve(out),
+      library: saved,
       raw: flags.raw ? path.resolve(flags.raw) : null,
       tokens: tokenIds.length,
       active_features: result.prepared.space.nActive,
@@ -189,7 +233,9 @@ export async function traceCommand(argv: string[]): Promise<number> {
     if (flags.json) {
       console.log(JSON.stringify(summary));
     } else {
-      console.log(`graph        ${summary.out}${summary.raw ? `  (raw: ${summary.raw})` : ''}`);
+      if (summary.out)
+        console.log(`graph        ${summary.out}${summary.raw ? `  (raw: ${summary.raw})` : ''}`);
+      if (saved) console.log(`library      trace ${saved.trace_id} in ${saved.data}`);
       console.log(
         `prompt       ${tokenIds.length} tokens: ${tokenIds.map((t) => JSON.stringify(tokenizer.tokenToString(t))).join(' ')}`,
       );
@@ -217,6 +263,7 @@ export async function traceCommand(argv: string[]): Promise<number> {
     await attributor?.close();
     set?.close();
     model?.close();
+    store?.close();
   }
 }
 

@@ -99,7 +99,13 @@ export function getOrCompile(root: string, key: string, build: (dir: string) => 
       path.join(tmp, COMPLETE_MARKER),
       JSON.stringify({ key, createdAt: new Date().toISOString() }),
     );
-    if (fs.existsSync(dir)) fs.rmSync(dir, { recursive: true, force: true });
+    if (fs.existsSync(path.join(dir, COMPLETE_MARKER))) {
+      // another process or worker installed the same entry meanwhile (and may be loading it):
+      // keep theirs, never delete a complete entry
+      fs.rmSync(tmp, { recursive: true, force: true });
+      return { dir, modelPath, hit: true };
+    }
+    if (fs.existsSync(dir)) fs.rmSync(dir, { recursive: true, force: true }); // an incomplete leftover
     fs.renameSync(tmp, dir);
   } catch (e) {
     fs.rmSync(tmp, { recursive: true, force: true });

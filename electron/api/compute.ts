@@ -1,0 +1,207 @@
+/**
+ * What the service needs computed, behind an interface so the job pool (worker threads) can
+ * replace the in-process implementation here without the service changing: tracing a prompt
+ * and pruning a stored graph at new thresholds.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { TRANSCODER_HOOKS } from '../engine/arch/hooks.ts';
+import { Attributor } from '../engine/attribution/attribute.ts';
+import type { RawAttributionGraph } from '../engine/attribution/graph-types.ts';
+import { EngineError } from '../engine/errors.ts';
+import { openModel } from '../engine/model/open-model.ts';
+import {
+  analyzeGraph,
+  type PruneAnalysis,
+  type PrunedGraph,
+  type PruneOptions,
+  pruneGraph,
+} from '../engine/pruning/index.ts';
+import type { ProviderChoice } from '../engine/runtime/providers.ts';
+import { loadTokenizer } from '../engine/tokenizer/index.ts';
+import { loadTranscoderSet } from '../engine/transcoders/load.ts';
+import { transcoderModelProblems } from '../engine/transcoders/validate.ts';
+import type { TraceProgress, TraceSettings } from '../store/types.ts';
+
+export interface TraceRequest {
+  checkpointDir: string;
+  transcoderDir: string;
+  prompt: string;
+  /** Used as given when present (BOS included); otherwise the prompt is tokenized. */
+  tokenIds: number[] | null;
+  settings: TraceSettings;
+}
+
+export interface TraceOutcome {
+  raw: RawAttributionGraph;
+  /** Pruned at the request's thresholds. */
+  pruned: PrunedGraph;
+  tokenIds: number[];
+  timingsMs: Record<string, number>;
+  provider: string;
+}
+
+export interface PruneRequest {
+  /** Identifies the raw graph (a trace id): implementations may cache per key. */
+  key: string;
+  /** Loads the raw graph (called on a cache miss). */
+  raw: () => RawAttributionGraph;
+  options: PruneOptions;
+}
+
+export interface ComputeBackend {
+  trace(
+    req: TraceRequest,
+    run: { signal?: AbortSignal; onProgress?: (p: TraceProgress) => void },
+  ): Promise<TraceOutcome>;
+  prune(req: PruneRequest): Promise<PrunedGraph>;
+  close(): Promise<void>;
+}
+
+export interface InProcessComputeOptions {
+  /** Compiled-graph cache folder (default: the engine's). */
+  cacheRoot?: string;
+  /** Raw graphs kept for re-pruning, by total adjacency bytes (default 1 GiB). */
+  pruneCacheBytes?: number;
+  onWarning?: (message: string) => void;
+}
+
+/** Runs everything on the calling thread (the CLI, tests, and the server until the job pool exists). */
+export class InProcessCompute implements ComputeBackend {
+  private readonly pruneCache = new Map<string, { raw: RawAttributionGraph; analysis: PruneAnalysis }>();
+
+  constructor(private readonly opts: InProcessComputeOptions = {}) {}
+
+  async trace(
+    req: TraceRequest,
+    run: { signal?: AbortSignal; onProgress?: (p: TraceProgress) => void },
+  ): Promise<TraceOutcome> {
+    const model = openModel(req.checkpointDir);
+    const set = (() => {
+      try {
+        return loadTranscoderSet(req.transcoderDir);
+      } catch (e) {
+        model.close();
+        throw e;
+      }
+    })();
+    let attributor: Attributor | undefined;
+    try {
+      const c = model.config;
+      const problems = transcoderModelProblems(set, {
+        nLayers: c.nLayers,
+        hiddenSize: c.hiddenSize,
+        family: c.family,
+        supportedHooks: TRANSCODER_HOOKS,
+      });
+      if (problems.length) {
+        const p = problems[0];
+        throw new EngineError('mismatch', `the transcoders do not belong to this model: ${p.message}`, {
+          file: p.file,
+          tensor: p.tensor,
+          field: p.field,
+        });
+      }
+      const hasTokenizer = fs.existsSync(path.join(model.dir, 'tokenizer.json'));
+      const tokenizer = hasTokenizer ? await loadTokenizer(model.dir) : null;
+      let tokenIds: number[];
+      if (req.tokenIds) tokenIds = req.tokenIds;
+      else if (tokenizer) tokenIds = tokenizer.encodePrompt(req.prompt);
+      else {
+        throw new EngineError(
+          'tokenizer',
+          'the model has no tokenizer.json: give token ids instead of a prompt',
+          {
+            file: path.join(model.dir, 'tokenizer.json'),
+          },
+        );
+      }
+      if (tokenIds.length < 2)
+        throw new EngineError('argument', 'the prompt has no tokens after BOS', { field: 'prompt' });
+      if (tokenIds.length > c.maxPositions) {
+        throw new EngineError(
+          'argument',
+          `the prompt is ${tokenIds.length} tokens, beyond the model's ${c.maxPositions}`,
+          {
+            field: 'prompt',
+          },
+        );
+      }
+      const bad = tokenIds.find((t) => t >= c.vocabSize);
+      if (bad !== undefined) {
+        throw new EngineError('argument', `token id ${bad} is outside the vocabulary (${c.vocabSize})`, {
+          field: 'tokenIds',
+        });
+      }
+      const s = req.settings;
+      const started = performance.now();
+      attributor = await Attributor.create(model, set, {
+        provider: s.provider as ProviderChoice,
+        cacheRoot: this.opts.cacheRoot,
+        onWarning: this.opts.onWarning,
+      });
+      const compileMs = performance.now() - started;
+      const result = await attributor.attribute(
+        tokenIds,
+        {
+          maxNLogits: s.maxNLogits,
+          desiredLogitProb: s.desiredLogitProb,
+          maxFeatureNodes: s.maxFeatureNodes ?? undefined,
+          batchSize: s.batchSize,
+        },
+        {
+          signal: run.signal,
+          onProgress: (p) => run.onProgress?.({ ...p }),
+          tokenToString: tokenizer ? (id) => tokenizer.tokenToString(id) : undefined,
+        },
+      );
+      await result.prepared.runner.release();
+      const pruneStart = performance.now();
+      const pruned = pruneGraph(result.graph, {
+        nodeThreshold: s.nodeThreshold,
+        edgeThreshold: s.edgeThreshold,
+      });
+      const pruneMs = performance.now() - pruneStart;
+      return {
+        raw: result.graph,
+        pruned,
+        tokenIds,
+        timingsMs: { compile_and_load: compileMs, ...result.timingsMs, prune: pruneMs },
+        provider: attributor.provider,
+      };
+    } finally {
+      await attributor?.close();
+      set.close();
+      model.close();
+    }
+  }
+
+  async prune(req: PruneRequest): Promise<PrunedGraph> {
+    let entry = this.pruneCache.get(req.key);
+    if (entry) {
+      this.pruneCache.delete(req.key); // re-insert: most recently used last
+    } else {
+      const raw = req.raw();
+      entry = { raw, analysis: analyzeGraph(raw) };
+    }
+    this.pruneCache.set(req.key, entry);
+    const limit = this.opts.pruneCacheBytes ?? 2 ** 30;
+    let bytes = 0;
+    for (const e of this.pruneCache.values()) bytes += e.raw.adjacency.byteLength;
+    for (const [k, e] of this.pruneCache) {
+      if (bytes <= limit || k === req.key) break;
+      this.pruneCache.delete(k);
+      bytes -= e.raw.adjacency.byteLength;
+    }
+    return pruneGraph(entry.raw, req.options, entry.analysis);
+  }
+
+  /** Forgets a cached raw graph (its trace was deleted). */
+  forget(key: string): void {
+    this.pruneCache.delete(key);
+  }
+
+  async close(): Promise<void> {
+    this.pruneCache.clear();
+  }
+}

@@ -1,0 +1,296 @@
+/**
+ * The one contract between a UI and the backend: every method (name → params → result) and
+ * every event (name → payload). The WebSocket transport (server mode) carries it now and the
+ * Electron IPC bridge will carry it later; neither adds methods of its own. Types only (plus a
+ * few constants): importable from the renderer without pulling in Node.
+ *
+ * Ids of graph nodes are graph JSON node ids (attribution.md §6): feature `{layer}_{index}_{pos}`,
+ * error `{layer}_-1_{pos}`, embedding `E_{tokenId}_{pos}`, logit `{L+1}_{tokenId}_{T-1}`.
+ */
+import type { FeatureRecord } from '../engine/dashboards/types.ts';
+import type { FeatureInfo } from '../store/features.ts';
+import type {
+  Annotations,
+  ModelRecord,
+  ProjectRecord,
+  Supernode,
+  TraceProgress,
+  TraceRecord,
+  TraceSettings,
+  TraceStatus,
+  TranscoderSetRecord,
+  ViewSummary,
+} from '../store/types.ts';
+
+export type {
+  Annotations,
+  FeatureInfo,
+  FeatureRecord,
+  ModelRecord,
+  ProjectRecord,
+  Supernode,
+  TraceProgress,
+  TraceRecord,
+  TraceSettings,
+  TraceStatus,
+  TranscoderSetRecord,
+  ViewSummary,
+};
+
+/** Bumped when a method or event changes incompatibly. */
+export const API_VERSION = 1;
+
+export type NodeKind = 'feature' | 'error' | 'token' | 'logit';
+
+/** One node of a pruned view. */
+export interface ViewNode {
+  /** Graph JSON node id (stable across re-pruning). */
+  id: string;
+  kind: NodeKind;
+  /** Transcoder layer (feature, error); -1 for tokens; nLayers + 1 for logits. */
+  layer: number;
+  position: number;
+  /** Feature index (feature), vocabulary id (token, logit), -1 (error). */
+  index: number;
+  activation: number | null;
+  /** Cumulative influence share at the node's rank (lower = more important); null for logits. */
+  influence: number | null;
+  /** Logit probability; null for other kinds. */
+  probability: number | null;
+  /** Token string (token, logit); null for other kinds. */
+  token: string | null;
+  /** The label shown: the trace's own label for the node, else the feature's label, else ''. */
+  label: string;
+}
+
+/** A pruned graph as the UI draws it. Edge endpoints are indices into `nodes`. */
+export interface GraphView {
+  traceId: number;
+  nodeThreshold: number;
+  edgeThreshold: number;
+  /** Node ids exempt from pruning (the trace's pins, when requested). */
+  pinned: string[];
+  nLayers: number;
+  nPositions: number;
+  promptTokens: string[];
+  /** Nodes of the unpruned graph. */
+  unprunedNodes: number;
+  nodes: ViewNode[];
+  edges: { source: number[]; target: number[]; weight: number[] };
+  /** Null when unknown (an imported file without them). */
+  replacementScore: number | null;
+  completenessScore: number | null;
+  /** True when the view was already stored; false when it was pruned for this request. */
+  cached: boolean;
+  /** Present for imported graphs, which have no adjacency outside their stored view. */
+  imported?: boolean;
+}
+
+/** Attribution settings a caller may set; absent fields take the defaults. */
+export interface TraceSettingsInput {
+  maxNLogits?: number;
+  desiredLogitProb?: number;
+  maxFeatureNodes?: number | null;
+  batchSize?: number;
+  nodeThreshold?: number;
+  edgeThreshold?: number;
+  provider?: 'cpu' | 'webgpu' | 'cuda' | 'auto';
+}
+
+export const DEFAULT_TRACE_SETTINGS: TraceSettings = {
+  maxNLogits: 10,
+  desiredLogitProb: 0.95,
+  maxFeatureNodes: null,
+  batchSize: 256,
+  nodeThreshold: 0.8,
+  edgeThreshold: 0.98,
+  provider: 'cpu',
+};
+
+export interface TraceDetail extends TraceRecord {
+  views: ViewSummary[];
+}
+
+export interface ServerInfo {
+  app: 'circuit-workbench';
+  apiVersion: number;
+  schemaVersion: number;
+  dataDir: string;
+}
+
+interface Method<P, R> {
+  params: P;
+  result: R;
+}
+
+type Empty = Record<string, never>;
+
+export interface ApiMethods {
+  'server.info': Method<Empty, ServerInfo>;
+
+  'projects.list': Method<Empty, ProjectRecord[]>;
+  'projects.create': Method<{ name: string; description?: string }, ProjectRecord>;
+  'projects.update': Method<{ id: number; name?: string; description?: string }, ProjectRecord>;
+  /** Deletes the project and every trace in it. */
+  'projects.delete': Method<{ id: number }, { id: number }>;
+
+  'models.list': Method<Empty, ModelRecord[]>;
+  'models.get': Method<{ id: number }, ModelRecord>;
+  /** Validates the two folders and registers them (also when invalid: the record says why). */
+  'models.register': Method<{ checkpointDir: string; transcoderDir: string; name?: string }, ModelRecord>;
+  /** Validates a registered model again (files may have changed). */
+  'models.validate': Method<{ id: number }, ModelRecord>;
+  'models.rename': Method<{ id: number; name: string }, ModelRecord>;
+  'models.delete': Method<{ id: number }, { id: number }>;
+  'models.transcoderSets': Method<Empty, TranscoderSetRecord[]>;
+
+  /** Queues a trace. Give `prompt` (tokenized with the model's tokenizer) or `tokenIds` (used as given). */
+  'traces.start': Method<
+    {
+      modelId: number;
+      prompt?: string;
+      tokenIds?: number[];
+      projectId?: number;
+      settings?: TraceSettingsInput;
+      tags?: string[];
+      notes?: string;
+    },
+    TraceRecord
+  >;
+  'traces.get': Method<{ id: number }, TraceDetail>;
+  /** Search: every given filter must match. */
+  'traces.list': Method<
+    {
+      projectId?: number;
+      query?: string;
+      tags?: string[];
+      modelId?: number;
+      transcoderSetId?: number;
+      status?: TraceStatus;
+      /** Traces whose graph holds this feature. */
+      feature?: { layer: number; index: number };
+      deleted?: 'exclude' | 'include' | 'only';
+      limit?: number;
+      offset?: number;
+    },
+    { traces: TraceRecord[]; total: number }
+  >;
+  /** Cancels a queued or running trace. */
+  'traces.cancel': Method<{ id: number }, TraceRecord>;
+  /** Queues a new trace of the same model and prompt with changed settings. */
+  'traces.retrace': Method<{ id: number; settings?: TraceSettingsInput; projectId?: number }, TraceRecord>;
+  /** To the trash (undo with traces.restore), or for good with `permanent`. */
+  'traces.delete': Method<{ id: number; permanent?: boolean }, { id: number; permanent: boolean }>;
+  'traces.restore': Method<{ id: number }, TraceRecord>;
+  'traces.update': Method<{ id: number; notes?: string; projectId?: number }, TraceRecord>;
+  'traces.tag': Method<{ id: number; add?: string[]; remove?: string[] }, TraceRecord>;
+  'traces.tags': Method<Empty, Array<{ tag: string; count: number }>>;
+
+  /**
+   * The pruned view at these thresholds (default: the trace's own). Served from the store when
+   * it holds that view, otherwise re-pruned from the unpruned adjacency and stored.
+   */
+  'graphs.view': Method<
+    { traceId: number; nodeThreshold?: number; edgeThreshold?: number; usePins?: boolean },
+    GraphView
+  >;
+  /** Re-prunes (if not stored yet) without sending the view back. */
+  'graphs.prune': Method<
+    { traceId: number; nodeThreshold: number; edgeThreshold: number; usePins?: boolean },
+    ViewSummary
+  >;
+  'graphs.views': Method<{ traceId: number }, ViewSummary[]>;
+  /** circuit-tracer / Neuronpedia graph JSON of a pruned view, with labels, pins and supernodes. */
+  'graphs.exportJson': Method<
+    { traceId: number; nodeThreshold?: number; edgeThreshold?: number; usePins?: boolean },
+    { fileName: string; json: string }
+  >;
+  /** Imports graph JSON (validated, size-bounded) as a new trace. */
+  'graphs.importJson': Method<
+    { json: string; projectId?: number; tags?: string[] },
+    { trace: TraceRecord; notes: string[] }
+  >;
+
+  'features.get': Method<{ transcoderSetId: number; layer: number; index: number }, FeatureInfo>;
+  /** '' clears the label. Labels are shared by every graph of the transcoder set. */
+  'features.setLabel': Method<
+    { transcoderSetId: number; layer: number; index: number; label: string },
+    FeatureInfo
+  >;
+  'features.search': Method<{ transcoderSetId: number; query: string; limit?: number }, FeatureInfo[]>;
+  /** Stores dashboards (feature detail records) computed elsewhere. */
+  'features.putDashboards': Method<{ transcoderSetId: number; records: FeatureRecord[] }, { stored: number }>;
+
+  'annotations.get': Method<{ traceId: number }, Annotations>;
+  /** Replaces the given fields. Node ids must be nodes of the trace's graph. */
+  'annotations.update': Method<
+    {
+      traceId: number;
+      pinned?: string[];
+      supernodes?: Supernode[];
+      layout?: Record<string, { x: number; y: number }>;
+      labels?: Record<string, string>;
+      notes?: Record<string, string>;
+    },
+    Annotations
+  >;
+}
+
+export type MethodName = keyof ApiMethods;
+export type Params<M extends MethodName> = ApiMethods[M]['params'];
+export type Result<M extends MethodName> = ApiMethods[M]['result'];
+
+export interface ApiEvents {
+  /** A running trace advanced (phase, batch i/n, ETA). */
+  'trace.progress': { traceId: number; progress: TraceProgress };
+  /** A trace changed (status, tags, notes, graph saved). */
+  'trace.updated': { trace: TraceRecord };
+  'trace.deleted': { traceId: number; permanent: boolean };
+  /** Something else in the library changed; refetch what shows it. */
+  'library.changed': {
+    entity: 'project' | 'model' | 'feature' | 'annotation' | 'view';
+    id: number | string;
+  };
+}
+
+export type EventName = keyof ApiEvents;
+
+export type ApiErrorCode =
+  | 'invalid_params' // the params do not fit the method's schema
+  | 'unknown_method'
+  | 'not_found' // a project, model, trace, … that does not exist
+  | 'conflict' // the request contradicts the stored state
+  | 'unsupported' // not possible for this object (e.g. re-pruning an imported graph)
+  | 'engine' // the engine rejected the input (engineCode says how)
+  | 'storage' // the library could not be read or written
+  | 'unauthorized' // missing or wrong token (transport level)
+  | 'unavailable' // the connection to the backend is closed
+  | 'internal'; // a bug: the message says what happened
+
+/** Errors as every transport delivers them. */
+export interface ApiErrorData {
+  code: ApiErrorCode;
+  message: string;
+  /** The parameter or field concerned, e.g. 'settings.nodeThreshold'. */
+  field?: string;
+  /** For code 'engine': the EngineError code ('shape', 'mismatch', 'argument', …). */
+  engineCode?: string;
+}
+
+/** The surface a UI talks to, whatever the transport. */
+export interface ApiClient {
+  call<M extends MethodName>(method: M, params: Params<M>): Promise<Result<M>>;
+  /** Subscribes to an event; returns the unsubscribe function. */
+  on<E extends EventName>(event: E, listener: (data: ApiEvents[E]) => void): () => void;
+  close(): Promise<void> | void;
+}
+
+// ---- WebSocket wire protocol (JSON text frames)
+
+export type ClientMessage = { type: 'call'; id: number; method: string; params?: unknown };
+
+export type ServerMessage =
+  | { type: 'hello'; apiVersion: number; app: 'circuit-workbench' }
+  | { type: 'result'; id: number; result: unknown }
+  | { type: 'error'; id: number | null; error: ApiErrorData }
+  | { type: 'event'; event: EventName; data: unknown };

@@ -1,0 +1,747 @@
+/**
+ * The backend behind the API contract: every method's implementation over the store, the
+ * compute backend (in-process today, the job pool's workers later) and the persisted job
+ * queue. Dependencies are injected; nothing here is global, so tests, the server and the
+ * Electron main process each build their own.
+ *
+ * Traces run one at a time from the persisted queue: queued → running (progress events) →
+ * done (graph saved whole by Store.saveTrace) | failed (readable reason) | cancelled. A trace
+ * interrupted by a crash is queued again when the service starts; one interrupted by a clean
+ * shutdown goes back to the queue at once.
+ */
+
+import { nodeLayout } from '../engine/attribution/graph-types.ts';
+import { EngineError, isEngineError } from '../engine/errors.ts';
+import { importGraphJson } from '../engine/graph-json/import.ts';
+import type { PrunedGraph } from '../engine/pruning/prune.ts';
+import { deviceForProvider } from '../jobs/kinds/index.ts';
+import type { JobRecord } from '../jobs/types.ts';
+import { pinnedKey, type StoredView } from '../store/graphs.ts';
+import { acquireServiceLock, type ServiceLock } from '../store/lock.ts';
+import { SCHEMA_VERSION } from '../store/migrations/index.ts';
+import type { Store } from '../store/store.ts';
+import type { TraceRecord, TraceSettings } from '../store/types.ts';
+import type { ComputeBackend } from './compute.ts';
+import {
+  API_VERSION,
+  type ApiEvents,
+  DEFAULT_TRACE_SETTINGS,
+  type EventName,
+  type GraphView,
+  type MethodName,
+  type Params,
+  type Result,
+  type TraceSettingsInput,
+} from './contract.ts';
+import { ApiError, toApiError } from './errors.ts';
+import { exportGraphJsonText, importedToStorable } from './graph-json-io.ts';
+import { checkModelFolders } from './model-check.ts';
+import { isMethodName, METHOD_NAMES, parseParams } from './schema.ts';
+import { buildGraphView, nodeIndexById, nodeKind } from './view.ts';
+
+export interface ServiceOptions {
+  store: Store;
+  compute: ComputeBackend;
+  /** Run queued traces (default true; false for a read-only front end). */
+  runJobs?: boolean;
+  /** Failures of background work that have no caller to return to. */
+  onBackgroundError?: (e: unknown) => void;
+  /** Minimum time between progress writes to the database (default 500 ms). */
+  progressWriteMs?: number;
+}
+
+type Handler<M extends MethodName> = (p: Params<M>) => Result<M> | Promise<Result<M>>;
+type Listener<E extends EventName> = (data: ApiEvents[E]) => void;
+
+interface RunningJob {
+  job: JobRecord;
+  traceId: number;
+  projectId: number;
+  controller: AbortController;
+  reason: 'cancel' | 'shutdown' | null;
+  done: Promise<void>;
+}
+
+/** A trace whose runs were interrupted this many times (crash or shutdown) is failed. */
+const MAX_ATTEMPTS = 3;
+
+function slugify(text: string): string {
+  return (
+    text
+      .toLowerCase()
+      .replace(/[^a-z0-9]+/g, '-')
+      .replace(/^-|-$/g, '')
+      .slice(0, 60) || 'graph'
+  );
+}
+
+export function mergeSettings(base: TraceSettings, input: TraceSettingsInput | undefined): TraceSettings {
+  const s = { ...base };
+  if (!input) return s;
+  for (const [k, v] of Object.entries(input)) if (v !== undefined) (s as Record<string, unknown>)[k] = v;
+  return s;
+}
+
+export class WorkbenchService {
+  readonly store: Store;
+  private readonly compute: ComputeBackend;
+  private readonly listeners = new Map<EventName, Set<Listener<EventName>>>();
+  private readonly runJobs: boolean;
+  private readonly progressWriteMs: number;
+  private running: RunningJob | null = null;
+  private loop: Promise<void> | null = null;
+  private closed = false;
+  private started = false;
+  private lock: ServiceLock | null = null;
+
+  constructor(private readonly opts: ServiceOptions) {
+    this.store = opts.store;
+    this.compute = opts.compute;
+    this.runJobs = opts.runJobs ?? true;
+    this.progressWriteMs = opts.progressWriteMs ?? 500;
+  }
+
+  /**
+   * Recovers work a previous process left running, then starts the queue. Only one process may
+   * run a library's queue: a second one gets a 'conflict' StoreError naming the first.
+   */
+  start(): this {
+    if (this.started) return this;
+    if (this.runJobs) this.lock = acquireServiceLock(this.store.dataDir);
+    this.started = true;
+    if (this.runJobs) {
+      // Trace jobs a previous process left running (it crashed) or interrupted (it shut down).
+      for (const job of this.store.jobs.recoverInterrupted()) {
+        if (job.kind !== 'trace' || job.traceId === null) continue;
+        const t = this.store.traces.find(job.traceId);
+        if (t?.status !== 'running' && t?.status !== 'queued') {
+          this.store.jobs.cancel(job.id); // its trace was finished, cancelled or deleted meanwhile
+        } else if (job.attempts >= MAX_ATTEMPTS) {
+          this.store.jobs.cancel(job.id);
+          this.store.traces.setStatus(t.id, 'failed', {
+            progress: null,
+            error: {
+              code: 'interrupted',
+              message: `the app stopped ${job.attempts} times while this trace ran`,
+            },
+            finishedAt: this.store.now(),
+          });
+        } else {
+          this.store.jobs.requeue(job.id, { resume: false });
+          this.store.traces.setStatus(t.id, 'queued', { progress: null, startedAt: null });
+        }
+      }
+      this.kick();
+    }
+    return this;
+  }
+
+  // ---- events
+
+  on<E extends EventName>(event: E, listener: Listener<E>): () => void {
+    let set = this.listeners.get(event);
+    if (!set) {
+      set = new Set();
+      this.listeners.set(event, set);
+    }
+    set.add(listener as Listener<EventName>);
+    return () => set.delete(listener as Listener<EventName>);
+  }
+
+  private emit<E extends EventName>(event: E, data: ApiEvents[E]): void {
+    for (const l of this.listeners.get(event) ?? []) {
+      try {
+        l(data);
+      } catch (e) {
+        this.opts.onBackgroundError?.(e);
+      }
+    }
+  }
+
+  private traceUpdated(trace: TraceRecord): TraceRecord {
+    this.emit('trace.updated', { trace });
+    return trace;
+  }
+
+  // ---- calls
+
+  /** Validates and runs a method; every failure is an ApiError. */
+  async call<M extends MethodName>(method: M, params: Params<M>): Promise<Result<M>>;
+  async call(method: string, params: unknown): Promise<unknown>;
+  async call(method: string, params: unknown): Promise<unknown> {
+    try {
+      if (this.closed) throw new ApiError('conflict', 'the service is shutting down');
+      if (!isMethodName(method)) {
+        throw new ApiError(
+          'unknown_method',
+          `unknown method "${String(method).slice(0, 80)}"; known: ${METHOD_NAMES.join(', ')}`,
+        );
+      }
+      const parsed = parseParams(method, params);
+      const handler = this.handlers[method] as Handler<typeof method>;
+      return await handler(parsed as never);
+    } catch (e) {
+      throw toApiError(e);
+    }
+  }
+
+  private readonly handlers: { [M in MethodName]: Handler<M> } = {
+    'server.info': () => ({
+      app: 'circuit-workbench',
+      apiVersion: API_VERSION,
+      schemaVersion: SCHEMA_VERSION,
+      dataDir: this.store.dataDir,
+    }),
+
+    'projects.list': () => this.store.projects.list(),
+    'projects.create': (p) => {
+      const r = this.store.projects.create(p.name.trim(), p.description ?? '');
+      this.emit('library.changed', { entity: 'project', id: r.id });
+      return r;
+    },
+    'projects.update': (p) => {
+      const r = this.store.projects.update(p.id, { name: p.name?.trim(), description: p.description });
+      this.emit('library.changed', { entity: 'project', id: r.id });
+      return r;
+    },
+    'projects.delete': async (p) => {
+      this.store.projects.get(p.id);
+      if (this.running?.projectId === p.id) await this.stopRunning('cancel');
+      this.store.deleteProject(p.id);
+      this.emit('library.changed', { entity: 'project', id: p.id });
+      return { id: p.id };
+    },
+
+    'models.list': () => this.store.models.list(),
+    'models.get': (p) => this.store.models.get(p.id),
+    'models.register': (p) => {
+      const r = this.store.models.upsert(checkModelFolders(p));
+      this.emit('library.changed', { entity: 'model', id: r.id });
+      return r;
+    },
+    'models.validate': (p) => {
+      const m = this.store.models.get(p.id);
+      const r = this.store.models.upsert(
+        checkModelFolders({ checkpointDir: m.checkpointDir, transcoderDir: m.transcoderDir, name: m.name }),
+      );
+      this.emit('library.changed', { entity: 'model', id: r.id });
+      return r;
+    },
+    'models.rename': (p) => {
+      const r = this.store.models.rename(p.id, p.name.trim());
+      this.emit('library.changed', { entity: 'model', id: r.id });
+      return r;
+    },
+    'models.delete': (p) => {
+      this.store.models.delete(p.id);
+      this.emit('library.changed', { entity: 'model', id: p.id });
+      return { id: p.id };
+    },
+    'models.transcoderSets': () => this.store.models.listTranscoderSets(),
+
+    'traces.start': (p) => {
+      if (p.prompt === undefined && p.tokenIds === undefined) {
+        throw new ApiError('invalid_params', 'invalid params: give prompt or tokenIds', { field: 'prompt' });
+      }
+      const model = this.store.models.get(p.modelId);
+      if (!model.valid) {
+        const first = model.validation.problems[0];
+        throw new ApiError(
+          'conflict',
+          `model ${model.id} (${model.name}) did not pass validation${first ? `: ${first.message}` : ''}; fix it and run models.validate`,
+          { field: 'modelId' },
+        );
+      }
+      const projectId = p.projectId ?? this.store.projects.ensureDefault().id;
+      this.store.projects.get(projectId);
+      return this.enqueueTrace({
+        projectId,
+        modelId: model.id,
+        transcoderSetId: model.transcoderSetId,
+        prompt: p.prompt ?? '',
+        tokenIds: p.tokenIds ?? null,
+        settings: mergeSettings(DEFAULT_TRACE_SETTINGS, p.settings),
+        tags: p.tags,
+        notes: p.notes,
+      });
+    },
+    'traces.get': (p) => ({ ...this.store.traces.get(p.id), views: this.store.graphs.listViews(p.id) }),
+    'traces.list': (p) => this.store.traces.list(p),
+    'traces.cancel': async (p) => {
+      const t = this.store.traces.get(p.id);
+      if (t.status === 'queued') {
+        for (const j of this.store.jobs.activeForTrace(t.id)) this.store.jobs.cancel(j.id);
+        return this.traceUpdated(
+          this.store.traces.setStatus(t.id, 'cancelled', { progress: null, finishedAt: this.store.now() }),
+        );
+      }
+      if (t.status === 'running' && this.running?.traceId === t.id) {
+        await this.stopRunning('cancel', 5000);
+        return this.store.traces.get(t.id);
+      }
+      throw new ApiError(
+        'conflict',
+        `trace ${t.id} is ${t.status}; only queued or running traces can be cancelled`,
+        {
+          field: 'id',
+        },
+      );
+    },
+    'traces.retrace': (p) => {
+      const t = this.store.traces.get(p.id);
+      if (t.source !== 'trace' || t.modelId === null) {
+        throw new ApiError('unsupported', `trace ${t.id} has no registered model to trace again`, {
+          field: 'id',
+        });
+      }
+      const model = this.store.models.get(t.modelId);
+      return this.enqueueTrace({
+        projectId: p.projectId ?? t.projectId,
+        modelId: model.id,
+        transcoderSetId: model.transcoderSetId,
+        prompt: t.prompt,
+        tokenIds: t.tokenIds,
+        settings: mergeSettings(t.settings, p.settings),
+        tags: t.tags,
+        notes: t.notes,
+      });
+    },
+    'traces.delete': async (p) => {
+      const t = this.store.traces.get(p.id);
+      if (this.running?.traceId === t.id) await this.stopRunning('cancel', 5000);
+      else if (t.status === 'queued') {
+        for (const j of this.store.jobs.activeForTrace(t.id)) this.store.jobs.cancel(j.id);
+        this.store.traces.setStatus(t.id, 'cancelled', { finishedAt: this.store.now() });
+      }
+      const permanent = p.permanent ?? false;
+      if (permanent) this.store.purgeTrace(t.id);
+      else this.store.traces.softDelete(t.id);
+      this.emit('trace.deleted', { traceId: t.id, permanent });
+      return { id: t.id, permanent };
+    },
+    'traces.restore': (p) => this.traceUpdated(this.store.traces.restore(p.id)),
+    'traces.update': (p) => {
+      if (p.projectId !== undefined) this.store.projects.get(p.projectId);
+      return this.traceUpdated(this.store.traces.update(p.id, { notes: p.notes, projectId: p.projectId }));
+    },
+    'traces.tag': (p) => {
+      this.store.traces.get(p.id);
+      this.store.db.transaction(() => {
+        if (p.add?.length) this.store.traces.addTags(p.id, p.add);
+        if (p.remove?.length) this.store.traces.removeTags(p.id, p.remove);
+      })();
+      return this.traceUpdated(this.store.traces.get(p.id));
+    },
+    'traces.tags': () => this.store.traces.tags(),
+
+    'graphs.view': async (p) => (await this.view(p.traceId, p)).view,
+    'graphs.prune': async (p) => {
+      const r = await this.view(p.traceId, p);
+      return r.stored.summary;
+    },
+    'graphs.views': (p) => {
+      this.store.traces.get(p.traceId);
+      return this.store.graphs.listViews(p.traceId);
+    },
+    'graphs.exportJson': async (p) => {
+      const { trace, view, stored, nodes } = await this.view(p.traceId, p);
+      const labels = new Map<string, string>();
+      for (const n of view.nodes) if (n.kind !== 'logit' && n.label) labels.set(n.id, n.label);
+      const ann = this.store.annotations.get(trace.id);
+      const model = trace.modelId === null ? null : this.store.models.find(trace.modelId);
+      const set =
+        trace.transcoderSetId === null ? null : this.store.models.findTranscoderSet(trace.transcoderSetId);
+      const slug = `${slugify(trace.prompt)}-${trace.id}`;
+      const json = exportGraphJsonText({
+        nodes,
+        pruned: stored.pruned,
+        labels,
+        pinned: ann.pinned,
+        supernodes: ann.supernodes,
+        slug,
+        scan: model?.name ?? '',
+        prompt: trace.prompt,
+        modelId: model?.name ?? null,
+        transcoderList: set ? [set.dir] : [],
+        info: JSON.parse(
+          JSON.stringify({ traceId: trace.id, settings: trace.settings, tokenIds: trace.tokenIds }),
+        ),
+      });
+      return { fileName: `${slug}.json`, json };
+    },
+    'graphs.importJson': (p) => {
+      let doc: ReturnType<typeof importGraphJson>;
+      try {
+        doc = importGraphJson(p.json, { file: 'params.json' });
+      } catch (e) {
+        if (isEngineError(e)) {
+          throw new ApiError('invalid_params', `graph JSON: ${e.message}`, {
+            field: e.field,
+            engineCode: e.code,
+          });
+        }
+        throw e;
+      }
+      const g = importedToStorable(doc);
+      const projectId = p.projectId ?? this.store.projects.ensureDefault().id;
+      this.store.projects.get(projectId);
+      const trace = this.store.saveTrace({
+        trace: {
+          projectId,
+          modelId: null,
+          transcoderSetId: null,
+          source: 'import',
+          prompt: g.prompt,
+          tokenIds: null,
+          settings: {
+            ...DEFAULT_TRACE_SETTINGS,
+            nodeThreshold: g.view.nodeThreshold,
+            edgeThreshold: g.view.edgeThreshold,
+            provider: 'none',
+          },
+          tags: p.tags,
+          notes: g.notes.length ? `Imported graph JSON. ${g.notes.join('; ')}` : 'Imported graph JSON.',
+        },
+        raw: { nodes: g.nodes, csr: g.csr },
+        views: [{ pruned: g.view }],
+        annotations: { labels: g.labels, pinned: g.pinned, supernodes: g.supernodes },
+      });
+      this.traceUpdated(trace);
+      return { trace, notes: g.notes };
+    },
+
+    'features.get': (p) => {
+      this.store.models.getTranscoderSet(p.transcoderSetId);
+      return this.store.features.get(p.transcoderSetId, p.layer, p.index);
+    },
+    'features.setLabel': (p) => {
+      const set = this.store.models.getTranscoderSet(p.transcoderSetId);
+      if (p.layer >= set.nLayers) {
+        throw new ApiError('invalid_params', `layer ${p.layer} is beyond the set's ${set.nLayers} layers`, {
+          field: 'layer',
+        });
+      }
+      const r = this.store.features.setLabel(p.transcoderSetId, p.layer, p.index, p.label.trim());
+      this.emit('library.changed', { entity: 'feature', id: `${p.transcoderSetId}:${p.layer}:${p.index}` });
+      return r;
+    },
+    'features.search': (p) => {
+      this.store.models.getTranscoderSet(p.transcoderSetId);
+      return this.store.features.search(p.transcoderSetId, p.query, p.limit);
+    },
+    'features.putDashboards': (p) => {
+      this.store.models.getTranscoderSet(p.transcoderSetId);
+      this.store.features.putDashboards(
+        p.transcoderSetId,
+        p.records.map((r) => ({ layer: r.layer, index: r.index, dashboard: r })),
+      );
+      this.emit('library.changed', { entity: 'feature', id: `${p.transcoderSetId}:*` });
+      return { stored: p.records.length };
+    },
+
+    'annotations.get': (p) => {
+      this.store.traces.get(p.traceId);
+      return this.store.annotations.get(p.traceId);
+    },
+    'annotations.update': (p) => {
+      const trace = this.store.traces.get(p.traceId);
+      if (!this.store.graphs.has(trace.id)) {
+        throw new ApiError('conflict', `trace ${trace.id} has no graph yet (it is ${trace.status})`, {
+          field: 'traceId',
+        });
+      }
+      const ids = nodeIndexById(this.store.graphs.nodes(trace.id));
+      const check = (list: Iterable<string>, field: string) => {
+        for (const id of list) {
+          if (!ids.has(id)) {
+            throw new ApiError(
+              'invalid_params',
+              `invalid params: ${field} names node "${id}", which is not in trace ${trace.id}'s graph`,
+              {
+                field,
+              },
+            );
+          }
+        }
+      };
+      if (p.pinned) check(p.pinned, 'pinned');
+      p.supernodes?.forEach((s, i) => {
+        check(s.nodeIds, `supernodes[${i}].nodeIds`);
+      });
+      if (p.labels) check(Object.keys(p.labels), 'labels');
+      if (p.notes) check(Object.keys(p.notes), 'notes');
+      const { traceId, ...changes } = p;
+      const r = this.store.annotations.update(traceId, {
+        ...changes,
+        pinned: changes.pinned ? [...new Set(changes.pinned)] : undefined,
+      } as Parameters<Store['annotations']['update']>[1]);
+      this.emit('library.changed', { entity: 'annotation', id: traceId });
+      return r;
+    },
+  };
+
+  // ---- graphs
+
+  private async view(
+    traceId: number,
+    p: { nodeThreshold?: number; edgeThreshold?: number; usePins?: boolean },
+  ): Promise<{
+    trace: TraceRecord;
+    view: GraphView;
+    stored: StoredView;
+    nodes: ReturnType<Store['graphs']['nodes']>;
+  }> {
+    const trace = this.store.traces.get(traceId);
+    const def = this.store.graphs.defaultView(traceId);
+    if (!def || !this.store.graphs.has(traceId)) {
+      throw new ApiError('conflict', `trace ${traceId} has no graph yet (it is ${trace.status})`, {
+        field: 'traceId',
+      });
+    }
+    const nodes = this.store.graphs.nodes(traceId);
+    const nt = p.nodeThreshold ?? def.pruned.nodeThreshold;
+    const et = p.edgeThreshold ?? def.pruned.edgeThreshold;
+    const ann = this.store.annotations.get(traceId);
+    const imported = trace.source === 'import';
+    let pinnedIds: string[] = [];
+    let pinnedIdx: number[] = [];
+    if ((p.usePins ?? true) && !imported && ann.pinned.length) {
+      const ids = nodeIndexById(nodes);
+      const lay = nodeLayout(nodes);
+      for (const id of ann.pinned) {
+        const i = ids.get(id);
+        // Only feature and error nodes can be pruned; pinning the others changes nothing.
+        if (i !== undefined && (nodeKind(lay, i) === 'feature' || nodeKind(lay, i) === 'error')) {
+          pinnedIds.push(id);
+          pinnedIdx.push(i);
+        }
+      }
+      pinnedIdx = [...new Set(pinnedIdx)];
+      pinnedIds = [...new Set(pinnedIds)];
+    }
+    const key = pinnedKey(pinnedIdx);
+    let stored: StoredView | null = this.store.graphs.getView(traceId, nt, et, key);
+    const cached = stored !== null;
+    if (!stored) {
+      if (imported) {
+        throw new ApiError(
+          'unsupported',
+          `trace ${traceId} is an imported graph: without its unpruned adjacency it is only available at its own thresholds (node ${def.pruned.nodeThreshold}, edge ${def.pruned.edgeThreshold})`,
+          { field: 'nodeThreshold' },
+        );
+      }
+      const pruned: PrunedGraph = await this.compute.prune({
+        key: this.store.graphs.sidecarName(traceId),
+        raw: () => this.store.graphs.loadRaw(traceId),
+        options: { nodeThreshold: nt, edgeThreshold: et, pinned: pinnedIdx },
+      });
+      const summary = this.store.graphs.putView(traceId, pruned, { pinned: key });
+      stored = { summary, pruned };
+      this.emit('library.changed', { entity: 'view', id: traceId });
+    }
+    const labels =
+      trace.transcoderSetId === null
+        ? new Map<string, string>()
+        : this.store.features.labels(trace.transcoderSetId);
+    const view = buildGraphView({
+      traceId,
+      nodes,
+      pruned: stored.pruned,
+      featureLabels: labels,
+      annotations: ann,
+      pinned: pinnedIds,
+      cached,
+      imported,
+    });
+    return { trace, view, stored, nodes };
+  }
+
+  // ---- the trace queue
+
+  private enqueueTrace(t: {
+    projectId: number;
+    modelId: number;
+    transcoderSetId: number | null;
+    prompt: string;
+    tokenIds: number[] | null;
+    settings: TraceSettings;
+    tags?: string[];
+    notes?: string;
+  }): TraceRecord {
+    const id = this.store.db
+      .transaction(() => {
+        const traceId = this.store.traces.create({ ...t, source: 'trace', status: 'queued' });
+        this.store.jobs.enqueue({
+          kind: 'trace',
+          device: deviceForProvider({ provider: t.settings.provider }),
+          params: { traceId },
+          traceId,
+        });
+        return traceId;
+      })
+      .immediate();
+    const trace = this.traceUpdated(this.store.traces.get(id));
+    this.kick();
+    return trace;
+  }
+
+  /** Starts the queue loop if it is idle. */
+  private kick(): void {
+    if (!this.runJobs || this.closed || this.loop || !this.started) return;
+    // The loop starts on a later turn of the event loop, so whoever queued the trace gets its
+    // answer before the trace's first event; `.finally` runs after the assignment.
+    this.loop = new Promise<void>((resolve) => setImmediate(resolve))
+      .then(() => this.drainQueue())
+      .finally(() => {
+        this.loop = null;
+      });
+  }
+
+  private async drainQueue(): Promise<void> {
+    try {
+      for (;;) {
+        if (this.closed) break;
+        const job = this.store.jobs.claimAny(['trace']);
+        if (!job) break;
+        await this.runTraceJob(job);
+      }
+    } catch (e) {
+      this.opts.onBackgroundError?.(e);
+    }
+  }
+
+  /** Resolves when the queue is empty and nothing runs (tests, CLI). */
+  async idle(): Promise<void> {
+    while (this.loop) await this.loop;
+  }
+
+  private async stopRunning(reason: 'cancel' | 'shutdown', waitMs = Number.POSITIVE_INFINITY): Promise<void> {
+    const r = this.running;
+    if (!r) return;
+    r.reason = reason;
+    r.controller.abort(new EngineError('cancelled', `trace ${r.traceId} was cancelled`));
+    await Promise.race([r.done, new Promise((resolve) => setTimeout(resolve, waitMs).unref())]);
+  }
+
+  private async runTraceJob(job: JobRecord): Promise<void> {
+    const traceId = job.traceId;
+    const trace = traceId === null ? null : this.store.traces.find(traceId);
+    if (trace?.status !== 'queued' || trace.deletedAt !== null) {
+      this.store.jobs.cancel(job.id); // the trace is no longer queued
+      return;
+    }
+    const model = trace.modelId === null ? null : this.store.models.find(trace.modelId);
+    if (!model) {
+      this.store.jobs.fail(job.id, { code: 'not_found', message: 'the model is no longer registered' });
+      this.traceUpdated(
+        this.store.traces.setStatus(trace.id, 'failed', {
+          error: { code: 'not_found', message: 'the model of this trace is no longer registered' },
+          finishedAt: this.store.now(),
+        }),
+      );
+      return;
+    }
+    let settle!: () => void;
+    const running: RunningJob = {
+      job,
+      traceId: trace.id,
+      projectId: trace.projectId,
+      controller: new AbortController(),
+      reason: null,
+      done: new Promise<void>((resolve) => {
+        settle = resolve;
+      }),
+    };
+    this.running = running;
+    try {
+      this.traceUpdated(
+        this.store.traces.setStatus(trace.id, 'running', {
+          startedAt: this.store.now(),
+          progress: null,
+          error: null,
+          finishedAt: null,
+        }),
+      );
+      let lastWrite = 0;
+      let lastPhase = '';
+      const out = await this.compute.trace(
+        {
+          checkpointDir: model.checkpointDir,
+          transcoderDir: model.transcoderDir,
+          prompt: trace.prompt,
+          tokenIds: trace.tokenIds,
+          settings: trace.settings,
+        },
+        {
+          signal: running.controller.signal,
+          onProgress: (progress) => {
+            const now = Date.now();
+            if (
+              progress.phase !== lastPhase ||
+              now - lastWrite >= this.progressWriteMs ||
+              progress.done === progress.total
+            ) {
+              this.store.traces.setProgress(trace.id, progress);
+              lastWrite = now;
+              lastPhase = progress.phase;
+            }
+            this.emit('trace.progress', { traceId: trace.id, progress });
+          },
+        },
+      );
+      if (running.controller.signal.aborted) throw running.controller.signal.reason;
+      let saved = this.store.saveTrace({
+        traceId: trace.id,
+        raw: out.raw,
+        views: [{ pruned: out.pruned }],
+        timings: out.timingsMs,
+        tokenIds: out.tokenIds,
+      });
+      if (saved.prompt === '')
+        saved = this.store.traces.update(saved.id, { prompt: out.raw.nodes.promptTokens.join('') });
+      this.store.jobs.complete(job.id, { traceId: trace.id });
+      this.traceUpdated(saved);
+    } catch (e) {
+      const now = this.store.now();
+      const still = this.store.traces.find(trace.id);
+      if (running.reason === 'shutdown') {
+        this.store.jobs.interrupt(job.id); // requeued when the service starts again
+        if (still) this.store.traces.setStatus(trace.id, 'queued', { progress: null, startedAt: null });
+      } else if (running.reason === 'cancel' || (isEngineError(e) && e.code === 'cancelled')) {
+        this.store.jobs.cancel(job.id);
+        if (still) {
+          this.traceUpdated(
+            this.store.traces.setStatus(trace.id, 'cancelled', { progress: null, finishedAt: now }),
+          );
+        }
+      } else {
+        const err = toApiError(e);
+        this.store.jobs.fail(job.id, { code: err.engineCode ?? err.code, message: err.message });
+        if (still) {
+          this.traceUpdated(
+            this.store.traces.setStatus(trace.id, 'failed', {
+              progress: null,
+              finishedAt: now,
+              error: { code: err.engineCode ?? err.code, message: err.message },
+            }),
+          );
+        }
+        if (err.code === 'internal') this.opts.onBackgroundError?.(e);
+      }
+    } finally {
+      this.running = null;
+      settle();
+    }
+  }
+
+  /** Stops the queue (a running trace goes back to the queue) and closes the compute backend. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.stopRunning('shutdown');
+    await this.loop;
+    await this.compute.close();
+    this.listeners.clear();
+    this.lock?.release();
+  }
+}

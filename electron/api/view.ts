@@ -1,0 +1,140 @@
+/** Pruned graphs as the API sends them: graph JSON node ids, labels, edges by view index. */
+import type { AttributionNodes, NodeLayout } from '../engine/attribution/graph-types.ts';
+import { nodeLayout } from '../engine/attribution/graph-types.ts';
+import {
+  embeddingNodeId,
+  errorNodeId,
+  featureNodeId,
+  logitClerp,
+  logitNodeId,
+} from '../engine/graph-json/ids.ts';
+import type { PrunedGraph } from '../engine/pruning/prune.ts';
+import { featureKey } from '../store/features.ts';
+import type { Annotations } from '../store/types.ts';
+import type { GraphView, NodeKind, ViewNode } from './contract.ts';
+
+export function nodeKind(lay: NodeLayout, i: number): NodeKind {
+  return i < lay.errorOffset
+    ? 'feature'
+    : i < lay.tokenOffset
+      ? 'error'
+      : i < lay.logitOffset
+        ? 'token'
+        : 'logit';
+}
+
+/** The graph JSON id of raw node i. */
+export function nodeId(nodes: AttributionNodes, lay: NodeLayout, i: number): string {
+  const T = nodes.nPositions;
+  if (i < lay.errorOffset)
+    return featureNodeId(nodes.features.layer[i], nodes.features.index[i], nodes.features.position[i]);
+  if (i < lay.tokenOffset) {
+    const e = i - lay.errorOffset;
+    return errorNodeId(Math.floor(e / T), e % T);
+  }
+  if (i < lay.logitOffset) {
+    const p = i - lay.tokenOffset;
+    return embeddingNodeId(nodes.promptTokenIds[p], p);
+  }
+  return logitNodeId(nodes.nLayers, nodes.logits.tokenId[i - lay.logitOffset], T - 1);
+}
+
+/** node id → raw index, for every node of the graph. */
+export function nodeIndexById(nodes: AttributionNodes): Map<string, number> {
+  const lay = nodeLayout(nodes);
+  const out = new Map<string, number>();
+  for (let i = 0; i < lay.total; i++) out.set(nodeId(nodes, lay, i), i);
+  return out;
+}
+
+export interface ViewInput {
+  traceId: number;
+  nodes: AttributionNodes;
+  pruned: PrunedGraph;
+  /** featureKey(layer, index) → label, of the trace's transcoder set. */
+  featureLabels: ReadonlyMap<string, string>;
+  annotations: Annotations;
+  pinned: string[];
+  cached: boolean;
+  imported?: boolean;
+}
+
+export function buildGraphView(v: ViewInput): GraphView {
+  const { nodes, pruned } = v;
+  const lay = nodeLayout(nodes);
+  const T = nodes.nPositions;
+  const own = v.annotations.labels;
+  const viewIndex = new Int32Array(lay.total).fill(-1);
+  const out: ViewNode[] = new Array(pruned.keptNodes.length);
+  for (let q = 0; q < pruned.keptNodes.length; q++) {
+    const i = pruned.keptNodes[q];
+    viewIndex[i] = q;
+    const kind = nodeKind(lay, i);
+    const id = nodeId(nodes, lay, i);
+    const inf = pruned.nodeInfluence[q];
+    const node: ViewNode = {
+      id,
+      kind,
+      layer: 0,
+      position: 0,
+      index: -1,
+      activation: null,
+      influence: kind === 'logit' || !Number.isFinite(inf) ? null : inf,
+      probability: null,
+      token: null,
+      label: own[id] ?? '',
+    };
+    if (kind === 'feature') {
+      node.layer = nodes.features.layer[i];
+      node.position = nodes.features.position[i];
+      node.index = nodes.features.index[i];
+      node.activation = nodes.features.activation[i];
+      if (!node.label) node.label = v.featureLabels.get(featureKey(node.layer, node.index)) ?? '';
+    } else if (kind === 'error') {
+      const e = i - lay.errorOffset;
+      node.layer = Math.floor(e / T);
+      node.position = e % T;
+    } else if (kind === 'token') {
+      const p = i - lay.tokenOffset;
+      node.layer = -1;
+      node.position = p;
+      node.index = nodes.promptTokenIds[p];
+      node.token = nodes.promptTokens[p] ?? null;
+    } else {
+      const k = i - lay.logitOffset;
+      node.layer = nodes.nLayers + 1;
+      node.position = T - 1;
+      node.index = nodes.logits.tokenId[k];
+      node.probability = nodes.logits.probability[k];
+      node.token = nodes.logits.token[k] ?? null;
+      if (!node.label) node.label = logitClerp(node.token ?? '', node.probability);
+    }
+    out[q] = node;
+  }
+  const E = pruned.edges.target.length;
+  const source = new Array<number>(E);
+  const target = new Array<number>(E);
+  const weight = new Array<number>(E);
+  for (let e = 0; e < E; e++) {
+    source[e] = viewIndex[pruned.edges.source[e]];
+    target[e] = viewIndex[pruned.edges.target[e]];
+    weight[e] = pruned.edges.weight[e];
+  }
+  const view: GraphView = {
+    traceId: v.traceId,
+    nodeThreshold: pruned.nodeThreshold,
+    edgeThreshold: pruned.edgeThreshold,
+    pinned: v.pinned,
+    nLayers: nodes.nLayers,
+    nPositions: T,
+    promptTokens: nodes.promptTokens,
+    unprunedNodes: lay.total,
+    nodes: out,
+    edges: { source, target, weight },
+    replacementScore: Number.isFinite(pruned.replacementScore) ? pruned.replacementScore : null,
+    completenessScore: Number.isFinite(pruned.completenessScore) ? pruned.completenessScore : null,
+    cached: v.cached,
+  };
+  if (v.imported) view.imported = true;
+  return view;
+}

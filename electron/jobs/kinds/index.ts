@@ -1,0 +1,22 @@
+/**
+ * The registry of built-in job kinds: name → the module a worker loads to run it, and the
+ * device its params need. Interventions and other kinds are added here (or at run time with
+ * JobPool.registerKind, as the tests do with their test-only kinds).
+ */
+import { providerUnavailableReason } from '../../engine/runtime/providers.ts';
+import type { JobDevice, JobKindSpec, JsonValue } from '../types.ts';
+
+/** GPU for an explicit GPU provider, or `auto` where CUDA is installed; CPU otherwise. */
+export function deviceForProvider(params: JsonValue): JobDevice {
+  const p =
+    typeof params === 'object' && params !== null && !Array.isArray(params) ? params.provider : undefined;
+  if (p === 'cuda' || p === 'webgpu') return 'gpu';
+  if (p === 'auto') return providerUnavailableReason('cuda') === null ? 'gpu' : 'cpu';
+  return 'cpu';
+}
+
+export const BUILTIN_JOB_KINDS: readonly JobKindSpec[] = [
+  { kind: 'trace', module: new URL('./trace.ts', import.meta.url).href, device: deviceForProvider },
+  { kind: 'reprune', module: new URL('./reprune.ts', import.meta.url).href, device: () => 'cpu' },
+  { kind: 'dashboards', module: new URL('./dashboards.ts', import.meta.url).href, device: deviceForProvider },
+];

@@ -1,0 +1,59 @@
+/**
+ * Job kind `reprune`: prune a stored raw graph at other thresholds. The raw graph comes as a
+ * transient input (`inputs.graph`, a RawAttributionGraph moved from the main thread, e.g. read
+ * from the store) or from a raw safetensors file (`params.raw`). Params: nodeThreshold,
+ * edgeThreshold, pinned (raw node indices).
+ *
+ * Result: the pruned view's counts and scores; payload: the PrunedGraph (arrays moved).
+ */
+import { nodeLayout, type RawAttributionGraph } from '../../engine/attribution/graph-types.ts';
+import { readRawGraph } from '../../engine/attribution/raw-file.ts';
+import { EngineError } from '../../engine/errors.ts';
+import { pruneGraph } from '../../engine/pruning/index.ts';
+import type { JobContext, JobHandler, JobOutput, JsonValue } from '../types.ts';
+import { asParams, optInts, optNum, optStr } from './params.ts';
+
+const handler: JobHandler = {
+  async run(raw: JsonValue, ctx: JobContext): Promise<JobOutput> {
+    const p = asParams(raw);
+    ctx.progress({ phase: 'load', done: 0, total: 1 });
+    const input = (ctx.inputs as { graph?: RawAttributionGraph } | undefined)?.graph;
+    const file = optStr(p, 'raw');
+    let graph: RawAttributionGraph;
+    if (input) graph = input;
+    else if (file) graph = readRawGraph(file).graph;
+    else
+      throw new EngineError('argument', 'reprune needs a raw graph (inputs.graph or params.raw)', {
+        field: 'raw',
+      });
+    ctx.throwIfCancelled();
+    ctx.progress({ phase: 'prune', done: 0, total: 1 });
+    const pruned = pruneGraph(graph, {
+      nodeThreshold: optNum(p, 'nodeThreshold') ?? 0.8,
+      edgeThreshold: optNum(p, 'edgeThreshold') ?? 0.98,
+      pinned: optInts(p, 'pinned'),
+    });
+    ctx.progress({ phase: 'prune', done: 1, total: 1 });
+    return {
+      result: {
+        nodes: pruned.keptNodes.length,
+        edges: pruned.edges.weight.length,
+        unprunedNodes: nodeLayout(graph.nodes).total,
+        nodeThreshold: pruned.nodeThreshold,
+        edgeThreshold: pruned.edgeThreshold,
+        replacementScore: pruned.replacementScore,
+        completenessScore: pruned.completenessScore,
+      },
+      payload: { pruned },
+      transfer: [
+        pruned.keptNodes.buffer as ArrayBuffer,
+        pruned.nodeInfluence.buffer as ArrayBuffer,
+        pruned.edges.target.buffer as ArrayBuffer,
+        pruned.edges.source.buffer as ArrayBuffer,
+        pruned.edges.weight.buffer as ArrayBuffer,
+      ].filter((b, i, all) => all.indexOf(b) === i),
+    };
+  },
+};
+
+export default handler;

@@ -1,0 +1,128 @@
+/**
+ * Per-feature data of a transcoder set, keyed by (transcoder set, layer, feature index) so it is
+ * shared by every graph traced with that set: the label researchers give a feature and its
+ * dashboard (the feature detail record of attribution.md §6, produced by the dashboards job).
+ */
+import type { FeatureRecord } from '../engine/dashboards/types.ts';
+import type { Db } from './database.ts';
+
+export interface FeatureInfo {
+  transcoderSetId: number;
+  layer: number;
+  index: number;
+  label: string | null;
+  labelUpdatedAt: number | null;
+  dashboard: FeatureRecord | null;
+  dashboardUpdatedAt: number | null;
+}
+
+interface Row {
+  transcoder_set_id: number;
+  layer: number;
+  feature_index: number;
+  label: string | null;
+  label_updated_at: number | null;
+  dashboard: string | null;
+  dashboard_updated_at: number | null;
+}
+
+const toInfo = (r: Row): FeatureInfo => ({
+  transcoderSetId: r.transcoder_set_id,
+  layer: r.layer,
+  index: r.feature_index,
+  label: r.label,
+  labelUpdatedAt: r.label_updated_at,
+  dashboard: r.dashboard === null ? null : (JSON.parse(r.dashboard) as FeatureRecord),
+  dashboardUpdatedAt: r.dashboard_updated_at,
+});
+
+/** Key of a feature in a label map. */
+export const featureKey = (layer: number, index: number) => `${layer}:${index}`;
+
+export class FeatureRepository {
+  constructor(
+    private readonly db: Db,
+    private readonly now: () => number,
+  ) {}
+
+  get(setId: number, layer: number, index: number): FeatureInfo {
+    const r = this.db
+      .prepare('SELECT * FROM features WHERE transcoder_set_id = ? AND layer = ? AND feature_index = ?')
+      .get(setId, layer, index) as Row | undefined;
+    return r
+      ? toInfo(r)
+      : {
+          transcoderSetId: setId,
+          layer,
+          index,
+          label: null,
+          labelUpdatedAt: null,
+          dashboard: null,
+          dashboardUpdatedAt: null,
+        };
+  }
+
+  /** Sets (or, with null or '', clears) a feature's label. */
+  setLabel(setId: number, layer: number, index: number, label: string | null): FeatureInfo {
+    const value = label === '' ? null : label;
+    this.db.transaction(() => {
+      this.db
+        .prepare(
+          `INSERT INTO features (transcoder_set_id, layer, feature_index, label, label_updated_at) VALUES (?, ?, ?, ?, ?)
+           ON CONFLICT (transcoder_set_id, layer, feature_index) DO UPDATE SET label = excluded.label,
+           label_updated_at = excluded.label_updated_at`,
+        )
+        .run(setId, layer, index, value, this.now());
+      this.prune(setId, layer, index);
+    })();
+    return this.get(setId, layer, index);
+  }
+
+  /** Stores dashboards (one transaction for the batch). */
+  putDashboards(
+    setId: number,
+    records: ReadonlyArray<{ layer: number; index: number; dashboard: FeatureRecord }>,
+  ): void {
+    const stmt = this.db.prepare(
+      `INSERT INTO features (transcoder_set_id, layer, feature_index, dashboard, dashboard_updated_at) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (transcoder_set_id, layer, feature_index) DO UPDATE SET dashboard = excluded.dashboard,
+       dashboard_updated_at = excluded.dashboard_updated_at`,
+    );
+    const t = this.now();
+    this.db.transaction(() => {
+      for (const r of records) stmt.run(setId, r.layer, r.index, JSON.stringify(r.dashboard), t);
+    })();
+  }
+
+  /** Every label of the set: featureKey(layer, index) → label. */
+  labels(setId: number): Map<string, string> {
+    const rows = this.db
+      .prepare(
+        'SELECT layer, feature_index, label FROM features WHERE transcoder_set_id = ? AND label IS NOT NULL',
+      )
+      .all(setId) as Array<{ layer: number; feature_index: number; label: string }>;
+    return new Map(rows.map((r) => [featureKey(r.layer, r.feature_index), r.label]));
+  }
+
+  /** Labelled features of the set whose label contains `query` (case-insensitive). */
+  search(setId: number, query: string, limit = 100): FeatureInfo[] {
+    const pattern = `%${query.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+    return (
+      this.db
+        .prepare(
+          `SELECT * FROM features WHERE transcoder_set_id = ? AND label IS NOT NULL AND label LIKE ? ESCAPE '\\'
+           ORDER BY layer, feature_index LIMIT ?`,
+        )
+        .all(setId, pattern, limit) as Row[]
+    ).map(toInfo);
+  }
+
+  private prune(setId: number, layer: number, index: number): void {
+    this.db
+      .prepare(
+        `DELETE FROM features WHERE transcoder_set_id = ? AND layer = ? AND feature_index = ?
+         AND label IS NULL AND dashboard IS NULL`,
+      )
+      .run(setId, layer, index);
+  }
+}

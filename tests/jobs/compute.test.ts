@@ -1,0 +1,70 @@
+/**
+ * PoolCompute — the API service's ComputeBackend on the job pool — gives what the in-process
+ * backend gives, and a cancel through the request's AbortSignal ends the trace as cancelled.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { InProcessCompute, type TraceRequest } from '../../electron/api/compute.ts';
+import { PoolCompute } from '../../electron/jobs/compute.ts';
+import { FIXTURE_PROMPTS } from '../fixtures/prompts.ts';
+import { fixturePath } from '../fixtures/tiny-checkpoints.ts';
+
+const FIX = fixturePath('tiny-gemma2');
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cw-compute-'));
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+const request = (batchSize: number): TraceRequest => ({
+  checkpointDir: FIX,
+  transcoderDir: path.join(FIX, 'transcoders', 'plt'),
+  prompt: '',
+  tokenIds: FIXTURE_PROMPTS['tiny-gemma2'].cases[0],
+  settings: {
+    maxNLogits: 10,
+    desiredLogitProb: 0.95,
+    maxFeatureNodes: null,
+    batchSize,
+    nodeThreshold: 0.8,
+    edgeThreshold: 0.98,
+    provider: 'cpu',
+  },
+});
+
+describe('PoolCompute', () => {
+  it('traces and re-prunes like the in-process backend, and cancels through the signal', async () => {
+    const cacheRoot = path.join(tmp, 'cache');
+    const pool = new PoolCompute({ cacheRoot, slots: { cpu: 1 } });
+    const local = new InProcessCompute({ cacheRoot });
+    try {
+      const phases = new Set<string>();
+      const got = await pool.trace(request(64), { onProgress: (p) => phases.add(p.phase) });
+      const want = await local.trace(request(64), {});
+      expect(got.tokenIds).toEqual(want.tokenIds);
+      expect(Array.from(got.raw.nodes.features.index)).toEqual(Array.from(want.raw.nodes.features.index));
+      expect(Array.from(got.pruned.keptNodes)).toEqual(Array.from(want.pruned.keptNodes));
+      expect(got.pruned.replacementScore).toBeCloseTo(want.pruned.replacementScore, 5);
+      expect(phases).toContain('features');
+
+      const options = { nodeThreshold: 0.5, edgeThreshold: 0.9 };
+      const raw = want.raw;
+      const a = await pool.prune({ key: 't1', raw: () => raw, options });
+      const b = await local.prune({ key: 't1', raw: () => raw, options });
+      expect(Array.from(a.keptNodes)).toEqual(Array.from(b.keptNodes));
+      expect(Array.from(a.edges.weight)).toEqual(Array.from(b.edges.weight));
+      expect(raw.adjacency.length).toBeGreaterThan(0); // the caller's graph is not moved away
+
+      const controller = new AbortController();
+      const slow = pool.trace(request(1), {
+        signal: controller.signal,
+        onProgress: (p) => {
+          if (p.phase === 'features' && p.done >= 2) controller.abort();
+        },
+      });
+      await expect(slow).rejects.toMatchObject({ code: 'cancelled' });
+    } finally {
+      await pool.close();
+      await local.close();
+    }
+  });
+});
