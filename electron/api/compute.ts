@@ -3,13 +3,14 @@
  * replace the in-process implementation here without the service changing: tracing a prompt
  * and pruning a stored graph at new thresholds.
  */
+
 import fs from 'node:fs';
 import path from 'node:path';
-import { TRANSCODER_HOOKS } from '../engine/arch/hooks.ts';
 import { Attributor } from '../engine/attribution/attribute.ts';
 import type { RawAttributionGraph } from '../engine/attribution/graph-types.ts';
 import { EngineError } from '../engine/errors.ts';
 import { openModel } from '../engine/model/open-model.ts';
+import { assertTranscodersFit } from '../engine/model/transcoder-fit.ts';
 import {
   analyzeGraph,
   type PruneAnalysis,
@@ -20,7 +21,6 @@ import {
 import type { ProviderChoice } from '../engine/runtime/providers.ts';
 import { loadTokenizer } from '../engine/tokenizer/index.ts';
 import { loadTranscoderSet } from '../engine/transcoders/load.ts';
-import { transcoderModelProblems } from '../engine/transcoders/validate.ts';
 import type { TraceProgress, TraceSettings } from '../store/types.ts';
 
 export interface TraceRequest {
@@ -87,21 +87,8 @@ export class InProcessCompute implements ComputeBackend {
     })();
     let attributor: Attributor | undefined;
     try {
+      assertTranscodersFit(model, set);
       const c = model.config;
-      const problems = transcoderModelProblems(set, {
-        nLayers: c.nLayers,
-        hiddenSize: c.hiddenSize,
-        family: c.family,
-        supportedHooks: TRANSCODER_HOOKS,
-      });
-      if (problems.length) {
-        const p = problems[0];
-        throw new EngineError('mismatch', `the transcoders do not belong to this model: ${p.message}`, {
-          file: p.file,
-          tensor: p.tensor,
-          field: p.field,
-        });
-      }
       const hasTokenizer = fs.existsSync(path.join(model.dir, 'tokenizer.json'));
       const tokenizer = hasTokenizer ? await loadTokenizer(model.dir) : null;
       let tokenIds: number[];

@@ -4,12 +4,11 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { TRANSCODER_HOOKS } from '../../engine/arch/hooks.ts';
 import { isEngineError } from '../../engine/errors.ts';
 import { type OpenedModel, openModel } from '../../engine/model/open-model.ts';
+import { transcoderProblemsFor } from '../../engine/model/transcoder-fit.ts';
 import { loadTranscoderSet } from '../../engine/transcoders/load.ts';
 import type { TranscoderSet } from '../../engine/transcoders/types.ts';
-import { transcoderModelProblems } from '../../engine/transcoders/validate.ts';
 import { parseFlags, requireFlag } from '../args.ts';
 
 const HELP = 'usage: circuit inspect --model DIR [--transcoders DIR] [--json]';
@@ -98,17 +97,7 @@ export async function inspectCommand(argv: string[]): Promise<number> {
       problems.push(asProblem(e));
     }
   }
-  if (model && transcoders) {
-    const c = model.config;
-    problems.push(
-      ...transcoderModelProblems(transcoders, {
-        nLayers: c.nLayers,
-        hiddenSize: c.hiddenSize,
-        family: c.family,
-        supportedHooks: TRANSCODER_HOOKS,
-      }).map(asProblem),
-    );
-  }
+  if (model && transcoders) problems.push(...transcoderProblemsFor(model, transcoders).map(asProblem));
   const report = {
     model: model ? describeModel(model) : null,
     transcoders: transcoders ? describeTranscoders(transcoders) : null,

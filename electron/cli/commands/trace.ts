@@ -2,10 +2,10 @@
  * `circuit trace`: the attribution graph of a prompt, pruned and written as graph JSON
  * (circuit-tracer / Neuronpedia format), optionally with the unpruned adjacency (--raw).
  */
+
 import fs from 'node:fs';
 import path from 'node:path';
 import { saveTracedGraph } from '../../api/save-trace.ts';
-import { TRANSCODER_HOOKS } from '../../engine/arch/hooks.ts';
 import {
   type AttributionSettings,
   Attributor,
@@ -16,11 +16,11 @@ import { nodeLayout } from '../../engine/attribution/graph-types.ts';
 import { writeRawGraph } from '../../engine/attribution/raw-file.ts';
 import { EngineError } from '../../engine/errors.ts';
 import { type OpenedModel, openModel } from '../../engine/model/open-model.ts';
+import { assertTranscodersFit } from '../../engine/model/transcoder-fit.ts';
 import { pruneGraph } from '../../engine/pruning/index.ts';
 import { loadTokenizer } from '../../engine/tokenizer/index.ts';
 import { loadTranscoderSet } from '../../engine/transcoders/load.ts';
 import type { TranscoderSet } from '../../engine/transcoders/types.ts';
-import { transcoderModelProblems } from '../../engine/transcoders/validate.ts';
 import { resolveDataDir } from '../../store/data-dir.ts';
 import { Store } from '../../store/store.ts';
 import { parseFlags, positiveIntFlag, providerFlag, requireFlag } from '../args.ts';
@@ -127,21 +127,8 @@ export async function traceCommand(argv: string[]): Promise<number> {
   try {
     model = openModel(modelDir);
     set = loadTranscoderSet(transcoderDir);
+    assertTranscodersFit(model, set);
     const c = model.config;
-    const problems = transcoderModelProblems(set, {
-      nLayers: c.nLayers,
-      hiddenSize: c.hiddenSize,
-      family: c.family,
-      supportedHooks: TRANSCODER_HOOKS,
-    });
-    if (problems.length) {
-      const first = problems[0];
-      throw new EngineError(
-        'mismatch',
-        `the transcoders do not belong to this model: ${first.message}${problems.length > 1 ? ` (and ${problems.length - 1} more problem(s); run circuit inspect)` : ''}`,
-        { file: first.file, tensor: first.tensor, field: first.field },
-      );
-    }
     const tokenizer = await loadTokenizer(model.dir);
     const tokenIds = tokenizer.encodePrompt(prompt);
     if (tokenIds.length > c.maxPositions) {

@@ -12,19 +12,19 @@
  * position after the last completed window are saved; a later run with the same settings
  * continues from there and produces exactly the result of an uninterrupted run.
  */
+
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { TRANSCODER_HOOKS } from '../arch/hooks.ts';
 import { EngineError } from '../errors.ts';
 import { ForwardPass } from '../model/forward-pass.ts';
 import { type OpenedModel, openModel } from '../model/open-model.ts';
 import { transcoderHookNames } from '../model/transcoder-encoder.ts';
+import { assertTranscodersFit } from '../model/transcoder-fit.ts';
 import type { ProviderChoice } from '../runtime/providers.ts';
 import { loadTokenizer, type PromptTokenizer } from '../tokenizer/index.ts';
 import { loadTranscoderSet } from '../transcoders/load.ts';
 import type { TranscoderSet } from '../transcoders/types.ts';
-import { transcoderModelProblems } from '../transcoders/validate.ts';
 import { type AccumulatorConfig, accumulatorBytes, FeatureAccumulator } from './accumulator.ts';
 import { type DashboardProgressState, loadCheckpoint, saveCheckpoint } from './checkpoint.ts';
 import { type CorpusFormat, type CorpusSplit, detectCorpusFormat, readCorpus } from './corpus.ts';
@@ -195,21 +195,8 @@ export async function runDashboards(
   try {
     model = openModel(opts.model);
     set = loadTranscoderSet(opts.transcoders);
+    assertTranscodersFit(model, set);
     const c = model.config;
-    const problems = transcoderModelProblems(set, {
-      nLayers: c.nLayers,
-      hiddenSize: c.hiddenSize,
-      family: c.family,
-      supportedHooks: TRANSCODER_HOOKS,
-    });
-    if (problems.length) {
-      const p = problems[0];
-      throw new EngineError('mismatch', `the transcoders do not belong to this model: ${p.message}`, {
-        file: p.file,
-        tensor: p.tensor,
-        field: p.field,
-      });
-    }
     const layers = opts.layers ?? Array.from({ length: set.nLayers }, (_, l) => l);
     for (const l of layers) {
       if (!Number.isInteger(l) || l < 0 || l >= set.nLayers) {

@@ -11,10 +11,10 @@
  * The worker keeps the last model's Attributor (compiled graphs, ONNX Runtime sessions) for
  * the next trace of the same model and transcoders.
  */
+
 import fs from 'node:fs';
 import path from 'node:path';
 import { writeTraceGraphJson } from '../../cli/graph-output.ts';
-import { TRANSCODER_HOOKS } from '../../engine/arch/hooks.ts';
 import {
   type AttributionSettings,
   Attributor,
@@ -24,12 +24,12 @@ import { nodeLayout } from '../../engine/attribution/graph-types.ts';
 import { writeRawGraph } from '../../engine/attribution/raw-file.ts';
 import { EngineError } from '../../engine/errors.ts';
 import { type OpenedModel, openModel } from '../../engine/model/open-model.ts';
+import { assertTranscodersFit } from '../../engine/model/transcoder-fit.ts';
 import { pruneGraph } from '../../engine/pruning/index.ts';
 import type { ProviderChoice } from '../../engine/runtime/providers.ts';
 import { loadTokenizer, type PromptTokenizer } from '../../engine/tokenizer/index.ts';
 import { loadTranscoderSet } from '../../engine/transcoders/load.ts';
 import type { TranscoderSet } from '../../engine/transcoders/types.ts';
-import { transcoderModelProblems } from '../../engine/transcoders/validate.ts';
 import type { JobContext, JobHandler, JobOutput, JsonValue } from '../types.ts';
 import { asParams, optInts, optNum, optStr, str } from './params.ts';
 
@@ -73,21 +73,7 @@ async function load(
   let set: TranscoderSet | undefined;
   try {
     set = loadTranscoderSet(tcDir);
-    const c = model.config;
-    const problems = transcoderModelProblems(set, {
-      nLayers: c.nLayers,
-      hiddenSize: c.hiddenSize,
-      family: c.family,
-      supportedHooks: TRANSCODER_HOOKS,
-    });
-    if (problems.length) {
-      const p = problems[0];
-      throw new EngineError('mismatch', `the transcoders do not belong to this model: ${p.message}`, {
-        file: p.file,
-        tensor: p.tensor,
-        field: p.field,
-      });
-    }
+    assertTranscodersFit(model, set);
     let tokenizer: PromptTokenizer | null = null;
     try {
       tokenizer = await loadTokenizer(model.dir);
