@@ -1,0 +1,176 @@
+/**
+ * The embedded demo model (resources/models/gemma2-demo) against the PyTorch program that
+ * trained it (tests/golden/demo-gemma2.json), and attribution / intervention properties on
+ * it with both of its transcoder sets.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { Attributor } from '../../electron/engine/attribution/attribute.ts';
+import { frozenTargetValues } from '../../electron/engine/attribution/frozen-targets.ts';
+import { Intervener } from '../../electron/engine/intervene/interventions.ts';
+import { ForwardPass } from '../../electron/engine/model/forward-pass.ts';
+import { openModel } from '../../electron/engine/model/open-model.ts';
+import {
+  activeFeatures,
+  reconstruct,
+  reconstructionErrors,
+} from '../../electron/engine/model/replacement.ts';
+import { transcoderHookNames } from '../../electron/engine/model/transcoder-encoder.ts';
+import { loadTokenizer } from '../../electron/engine/tokenizer/index.ts';
+import { loadTranscoderSet } from '../../electron/engine/transcoders/load.ts';
+import { loadGolden, maxAbsDiff } from './model/golden.ts';
+
+export const DEMO_DIR = path.resolve(import.meta.dirname, '../../resources/models/gemma2-demo');
+export const DEMO_PROMPT = 'The capital of state containing Dallas is';
+const cacheRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'cw-demo-cache-'));
+afterAll(() => fs.rmSync(cacheRoot, { recursive: true, force: true }));
+
+describe('demo model forward pass matches the PyTorch program that trained it', () => {
+  const golden = loadGolden('demo-gemma2');
+
+  it('logits and every hook', async () => {
+    const model = openModel(DEMO_DIR);
+    const fp = await ForwardPass.create(model, { cacheRoot });
+    try {
+      for (const c of golden.cases) {
+        const hooks = Object.keys(c.hooks);
+        const out = await fp.run(c.token_ids, ['logits', 'logits_pre_softcap', ...hooks]);
+        expect(maxAbsDiff(out.get('logits')!.data, c.logits.flat())).toBeLessThanOrEqual(1e-4);
+        expect(
+          maxAbsDiff(out.get('logits_pre_softcap')!.data, c.logits_pre_softcap.flat()),
+        ).toBeLessThanOrEqual(1e-4);
+        for (const h of hooks)
+          expect(maxAbsDiff(out.get(h)!.data, c.hooks[h].data), h).toBeLessThanOrEqual(1e-4);
+      }
+    } finally {
+      await fp.close();
+      model.close();
+    }
+  });
+
+  it.each(['plt', 'clt'])('%s transcoders: activations and reconstruction errors', async (tc) => {
+    const model = openModel(DEMO_DIR);
+    const set = loadTranscoderSet(path.join(DEMO_DIR, 'transcoders', tc));
+    const fp = await ForwardPass.create(model, { cacheRoot, transcoders: set });
+    try {
+      for (const c of golden.cases) {
+        const g = c.transcoders![tc];
+        const T = c.token_ids.length;
+        const L = set.nLayers;
+        const names = Array.from({ length: L }, (_, l) => [
+          transcoderHookNames(l).acts,
+          `blocks.${l}.${set.readHook}`,
+          `blocks.${l}.${set.writeHook}`,
+        ]).flat();
+        const out = await fp.run(c.token_ids, names);
+        const active = Array.from({ length: L }, (_, l) => {
+          const acts = out.get(transcoderHookNames(l).acts)!.data;
+          expect(maxAbsDiff(acts, g.activations[String(l)].data), `layer ${l}`).toBeLessThanOrEqual(1e-4);
+          return activeFeatures(acts, T, set.dTranscoderPerLayer[l], l);
+        });
+        const reads = Array.from({ length: L }, (_, l) => out.get(`blocks.${l}.${set.readHook}`)!.data);
+        const mlp = Array.from({ length: L }, (_, l) => out.get(`blocks.${l}.${set.writeHook}`)!.data);
+        const errors = reconstructionErrors(mlp, reconstruct(set, active, T, reads), set.dModel);
+        for (let l = 0; l < L; l++) {
+          expect(
+            maxAbsDiff(errors[l], g.reconstruction_error[String(l)].data),
+            `layer ${l}`,
+          ).toBeLessThanOrEqual(1e-4);
+        }
+      }
+    } finally {
+      await fp.close();
+      set.close();
+      model.close();
+    }
+  });
+});
+
+describe.each(['plt', 'clt'])('demo model attribution with %s transcoders', (tc) => {
+  it('predicts " Austin", is complete for every target, and open-loop ablations move logits by −edge', async () => {
+    const model = openModel(DEMO_DIR);
+    const set = loadTranscoderSet(path.join(DEMO_DIR, 'transcoders', tc));
+    const tokenizer = await loadTokenizer(DEMO_DIR);
+    const iv = await Intervener.create(model, set, { cacheRoot });
+    try {
+      const ids = tokenizer.encodePrompt(DEMO_PROMPT);
+      const r = await iv.attributor.attribute(ids, {
+        maxNLogits: 10,
+        desiredLogitProb: 0.95,
+        batchSize: 128,
+      });
+      expect(tokenizer.tokenToString(r.logitTokens[0].tokenId)).toBe(' Austin');
+
+      const refs = [
+        ...r.selected.map((a) => ({ kind: 'feature' as const, active: a })),
+        ...r.logitTokens.map((t) => ({ kind: 'logit' as const, tokenId: t.tokenId })),
+      ];
+      const rows = [...r.selected.map((a) => r.featureRows.get(a)!), ...r.logitRows];
+      const constants = await frozenTargetValues(r.prepared, refs, () => 0);
+      const full = await frozenTargetValues(r.prepared, refs);
+      const { cache, space } = r.prepared;
+      const V = cache.vocab;
+      const last = cache.logitsPreSoftcap.subarray((cache.T - 1) * V, cache.T * V);
+      const mean = last.reduce((a, b) => a + b, 0) / V;
+      rows.forEach((row, k) => {
+        const ref = refs[k];
+        const actual =
+          ref.kind === 'logit'
+            ? last[ref.tokenId] - mean
+            : cache.preActivations[space.featureLayer[ref.active]][
+                space.featurePosition[ref.active] * set.dTranscoderPerLayer[space.featureLayer[ref.active]] +
+                  space.featureIndex[ref.active]
+              ];
+        let sum = constants[k];
+        for (const v of row) sum += v;
+        expect(Math.abs(sum - actual) / Math.max(Math.abs(actual), 1e-2), `target ${k}`).toBeLessThanOrEqual(
+          1e-4,
+        );
+        expect(Math.abs(full[k] - actual) / Math.max(Math.abs(actual), 1e-2)).toBeLessThanOrEqual(1e-4);
+      });
+
+      // Open loop through the intervention API: ablating one of the strongest direct features of
+      // " Austin" moves each logit's demeaned pre-softcap value by minus that feature's edge.
+      const cap = model.config.finalSoftcap;
+      const austin = r.logitRows[0];
+      const strongest = Array.from({ length: space.nActive }, (_, i) => i)
+        .sort((a, b) => Math.abs(austin[b]) - Math.abs(austin[a]))
+        .slice(0, 3);
+      for (const a of strongest) {
+        const res = await iv.openLoop(
+          ids,
+          [
+            {
+              layer: space.featureLayer[a],
+              feature: space.featureIndex[a],
+              position: space.featurePosition[a],
+              mode: 'ablate',
+            },
+          ],
+          { top: V },
+          r.prepared,
+        );
+        const pre = (x: number) => (cap === undefined ? x : cap * Math.atanh(x / cap));
+        const before = new Float64Array(V);
+        const after = new Float64Array(V);
+        for (const c of res.changes) {
+          before[c.tokenId] = pre(c.logitBefore);
+          after[c.tokenId] = pre(c.logitAfter);
+        }
+        const mb = before.reduce((x, y) => x + y, 0) / V;
+        const ma = after.reduce((x, y) => x + y, 0) / V;
+        r.logitTokens.forEach((t, k) => {
+          const moved = after[t.tokenId] - ma - (before[t.tokenId] - mb);
+          const edge = r.logitRows[k][a];
+          expect(Math.abs(moved + edge) / Math.max(Math.abs(edge), 1e-2)).toBeLessThanOrEqual(1e-3);
+        });
+      }
+    } finally {
+      await iv.close();
+      set.close();
+      model.close();
+    }
+  });
+});
