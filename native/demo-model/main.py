@@ -39,10 +39,10 @@ MODEL_NAME = "circuit-workbench/gemma2-demo"
 # sizes and schedules (the defaults are what resources/models/gemma2-demo was built with)
 DEFAULTS = dict(
     bpe_merges=1800, hidden=128, intermediate=512, layers=4, heads=4, kv_heads=2, head_dim=32,
-    lm_steps=700, lm_batch=256, lm_lr=3e-3,
-    act_sentences=16000,
-    plt_features=512, plt_steps=1500, plt_batch=1024, plt_lr=2e-3, plt_l0=2e-3,
-    clt_features=512, clt_steps=1500, clt_batch=1024, clt_lr=2e-3, clt_l0=2e-3,
+    lm_steps=500, lm_batch=128, lm_lr=4e-3,
+    act_sentences=12000,
+    plt_features=512, plt_steps=1200, plt_batch=1024, plt_lr=2e-3, plt_l0=4e-4,
+    clt_features=512, clt_steps=1200, clt_batch=1024, clt_lr=2e-3, clt_l0=4e-4,
     pre_coef=1e-4, jump_eps=0.05,
 )
 
@@ -142,11 +142,22 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="resources/models/gemma2-demo")
     ap.add_argument("--golden", default="tests/golden/demo-gemma2.json",
                     help="golden JSON path ('' to skip)")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads (results depend on it; 1 is fastest on a shared 2-core machine)")
     for k, v in DEFAULTS.items():
         ap.add_argument("--" + k.replace("_", "-"), type=type(v), default=v)
+    ap.add_argument("--card-only", action="store_true",
+                    help="only re-render README.md (the model card) from an existing --out")
     args = ap.parse_args(argv)
     hp = {k: getattr(args, k) for k in DEFAULTS}
+    if args.card_only:
+        import json
+        with open(os.path.join(args.out, "metrics.json")) as f:
+            rep = json.load(f)
+        tok = tkz.from_tokenizer_json(os.path.join(args.out, "tokenizer.json"))
+        cfg = load_model(args.out).cfg
+        export.write_text(os.path.join(args.out, "README.md"), modelcard.render(rep, cfg, tok))
+        return 0
     set_determinism(args.seed, args.threads)
     out = args.out
     os.makedirs(out, exist_ok=True)

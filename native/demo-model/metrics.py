@@ -66,8 +66,26 @@ def task_report(model, tok, examples) -> dict:
         "p_answer": round(float(pr[a]), 4),
         "top1_is_answer": bool(int(lg.argmax()) == a),
         "top5": [[tok.decode([int(i)]), round(float(v), 4)] for v, i in zip(top.values, top.indices)],
+        "logit_lens": logit_lens(model, tok, DEMO_PROMPT, [" " + DEMO_ANSWER, " Texas"]),
     }
     return out
+
+
+@torch.no_grad()
+def logit_lens(model, tok, prompt: str, words: list[str]) -> list[dict]:
+    """Final norm + unembedding applied to the residual after each layer, last position."""
+    ids = tok.encode(prompt, add_bos=True)
+    cache: dict = {}
+    model(torch.tensor([ids]), cache=cache)
+    E = model.model.embed_tokens.weight
+    wid = {w: answer_token(tok, prompt, w.strip()) for w in words}
+    rows = []
+    for l in range(model.cfg.num_hidden_layers):
+        lg = model.model.norm(cache[f"blocks.{l}.hook_resid_post"][0, -1]) @ E.t()
+        rank = (lg[None, :] > lg[list(wid.values())][:, None]).sum(-1)
+        rows.append({"layer": l, "top1": tok.decode([int(lg.argmax())]),
+                     **{f"rank{w}": int(r) for w, r in zip(wid, rank)}})
+    return rows
 
 
 # ---------------------------------------------------------------------------------------

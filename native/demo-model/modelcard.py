@@ -12,6 +12,8 @@ def render(rep: dict, cfg, tok) -> str:
     th = rep["two_hop"]
     d = rep["tasks"]["demo_prompt"]
     plt, clt = rep["transcoders"]["plt"], rep["transcoders"]["clt"]
+    lens = "; ".join(f"layer {r['layer']}: top `{r['top1']}`, rank of ` Austin` {r['rank Austin']}, "
+                     f"of ` Texas` {r['rank Texas']}" for r in d.get("logit_lens", []))
 
     def row(name: str, r: dict) -> str:
         fvu = ", ".join(f"{x['fvu']:.3f}" for x in r["per_layer"])
@@ -34,9 +36,9 @@ capitals, antonyms, plurals, colours of things and single-digit additions. Outsi
 sentence shapes its outputs are meaningless. Do not draw conclusions about real models
 from its circuits; use it to learn the tool.
 
-Built by `native/demo-model/main.py --seed {rep['seed']}` (plain PyTorch on CPU, about 25
-minutes on 2 cores; deterministic: the same seed gives the same files). See
-`native/demo-model/README.md`.
+Built by `native/demo-model/main.py --seed {rep['seed']}` (plain PyTorch, one CPU thread, no
+download; about a quarter of an hour; deterministic: the same seed and thread count give
+byte-identical files). See `native/demo-model/README.md`.
 
 ## Model
 
@@ -55,6 +57,11 @@ Training: next-token loss on every position of `<bos>` + sentence, AdamW, final 
 ## What it does
 
 - `{d['prompt']}` → `{d['answer']}` with probability **{d['p_answer']:.2f}** (top-1: {d['top1_is_answer']}).
+- Logit lens on that prompt (final norm + unembedding of the residual after each layer,
+  last position): {lens}. A toy this small memorises city → capital for the cities it
+  saw in two-hop sentences, so expect its circuit to mix that shortcut with the two-hop
+  route through the state; the held-out-city accuracy below is what composition alone
+  achieves.
 - Two-hop questions (city → state → capital), top-1 accuracy:
   trained phrasings {_p((th['train_phrasings_train_cities'] or {}).get('top1'))};
   **held-out phrasings {_p((th['heldout_phrasings'] or {}).get('top1'))}**;

@@ -174,3 +174,54 @@ describe.each(['plt', 'clt'])('demo model attribution with %s transcoders', (tc)
     }
   });
 });
+
+describe.each(['plt', 'clt'])(
+  'demo model adjacency with %s transcoders matches the PyTorch reference',
+  (tc) => {
+    it('node table and every entry (≤ 1e-4 of its row scale)', async () => {
+      const golden = JSON.parse(
+        fs.readFileSync(
+          path.resolve(import.meta.dirname, `../golden/attribution-gemma2-demo-${tc}.json`),
+          'utf8',
+        ),
+      ) as {
+        token_ids: number[];
+        features: { layer: number[]; position: number[]; index: number[] };
+        logits: { token_id: number[] };
+        adjacency: number[][];
+      };
+      const model = openModel(DEMO_DIR);
+      const set = loadTranscoderSet(path.join(DEMO_DIR, 'transcoders', tc));
+      const attributor = await Attributor.create(model, set, { cacheRoot });
+      try {
+        const tokenizer = await loadTokenizer(DEMO_DIR);
+        expect(tokenizer.encodePrompt(DEMO_PROMPT)).toEqual(golden.token_ids);
+        const { graph } = await attributor.attribute(golden.token_ids, {
+          maxNLogits: 10,
+          desiredLogitProb: 0.95,
+          batchSize: 128,
+        });
+        expect(Array.from(graph.nodes.features.layer)).toEqual(golden.features.layer);
+        expect(Array.from(graph.nodes.features.position)).toEqual(golden.features.position);
+        expect(Array.from(graph.nodes.features.index)).toEqual(golden.features.index);
+        expect(Array.from(graph.nodes.logits.tokenId)).toEqual(golden.logits.token_id);
+        const N = golden.adjacency.length;
+        expect(graph.adjacency.length).toBe(N * N);
+        let worst = 0;
+        for (let t = 0; t < N; t++) {
+          const ref = golden.adjacency[t];
+          const scale = ref.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+          for (let s = 0; s < N; s++) {
+            const diff = Math.abs(graph.adjacency[t * N + s] - ref[s]);
+            worst = Math.max(worst, scale === 0 ? diff : diff / scale);
+          }
+        }
+        expect(worst).toBeLessThanOrEqual(1e-4);
+      } finally {
+        await attributor.close();
+        set.close();
+        model.close();
+      }
+    });
+  },
+);
