@@ -17,7 +17,10 @@ for (const c of cases) {
   const same = got.length === c.ids.length && got.every((v, i) => v === c.ids[i]);
   if (!same) {
     bad++;
-    if (bad <= 5) console.log(`MISMATCH ${JSON.stringify(c.text)}\n  js ${got}\n  py ${c.ids}\n  js tokens ${tok.encode(c.text).tokens}`);
+    if (bad <= 5)
+      console.log(
+        `MISMATCH ${JSON.stringify(c.text)}\n  js ${got}\n  py ${c.ids}\n  js tokens ${tok.encode(c.text).tokens}`,
+      );
   }
   const dec = tok.decode(c.ids, { skip_special_tokens: true });
   if (dec !== c.text) {

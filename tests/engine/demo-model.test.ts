@@ -22,8 +22,8 @@ import { loadTokenizer } from '../../electron/engine/tokenizer/index.ts';
 import { loadTranscoderSet } from '../../electron/engine/transcoders/load.ts';
 import { loadGolden, maxAbsDiff } from './model/golden.ts';
 
-export const DEMO_DIR = path.resolve(import.meta.dirname, '../../resources/models/gemma2-demo');
-export const DEMO_PROMPT = 'The capital of state containing Dallas is';
+const DEMO_DIR = path.resolve(import.meta.dirname, '../../resources/models/gemma2-demo');
+const DEMO_PROMPT = 'The capital of state containing Dallas is';
 const cacheRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'cw-demo-cache-'));
 afterAll(() => fs.rmSync(cacheRoot, { recursive: true, force: true }));
 
