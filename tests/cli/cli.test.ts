@@ -51,6 +51,21 @@ describe('circuit logits', () => {
     expect([...probs].sort((a, b) => b - a)).toEqual(probs);
   });
 
+  it('--prompt on the demo model prints " Austin" first, with the PyTorch numbers', () => {
+    const demo = path.join(ROOT, 'resources/models/gemma2-demo');
+    const prompt = 'The capital of state containing Dallas is';
+    const r = circuit('logits', '--model', demo, '--prompt', prompt, '--top', '5', '--json');
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.tokens[0]).toBe('<bos>');
+    expect(out.top[0].token).toBe(' Austin');
+    expect(out.top[0].prob).toBeGreaterThanOrEqual(0.5);
+    const golden = loadGolden('demo-gemma2').cases.find((c) => c.token_ids.join() === out.token_ids.join());
+    expect(golden, 'the golden file has the demo prompt').toBeDefined();
+    const last = golden!.logits[golden!.logits.length - 1];
+    for (const t of out.top) expect(Math.abs(t.logit - last[t.token_id])).toBeLessThanOrEqual(1e-4);
+  });
+
   it('explains an unavailable CUDA provider and how to install it', () => {
     const r = circuit(
       'logits',
