@@ -1,0 +1,179 @@
+/**
+ * Rendering benchmark: the workbench's graph pipeline (layout → filter → scene → sigma 4)
+ * in headless Chromium (SwiftShader WebGL2, i.e. rendering on the CPU: absolute numbers are
+ * far slower than on a GPU; compare sizes and changes, not machines).
+ *
+ *   npm run bench:render            (builds the harness, then runs 1k/10k, 5k/50k, 10k/100k)
+ *   npx tsx bench/render.ts 2000:20000 …   (other sizes, nodes:edges)
+ *
+ * Per size: time to first frame (data → layout → scene → first drawn frame, gl.finish()ed),
+ * JS heap after load (after a GC), and median / p95 frame time while panning (camera moved
+ * every frame) and while hovering (a new node's neighbourhood highlighted every frame).
+ */
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+import { build } from 'vite';
+
+const ROOT = path.resolve(import.meta.dirname, '..');
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+
+const sizes = (
+  process.argv.slice(2).length ? process.argv.slice(2) : ['1000:10000', '5000:50000', '10000:100000']
+).map((s) => {
+  const [n, e] = s.split(':').map(Number);
+  return { n, e };
+});
+
+const out = fs.mkdtempSync(path.join(os.tmpdir(), 'cw-render-bench-'));
+await build({
+  configFile: path.join(ROOT, 'vite.config.ts'),
+  logLevel: 'warn',
+  build: {
+    outDir: out,
+    emptyOutDir: true,
+    rollupOptions: { input: path.join(ROOT, 'renderer/bench/index.html') },
+  },
+});
+
+const TYPES: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css' };
+const server = http.createServer((req, res) => {
+  const url = new URL(req.url ?? '/', 'http://x').pathname;
+  const file = path.join(out, url === '/' ? 'bench/index.html' : url);
+  if (!file.startsWith(out) || !fs.existsSync(file) || fs.statSync(file).isDirectory()) {
+    res.writeHead(404).end();
+    return;
+  }
+  res.writeHead(200, { 'Content-Type': TYPES[path.extname(file)] ?? 'application/octet-stream' });
+  fs.createReadStream(file).pipe(res);
+});
+await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+const port = (server.address() as { port: number }).port;
+
+const browser = await chromium.launch({
+  executablePath: CHROMIUM,
+  args: [
+    '--headless',
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+    '--no-first-run',
+    '--use-angle=swiftshader',
+    '--enable-unsafe-swiftshader',
+    '--enable-precise-memory-info',
+    '--js-flags=--expose-gc',
+  ],
+});
+
+interface Stats {
+  median: number;
+  p95: number;
+}
+interface Measured {
+  frames: number;
+  total: Stats;
+  js: Stats;
+}
+type Bench = {
+  load(n: number, e: number): Promise<{ nodes: number; edges: number; prepMs: number; firstFrameMs: number }>;
+  heapMb(): number | null;
+  frameCount(): number;
+  framesSince(from: number): Measured;
+  nodeTargets(k: number): Array<{ x: number; y: number }>;
+};
+interface Row {
+  size: string;
+  prep: number;
+  first: number;
+  heap: number | null;
+  pan: Measured;
+  hover: Measured;
+}
+
+const STEPS = Number(process.env.BENCH_FRAMES ?? 20);
+const rows: Row[] = [];
+try {
+  for (const { n, e } of sizes) {
+    const page = await browser.newPage({ viewport: { width: 1600, height: 900 } });
+    page.on('pageerror', (err) => console.error('page error:', err.message));
+    await page.goto(`http://127.0.0.1:${port}/`);
+    await page.waitForFunction(() => 'bench' in globalThis);
+    const bench = <T>(f: (b: Bench, arg: [number, number]) => T, arg: [number, number] = [0, 0]) =>
+      page.evaluate(
+        ([src, a]) =>
+          new Function('b', 'arg', `return (${src})(b, arg)`)(
+            (globalThis as unknown as { bench: Bench }).bench,
+            a,
+          ),
+        [f.toString(), arg] as const,
+      ) as Promise<Awaited<T>>;
+    const loaded = await bench((b, [n, e]) => b.load(n, e), [n, e]);
+    const heap = await bench((b) => b.heapMb());
+    const waitFrame = async (before: number) => {
+      await page.waitForFunction(
+        (c) => (globalThis as unknown as { bench: Bench }).bench.frameCount() > c,
+        before,
+        { timeout: 120_000 },
+      );
+    };
+
+    // Pan: a real mouse drag (sigma's captor, so large graphs hide edges while moving).
+    let from = await bench((b) => b.frameCount());
+    await page.mouse.move(800, 450);
+    await page.mouse.down();
+    for (let i = 1; i <= STEPS; i++) {
+      const c = await bench((b) => b.frameCount());
+      await page.mouse.move(800 + 120 * Math.sin(i / 3), 450 + 80 * Math.cos(i / 3));
+      await waitFrame(c);
+    }
+    await page.mouse.up();
+    const pan = await bench((b, [f]) => b.framesSince(f), [from, 0]);
+    await page.waitForTimeout(500);
+
+    // Hover: the mouse moves from node to node (neighbourhood highlighted each time).
+    const targets = await bench((b, [k]) => b.nodeTargets(k), [STEPS, 0]);
+    from = await bench((b) => b.frameCount());
+    for (const t of targets) {
+      const c = await bench((b) => b.frameCount());
+      await page.mouse.move(t.x, t.y);
+      await waitFrame(c).catch(() => {});
+    }
+    const hover = await bench((b, [f]) => b.framesSince(f), [from, 0]);
+    rows.push({
+      size: `${loaded.nodes} / ${loaded.edges}`,
+      prep: loaded.prepMs,
+      first: loaded.firstFrameMs,
+      heap,
+      pan,
+      hover,
+    });
+    await page.close();
+  }
+} finally {
+  await browser.close();
+  server.close();
+  fs.rmSync(out, { recursive: true, force: true });
+}
+
+const f = (v: number | null, d = 0) => (v === null || !Number.isFinite(v) ? '—' : v.toFixed(d));
+console.log(
+  `\nsigma 4 render bench · headless Chromium, SwiftShader (CPU) WebGL2 · 1600×900 · ${os.cpus().length} CPUs · load ${os.loadavg()[0].toFixed(1)}`,
+);
+console.log(
+  'frame = render start → GPU finished (gl.finish); js = main-thread part of it (what a real GPU leaves)\n',
+);
+console.log(
+  '| nodes / edges   | prep ms | first frame ms | JS heap MB | pan frame median / p95 ms | pan js median | hover frame median / p95 ms | hover js median |',
+);
+console.log(
+  '|-----------------|--------:|---------------:|-----------:|--------------------------:|--------------:|----------------------------:|----------------:|',
+);
+for (const r of rows) {
+  console.log(
+    `| ${r.size.padEnd(15)} | ${f(r.prep).padStart(7)} | ${f(r.first).padStart(14)} | ${f(r.heap, 1).padStart(10)} | ${`${f(r.pan.total.median, 1)} / ${f(r.pan.total.p95, 1)}`.padStart(25)} | ${f(r.pan.js.median, 1).padStart(13)} | ${`${f(r.hover.total.median, 1)} / ${f(r.hover.total.p95, 1)}`.padStart(27)} | ${f(r.hover.js.median, 1).padStart(15)} |`,
+  );
+}

@@ -1,0 +1,441 @@
+/**
+ * End to end: the built UI in Debian's Chromium (playwright-core, SwiftShader WebGL) against
+ * the real backend (`circuit serve` on 127.0.0.1, ephemeral port, temporary library). One
+ * server and one page for the whole file; the steps build on each other like a session.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ApiClient, FeatureRecord } from '../electron/api/contract.ts';
+import { connectApi } from '../electron/api/transports/node-client.ts';
+import { chromiumAvailable, launchChromium } from './helpers/browser.ts';
+import { ensureUiBuilt } from './helpers/build.ts';
+import { circuitTracerJson, HOSTILE_LABEL } from './helpers/graph-json.ts';
+import { type E2EModel, e2eModel } from './helpers/model.ts';
+import { decodePng, inkShare } from './helpers/png.ts';
+import { type RunningServer, startServer } from './helpers/server.ts';
+
+const SHOTS = path.join(import.meta.dirname, 'screenshots');
+const tid = (id: string) => `[data-testid="${id}"]`;
+
+let server: RunningServer;
+let browser: Browser;
+let page: Page;
+let api: ApiClient;
+let model: E2EModel;
+let traceId = 0;
+const pageErrors: string[] = [];
+
+async function count(p: Page | ReturnType<Page['locator']>, id: string): Promise<number> {
+  return Number(await p.locator(tid(id)).first().textContent());
+}
+
+async function shot(name: string): Promise<void> {
+  await page.waitForTimeout(250);
+  await page.screenshot({ path: path.join(SHOTS, `${name}.png`) });
+}
+
+/** Share of non-white pixels in the element: the WebGL canvas really drew something. */
+async function canvasInk(selector: string): Promise<number> {
+  const png = await page.locator(selector).first().screenshot();
+  return inkShare(decodePng(png));
+}
+
+describe.skipIf(!chromiumAvailable())('workbench UI', () => {
+  beforeAll(async () => {
+    fs.mkdirSync(SHOTS, { recursive: true });
+    await ensureUiBuilt();
+    model = e2eModel();
+    server = await startServer();
+    api = await connectApi(server.wsUrl);
+    if (!model.demo) {
+      // The demo model is not installed: register the fixture (the UI registers the demo itself).
+      const m = await api.call('models.register', {
+        checkpointDir: model.checkpointDir,
+        transcoderDir: model.transcoderDir,
+        name: 'tiny-gemma2 (fixture)',
+      });
+      expect(m.valid, JSON.stringify(m.validation.problems)).toBe(true);
+    }
+    browser = await launchChromium();
+    const context = await browser.newContext({
+      viewport: { width: 1600, height: 950 },
+      acceptDownloads: true,
+    });
+    page = await context.newPage();
+    page.on('pageerror', (e) => pageErrors.push(e.message));
+    await page.goto(server.url);
+    await page.locator(tid('connection-status')).filter({ hasText: 'connected' }).waitFor();
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await api?.close();
+    await server?.close();
+    if (server && !process.env.E2E_KEEP_DATA) fs.rmSync(server.dataDir, { recursive: true, force: true });
+  });
+
+  it('traces a prompt from the form and shows its graph with the expected logit', async () => {
+    await page.locator(tid('model-select')).locator('option').first().waitFor({ state: 'attached' });
+    if (!model.demo) {
+      const value = await page
+        .locator(tid('model-select'))
+        .locator('option', { hasText: 'tiny-gemma2 (fixture)' })
+        .getAttribute('value');
+      await page.locator(tid('model-select')).selectOption(value ?? '');
+    }
+    await page.locator(tid('prompt-input')).fill(model.prompt);
+    if (!model.demo) {
+      // The tiny fixture's features carry little influence: keep more of them.
+      await page.getByText('Attribution parameters').click();
+      await page.locator(tid('setting-nodeThreshold')).fill('1.5');
+      await page.locator(tid('trace-button')).click();
+      await page.getByText('Must be in [0, 1].').waitFor();
+      await page.locator(tid('setting-nodeThreshold')).fill('0.95');
+    }
+    // The queued/running trace shows its progress in the library (recorded as it happens).
+    await page.evaluate(() => {
+      const g = globalThis as { __sawProgress?: boolean };
+      g.__sawProgress = false;
+      new MutationObserver(() => {
+        if (document.querySelector('[data-testid="trace-progress"]')) g.__sawProgress = true;
+      }).observe(document.body, { subtree: true, childList: true });
+    });
+    await page.locator(tid('trace-button')).click();
+    const item = page.locator(tid('library-item')).first();
+    await item.waitFor();
+    // The new trace opens by itself once it is done.
+    await page.locator(tid('graph-node-count')).waitFor({ timeout: 120_000 });
+    await expect.poll(() => count(page, 'graph-node-count'), { timeout: 30_000 }).toBeGreaterThan(0);
+    expect(await count(page, 'graph-edge-count')).toBeGreaterThan(0);
+    expect(await item.getAttribute('data-status')).toBe('done');
+    traceId = Number(await item.getAttribute('data-trace-id'));
+    expect(await page.evaluate(() => (globalThis as { __sawProgress?: boolean }).__sawProgress)).toBe(true);
+    const chips = page.locator(tid('logit-chip'));
+    expect(await chips.count()).toBeGreaterThan(0);
+    if (model.expectLogit)
+      await expect
+        .poll(() => chips.allTextContents())
+        .toContainEqual(expect.stringContaining(model.expectLogit.trim()));
+    expect(await canvasInk(tid('graph-view'))).toBeGreaterThan(0.002);
+    await shot('graph-view');
+  });
+
+  it('searches the library by prompt', async () => {
+    const word = model.prompt.split(' ')[1];
+    await page.locator(tid('library-search')).fill(word);
+    await expect.poll(() => page.locator(tid('library-item')).count()).toBe(1);
+    await page.locator(tid('library-search')).fill('no such prompt at all');
+    await expect.poll(() => page.locator(tid('library-item')).count()).toBe(0);
+    await page.locator(tid('library-search')).fill('');
+    await expect.poll(() => page.locator(tid('library-item')).count()).toBe(1);
+    await shot('library');
+  });
+
+  it('opens a node via search and shows its edges and feature card in the inspector', async () => {
+    const view = await api.call('graphs.view', { traceId });
+    const feat = view.nodes
+      .filter((n) => n.kind === 'feature')
+      .sort((a, b) => (a.influence ?? 1) - (b.influence ?? 1))[0];
+    expect(feat).toBeDefined();
+    const trace = await api.call('traces.get', { id: traceId });
+    const dashboard: FeatureRecord = {
+      index: feat.index,
+      layer: feat.layer,
+      feature: 0,
+      examples_quantiles: [
+        {
+          quantile_name: 'Top activations',
+          examples: [
+            {
+              tokens: ['a', ' Texas', ' city', ' Dallas', ' is', ' big'],
+              tokens_acts_list: [0, 0.5, 1.2, 4, 0.3, 0],
+              train_token_ind: 3,
+              is_repeated_datapoint: false,
+            },
+          ],
+        },
+      ],
+      top_logits: [' Austin', ' Houston'],
+      bottom_logits: [' Paris'],
+      act_min: 0,
+      act_max: 4,
+      quantile_values: [
+        { quantile: 0.5, value: 1 },
+        { quantile: 0.99, value: 3.5 },
+      ],
+      histogram: { bin_edges: [0, 1, 2, 3, 4], counts: [50, 20, 5, 1], exact: true },
+      activation_frequency: 0.012,
+    };
+    await api.call('features.putDashboards', {
+      transcoderSetId: trace.transcoderSetId as number,
+      records: [dashboard],
+    });
+
+    await page.locator(tid('node-search')).fill(`L${feat.layer}/${feat.index}`);
+    await page.locator(tid('node-search-result')).first().click();
+    const inspector = page.locator(tid('inspector'));
+    await inspector.waitFor();
+    await expect.poll(() => inspector.textContent()).toContain(feat.id);
+    await expect.poll(() => inspector.locator(tid('edge-row')).count()).toBeGreaterThan(0);
+    await expect.poll(() => inspector.locator(tid('example-strip')).count()).toBe(1);
+    expect(await inspector.locator(tid('feature-frequency')).textContent()).toContain('1.200%');
+    // Rows navigate like graph nodes.
+    await inspector.locator(tid('edge-row')).first().click();
+    await expect.poll(() => inspector.textContent()).not.toContain(`id${feat.id}`);
+    await page.keyboard.press('Escape');
+    await expect.poll(() => page.locator(tid('inspector')).count()).toBe(0);
+  });
+
+  it('filters the graph at once when the node threshold moves', async () => {
+    const before = await count(page, 'graph-node-count');
+    await page.locator(tid('node-threshold')).fill('0.3');
+    await expect.poll(() => count(page, 'graph-node-count')).toBeLessThan(before);
+    await page.locator(tid('node-threshold')).fill(model.demo ? '0.8' : '0.95');
+    await expect.poll(() => count(page, 'graph-node-count')).toBe(before);
+    // Looser than the stored view: the API re-prunes from the unpruned graph and stores the view.
+    await page.locator(tid('node-threshold')).fill('0.99');
+    await expect
+      .poll(async () => (await api.call('graphs.views', { traceId })).some((v) => v.nodeThreshold === 0.99))
+      .toBe(true);
+    await expect.poll(() => count(page, 'graph-node-count')).toBeGreaterThanOrEqual(before);
+    // Back to the trace's threshold: filtered from the looser stored view (an approximation of the
+    // API's own pruning at that threshold, close to it).
+    await page.locator(tid('node-threshold')).fill(model.demo ? '0.8' : '0.95');
+    await expect
+      .poll(() => page.locator(tid('node-threshold-value')).textContent())
+      .toBe(model.demo ? '0.80' : '0.95');
+    expect(await count(page, 'graph-node-count')).toBeGreaterThan(0);
+  });
+
+  it('hovers, clicks and Ctrl-clicks nodes in the WebGL canvas', async () => {
+    await page.locator(tid('fit-button')).click();
+    await page.waitForTimeout(500);
+    const logitPos = () =>
+      page.evaluate(() => {
+        type C = {
+          container: HTMLElement;
+          instance: {
+            getGraph(): { filterNodes(f: (n: string, a: { kind: string }) => boolean): string[] };
+            getNodeDisplayData(id: string): { x: number; y: number };
+            framedGraphToViewport(p: { x: number; y: number }): { x: number; y: number };
+          };
+        };
+        const c = [...((globalThis as { __circuitCanvases?: Set<C> }).__circuitCanvases ?? [])][0];
+        const id = c.instance.getGraph().filterNodes((_n, a) => a.kind === 'logit')[0];
+        const vp = c.instance.framedGraphToViewport(c.instance.getNodeDisplayData(id));
+        const r = c.container.getBoundingClientRect();
+        return { id, x: r.left + vp.x, y: r.top + vp.y };
+      });
+    let pos = await logitPos();
+    await page.mouse.move(pos.x - 40, pos.y + 40);
+    await page.mouse.move(pos.x, pos.y, { steps: 4 });
+    await page.locator(tid('tooltip')).waitFor();
+    await page.mouse.click(pos.x, pos.y);
+    await expect.poll(() => page.locator(tid('inspector')).textContent()).toContain(pos.id);
+    const pinned = async () => (await api.call('annotations.get', { traceId })).pinned;
+    // The inspector took room: the node moved. Clicks apart by more than sigma's double-click
+    // window (a double click zooms).
+    await page.waitForTimeout(400);
+    pos = await logitPos();
+    await page.keyboard.down('Control');
+    await page.mouse.click(pos.x, pos.y);
+    await expect.poll(pinned).toContain(pos.id);
+    await page.waitForTimeout(400);
+    await page.mouse.click(pos.x, pos.y);
+    await page.keyboard.up('Control');
+    await expect.poll(pinned).not.toContain(pos.id);
+    await page.mouse.move(5, 5);
+    await page.keyboard.press('Escape');
+    await expect.poll(() => page.locator(tid('inspector')).count()).toBe(0);
+  });
+
+  it('compares the trace at two thresholds side by side', async () => {
+    await page.locator(tid('fit-button')).click();
+    await page.locator(tid('compare-button')).click();
+    const panes = page.locator(tid('compare-pane'));
+    await expect.poll(() => panes.count()).toBe(2);
+    await panes.nth(1).locator(tid('node-threshold')).fill('0.4');
+    await expect
+      .poll(
+        async () =>
+          (await count(panes.nth(0), 'graph-node-count')) - (await count(panes.nth(1), 'graph-node-count')),
+      )
+      .toBeGreaterThan(0);
+    expect(await panes.nth(0).locator(tid('node-threshold-value')).textContent()).toBe(
+      model.demo ? '0.80' : '0.95',
+    );
+    expect(await panes.nth(1).locator(tid('node-threshold-value')).textContent()).toBe('0.40');
+    expect(
+      Number((await panes.nth(0).locator(tid('marked-count')).textContent())?.replace(/\D+/g, '')),
+    ).toBeGreaterThan(0);
+    expect(await canvasInk(`${tid('compare-pane')} >> nth=1 >> ${tid('graph-view')}`)).toBeGreaterThan(0.001);
+    await shot('compare-view');
+    const live = await page.evaluate(
+      () => (globalThis as { __circuitCanvases?: Set<unknown> }).__circuitCanvases?.size,
+    );
+    expect(live).toBe(2);
+    await panes.nth(1).locator(tid('close-pane')).click();
+    await expect.poll(() => page.locator(tid('compare-pane')).count()).toBe(0);
+    // The closed pane's sigma instance is killed (its WebGL context released).
+    await expect
+      .poll(() =>
+        page.evaluate(() => (globalThis as { __circuitCanvases?: Set<unknown> }).__circuitCanvases?.size),
+      )
+      .toBe(1);
+  });
+
+  it('pins two nodes, groups and labels them, and keeps the group after a reload', async () => {
+    const view = await api.call('graphs.view', { traceId });
+    // Two connected features (the strongest feature → feature edge), then the top logit.
+    let best = -1;
+    for (let e = 0; e < view.edges.source.length; e++) {
+      const s = view.nodes[view.edges.source[e]];
+      const t = view.nodes[view.edges.target[e]];
+      if (s.kind !== 'feature' || t.kind !== 'feature') continue;
+      if (best < 0 || Math.abs(view.edges.weight[e]) > Math.abs(view.edges.weight[best])) best = e;
+    }
+    expect(best).toBeGreaterThanOrEqual(0);
+    const pair = [view.nodes[view.edges.source[best]], view.nodes[view.edges.target[best]]];
+    const logit = view.nodes
+      .filter((n) => n.kind === 'logit')
+      .sort((a, b) => (b.probability ?? 0) - (a.probability ?? 0))[0];
+    const pin = async (id: string) => {
+      await page.locator(tid('node-search')).fill(id);
+      await page.locator(tid('node-search-result')).first().click();
+      await expect.poll(() => page.locator(tid('inspector')).textContent()).toContain(id);
+      await page.locator(tid('pin-button')).click();
+      await expect.poll(() => page.locator(tid('pin-button')).textContent()).toBe('Unpin');
+    };
+    for (const f of pair) await pin(f.id);
+    await page.locator(tid('subgraph-button')).click();
+    await page.locator(tid('subgraph-pane')).waitFor();
+    await page.locator(tid('group-button')).click();
+    await expect.poll(() => page.locator(tid('inspector')).textContent()).toContain('Supernode');
+    const label = page.locator(`${tid('inspector')} ${tid('label-input')}`);
+    await label.fill('Texas cities');
+    await label.press('Enter');
+    await expect
+      .poll(() => page.locator(tid('supernode-item')).allTextContents())
+      .toContainEqual(expect.stringContaining('Texas cities'));
+    // More context for the subgraph: the logit, the strongest token input of the group, and
+    // the most influential other feature.
+    let tokenIn = -1;
+    for (let e = 0; e < view.edges.source.length; e++) {
+      if (
+        view.nodes[view.edges.source[e]].kind !== 'token' ||
+        !pair.includes(view.nodes[view.edges.target[e]])
+      )
+        continue;
+      if (tokenIn < 0 || Math.abs(view.edges.weight[e]) > Math.abs(view.edges.weight[tokenIn])) tokenIn = e;
+    }
+    const extra = [logit];
+    if (tokenIn >= 0) extra.push(view.nodes[view.edges.source[tokenIn]]);
+    const other = view.nodes
+      .filter((n) => n.kind === 'feature' && !pair.includes(n))
+      .sort((a, b) => (a.influence ?? 1) - (b.influence ?? 1))[0];
+    if (other) extra.push(other);
+    for (const n of extra) await pin(n.id);
+    expect(await canvasInk(tid('subgraph-view'))).toBeGreaterThan(0.001);
+    await page.reload();
+    await page.locator(tid('subgraph-pane')).waitFor();
+    await expect
+      .poll(() => page.locator(tid('supernode-item')).allTextContents())
+      .toContainEqual(expect.stringContaining('Texas cities (2)'));
+    await page.locator(tid('fit-button')).click();
+    await page.waitForTimeout(300);
+    await shot('subgraph-pane');
+    const ann = await api.call('annotations.get', { traceId });
+    expect(ann.pinned.sort()).toEqual([...pair, ...extra].map((f) => f.id).sort());
+    expect(ann.supernodes).toEqual([
+      { label: 'Texas cities', nodeIds: expect.arrayContaining(pair.map((f) => f.id)) },
+    ]);
+  });
+
+  it('exports the subgraph as PNG at the chosen size and as SVG with its labels', async () => {
+    await page.locator(tid('export-target')).selectOption('subgraph');
+    await page.locator(tid('export-width')).fill('900');
+    await page.locator(tid('export-height')).fill('600');
+    await page.locator(tid('export-scale')).selectOption('2');
+    const [pngDl] = await Promise.all([
+      page.waitForEvent('download'),
+      page.locator(tid('export-png')).click(),
+    ]);
+    const pngPath = path.join(SHOTS, 'subgraph-export.png');
+    await pngDl.saveAs(pngPath);
+    const png = decodePng(fs.readFileSync(pngPath));
+    expect([png.width, png.height]).toEqual([1800, 1200]);
+    expect(inkShare(png)).toBeGreaterThan(0.002);
+
+    const [svgDl] = await Promise.all([
+      page.waitForEvent('download'),
+      page.locator(tid('export-svg')).click(),
+    ]);
+    const svgPath = path.join(SHOTS, 'subgraph-export.svg');
+    await svgDl.saveAs(svgPath);
+    const svg = fs.readFileSync(svgPath, 'utf8');
+    const parsed = await page.evaluate((text) => {
+      const doc = new DOMParser().parseFromString(text, 'image/svg+xml');
+      return {
+        error: doc.querySelector('parsererror')?.textContent ?? null,
+        root: doc.documentElement.nodeName,
+        width: doc.documentElement.getAttribute('width'),
+        texts: [...doc.querySelectorAll('text')].map((t) => t.textContent ?? ''),
+      };
+    }, svg);
+    expect(parsed.error).toBeNull();
+    expect(parsed.root).toBe('svg');
+    expect(parsed.width).toBe('900');
+    expect(parsed.texts).toContainEqual(expect.stringContaining('Texas cities'));
+    expect(parsed.texts).toContain('positive edge');
+    expect(parsed.texts.join(' ')).toContain(model.prompt.slice(0, 20));
+  });
+
+  it('imports a circuit-tracer graph JSON and shows it, with untrusted text as text', async () => {
+    await page.locator(tid('import-json')).setInputFiles({
+      name: 'the-cat.json',
+      mimeType: 'application/json',
+      buffer: Buffer.from(circuitTracerJson()),
+    });
+    await expect.poll(() => page.locator(tid('library-item')).count()).toBe(2);
+    await expect.poll(() => count(page, 'graph-node-count')).toBe(10);
+    expect(await count(page, 'graph-edge-count')).toBe(10);
+    await expect
+      .poll(() => page.locator(tid('logit-chip')).allTextContents())
+      .toContainEqual(expect.stringContaining('sat'));
+    await page.locator(tid('node-search')).fill('cat detector');
+    const hit = page.locator(tid('node-search-result')).first();
+    expect(await hit.textContent()).toContain(HOSTILE_LABEL);
+    expect(await page.locator('img[src="x"]').count()).toBe(0);
+    await hit.click();
+    expect(await page.locator(`${tid('inspector')} ${tid('label-input')}`).inputValue()).toBe(HOSTILE_LABEL);
+    expect(await page.evaluate(() => (window as { __pwned?: number }).__pwned)).toBeUndefined();
+    expect(await canvasInk(tid('graph-view'))).toBeGreaterThan(0.001);
+    await shot('imported-graph');
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('re-traces with changed settings, deletes with confirmation and undoes the delete', async () => {
+    const items = page.locator(tid('library-item'));
+    const before = await items.count();
+    await page.locator(`[data-trace-id="${traceId}"]`).getByRole('button', { name: 'Re-trace…' }).click();
+    await page.locator(tid('setting-nodeThreshold')).fill('0.9');
+    await page.locator(tid('trace-button')).click();
+    await expect.poll(() => items.count()).toBe(before + 1);
+    const fresh = items.first();
+    await expect.poll(() => fresh.getAttribute('data-status'), { timeout: 60_000 }).toBe('done');
+    const freshId = Number(await fresh.getAttribute('data-trace-id'));
+    expect(freshId).not.toBe(traceId);
+    const t = await api.call('traces.get', { id: freshId });
+    expect(t.settings.nodeThreshold).toBe(0.9);
+    expect(t.prompt).toBe((await api.call('traces.get', { id: traceId })).prompt);
+
+    await fresh.locator(tid('delete-button')).click();
+    await fresh.locator(tid('confirm-delete')).click();
+    await expect.poll(() => items.count()).toBe(before);
+    await page.locator('.toast').getByRole('button', { name: 'Undo' }).click();
+    await expect.poll(() => items.count()).toBe(before + 1);
+    expect((await api.call('traces.get', { id: freshId })).deletedAt).toBeNull();
+  });
+});

@@ -1,0 +1,96 @@
+/** Visual encoding shared by the WebGL view, the subgraph and the exports. */
+import type { NodeKind, ViewNode } from '../api/types.ts';
+
+export const COLORS = {
+  feature: '#e07b24',
+  featureFaint: '#f3c9a3',
+  error: '#9ca3af',
+  token: '#374151',
+  logit: '#15803d',
+  supernode: '#7c3aed',
+  positive: '#2563eb',
+  negative: '#dc2626',
+  selected: '#0ea5e9',
+  pinned: '#fde68a',
+  marked: '#d946ef',
+  dim: '#e5e7eb',
+  background: '#ffffff',
+  text: '#111827',
+} as const;
+
+export type Glyph = 'circle' | 'diamond' | 'square';
+
+export const GLYPH: Record<NodeKind | 'supernode', Glyph> = {
+  feature: 'circle',
+  error: 'diamond',
+  token: 'square',
+  logit: 'square',
+  supernode: 'circle',
+};
+
+/** Display label of a node: its label, else a short name from what it is. */
+export function nodeLabel(n: ViewNode): string {
+  if (n.kind === 'token') return n.token ?? n.id;
+  if (n.kind === 'logit')
+    return n.label || `${JSON.stringify(n.token ?? '')} (p=${(n.probability ?? 0).toFixed(3)})`;
+  if (n.label) return n.label;
+  if (n.kind === 'error') return `err L${n.layer}@${n.position}`;
+  return `L${n.layer}/${n.index}`;
+}
+
+/** Short label drawn in the graph (logits: the token and its probability). */
+export function canvasLabel(n: ViewNode): string {
+  if (n.kind === 'logit') return `${JSON.stringify(n.token ?? '')} ${(n.probability ?? 0).toFixed(2)}`;
+  return nodeLabel(n);
+}
+
+/** Glyph size (screen px at zoom 1) by influence (lower share = more important) or probability. */
+export function nodeSize(n: ViewNode): number {
+  switch (n.kind) {
+    case 'feature':
+      return 3.5 + 7 * (1 - Math.min(1, Math.max(0, n.influence ?? 1)));
+    case 'error':
+      return 2.5 + 2.5 * (1 - Math.min(1, Math.max(0, n.influence ?? 1)));
+    case 'token':
+      return 6;
+    case 'logit':
+      return 5 + 7 * Math.sqrt(Math.max(0, n.probability ?? 0));
+  }
+}
+
+export function nodeColor(kind: NodeKind): string {
+  return COLORS[kind];
+}
+
+/** rgba() of a #rrggbb colour. */
+export function withAlpha(hex: string, alpha: number): string {
+  const v = Number.parseInt(hex.slice(1), 16);
+  return `rgba(${(v >> 16) & 255}, ${(v >> 8) & 255}, ${v & 255}, ${alpha.toFixed(3)})`;
+}
+
+/** Edge width (px) and opacity from |weight| relative to the target's total input. */
+export function edgeWidth(rel: number): number {
+  return 0.4 + 3.6 * Math.sqrt(Math.min(1, rel));
+}
+
+export function edgeAlpha(rel: number): number {
+  return 0.18 + 0.62 * Math.sqrt(Math.min(1, rel));
+}
+
+/** Relative weight of every edge: |w| / Σ|w| over the edges into its target. */
+export function relativeWeights(
+  target: ArrayLike<number>,
+  weight: ArrayLike<number>,
+  nNodes: number,
+  mask?: Uint8Array,
+): Float32Array {
+  const sum = new Float64Array(nNodes);
+  const E = weight.length;
+  for (let e = 0; e < E; e++) if (!mask || mask[e]) sum[target[e]] += Math.abs(weight[e]);
+  const rel = new Float32Array(E);
+  for (let e = 0; e < E; e++) {
+    const s = sum[target[e]];
+    rel[e] = s > 0 ? Math.abs(weight[e]) / s : 0;
+  }
+  return rel;
+}
