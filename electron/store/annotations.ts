@@ -48,7 +48,9 @@ export class AnnotationRepository {
   update(traceId: number, changes: AnnotationChanges): Annotations {
     return this.db
       .transaction(() => {
-        const a = { ...this.get(traceId), ...changes };
+        // Fields given as undefined are "unchanged", not "cleared" (a plain spread would null them).
+        const given = Object.fromEntries(Object.entries(changes).filter(([, v]) => v !== undefined));
+        const a = { ...this.get(traceId), ...given } as Annotations;
         this.db
           .prepare(
             `INSERT INTO annotations (trace_id, pinned, supernodes, layout, node_labels, node_notes, updated_at)

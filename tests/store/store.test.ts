@@ -431,6 +431,9 @@ describe('models, features, annotations, jobs', () => {
       supernodes: [{ label: 'Texas', nodeIds: ['0_1_2', 'E_100_1'] }],
     });
     store.annotations.update(t.id, { layout: { '0_1_2': { x: 1, y: 2 } } });
+    // A field given as undefined (what the API passes for an absent one) leaves it unchanged.
+    store.annotations.update(t.id, { pinned: undefined, labels: { '0_1_2': 'Texas feature' } });
+    expect(store.annotations.get(t.id).labels).toEqual({ '0_1_2': 'Texas feature' });
     expect(store.annotations.get(t.id)).toMatchObject({
       pinned: ['0_1_2'],
       supernodes: [{ label: 'Texas', nodeIds: ['0_1_2', 'E_100_1'] }],
