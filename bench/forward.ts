@@ -24,7 +24,6 @@
  * Output: aligned tables on stdout; with --json, the tables go to stderr and stdout gets one
  * JSON line. Progress goes to stderr.
  */
-import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -44,6 +43,9 @@ import {
 } from './synthetic-gemma2.ts';
 
 const RESULT_PREFIX = 'BENCH_RESULT ';
+
+import { log, NA, ratio, runChild, table, torchAvailable } from './shared.ts';
+
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');
 const CHILD_SCRIPT = path.join(HERE, 'forward-child.ts');
@@ -242,45 +244,6 @@ function tokenIds(T: number, vocab: number, bos: number | undefined): number[] {
 // ---------------------------------------------------------------------------------------
 // Children
 
-function log(msg: string): void {
-  process.stderr.write(`${msg}\n`);
-}
-
-/** Runs a child; its stderr passes through; resolves with the JSON on its result line. */
-function runChild<T>(cmd: string, args: string[], resultPrefix: string | null): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'], cwd: ROOT });
-    let out = '';
-    child.stdout.setEncoding('utf8');
-    child.stdout.on('data', (d: string) => {
-      out += d;
-    });
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      if (code !== 0) {
-        reject(
-          new Error(
-            `${path.basename(args.find((a) => /\.(ts|py)$/.test(a)) ?? cmd)} exited with ${code ?? signal}`,
-          ),
-        );
-        return;
-      }
-      const lines = out.trim().split('\n');
-      const line = resultPrefix
-        ? lines
-            .reverse()
-            .find((l) => l.startsWith(resultPrefix))
-            ?.slice(resultPrefix.length)
-        : lines[lines.length - 1];
-      try {
-        resolve(JSON.parse(line ?? '') as T);
-      } catch {
-        reject(new Error(`no result from ${cmd}: ${out.slice(-500)}`));
-      }
-    });
-  });
-}
-
 function engineChild<T>(args: EngineChildArgs): Promise<T> {
   return runChild<T>(
     process.execPath,
@@ -299,12 +262,6 @@ interface TorchResult {
   max_rss_kb: number;
   runs: { tokens: number; times_ms: number[]; active_fraction: number[] }[];
   reference_check: { tokens: number; max_abs_logits?: number; error?: string } | null;
-}
-
-function torchAvailable(python: string): string | null {
-  const r = spawnSync(python, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' });
-  if (r.status === 0) return null;
-  return (r.error?.message ?? r.stderr.trim().split('\n').pop() ?? `exit ${r.status}`).slice(0, 200);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -479,18 +436,6 @@ async function measure(ck: Checkpoint, o: Options, torchOk: boolean): Promise<Ch
 // ---------------------------------------------------------------------------------------
 // Formatting
 
-function table(headers: string[], rows: string[][], leftColumns = 1): string {
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells: string[]) =>
-    cells
-      .map((c, i) => (i < leftColumns ? c.padEnd(widths[i]) : c.padStart(widths[i])))
-      .join('  ')
-      .trimEnd();
-  return [line(headers), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
-}
-
-const NA = '—';
-
 function ms(x: number | undefined | null): string {
   if (x === undefined || x === null) return NA;
   if (x < 10) return x.toFixed(2);
@@ -510,10 +455,6 @@ function count(n: number): string {
   if (n < 1e6) return `${(n / 1e3).toFixed(1)}K`;
   if (n < 1e9) return `${(n / 1e6).toFixed(1)}M`;
   return `${(n / 1e9).toFixed(2)}B`;
-}
-
-function ratio(x: number | null | undefined): string {
-  return x === null || x === undefined || !Number.isFinite(x) ? NA : `${x.toFixed(2)}×`;
 }
 
 function sci(x: number | null | undefined): string {

@@ -30,7 +30,6 @@
  * Output: aligned tables on stdout; with --json, the tables go to stderr and stdout gets one
  * JSON line. Progress goes to stderr.
  */
-import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -40,6 +39,7 @@ import { ort } from '../electron/engine/runtime/session.ts';
 import { hash32, seedOf } from '../tests/fixtures/tiny-checkpoints.ts';
 import { RESULT_PREFIX } from './forward-child.ts';
 import { type GemmRate, measureGemm } from './gemm.ts';
+import { log, NA, ratio, runChild, table, torchAvailable } from './shared.ts';
 import {
   defaultBenchCacheRoot,
   ensureSyntheticGemma2,
@@ -333,45 +333,6 @@ function checkpoints(o: Options): { list: (() => Checkpoint)[]; skipped: string[
 // ---------------------------------------------------------------------------------------
 // Children
 
-function log(msg: string): void {
-  process.stderr.write(`${msg}\n`);
-}
-
-/** Runs a child; its stderr passes through; resolves with the JSON on its result line. */
-function runChild<T>(cmd: string, args: string[], resultPrefix: string | null): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'], cwd: ROOT });
-    let out = '';
-    child.stdout.setEncoding('utf8');
-    child.stdout.on('data', (d: string) => {
-      out += d;
-    });
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      if (code !== 0) {
-        const script = path.basename(args.find((a) => /\.(ts|py)$/.test(a)) ?? cmd);
-        reject(new Error(`${script} exited with ${code ?? signal}`));
-        return;
-      }
-      const lines = out.trim().split('\n').reverse();
-      const line = resultPrefix
-        ? lines.find((l) => l.startsWith(resultPrefix))?.slice(resultPrefix.length)
-        : lines[0];
-      try {
-        resolve(JSON.parse(line ?? '') as T);
-      } catch {
-        reject(new Error(`no result from ${cmd}: ${out.slice(-500)}`));
-      }
-    });
-  });
-}
-
-function torchAvailable(python: string): string | null {
-  const r = spawnSync(python, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' });
-  if (r.status === 0) return null;
-  return (r.error?.message ?? r.stderr.trim().split('\n').pop() ?? `exit ${r.status}`).slice(0, 200);
-}
-
 interface TorchRun {
   total_ms: number;
   /** Process CPU time (user + system, all threads) over the run. */
@@ -590,18 +551,6 @@ function describeBatches(calls: { B: number; t: number }[]): string {
 // ---------------------------------------------------------------------------------------
 // Formatting
 
-function table(headers: string[], rows: string[][], leftColumns = 1): string {
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells: string[]) =>
-    cells
-      .map((c, i) => (i < leftColumns ? c.padEnd(widths[i]) : c.padStart(widths[i])))
-      .join('  ')
-      .trimEnd();
-  return [line(headers), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
-}
-
-const NA = '—';
-
 function ms(x: number | undefined | null): string {
   if (x === undefined || x === null || !Number.isFinite(x)) return NA;
   if (x < 10) return x.toFixed(2);
@@ -611,10 +560,6 @@ function ms(x: number | undefined | null): string {
 
 function num(x: number | null | undefined, digits = 1): string {
   return x === null || x === undefined || !Number.isFinite(x) ? NA : x.toFixed(digits);
-}
-
-function ratio(x: number | null | undefined): string {
-  return x === null || x === undefined || !Number.isFinite(x) ? NA : `${x.toFixed(2)}×`;
 }
 
 function pct(x: number | null | undefined): string {

@@ -1,0 +1,67 @@
+/** Helpers shared by the benchmarks: child processes, the PyTorch probe, plain-text tables. */
+import { spawn, spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+/** What a table cell shows for a missing value. */
+export const NA = '—';
+
+export function log(msg: string): void {
+  process.stderr.write(`${msg}\n`);
+}
+
+/** Runs a child; its stderr passes through; resolves with the JSON on its result line. */
+export function runChild<T>(cmd: string, args: string[], resultPrefix: string | null): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'], cwd: ROOT });
+    let out = '';
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (d: string) => {
+      out += d;
+    });
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      if (code !== 0) {
+        reject(
+          new Error(
+            `${path.basename(args.find((a) => /\.(ts|py)$/.test(a)) ?? cmd)} exited with ${code ?? signal}`,
+          ),
+        );
+        return;
+      }
+      const lines = out.trim().split('\n');
+      const line = resultPrefix
+        ? lines
+            .reverse()
+            .find((l) => l.startsWith(resultPrefix))
+            ?.slice(resultPrefix.length)
+        : lines[lines.length - 1];
+      try {
+        resolve(JSON.parse(line ?? '') as T);
+      } catch {
+        reject(new Error(`no result from ${cmd}: ${out.slice(-500)}`));
+      }
+    });
+  });
+}
+
+export function torchAvailable(python: string): string | null {
+  const r = spawnSync(python, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' });
+  if (r.status === 0) return null;
+  return (r.error?.message ?? r.stderr.trim().split('\n').pop() ?? `exit ${r.status}`).slice(0, 200);
+}
+
+export function table(headers: string[], rows: string[][], leftColumns = 1): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (i < leftColumns ? c.padEnd(widths[i]) : c.padStart(widths[i])))
+      .join('  ')
+      .trimEnd();
+  return [line(headers), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+}
+
+export function ratio(x: number | null | undefined): string {
+  return x === null || x === undefined || !Number.isFinite(x) ? NA : `${x.toFixed(2)}×`;
+}
