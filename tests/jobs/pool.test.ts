@@ -149,7 +149,9 @@ describe('job pool', () => {
         raw: path.join(outDir, 'raw.safetensors'),
       }),
     );
-    await whenProgress(pool, job.id, (p) => p.phase === 'features' && p.done >= 2);
+    // The first 'features' event passes the progress throttle at once (a phase change); the
+    // hundreds of one-target batches after it leave a wide window for the cancel to land.
+    await whenProgress(pool, job.id, (p) => p.phase === 'features');
     const t0 = performance.now();
     expect(await pool.cancel(job.id)).toBe(true);
     const rec = await pool.wait(job.id);
