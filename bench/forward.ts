@@ -29,7 +29,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openModel } from '../electron/engine/model/open-model.ts';
-import { ort } from '../electron/engine/runtime/session.ts';
 import { loadTranscoderSet } from '../electron/engine/transcoders/load.ts';
 import { FIXTURE_NAMES, fixturePath, hash32, seedOf } from '../tests/fixtures/tiny-checkpoints.ts';
 import type { EngineChildArgs, EngineCompileResult, EngineRunResult } from './forward-child.ts';
@@ -44,7 +43,18 @@ import {
 
 const RESULT_PREFIX = 'BENCH_RESULT ';
 
-import { log, NA, ratio, runChild, table, torchAvailable } from './shared.ts';
+import {
+  type EngineInfo,
+  engineInfo,
+  log,
+  type MachineInfo,
+  machineInfo,
+  NA,
+  ratio,
+  runChild,
+  table,
+  torchAvailable,
+} from './shared.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');
@@ -470,8 +480,8 @@ function mean(xs: number[]): number | null {
 interface Report {
   bench: 'forward';
   date: string;
-  machine: { cpu: string; cores: number; memoryBytes: number; load1: number };
-  engine: { onnxruntime: string; provider: 'cpu'; threads: number };
+  machine: MachineInfo;
+  engine: EngineInfo;
   torch: { version: string; python: string; impl: string; threads: number } | { unavailable: string } | null;
   options: { small: boolean; tokens: number[]; repeat: number; threads: number };
   gemm: GemmRate | null;
@@ -646,21 +656,11 @@ async function main(argv: string[]): Promise<number> {
     const row = await measure(get(), o, torchOk);
     checkpoints.push(row);
   }
-  const cpus = os.cpus();
   const report: Report = {
     bench: 'forward',
     date: new Date().toISOString(),
-    machine: {
-      cpu: cpus[0]?.model.trim() ?? 'unknown',
-      cores: cpus.length,
-      memoryBytes: os.totalmem(),
-      load1,
-    },
-    engine: {
-      onnxruntime: ort.env.versions.node ?? ort.env.versions.common,
-      provider: 'cpu',
-      threads: o.threads,
-    },
+    machine: machineInfo(load1),
+    engine: engineInfo(o.threads),
     torch,
     options: { small: o.small, tokens: o.tokens, repeat: o.repeat, threads: o.threads },
     gemm,

@@ -1,7 +1,9 @@
 /** Helpers shared by the benchmarks: child processes, the PyTorch probe, plain-text tables. */
 import { spawn, spawnSync } from 'node:child_process';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ort } from '../electron/engine/runtime/session.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 /** What a table cell shows for a missing value. */
@@ -64,4 +66,27 @@ export function table(headers: string[], rows: string[][], leftColumns = 1): str
 
 export function ratio(x: number | null | undefined): string {
   return x === null || x === undefined || !Number.isFinite(x) ? NA : `${x.toFixed(2)}×`;
+}
+
+export interface MachineInfo {
+  cpu: string;
+  cores: number;
+  memoryBytes: number;
+  load1: number;
+}
+
+export interface EngineInfo {
+  onnxruntime: string;
+  provider: 'cpu';
+  threads: number;
+}
+
+/** The machine a report was measured on; `load1` is the load average when the bench started. */
+export function machineInfo(load1: number): MachineInfo {
+  const cpus = os.cpus();
+  return { cpu: cpus[0]?.model.trim() ?? 'unknown', cores: cpus.length, memoryBytes: os.totalmem(), load1 };
+}
+
+export function engineInfo(threads: number): EngineInfo {
+  return { onnxruntime: ort.env.versions.node ?? ort.env.versions.common, provider: 'cpu', threads };
 }

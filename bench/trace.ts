@@ -35,11 +35,21 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AttributionPhase, AttributionSettings } from '../electron/engine/attribution/attribute.ts';
-import { ort } from '../electron/engine/runtime/session.ts';
 import { hash32, seedOf } from '../tests/fixtures/tiny-checkpoints.ts';
 import { RESULT_PREFIX } from './forward-child.ts';
 import { type GemmRate, measureGemm } from './gemm.ts';
-import { log, NA, ratio, runChild, table, torchAvailable } from './shared.ts';
+import {
+  type EngineInfo,
+  engineInfo,
+  log,
+  type MachineInfo,
+  machineInfo,
+  NA,
+  ratio,
+  runChild,
+  table,
+  torchAvailable,
+} from './shared.ts';
 import {
   defaultBenchCacheRoot,
   ensureSyntheticGemma2,
@@ -577,8 +587,8 @@ function gflop(x: number): string {
 interface Report {
   bench: 'trace';
   date: string;
-  machine: { cpu: string; cores: number; memoryBytes: number; load1: number };
-  engine: { onnxruntime: string; provider: 'cpu'; threads: number };
+  machine: MachineInfo;
+  engine: EngineInfo;
   torch:
     | { version: string; python: string; threads: number; malloc: string }
     | { unavailable: string }
@@ -917,22 +927,12 @@ async function main(argv: string[]): Promise<number> {
       ? { version: t.torch, python: t.python, threads: t.threads, malloc: t.malloc }
       : { unavailable: 'no PyTorch run succeeded' };
   }
-  const cpus = os.cpus();
   const { json: _json, python: _python, custom: _custom, ...options } = o;
   const report: Report = {
     bench: 'trace',
     date: new Date().toISOString(),
-    machine: {
-      cpu: cpus[0]?.model.trim() ?? 'unknown',
-      cores: cpus.length,
-      memoryBytes: os.totalmem(),
-      load1,
-    },
-    engine: {
-      onnxruntime: ort.env.versions.node ?? ort.env.versions.common,
-      provider: 'cpu',
-      threads: o.threads,
-    },
+    machine: machineInfo(load1),
+    engine: engineInfo(o.threads),
     torch,
     options,
     gemm,

@@ -25,6 +25,32 @@
 import { EngineError } from '../errors.ts';
 import { checkSquare } from './normalize.ts';
 
+/** Checks the shapes and the logit weights (finite, ≥ 0); returns the weights as float64. */
+function checkedInfluenceInputs(
+  M: Float32Array,
+  N: number,
+  rowScale: Float64Array,
+  logitWeights: ArrayLike<number>,
+): Float64Array {
+  checkSquare(M, N);
+  if (rowScale.length !== N || logitWeights.length !== N) {
+    throw new EngineError('shape', `row scale / logit weights must have ${N} entries`, {
+      field: 'logitWeights',
+    });
+  }
+  const w = new Float64Array(N);
+  for (let i = 0; i < N; i++) {
+    const x = logitWeights[i];
+    if (!Number.isFinite(x) || x < 0) {
+      throw new EngineError('argument', `logit weight ${i} must be finite and >= 0, got ${x}`, {
+        field: 'logitWeights',
+      });
+    }
+    w[i] = x;
+  }
+  return w;
+}
+
 /**
  * Core: influence for Â[i, j] = rowScale[i] · |M[i, j]| (rows with rowScale 0 are zero),
  * optionally restricted to the columns with keepColumn[j] = 1 (others treated as zero).
@@ -37,27 +63,10 @@ export function influenceFromScaledRows(
   logitWeights: ArrayLike<number>,
   keepColumn?: Uint8Array,
 ): Float64Array {
-  checkSquare(M, N);
-  if (rowScale.length !== N || logitWeights.length !== N) {
-    throw new EngineError('shape', `row scale / logit weights must have ${N} entries`, {
-      field: 'logitWeights',
-    });
-  }
+  let v: Float64Array = checkedInfluenceInputs(M, N, rowScale, logitWeights);
   const inf = new Float64Array(N);
-  let v = new Float64Array(N);
-  let any = false;
-  for (let i = 0; i < N; i++) {
-    const x = logitWeights[i];
-    if (!Number.isFinite(x) || x < 0) {
-      throw new EngineError('argument', `logit weight ${i} must be finite and >= 0, got ${x}`, {
-        field: 'logitWeights',
-      });
-    }
-    v[i] = x;
-    if (x !== 0) any = true;
-  }
-  if (!any) return inf;
-  let next = new Float64Array(N);
+  if (!v.some((x) => x !== 0)) return inf;
+  let next: Float64Array = new Float64Array(N);
   const active = new Int32Array(N);
   const coef = new Float64Array(N);
   for (let step = 0; step < N; step++) {
@@ -136,22 +145,7 @@ export function influenceByTopologicalPass(
   logitWeights: ArrayLike<number>,
   keepColumn?: Uint8Array,
 ): Float64Array {
-  checkSquare(M, N);
-  if (rowScale.length !== N || logitWeights.length !== N) {
-    throw new EngineError('shape', `row scale / logit weights must have ${N} entries`, {
-      field: 'logitWeights',
-    });
-  }
-  const w = new Float64Array(N);
-  for (let i = 0; i < N; i++) {
-    const x = logitWeights[i];
-    if (!Number.isFinite(x) || x < 0) {
-      throw new EngineError('argument', `logit weight ${i} must be finite and >= 0, got ${x}`, {
-        field: 'logitWeights',
-      });
-    }
-    w[i] = x;
-  }
+  const w = checkedInfluenceInputs(M, N, rowScale, logitWeights);
   // pending[j] = number of contributing rows i with Â[i, j] != 0 not processed yet.
   const pending = new Int32Array(N);
   for (let i = 0; i < N; i++) {

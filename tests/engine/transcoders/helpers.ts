@@ -10,6 +10,7 @@ import { stringify } from 'yaml';
 import { writeSafetensors } from '../../../electron/engine/checkpoint/safetensors-writer.ts';
 import type { DType } from '../../../electron/engine/checkpoint/tensor.ts';
 import { type EngineError, isEngineError } from '../../../electron/engine/errors.ts';
+import { crc32 } from '../../fixtures/tiny-checkpoints.ts';
 
 export function tempDir(prefix = 'tc-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
@@ -48,22 +49,6 @@ export function npyBytes(data: Float32Array, shape: readonly number[]): Uint8Arr
     Buffer.from(header, 'latin1'),
     Buffer.from(data.buffer, data.byteOffset, data.byteLength),
   ]);
-}
-
-const CRC_TABLE = (() => {
-  const t = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    t[n] = c >>> 0;
-  }
-  return t;
-})();
-
-export function crc32(data: Uint8Array): number {
-  let c = 0xffffffff;
-  for (let i = 0; i < data.length; i++) c = CRC_TABLE[(c ^ data[i]) & 0xff] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
 }
 
 /** A zip of the given members (stored, or deflated when `deflate`). */
