@@ -11,12 +11,20 @@ import type { FeatureRecord } from '../engine/dashboards/types.ts';
 import type { FeatureInfo } from '../store/features.ts';
 import type {
   Annotations,
+  FeatureChange,
+  FeatureEdit,
+  InterventionMode,
+  InterventionOutcome,
+  InterventionRecord,
+  InterventionSpec,
+  InterventionStatus,
   ModelRecord,
   ProjectRecord,
   Supernode,
   TraceProgress,
   TraceRecord,
   TraceSettings,
+  TokenPrediction,
   TraceStatus,
   TranscoderSetRecord,
   ViewSummary,
@@ -24,6 +32,14 @@ import type {
 
 export type {
   Annotations,
+  FeatureChange,
+  FeatureEdit,
+  InterventionMode,
+  InterventionOutcome,
+  InterventionRecord,
+  InterventionSpec,
+  InterventionStatus,
+  TokenPrediction,
   FeatureInfo,
   FeatureRecord,
   ModelRecord,
@@ -106,6 +122,18 @@ export const DEFAULT_TRACE_SETTINGS: TraceSettings = {
   edgeThreshold: 0.98,
   provider: 'cpu',
 };
+
+/** An intervention request; absent fields take the defaults (closed loop, top 10, no continuation). */
+export interface InterventionInput {
+  traceId: number;
+  edits: FeatureEdit[];
+  loop?: 'open' | 'closed';
+  freezeAttention?: boolean;
+  generate?: number;
+  top?: number;
+  /** Shown in the list; default: a description of the edits. */
+  label?: string;
+}
 
 export interface TraceDetail extends TraceRecord {
   views: ViewSummary[];
@@ -221,6 +249,18 @@ export interface ApiMethods {
   /** Stores dashboards (feature detail records) computed elsewhere. */
   'features.putDashboards': Method<{ transcoderSetId: number; records: FeatureRecord[] }, { stored: number }>;
 
+  /**
+   * Queues an intervention on a traced prompt (the trace's model and transcoders, its token
+   * ids). It runs as a job (progress events, cancel) and its result is stored with the trace.
+   */
+  'interventions.start': Method<InterventionInput, InterventionRecord>;
+  /** A trace's interventions, newest first. */
+  'interventions.list': Method<{ traceId: number }, InterventionRecord[]>;
+  'interventions.get': Method<{ id: number }, InterventionRecord>;
+  /** Cancels a queued or running intervention. */
+  'interventions.cancel': Method<{ id: number }, InterventionRecord>;
+  'interventions.delete': Method<{ id: number }, { id: number; traceId: number }>;
+
   'annotations.get': Method<{ traceId: number }, Annotations>;
   /** Replaces the given fields. Node ids must be nodes of the trace's graph. */
   'annotations.update': Method<
@@ -246,6 +286,10 @@ export interface ApiEvents {
   /** A trace changed (status, tags, notes, graph saved). */
   'trace.updated': { trace: TraceRecord };
   'trace.deleted': { traceId: number; permanent: boolean };
+  /** A running intervention advanced. */
+  'intervention.progress': { interventionId: number; traceId: number; progress: TraceProgress };
+  /** An intervention was queued, started, finished, failed, was cancelled or deleted (`deleted`). */
+  'intervention.updated': { intervention: InterventionRecord; deleted?: boolean };
   /** Something else in the library changed; refetch what shows it. */
   'library.changed': {
     entity: 'project' | 'model' | 'feature' | 'annotation' | 'view';

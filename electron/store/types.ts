@@ -143,3 +143,92 @@ export interface Annotations {
   notes: Record<string, string>;
   updatedAt: number | null;
 }
+
+// ---- interventions (steering and ablating features of a traced prompt)
+
+export type InterventionMode = 'set' | 'scale' | 'ablate';
+
+/** One edit of one transcoder feature at one prompt position. */
+export interface FeatureEdit {
+  layer: number;
+  feature: number;
+  /** Prompt position (1 … T−1; position 0 is BOS, where features are zeroed). */
+  position: number;
+  mode: InterventionMode;
+  /** The activation to set (set) or the factor (scale); absent for ablate. */
+  value?: number;
+}
+
+/**
+ * What an intervention does. Open loop: attention, norms and every other feature frozen at the
+ * prompt's values (direct effects: ablating one feature moves each logit target by −its edge).
+ * Closed loop: everything downstream recomputed, transcoder activations included (optionally
+ * with attention patterns frozen), and an optional greedy continuation.
+ */
+export interface InterventionSpec {
+  loop: 'open' | 'closed';
+  edits: FeatureEdit[];
+  /** Closed loop only: keep every attention pattern at the prompt's values. */
+  freezeAttention: boolean;
+  /** Closed loop only: greedy tokens generated with the edits applied at the prompt positions. */
+  generate: number;
+  /** How many top next tokens to list before and after. */
+  top: number;
+}
+
+export type InterventionStatus = 'queued' | 'running' | 'done' | 'failed' | 'cancelled';
+
+export interface TokenPrediction {
+  tokenId: number;
+  token: string;
+  probBefore: number;
+  probAfter: number;
+  logitBefore: number;
+  logitAfter: number;
+}
+
+export interface FeatureChange {
+  /** Graph JSON node id `{layer}_{feature}_{position}`. */
+  nodeId: string;
+  layer: number;
+  feature: number;
+  position: number;
+  before: number;
+  after: number;
+  /** Whether the trace's (unpruned) graph has this feature as a node. */
+  inGraph: boolean;
+  /** One of the intervention's own edits. */
+  edited: boolean;
+}
+
+export interface InterventionOutcome {
+  loop: 'open' | 'closed';
+  /** The union of the top-`top` lists before and after, sorted by probability after. */
+  predictions: TokenPrediction[];
+  /** Token ids of the top-`top` list before and after (indices into nothing: ids). */
+  topBefore: number[];
+  topAfter: number[];
+  /**
+   * Closed loop: the features whose activation changed (largest change first, bounded).
+   * Open loop holds every feature but the edited ones at its prompt value, so only those appear.
+   */
+  featureChanges: FeatureChange[];
+  /** Closed loop with `generate`: the greedy continuation. */
+  generated: Array<{ tokenId: number; token: string }>;
+  timingsMs: Record<string, number>;
+}
+
+export interface InterventionRecord {
+  id: number;
+  traceId: number;
+  /** A short description, e.g. "ablate 2_117_5, scale 3_40_7 ×2". */
+  label: string;
+  spec: InterventionSpec;
+  status: InterventionStatus;
+  progress: TraceProgress | null;
+  error: TraceError | null;
+  result: InterventionOutcome | null;
+  createdAt: number;
+  startedAt: number | null;
+  finishedAt: number | null;
+}
