@@ -131,42 +131,56 @@ describe.each(['plt', 'clt'])('demo model attribution with %s transcoders', (tc)
         expect(Math.abs(full[k] - actual) / Math.max(Math.abs(actual), 1e-2)).toBeLessThanOrEqual(1e-4);
       });
 
-      // Open loop through the intervention API: ablating one of the strongest direct features of
-      // " Austin" moves each logit's demeaned pre-softcap value by minus that feature's edge.
-      const cap = model.config.finalSoftcap;
-      const austin = r.logitRows[0];
-      const strongest = Array.from({ length: space.nActive }, (_, i) => i)
-        .sort((a, b) => Math.abs(austin[b]) - Math.abs(austin[a]))
-        .slice(0, 3);
+      // Open loop through the intervention API: ablating one feature moves every logit target's
+      // demeaned pre-softcap logit by minus that feature's edge (the issue's bar: ≤ 1e-4
+      // relative). Ten logit targets (desired probability 1), each target's 3 strongest
+      // features, every target checked for each. Relative to |edge|, floored at 1e-2 × the
+      // target's largest feature edge: an edge 100× below the row's largest is compared at that
+      // scale (its float32 rounding, ~1e-7 absolute here, is no smaller than a big edge's).
+      // Measured: max 2.4e-5 (plt) and 1.8e-5 (clt) here (3.2e-5 / 3.1e-5 over each target's 10
+      // strongest); subtracting two full runs' logits instead gives 3.1e-4 / 1.3e-4 (the
+      // logits' own float32 rounding), so this check fails on that.
+      const all = await iv.attributor.attribute(ids, {
+        maxNLogits: 10,
+        desiredLogitProb: 1,
+        batchSize: 128,
+      });
+      expect(all.logitTokens).toHaveLength(10);
+      const targets = all.logitTokens.map((t) => t.tokenId);
+      const aspace = all.prepared.space;
+      const byStrength = (row: Float32Array) =>
+        Array.from({ length: aspace.nActive }, (_, i) => i).sort(
+          (a, b) => Math.abs(row[b]) - Math.abs(row[a]),
+        );
+      const floors = all.logitRows.map((row) => 1e-2 * Math.abs(row[byStrength(row)[0]]));
+      const strongest = [...new Set(all.logitRows.flatMap((row) => byStrength(row).slice(0, 3)))];
+      let worst = 0;
       for (const a of strongest) {
         const res = await iv.openLoop(
           ids,
           [
             {
-              layer: space.featureLayer[a],
-              feature: space.featureIndex[a],
-              position: space.featurePosition[a],
+              layer: aspace.featureLayer[a],
+              feature: aspace.featureIndex[a],
+              position: aspace.featurePosition[a],
               mode: 'ablate',
             },
           ],
-          { top: V },
-          r.prepared,
+          { trackTokens: targets },
+          all.prepared,
         );
-        const pre = (x: number) => (cap === undefined ? x : cap * Math.atanh(x / cap));
-        const before = new Float64Array(V);
-        const after = new Float64Array(V);
-        for (const c of res.changes) {
-          before[c.tokenId] = pre(c.logitBefore);
-          after[c.tokenId] = pre(c.logitAfter);
-        }
-        const mb = before.reduce((x, y) => x + y, 0) / V;
-        const ma = after.reduce((x, y) => x + y, 0) / V;
-        r.logitTokens.forEach((t, k) => {
-          const moved = after[t.tokenId] - ma - (before[t.tokenId] - mb);
-          const edge = r.logitRows[k][a];
-          expect(Math.abs(moved + edge) / Math.max(Math.abs(edge), 1e-2)).toBeLessThanOrEqual(1e-3);
+        const moved = res.targetLogitChanges!;
+        expect(moved.map((c) => c.tokenId)).toEqual(targets);
+        targets.forEach((_, k) => {
+          const edge = all.logitRows[k][a];
+          const err = Math.abs(moved[k].delta + edge) / Math.max(Math.abs(edge), floors[k]);
+          worst = Math.max(worst, err);
+          // The reported before/after agree with the change to the logits' own float32 rounding.
+          expect(Math.abs(moved[k].after - moved[k].before - moved[k].delta)).toBeLessThanOrEqual(1e-4);
         });
       }
+      expect(worst).toBeLessThanOrEqual(1e-4);
+      expect(worst).toBeGreaterThan(0);
     } finally {
       await iv.close();
       set.close();

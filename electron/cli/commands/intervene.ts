@@ -16,7 +16,15 @@ import { parseFlags, positiveIntFlag, providerFlag, requireFlag } from '../args.
 
 const HELP = `usage: circuit intervene --model DIR --transcoders DIR --prompt TEXT
        (--set LAYER:FEATURE:POS=VALUE | --scale LAYER:FEATURE:POS=FACTOR | --ablate LAYER:FEATURE:POS)...
-       [--open-loop | --closed-loop] [--generate N] [--top 10] [--provider cpu|webgpu|cuda|auto] [--json]`;
+       [--open-loop | --closed-loop [--freeze-attention]] [--generate N] [--top 10]
+       [--provider cpu|webgpu|cuda|auto] [--json]
+
+  --open-loop          frozen replacement model (attention, norms, other MLP outputs held):
+                       direct effects, exactly the graph's edges
+  --closed-loop        (default) everything downstream recomputed, transcoder activations included
+  --freeze-attention   closed loop with every attention pattern held at the prompt's values
+                       (norms, MLPs and transcoders still recomputed); not with --generate
+  --generate N         greedy continuation of N tokens with the edit applied (closed loop)`;
 
 const SPEC = /^(\d+):(\d+):(\d+)(?:=(.+))?$/;
 
@@ -44,6 +52,7 @@ export async function interveneCommand(argv: string[]): Promise<number> {
     ablate: { type: 'string', multiple: true },
     'open-loop': { type: 'boolean' },
     'closed-loop': { type: 'boolean' },
+    'freeze-attention': { type: 'boolean' },
     generate: { type: 'string' },
     top: { type: 'string' },
     provider: { type: 'string' },
@@ -71,6 +80,21 @@ export async function interveneCommand(argv: string[]): Promise<number> {
   const generate = flags.generate === undefined ? 0 : positiveIntFlag(flags.generate, 'generate', 1);
   if (openLoop && generate)
     throw new EngineError('argument', '--generate needs the closed loop', { field: 'generate' });
+  const freezeAttention = flags['freeze-attention'] === true;
+  if (openLoop && freezeAttention) {
+    throw new EngineError(
+      'argument',
+      '--freeze-attention applies to the closed loop (the open loop holds every attention pattern already)',
+      { field: 'freeze-attention' },
+    );
+  }
+  if (freezeAttention && generate) {
+    throw new EngineError(
+      'argument',
+      '--freeze-attention cannot be combined with --generate: the generated positions have no original attention pattern',
+      { field: 'freeze-attention' },
+    );
+  }
   const top = positiveIntFlag(flags.top, 'top', 10);
   const provider = providerFlag(flags.provider);
 
@@ -86,12 +110,13 @@ export async function interveneCommand(argv: string[]): Promise<number> {
     });
     const result: InterventionResult = openLoop
       ? await intervener.openLoop(tokenIds, interventions, { top })
-      : await intervener.closedLoopIntervention(tokenIds, interventions, { top, generate });
+      : await intervener.closedLoopIntervention(tokenIds, interventions, { top, generate, freezeAttention });
     const tok = (id: number) => tokenizer.tokenToString(id);
     if (flags.json) {
       console.log(
         JSON.stringify({
           loop: result.loop,
+          freeze_attention: freezeAttention,
           token_ids: tokenIds,
           interventions,
           before: result.before.map((p) => ({
@@ -108,12 +133,17 @@ export async function interveneCommand(argv: string[]): Promise<number> {
           })),
           changes: result.changes.map((c) => ({ token: tok(c.tokenId), ...c })),
           activation_changes: result.activationChanges,
+          // Demeaned pre-softcap logits (what the graph's logit targets measure).
+          target_logit_changes: (result.targetLogitChanges ?? []).map((c) => ({
+            token: tok(c.tokenId),
+            ...c,
+          })),
           generated: result.generated.map(tok),
         }),
       );
     } else {
       console.log(
-        `${result.loop} loop, ${interventions.length} intervention(s) on ${JSON.stringify(prompt)}`,
+        `${result.loop} loop${freezeAttention ? ' (attention frozen)' : ''}, ${interventions.length} intervention(s) on ${JSON.stringify(prompt)}`,
       );
       console.log('token                 before      after     change');
       for (const c of result.changes.slice(0, top)) {

@@ -46,12 +46,20 @@ export type MlpRewrite = (
   ctx: { hooks: Map<string, string>; positions: string },
 ) => string;
 
+/**
+ * Lets a caller replace a layer's attention pattern ([H, T, T], post-softmax) before it weights
+ * the values (closed-loop interventions with frozen attention feed the prompt's patterns);
+ * the returned value is what `hook_pattern` exposes and what the layer uses.
+ */
+export type PatternRewrite = (layer: number, pattern: string) => string;
+
 export function emitTransformerForward(
   g: GraphBuilder,
   cfg: ModelConfig,
   names: ModelWeights,
   weights: WeightSource,
   rewriteMlp?: MlpRewrite,
+  rewritePattern?: PatternRewrite,
 ): ForwardGraphValues {
   const d = cfg.hiddenSize;
   const hooks = new Map<string, string>();
@@ -166,8 +174,11 @@ export function emitTransformerForward(
     let scores = g.mul(g.matmul(q4, kT), g.scalar(cfg.attentionScale)); // [KV, G, T, T]
     scores = softcap(scores, cfg.attnSoftcap);
     scores = g.where(maskFor(cfg.slidingWindows[layer]), scores, g.scalar(Number.NEGATIVE_INFINITY));
-    const pattern = g.softmax(scores, -1);
-    hook(`${p}.hook_pattern`, g.reshape(pattern, [H, -1, 0]));
+    let pattern = g.softmax(scores, -1);
+    if (rewritePattern) {
+      const used = hook(`${p}.hook_pattern`, rewritePattern(layer, g.reshape(pattern, [H, -1, 0])));
+      pattern = g.reshape(used, [KV, groups, 0, -1]);
+    } else hook(`${p}.hook_pattern`, g.reshape(pattern, [H, -1, 0]));
     const z = g.matmul(pattern, g.unsqueeze(v, [1])); // [KV, G, T, hd]
     const zFlat = g.reshape(g.transpose(g.reshape(z, [H, -1, hd]), [1, 0, 2]), [0, H * hd]);
     if (aw.kind === 'fused-conv1d') {

@@ -255,7 +255,8 @@ export function emitBackwardGraph(
  * The frozen forward graph. Inputs: embed_in [T, d] (token source vectors + constant
  * position embeddings), per layer mlp_write_l [T, d] (what the MLP writes at the
  * transcoder's write hook, excluding the skip term), frozen patterns and scales.
- * Outputs: resid_pre_l and resid_mid_l [T, d] per layer, unembed_in [T, d] and logits_last [1, V].
+ * Outputs: resid_pre_l and resid_mid_l [T, d] per layer, unembed_in [T, d], logits_last [1, V]
+ * and its pre-softcap logits_pre_last [1, V].
  */
 export function emitFrozenForwardGraph(
   g: GraphBuilder,
@@ -301,6 +302,9 @@ export function emitFrozenForwardGraph(
   const V = cfg.vocabSize;
   const unembed = names.lmHead ? weights.tensor(names.lmHead, [V, d]) : weights.tensor(names.embed, [V, d]);
   let logits = g.linear(g.slice(final, [-1], [Number.MAX_SAFE_INTEGER], [0]), unembed);
+  // Pre-softcap too: logit targets are demeaned pre-softcap logits, and recovering them from
+  // soft-capped values (atanh) loses precision where tanh flattens.
+  g.output(logits, 'logits_pre_last');
   if (cfg.finalSoftcap !== undefined) {
     logits = g.mul(g.tanh(g.div(logits, g.scalar(cfg.finalSoftcap))), g.scalar(cfg.finalSoftcap));
   }

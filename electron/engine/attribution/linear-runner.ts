@@ -107,24 +107,22 @@ export class LinearModelRunner {
   }
 
   /**
-   * The frozen model run forwards with each source column scaled by `columnScale(col)`
-   * (1 = unchanged, 0 = ablated). Returns the frozen residuals the targets read from.
+   * The frozen model's inputs with each source column scaled by `columnScale(col)` plus
+   * `extraWrites`. `constants` false leaves out everything that is not a source (position
+   * embeddings, b_dec, the BOS residue): with `columnScale` returning s − 1 that is the
+   * difference of two edits' inputs, which the (affine) frozen map carries linearly.
    */
-  async frozenForward(
+  private frozenInputs(
     columnScale: (column: number) => number,
-    /** Extra vectors written at (layer, position), e.g. a feature that was not active, set to a value. */
-    extraWrites: readonly { layer: number; position: number; vector: Float32Array }[] = [],
-  ): Promise<{
-    residPre: Float32Array[];
-    residMid: Float32Array[];
-    unembedIn: Float32Array;
-    logitsLast: Float32Array;
-  }> {
+    extraWrites: readonly { layer: number; position: number; vector: Float32Array }[],
+    constants: boolean,
+  ): Record<string, ort.Tensor> {
     const c = this.cache;
     const { T, d, nLayers: L } = c;
-    const embed = Float32Array.from(c.positionEmbeddings);
+    const embed = constants ? Float32Array.from(c.positionEmbeddings) : new Float32Array(T * d);
     for (let p = 0; p < T; p++) {
       const s = columnScale(this.space.tokenOffset + p);
+      if (s === 0) continue;
       for (let k = 0; k < d; k++) embed[p * d + k] += s * c.tokenVectors[p * d + k];
     }
     const feeds: Record<string, ort.Tensor> = { embed_in: f32(embed, [T, d]) };
@@ -133,10 +131,12 @@ export class LinearModelRunner {
       const block = this.space.blocks[m];
       const n = block.n;
       const write = new Float32Array(T * d);
-      const bias = this.decoderBias[m];
-      for (let k = 0; k < d; k++) write[k] = c.bosResidue[m][k];
+      if (constants) {
+        const bias = this.decoderBias[m];
+        for (let k = 0; k < d; k++) write[k] = c.bosResidue[m][k];
+        for (let p = 0; p < T; p++) for (let k = 0; k < d; k++) write[p * d + k] += bias[k];
+      }
       for (let p = 0; p < T; p++) {
-        for (let k = 0; k < d; k++) write[p * d + k] += bias[k];
         for (let j = 0; j < n; j++) {
           const col = block.columns[p * n + j];
           if (col < 0) continue;
@@ -152,13 +152,57 @@ export class LinearModelRunner {
       }
       feeds[linearInputs.mlpWrite(m)] = f32(write, [T, d]);
     }
-    const out = await this.frozen.run(feeds);
+    return feeds;
+  }
+
+  /**
+   * The frozen model run forwards with each source column scaled by `columnScale(col)`
+   * (1 = unchanged, 0 = ablated). Returns the frozen residuals the targets read from.
+   */
+  async frozenForward(
+    columnScale: (column: number) => number,
+    /** Extra vectors written at (layer, position), e.g. a feature that was not active, set to a value. */
+    extraWrites: readonly { layer: number; position: number; vector: Float32Array }[] = [],
+  ): Promise<{
+    residPre: Float32Array[];
+    residMid: Float32Array[];
+    unembedIn: Float32Array;
+    logitsLast: Float32Array;
+    /** Pre-softcap next-token logits [V]. */
+    logitsPreLast: Float32Array;
+  }> {
+    const L = this.cache.nLayers;
+    const out = await this.frozen.run(this.frozenInputs(columnScale, extraWrites, true));
     return {
       residPre: Array.from({ length: L }, (_, l) => out[`resid_pre_${l}`].data as Float32Array),
       residMid: Array.from({ length: L }, (_, l) => out[`resid_mid_${l}`].data as Float32Array),
       unembedIn: out.unembed_in.data as Float32Array,
       logitsLast: out.logits_last.data as Float32Array,
+      logitsPreLast: out.logits_pre_last.data as Float32Array,
     };
+  }
+
+  private zeroRun?: Promise<Float32Array>;
+
+  /**
+   * The change of the pre-softcap next-token logits [V] when each source column `col` is
+   * scaled by `columnScale(col)` and `extraWrites` are added: the frozen map applied to the
+   * difference of the inputs alone, minus its bias-only value at zero input (exactly zero
+   * for a model without biases in the frozen path, e.g. Gemma, Llama). Subtracting two full
+   * runs instead would leave float32 rounding of the logits themselves (|logit|·1e-7) in a
+   * change that may be far smaller.
+   */
+  async frozenLogitChange(
+    columnScale: (column: number) => number,
+    extraWrites: readonly { layer: number; position: number; vector: Float32Array }[] = [],
+  ): Promise<Float64Array> {
+    const run = async (scale: (col: number) => number, extra: typeof extraWrites) =>
+      (await this.frozen.run(this.frozenInputs(scale, extra, false), ['logits_pre_last'])).logits_pre_last
+        .data as Float32Array;
+    this.zeroRun ??= run(() => 0, []);
+    const zero = await this.zeroRun;
+    const delta = await run((col) => columnScale(col) - 1, extraWrites);
+    return Float64Array.from(delta, (v, i) => v - zero[i]);
   }
 
   /** Sessions belong to the Attributor (shared by every prompt); nothing to free here. */

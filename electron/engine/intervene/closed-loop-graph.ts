@@ -6,8 +6,15 @@
  * written to every layer it writes to). With mul = 1 and add = 0 everywhere the graph is the
  * original model exactly (the error term is kept implicitly).
  *
- * Inputs: input_ids [T]; per layer iv_mul_l, iv_add_l [T, d_t]. Outputs: logits [T, V] and
- * the edited activations blocks.{l}.transcoder.hook_acts [T, d_t].
+ * Frozen attention (optional, same graph so the decoder weights are held once): with
+ * `freeze_attention` true every layer's pattern is the fed `frozen_pattern_l` instead of the
+ * one computed from the (perturbed) queries and keys; everything else is still recomputed.
+ * With it false the fed pattern is ignored (feed a [1, 1, 1] placeholder).
+ *
+ * Inputs: input_ids [T]; per layer iv_mul_l, iv_add_l [T, d_t] and frozen_pattern_l [H, T, T];
+ * freeze_attention bool []. Outputs: logits and logits_pre_softcap [T, V], the edited
+ * activations blocks.{l}.transcoder.hook_acts [T, d_t] and the patterns each layer used,
+ * blocks.{l}.attn.hook_pattern [H, T, T].
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -24,7 +31,11 @@ import type { TranscoderSet } from '../transcoders/types.ts';
 export const interventionInputs = {
   mul: (l: number) => `iv_mul_${l}`,
   add: (l: number) => `iv_add_${l}`,
+  frozenPattern: (l: number) => `frozen_pattern_${l}`,
+  freezeAttention: 'freeze_attention',
 };
+
+export const patternOutput = (l: number) => `blocks.${l}.attn.hook_pattern`;
 
 export function compileClosedLoopGraph(
   model: OpenedModel,
@@ -34,6 +45,8 @@ export function compileClosedLoopGraph(
 ): string {
   const key = cacheKey({
     kind: 'closed-loop',
+    // This file is not among the compiler sources the cache fingerprints: bump on any change.
+    graphVersion: 2,
     forward: path.basename(forward.cacheDir),
     transcoders: set.contentKey(),
   });
@@ -45,6 +58,7 @@ export function compileClosedLoopGraph(
     const d = set.dModel;
     const pending: (string | undefined)[] = new Array(L).fill(undefined);
     let notBos: string | undefined;
+    const freeze = g.input(interventionInputs.freezeAttention, 'bool', []);
     try {
       const { hooks } = emitTransformerForward(
         g,
@@ -76,8 +90,19 @@ export function compileClosedLoopGraph(
           }
           return pending[l] ? g.add(value, pending[l]!) : value;
         },
+        (l, pattern) => {
+          // Placeholder dims: with freeze_attention false a [1, 1, 1] tensor is fed and ignored.
+          const fed = g.input(interventionInputs.frozenPattern(l), 'float32', [
+            `fh_${l}`,
+            `fq_${l}`,
+            `fk_${l}`,
+          ]);
+          return g.where(freeze, fed, pattern);
+        },
       );
       g.output(hooks.get('logits')!, 'logits');
+      g.output(hooks.get('logits_pre_softcap')!, 'logits_pre_softcap');
+      for (let l = 0; l < L; l++) g.output(hooks.get(patternOutput(l))!, patternOutput(l));
     } finally {
       decoders.close();
     }

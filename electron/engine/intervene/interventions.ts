@@ -7,7 +7,11 @@
  *    describe: ablating a single feature moves each logit target by −(its edge);
  *  - closed loop: the model recomputes everything downstream, transcoder activations
  *    included (closed-loop-graph.ts); optionally a greedy continuation with the edit applied
- *    at the prompt positions.
+ *    at the prompt positions; with `freezeAttention`, every attention pattern is held at the
+ *    original prompt's values while norms, MLPs and transcoders are recomputed.
+ *
+ * Both report each tracked token's demeaned pre-softcap logit (what a logit target of the
+ * graph measures) before and after (`targetLogitChanges`).
  */
 import { Attributor, type AttributorOptions, type PreparedPrompt } from '../attribution/attribute.ts';
 import { EngineError } from '../errors.ts';
@@ -16,7 +20,7 @@ import type { OpenedModel } from '../model/open-model.ts';
 import { transcoderHookNames } from '../model/transcoder-encoder.ts';
 import { createSession, ort } from '../runtime/session.ts';
 import type { TranscoderSet } from '../transcoders/types.ts';
-import { compileClosedLoopGraph, interventionInputs } from './closed-loop-graph.ts';
+import { compileClosedLoopGraph, interventionInputs, patternOutput } from './closed-loop-graph.ts';
 
 export type InterventionMode = 'set' | 'scale' | 'ablate';
 
@@ -51,16 +55,38 @@ export interface ActivationChange {
   after: number;
 }
 
+/** A token's demeaned pre-softcap logit, (u_k − mean_v u_v)·h: what the graph's logit targets measure. */
+export interface TargetLogitChange {
+  tokenId: number;
+  before: number;
+  after: number;
+  /**
+   * The change. Open loop: the frozen map applied to the edit alone (it is affine), so it is
+   * precise relative to the change itself, not to the logits; it equals Σ (factor − 1)·edge
+   * over the edited sources (an ablation: −edge). Closed loop: after − before.
+   */
+  delta: number;
+}
+
+export interface InterventionProgress {
+  /** open loop: 'prepare', 'baseline', 'intervene'; closed loop: 'baseline', 'intervene', 'generate'. */
+  phase: string;
+  done: number;
+  total: number;
+}
+
 export interface InterventionResult {
   loop: 'open' | 'closed';
   before: Prediction[];
   after: Prediction[];
-  /** Every token in either top list, before and after. */
+  /** Every token in either top list (and any of `trackTokens`), before and after. */
   changes: PredictionChange[];
   /** Closed loop: the features whose activation changed most (the edited ones included). */
   activationChanges: ActivationChange[];
   /** Closed loop with `generate`: the greedy continuation's token ids. */
   generated: number[];
+  /** The tracked tokens (`trackTokens`, default those of `changes`), in that order. */
+  targetLogitChanges?: TargetLogitChange[];
 }
 
 export interface InterventionOptions {
@@ -69,6 +95,17 @@ export interface InterventionOptions {
   generate?: number;
   /** How many activation changes to report (largest first). */
   maxActivationChanges?: number;
+  /**
+   * Closed loop only: hold every attention pattern at the original prompt's values (queries
+   * and keys no longer see the edit; values, norms, MLPs and transcoders still do). Not with
+   * `generate`: the continuation's positions have no original pattern.
+   */
+  freezeAttention?: boolean;
+  /** Tokens whose demeaned pre-softcap logit change `targetLogitChanges` reports (default: those of `changes`). */
+  trackTokens?: readonly number[];
+  /** Checked between session runs; aborting throws EngineError('cancelled'). */
+  signal?: AbortSignal;
+  onProgress?: (p: InterventionProgress) => void;
 }
 
 function describe(iv: FeatureIntervention): string {
@@ -102,6 +139,7 @@ function compare(
   after: Prediction[],
   logitsBefore: Float32Array,
   logitsAfter: Float32Array,
+  extra: readonly number[] = [],
 ) {
   const probs = (logits: Float32Array) => {
     let max = Number.NEGATIVE_INFINITY;
@@ -112,7 +150,7 @@ function compare(
   };
   const pb = probs(logitsBefore);
   const pa = probs(logitsAfter);
-  const ids = [...new Set([...before, ...after].map((p) => p.tokenId))];
+  const ids = [...new Set([...[...before, ...after].map((p) => p.tokenId), ...extra])];
   return ids
     .map((id) => ({
       tokenId: id,
@@ -122,6 +160,33 @@ function compare(
       logitAfter: logitsAfter[id],
     }))
     .sort((a, b) => b.probAfter - a.probAfter);
+}
+
+/** Demeaned logit of token id: logits[id] − mean(logits), the mean in float64. */
+function demeaned(logits: ArrayLike<number>): (id: number) => number {
+  let sum = 0;
+  for (let i = 0; i < logits.length; i++) sum += logits[i];
+  const mean = sum / logits.length;
+  return (id) => logits[id] - mean;
+}
+
+function validateTrackTokens(opts: InterventionOptions, V: number): void {
+  for (const id of opts.trackTokens ?? []) {
+    if (!Number.isInteger(id) || id < 0 || id >= V)
+      throw new EngineError('argument', `trackTokens: token id ${id} is not in [0, ${V})`, {
+        field: 'trackTokens',
+      });
+  }
+}
+
+function trackedTokens(opts: InterventionOptions, changes: PredictionChange[]): number[] {
+  return opts.trackTokens ? [...opts.trackTokens] : changes.map((c) => c.tokenId);
+}
+
+function cancelCheck(signal: AbortSignal | undefined): () => void {
+  return () => {
+    if (signal?.aborted) throw new EngineError('cancelled', 'the intervention was cancelled');
+  };
 }
 
 export class Intervener {
@@ -150,7 +215,20 @@ export class Intervener {
     prepared?: PreparedPrompt,
   ): Promise<InterventionResult> {
     validateInterventions(interventions, this.set, tokenIds.length);
+    validateTrackTokens(opts, this.model.config.vocabSize);
+    cancelCheck(opts.signal)();
+    if (opts.freezeAttention) {
+      throw new EngineError(
+        'argument',
+        'freezeAttention applies to the closed loop (the open loop freezes every pattern already)',
+        {
+          field: 'freezeAttention',
+        },
+      );
+    }
+    if (!prepared) opts.onProgress?.({ phase: 'prepare', done: 0, total: 1 });
     const p = prepared ?? (await this.attributor.prepare(tokenIds));
+    if (!prepared) opts.onProgress?.({ phase: 'prepare', done: 1, total: 1 });
     const { space } = p;
     const scale = new Map<number, number>();
     const extra: { layer: number; position: number; vector: Float32Array }[] = [];
@@ -183,31 +261,60 @@ export class Intervener {
         }
       }
     }
+    const columnScale = (c: number) => scale.get(c) ?? 1;
+    const check = cancelCheck(opts.signal);
+    const progress = (phase: string, done: number) => opts.onProgress?.({ phase, done, total: 1 });
+    progress('baseline', 0);
     const base = await p.runner.frozenForward(() => 1);
-    const edited = await p.runner.frozenForward((c) => scale.get(c) ?? 1, extra);
+    progress('baseline', 1);
+    check();
+    progress('intervene', 0);
+    const edited = await p.runner.frozenForward(columnScale, extra);
+    check();
+    const change = await p.runner.frozenLogitChange(columnScale, extra);
+    progress('intervene', 1);
     const top = opts.top ?? 10;
     const V = base.logitsLast.length;
     const before = topNextTokens(base.logitsLast, 1, V, top);
     const after = topNextTokens(edited.logitsLast, 1, V, top);
+    const changes = compare(before, after, base.logitsLast, edited.logitsLast, opts.trackTokens);
+    const db = demeaned(base.logitsPreLast);
+    const da = demeaned(edited.logitsPreLast);
+    const dc = demeaned(change);
     return {
       loop: 'open',
       before,
       after,
-      changes: compare(before, after, base.logitsLast, edited.logitsLast),
+      changes,
       activationChanges: [],
       generated: [],
+      targetLogitChanges: trackedTokens(opts, changes).map((id) => ({
+        tokenId: id,
+        before: db(id),
+        after: da(id),
+        delta: dc(id),
+      })),
     };
   }
 
+  /**
+   * One closed-loop run. `frozenPatterns` (per layer [H, T, T]) replaces every attention
+   * pattern; `fetchPatterns` also returns the patterns each layer used.
+   */
   private async runClosed(
     tokenIds: readonly number[],
     edits: readonly FeatureIntervention[],
     promptLength: number,
+    attention: { frozenPatterns?: Float32Array[]; fetchPatterns?: boolean } = {},
   ) {
     const T = tokenIds.length;
+    const H = this.model.config.nHeads;
+    const frozen = attention.frozenPatterns;
     const feeds: Record<string, ort.Tensor> = {
       input_ids: new ort.Tensor('int64', BigInt64Array.from(tokenIds.map(BigInt)), [T]),
+      [interventionInputs.freezeAttention]: new ort.Tensor('bool', new Uint8Array([frozen ? 1 : 0]), []),
     };
+    const placeholder = new ort.Tensor('float32', new Float32Array(1), [1, 1, 1]);
     for (let l = 0; l < this.set.nLayers; l++) {
       const dT = this.set.dTranscoderPerLayer[l];
       const mul = new Float32Array(T * dT).fill(1);
@@ -220,21 +327,47 @@ export class Intervener {
       }
       feeds[interventionInputs.mul(l)] = new ort.Tensor('float32', mul, [T, dT]);
       feeds[interventionInputs.add(l)] = new ort.Tensor('float32', add, [T, dT]);
+      feeds[interventionInputs.frozenPattern(l)] = frozen
+        ? new ort.Tensor('float32', frozen[l], [H, T, T])
+        : placeholder;
     }
+    const L = this.set.nLayers;
     const fetch = [
       'logits',
-      ...Array.from({ length: this.set.nLayers }, (_, l) => transcoderHookNames(l).acts),
+      'logits_pre_softcap',
+      ...Array.from({ length: L }, (_, l) => transcoderHookNames(l).acts),
+      ...(attention.fetchPatterns ? Array.from({ length: L }, (_, l) => patternOutput(l)) : []),
     ];
     const out = await this.closedLoop.run(feeds, fetch);
     const logits = out.logits.data as Float32Array;
     const V = out.logits.dims[1];
     return {
       last: logits.slice((T - 1) * V, T * V),
-      acts: Array.from(
-        { length: this.set.nLayers },
-        (_, l) => out[transcoderHookNames(l).acts].data as Float32Array,
-      ),
+      preLast: (out.logits_pre_softcap.data as Float32Array).slice((T - 1) * V, T * V),
+      acts: Array.from({ length: L }, (_, l) => out[transcoderHookNames(l).acts].data as Float32Array),
+      patterns: attention.fetchPatterns
+        ? Array.from({ length: L }, (_, l) => out[patternOutput(l)].data as Float32Array)
+        : undefined,
     };
+  }
+
+  /**
+   * The attention patterns every layer uses on `tokenIds` ([H, T, T] per layer), with `edits`
+   * applied closed loop (none: the original model's); with `freezeAttention` they are the
+   * original prompt's by construction. For checks and the bench.
+   */
+  async closedLoopPatterns(
+    tokenIds: number[],
+    edits: readonly FeatureIntervention[] = [],
+    opts: { freezeAttention?: boolean } = {},
+  ): Promise<Float32Array[]> {
+    if (edits.length) validateInterventions(edits, this.set, tokenIds.length);
+    this.attributor.forward.validateTokenIds(tokenIds);
+    const T = tokenIds.length;
+    const base = await this.runClosed(tokenIds, [], T, { fetchPatterns: true });
+    if (!edits.length) return base.patterns!;
+    const frozenPatterns = opts.freezeAttention ? base.patterns : undefined;
+    return (await this.runClosed(tokenIds, edits, T, { frozenPatterns, fetchPatterns: true })).patterns!;
   }
 
   async closedLoopIntervention(
@@ -244,9 +377,26 @@ export class Intervener {
   ): Promise<InterventionResult> {
     validateInterventions(interventions, this.set, tokenIds.length);
     this.attributor.forward.validateTokenIds(tokenIds);
+    validateTrackTokens(opts, this.model.config.vocabSize);
+    const nGenerate = opts.generate ?? 0;
+    if (opts.freezeAttention && nGenerate > 0) {
+      throw new EngineError(
+        'argument',
+        'freezeAttention cannot be combined with generate: the continuation positions have no original attention pattern to hold',
+        { field: 'freezeAttention' },
+      );
+    }
+    const check = cancelCheck(opts.signal);
+    const progress = (phase: string, done: number, total = 1) => opts.onProgress?.({ phase, done, total });
+    check();
     const T = tokenIds.length;
-    const base = await this.runClosed(tokenIds, [], T);
-    const edited = await this.runClosed(tokenIds, interventions, T);
+    progress('baseline', 0);
+    const base = await this.runClosed(tokenIds, [], T, { fetchPatterns: opts.freezeAttention });
+    progress('baseline', 1);
+    check();
+    progress('intervene', 0);
+    const edited = await this.runClosed(tokenIds, interventions, T, { frozenPatterns: base.patterns });
+    progress('intervene', 1);
     const top = opts.top ?? 10;
     const V = base.last.length;
     const before = topNextTokens(base.last, 1, V, top);
@@ -270,24 +420,38 @@ export class Intervener {
     }
     activationChanges.sort((x, y) => Math.abs(y.after - y.before) - Math.abs(x.after - x.before));
     const generated: number[] = [];
-    if (opts.generate) {
+    if (nGenerate > 0) {
       const seq = [...tokenIds];
       let last = edited.last;
-      for (let i = 0; i < opts.generate; i++) {
+      progress('generate', 0, nGenerate);
+      for (let i = 0; i < nGenerate; i++) {
         let best = 0;
         for (let v = 1; v < last.length; v++) if (last[v] > last[best]) best = v;
         generated.push(best);
         seq.push(best);
-        if (i + 1 < opts.generate) last = (await this.runClosed(seq, interventions, T)).last;
+        if (i + 1 < nGenerate) {
+          check();
+          last = (await this.runClosed(seq, interventions, T)).last;
+        }
+        progress('generate', i + 1, nGenerate);
       }
     }
+    const changes = compare(before, after, base.last, edited.last, opts.trackTokens);
+    const db = demeaned(base.preLast);
+    const da = demeaned(edited.preLast);
     return {
       loop: 'closed',
       before,
       after,
-      changes: compare(before, after, base.last, edited.last),
+      changes,
       activationChanges: activationChanges.slice(0, opts.maxActivationChanges ?? 50),
       generated,
+      targetLogitChanges: trackedTokens(opts, changes).map((id) => ({
+        tokenId: id,
+        before: db(id),
+        after: da(id),
+        delta: da(id) - db(id),
+      })),
     };
   }
 
