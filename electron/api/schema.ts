@@ -65,6 +65,25 @@ const FEATURE_RECORD = refine(json({ maxDepth: 8 }), (v) => {
   return null;
 }) as Schema<unknown> as Schema<FeatureRecord>;
 
+/** One feature edit; a value only where the mode takes one (set: activation, scale: factor). */
+const FEATURE_EDIT = refine(
+  object({
+    layer: int({ min: 0, max: 10_000 }),
+    feature: int({ min: 0, max: 2 ** 31 - 1 }),
+    position: int({ min: 0, max: 1_000_000 }),
+    mode: oneOf(['set', 'scale', 'ablate'] as const),
+    value: optional(number({ min: -1e6, max: 1e6 })),
+  }),
+  (e) =>
+    e.mode === 'ablate'
+      ? e.value === undefined
+        ? null
+        : '.value must be absent for ablate'
+      : e.value === undefined
+        ? `.value is required for ${e.mode} (${e.mode === 'set' ? 'the activation' : 'the factor'})`
+        : null,
+);
+
 const EMPTY = object({});
 const BY_ID = object({ id: id() });
 const FEATURE_REF = { transcoderSetId: id(), layer: int({ min: 0, max: 10_000 }), index: int({ min: 0 }) };
@@ -155,6 +174,20 @@ export const PARAMS = {
     transcoderSetId: id(),
     records: array(FEATURE_RECORD, { max: 100_000 }),
   }),
+
+  'interventions.start': object({
+    traceId: id(),
+    edits: array(FEATURE_EDIT, { min: 1, max: 256 }),
+    loop: optional(oneOf(['open', 'closed'] as const)),
+    freezeAttention: optional(boolean()),
+    generate: optional(int({ min: 0, max: 256 })),
+    top: optional(int({ min: 1, max: 100 })),
+    label: optional(string({ max: 200 })),
+  }),
+  'interventions.list': object({ traceId: id() }),
+  'interventions.get': BY_ID,
+  'interventions.cancel': BY_ID,
+  'interventions.delete': BY_ID,
 
   'annotations.get': object({ traceId: id() }),
   'annotations.update': object({

@@ -4,10 +4,12 @@
  * queue. Dependencies are injected; nothing here is global, so tests, the server and the
  * Electron main process each build their own.
  *
- * Traces run one at a time from the persisted queue: queued → running (progress events) →
- * done (graph saved whole by Store.saveTrace) | failed (readable reason) | cancelled. A trace
- * interrupted by a crash is queued again when the service starts; one interrupted by a clean
- * shutdown goes back to the queue at once.
+ * Traces and interventions run one at a time from the persisted queue: queued → running
+ * (progress events) → done (a trace's graph saved whole by Store.saveTrace; an intervention's
+ * outcome stored with its trace) | failed (readable reason) | cancelled. Interventions are
+ * short and interactive, so they go ahead of queued traces. Work interrupted by a crash is
+ * queued again when the service starts; work interrupted by a clean shutdown goes back to the
+ * queue at once.
  */
 
 import { nodeLayout } from '../engine/attribution/graph-types.ts';
@@ -20,7 +22,13 @@ import { pinnedKey, type StoredView } from '../store/graphs.ts';
 import { acquireServiceLock, type ServiceLock } from '../store/lock.ts';
 import { SCHEMA_VERSION } from '../store/migrations/index.ts';
 import type { Store } from '../store/store.ts';
-import type { TraceRecord, TraceSettings } from '../store/types.ts';
+import type {
+  FeatureEdit,
+  InterventionRecord,
+  InterventionSpec,
+  TraceRecord,
+  TraceSettings,
+} from '../store/types.ts';
 import type { ComputeBackend } from './compute.ts';
 import {
   API_VERSION,
@@ -35,6 +43,7 @@ import {
 } from './contract.ts';
 import { ApiError, toApiError } from './errors.ts';
 import { exportGraphJsonText, importedToStorable } from './graph-json-io.ts';
+import { featureNodeId } from './intervention-run.ts';
 import { checkModelFolders } from './model-check.ts';
 import { isMethodName, METHOD_NAMES, parseParams } from './schema.ts';
 import { buildGraphView, nodeIndexById, nodeKind } from './view.ts';
@@ -56,6 +65,8 @@ type Listener<E extends EventName> = (data: ApiEvents[E]) => void;
 interface RunningJob {
   job: JobRecord;
   traceId: number;
+  /** Set when the job is an intervention (on trace `traceId`). */
+  interventionId: number | null;
   projectId: number;
   controller: AbortController;
   reason: 'cancel' | 'shutdown' | null;
@@ -65,6 +76,22 @@ interface RunningJob {
 /** A trace whose runs were interrupted this many times (crash or shutdown) is failed. */
 const MAX_ATTEMPTS = 3;
 
+/** Interventions run before queued traces: they take seconds and someone is waiting. */
+const INTERVENTION_PRIORITY = 1;
+
+function describeEdit(e: FeatureEdit): string {
+  const id = featureNodeId(e.layer, e.feature, e.position);
+  if (e.mode === 'ablate') return `ablate ${id}`;
+  return e.mode === 'scale' ? `scale ${id} ×${e.value}` : `set ${id} = ${e.value}`;
+}
+
+/** "ablate 2_117_5, scale 3_40_7 ×2 (closed loop)", at most 200 characters. */
+export function describeIntervention(spec: InterventionSpec): string {
+  const loop = spec.loop === 'open' ? 'open loop' : 'closed loop';
+  const edits = spec.edits.map(describeEdit).join(', ');
+  const text = `${edits} (${loop})`;
+  return text.length <= 200 ? text : `${edits.slice(0, 180)}… (${loop})`;
+}
 function slugify(text: string): string {
   return (
     text
@@ -90,6 +117,7 @@ export class WorkbenchService {
   private readonly progressWriteMs: number;
   private running: RunningJob | null = null;
   private loop: Promise<void> | null = null;
+  private kickAgain = false;
   private closed = false;
   private started = false;
   private lock: ServiceLock | null = null;
@@ -112,6 +140,10 @@ export class WorkbenchService {
     if (this.runJobs) {
       // Trace jobs a previous process left running (it crashed) or interrupted (it shut down).
       for (const job of this.store.jobs.recoverInterrupted()) {
+        if (job.kind === 'intervene') {
+          this.recoverIntervention(job);
+          continue;
+        }
         if (job.kind !== 'trace' || job.traceId === null) continue;
         const t = this.store.traces.find(job.traceId);
         if (t?.status !== 'running' && t?.status !== 'queued') {
@@ -134,6 +166,24 @@ export class WorkbenchService {
       this.kick();
     }
     return this;
+  }
+
+  private recoverIntervention(job: JobRecord): void {
+    const id = (job.params as { interventionId?: number } | null)?.interventionId;
+    const iv = typeof id === 'number' ? this.store.interventions.find(id) : null;
+    if (iv?.status !== 'running' && iv?.status !== 'queued') {
+      this.store.jobs.cancel(job.id);
+    } else if (job.attempts >= MAX_ATTEMPTS) {
+      this.store.jobs.cancel(job.id);
+      this.store.interventions.setStatus(iv.id, 'failed', {
+        progress: null,
+        error: { code: 'interrupted', message: `the app stopped ${job.attempts} times while this ran` },
+        finishedAt: this.store.now(),
+      });
+    } else {
+      this.store.jobs.requeue(job.id, { resume: false });
+      this.store.interventions.setStatus(iv.id, 'queued', { progress: null, startedAt: null });
+    }
   }
 
   // ---- events
@@ -161,6 +211,11 @@ export class WorkbenchService {
   private traceUpdated(trace: TraceRecord): TraceRecord {
     this.emit('trace.updated', { trace });
     return trace;
+  }
+
+  private interventionUpdated(intervention: InterventionRecord): InterventionRecord {
+    this.emit('intervention.updated', { intervention });
+    return intervention;
   }
 
   // ---- calls
@@ -439,6 +494,73 @@ export class WorkbenchService {
       return { stored: p.records.length };
     },
 
+    'interventions.start': (p) => {
+      const trace = this.store.traces.get(p.traceId);
+      const spec: InterventionSpec = {
+        loop: p.loop ?? 'closed',
+        edits: p.edits,
+        freezeAttention: p.freezeAttention ?? false,
+        generate: p.generate ?? 0,
+        top: p.top ?? 10,
+      };
+      this.checkIntervention(trace, spec);
+      const id = this.store.db
+        .transaction(() => {
+          const interventionId = this.store.interventions.create(
+            trace.id,
+            p.label?.trim() || describeIntervention(spec),
+            spec,
+          );
+          this.store.jobs.enqueue({
+            kind: 'intervene',
+            device: deviceForProvider({ provider: trace.settings.provider }),
+            params: { interventionId },
+            priority: INTERVENTION_PRIORITY,
+            traceId: trace.id,
+          });
+          return interventionId;
+        })
+        .immediate();
+      const r = this.interventionUpdated(this.store.interventions.get(id));
+      this.kick();
+      return r;
+    },
+    'interventions.list': (p) => {
+      this.store.traces.get(p.traceId);
+      return this.store.interventions.list(p.traceId);
+    },
+    'interventions.get': (p) => this.store.interventions.get(p.id),
+    'interventions.cancel': async (p) => {
+      const iv = this.store.interventions.get(p.id);
+      if (iv.status === 'queued') {
+        this.cancelQueuedIntervention(iv.id);
+        return this.interventionUpdated(
+          this.store.interventions.setStatus(iv.id, 'cancelled', {
+            progress: null,
+            finishedAt: this.store.now(),
+          }),
+        );
+      }
+      if (iv.status === 'running' && this.running?.interventionId === iv.id) {
+        await this.stopRunning('cancel', 5000);
+        return this.store.interventions.get(iv.id);
+      }
+      throw new ApiError(
+        'conflict',
+        `intervention ${iv.id} is ${iv.status}; only queued or running interventions can be cancelled`,
+        { field: 'id' },
+      );
+    },
+    'interventions.delete': async (p) => {
+      const iv = this.store.interventions.get(p.id);
+      if (this.running?.interventionId === iv.id) await this.stopRunning('cancel', 5000);
+      else if (iv.status === 'queued') this.cancelQueuedIntervention(iv.id);
+      const last = this.store.interventions.find(iv.id) ?? iv;
+      this.store.interventions.delete(iv.id);
+      this.emit('intervention.updated', { intervention: last, deleted: true });
+      return { id: iv.id, traceId: iv.traceId };
+    },
+
     'annotations.get': (p) => {
       this.store.traces.get(p.traceId);
       return this.store.annotations.get(p.traceId);
@@ -479,6 +601,216 @@ export class WorkbenchService {
       return r;
     },
   };
+
+  // ---- interventions
+
+  /** Everything the worker would otherwise fail on later, as readable errors now. */
+  private checkIntervention(trace: TraceRecord, spec: InterventionSpec): void {
+    if (trace.source !== 'trace' || trace.modelId === null || trace.transcoderSetId === null) {
+      throw new ApiError(
+        'unsupported',
+        `trace ${trace.id} has no registered model to run interventions on${trace.source === 'import' ? ' (it is an imported graph)' : ''}`,
+        { field: 'traceId' },
+      );
+    }
+    if (trace.status !== 'done' || !trace.tokenIds) {
+      throw new ApiError(
+        'conflict',
+        `trace ${trace.id} is ${trace.status}; interventions need a finished trace`,
+        {
+          field: 'traceId',
+        },
+      );
+    }
+    const model = this.store.models.find(trace.modelId);
+    if (!model) {
+      throw new ApiError('conflict', `the model of trace ${trace.id} is no longer registered`, {
+        field: 'traceId',
+      });
+    }
+    if (!model.valid) {
+      throw new ApiError(
+        'conflict',
+        `model ${model.id} (${model.name}) did not pass validation; fix it and run models.validate`,
+        { field: 'traceId' },
+      );
+    }
+    const set = this.store.models.getTranscoderSet(trace.transcoderSetId);
+    const T = trace.tokenIds.length;
+    spec.edits.forEach((e, i) => {
+      const bad = (field: string, message: string) => {
+        throw new ApiError('invalid_params', `invalid params: edits[${i}].${field} ${message}`, {
+          field: `edits[${i}].${field}`,
+        });
+      };
+      if (e.layer >= set.nLayers) bad('layer', `is ${e.layer}; the transcoders have ${set.nLayers} layers`);
+      if (e.feature >= set.dTranscoder)
+        bad('feature', `is ${e.feature}; the transcoders have ${set.dTranscoder} features per layer`);
+      if (e.position < 1 || e.position >= T)
+        bad(
+          'position',
+          `is ${e.position}; it must be in [1, ${T}) (position 0 is BOS, where features are zeroed)`,
+        );
+    });
+    const seen = new Set<string>();
+    spec.edits.forEach((e, i) => {
+      const id = featureNodeId(e.layer, e.feature, e.position);
+      if (seen.has(id)) {
+        throw new ApiError('invalid_params', `invalid params: edits[${i}] edits ${id} a second time`, {
+          field: `edits[${i}]`,
+        });
+      }
+      seen.add(id);
+    });
+    if (spec.loop === 'open' && (spec.freezeAttention || spec.generate > 0)) {
+      throw new ApiError(
+        'invalid_params',
+        'invalid params: freezeAttention and generate apply to the closed loop only (the open loop freezes everything already)',
+        { field: spec.generate > 0 ? 'generate' : 'freezeAttention' },
+      );
+    }
+    if (spec.freezeAttention && spec.generate > 0) {
+      throw new ApiError(
+        'invalid_params',
+        'invalid params: a continuation cannot keep attention frozen (new positions have no prompt pattern); use one or the other',
+        { field: 'generate' },
+      );
+    }
+    const maxPositions = Number((model.validation.model as { maxPositions?: number } | null)?.maxPositions);
+    if (spec.generate > 0 && Number.isFinite(maxPositions) && T + spec.generate > maxPositions) {
+      throw new ApiError(
+        'invalid_params',
+        `invalid params: generate ${spec.generate} would run past the model's ${maxPositions} positions (the prompt has ${T})`,
+        { field: 'generate' },
+      );
+    }
+  }
+
+  private cancelQueuedIntervention(id: number): void {
+    for (const j of this.store.jobs.list({ states: ['queued'], kind: 'intervene' })) {
+      if ((j.params as { interventionId?: number } | null)?.interventionId === id)
+        this.store.jobs.cancel(j.id);
+    }
+  }
+
+  private async runInterventionJob(job: JobRecord): Promise<void> {
+    const id = (job.params as { interventionId?: number } | null)?.interventionId;
+    const iv = typeof id === 'number' ? this.store.interventions.find(id) : null;
+    if (iv?.status !== 'queued') {
+      this.store.jobs.cancel(job.id); // cancelled or deleted meanwhile
+      return;
+    }
+    const trace = this.store.traces.find(iv.traceId);
+    const model = trace?.modelId == null ? null : this.store.models.find(trace.modelId);
+    const fail = (code: string, message: string) => {
+      this.store.jobs.fail(job.id, { code, message });
+      this.interventionUpdated(
+        this.store.interventions.setStatus(iv.id, 'failed', {
+          error: { code, message },
+          finishedAt: this.store.now(),
+        }),
+      );
+    };
+    if (!trace?.tokenIds || !model) {
+      fail('not_found', 'the trace or its model is no longer in the library');
+      return;
+    }
+    let settle!: () => void;
+    const running: RunningJob = {
+      job,
+      traceId: trace.id,
+      interventionId: iv.id,
+      projectId: trace.projectId,
+      controller: new AbortController(),
+      reason: null,
+      done: new Promise<void>((resolve) => {
+        settle = resolve;
+      }),
+    };
+    this.running = running;
+    try {
+      this.interventionUpdated(
+        this.store.interventions.setStatus(iv.id, 'running', {
+          startedAt: this.store.now(),
+          progress: null,
+          error: null,
+        }),
+      );
+      let lastWrite = 0;
+      const outcome = await this.compute.intervene(
+        {
+          checkpointDir: model.checkpointDir,
+          transcoderDir: model.transcoderDir,
+          tokenIds: trace.tokenIds,
+          provider: trace.settings.provider,
+          spec: iv.spec,
+          trackTokens: this.store.graphs.has(trace.id)
+            ? Array.from(this.store.graphs.nodes(trace.id).logits.tokenId)
+            : undefined,
+        },
+        {
+          signal: running.controller.signal,
+          onProgress: (progress) => {
+            const now = Date.now();
+            if (now - lastWrite >= this.progressWriteMs) {
+              this.store.interventions.setProgress(iv.id, progress);
+              lastWrite = now;
+            }
+            this.emit('intervention.progress', { interventionId: iv.id, traceId: trace.id, progress });
+          },
+        },
+      );
+      if (running.controller.signal.aborted) throw running.controller.signal.reason;
+      // Mark the features the graph has as nodes (the UI highlights those).
+      if (this.store.graphs.has(trace.id)) {
+        const ids = nodeIndexById(this.store.graphs.nodes(trace.id));
+        for (const c of outcome.featureChanges) c.inGraph = ids.has(c.nodeId);
+      }
+      if (!this.store.interventions.find(iv.id)) {
+        this.store.jobs.cancel(job.id); // deleted while it ran
+        return;
+      }
+      const done = this.store.db.transaction(() => {
+        this.store.jobs.complete(job.id, { interventionId: iv.id });
+        return this.store.interventions.setStatus(iv.id, 'done', {
+          progress: null,
+          result: outcome,
+          finishedAt: this.store.now(),
+        });
+      })();
+      this.interventionUpdated(done);
+    } catch (e) {
+      const now = this.store.now();
+      const still = this.store.interventions.find(iv.id);
+      if (running.reason === 'shutdown') {
+        this.store.jobs.interrupt(job.id);
+        if (still) this.store.interventions.setStatus(iv.id, 'queued', { progress: null, startedAt: null });
+      } else if (running.reason === 'cancel' || (isEngineError(e) && e.code === 'cancelled')) {
+        this.store.jobs.cancel(job.id);
+        if (still) {
+          this.interventionUpdated(
+            this.store.interventions.setStatus(iv.id, 'cancelled', { progress: null, finishedAt: now }),
+          );
+        }
+      } else {
+        const err = toApiError(e);
+        this.store.jobs.fail(job.id, { code: err.engineCode ?? err.code, message: err.message });
+        if (still) {
+          this.interventionUpdated(
+            this.store.interventions.setStatus(iv.id, 'failed', {
+              progress: null,
+              finishedAt: now,
+              error: { code: err.engineCode ?? err.code, message: err.message },
+            }),
+          );
+        }
+        if (err.code === 'internal') this.opts.onBackgroundError?.(e);
+      }
+    } finally {
+      this.running = null;
+      settle();
+    }
+  }
 
   // ---- graphs
 
@@ -585,15 +917,23 @@ export class WorkbenchService {
     return trace;
   }
 
-  /** Starts the queue loop if it is idle. */
+  /** Starts the queue loop if it is idle; if it is running, makes it look again before it stops. */
   private kick(): void {
-    if (!this.runJobs || this.closed || this.loop || !this.started) return;
-    // The loop starts on a later turn of the event loop, so whoever queued the trace gets its
-    // answer before the trace's first event; `.finally` runs after the assignment.
+    if (!this.runJobs || this.closed || !this.started) return;
+    if (this.loop) {
+      // The loop may already have found the queue empty and be about to stop: without this,
+      // work queued in that instant would wait for the next kick.
+      this.kickAgain = true;
+      return;
+    }
+    this.kickAgain = false;
+    // The loop starts on a later turn of the event loop, so whoever queued the work gets its
+    // answer before the work's first event; `.finally` runs after the assignment.
     this.loop = new Promise<void>((resolve) => setImmediate(resolve))
       .then(() => this.drainQueue())
       .finally(() => {
         this.loop = null;
+        if (this.kickAgain) this.kick();
       });
   }
 
@@ -601,9 +941,10 @@ export class WorkbenchService {
     try {
       for (;;) {
         if (this.closed) break;
-        const job = this.store.jobs.claimAny(['trace']);
+        const job = this.store.jobs.claimAny(['trace', 'intervene']);
         if (!job) break;
-        await this.runTraceJob(job);
+        if (job.kind === 'intervene') await this.runInterventionJob(job);
+        else await this.runTraceJob(job);
       }
     } catch (e) {
       this.opts.onBackgroundError?.(e);
@@ -619,7 +960,14 @@ export class WorkbenchService {
     const r = this.running;
     if (!r) return;
     r.reason = reason;
-    r.controller.abort(new EngineError('cancelled', `trace ${r.traceId} was cancelled`));
+    r.controller.abort(
+      new EngineError(
+        'cancelled',
+        r.interventionId === null
+          ? `trace ${r.traceId} was cancelled`
+          : `intervention ${r.interventionId} was cancelled`,
+      ),
+    );
     await Promise.race([r.done, new Promise((resolve) => setTimeout(resolve, waitMs).unref())]);
   }
 
@@ -645,6 +993,7 @@ export class WorkbenchService {
     const running: RunningJob = {
       job,
       traceId: trace.id,
+      interventionId: null,
       projectId: trace.projectId,
       controller: new AbortController(),
       reason: null,

@@ -45,6 +45,11 @@ export const API_METHODS = [
   'features.setLabel',
   'features.search',
   'features.putDashboards',
+  'interventions.start',
+  'interventions.list',
+  'interventions.get',
+  'interventions.cancel',
+  'interventions.delete',
   'annotations.get',
   'annotations.update',
 ] as const satisfies readonly MethodName[];
@@ -54,6 +59,8 @@ export const API_EVENTS = [
   'trace.progress',
   'trace.updated',
   'trace.deleted',
+  'intervention.progress',
+  'intervention.updated',
   'library.changed',
 ] as const satisfies readonly EventName[];
 

@@ -1,17 +1,24 @@
 /**
- * The service's ComputeBackend (electron/api/compute.ts) on the job pool: traces and re-prunes
- * run on worker threads, so the main process never blocks on compute, a crash fails one trace
+ * The service's ComputeBackend (electron/api/compute.ts) on the job pool: traces, re-prunes and
+ * interventions run on worker threads, so the main process never blocks on compute, a crash fails one trace
  * instead of the app, and a cancel takes effect within a second.
  *
  * The service keeps its own persisted queue (store.jobs) and calls this backend one request
  * at a time; the pool behind it therefore uses an in-memory queue (the service's rows are the
  * persisted ones). Results come back through the pool's onResult hook, typed arrays moved.
  */
-import type { ComputeBackend, PruneRequest, TraceOutcome, TraceRequest } from '../api/compute.ts';
+import type {
+  ComputeBackend,
+  InterventionRequest,
+  InterventionRun,
+  PruneRequest,
+  TraceOutcome,
+  TraceRequest,
+} from '../api/compute.ts';
 import type { RawAttributionGraph } from '../engine/attribution/graph-types.ts';
 import { EngineError, type EngineErrorCode } from '../engine/errors.ts';
 import type { PrunedGraph } from '../engine/pruning/index.ts';
-import type { TraceProgress } from '../store/types.ts';
+import type { InterventionOutcome, TraceProgress } from '../store/types.ts';
 import { MemoryJobQueueStore } from './memory-store.ts';
 import { JobPool, type JobPoolOptions } from './pool.ts';
 import type { JobId, JobRecord, JsonValue } from './types.ts';
@@ -143,6 +150,32 @@ export class PoolCompute implements ComputeBackend {
     );
     const { payload } = await this.run(job, undefined);
     return (payload as { pruned: PrunedGraph }).pruned;
+  }
+
+  async intervene(req: InterventionRequest, run: InterventionRun): Promise<InterventionOutcome> {
+    await this.ready;
+    const params: JsonValue = {
+      model: req.checkpointDir,
+      transcoders: req.transcoderDir,
+      tokenIds: req.tokenIds,
+      provider: req.provider,
+      spec: req.spec as unknown as JsonValue,
+      trackTokens: req.trackTokens ?? null,
+      cacheRoot: this.opts.cacheRoot ?? null,
+    };
+    const job = await this.pool.submit('intervene', params);
+    const onProgress = (e: { id: JobId; progress: TraceProgress }) => {
+      if (e.id !== job.id) return;
+      const { phase, done, total } = e.progress;
+      run.onProgress?.({ phase, done, total });
+    };
+    this.pool.on('progress', onProgress);
+    try {
+      const { record } = await this.run(job, run.signal);
+      return record.result as unknown as InterventionOutcome;
+    } finally {
+      this.pool.off('progress', onProgress);
+    }
   }
 
   async close(): Promise<void> {

@@ -16,6 +16,7 @@ import { StoreError } from './errors.ts';
 import { FeatureRepository } from './features.ts';
 import { type CsrAdjacency, denseToCsr } from './graph-file.ts';
 import { GraphRepository, pinnedKey } from './graphs.ts';
+import { InterventionRepository } from './interventions.ts';
 import { JobRepository } from './jobs.ts';
 import { ModelRepository } from './models.ts';
 import { ProjectRepository } from './projects.ts';
@@ -65,6 +66,7 @@ export class Store {
   readonly features: FeatureRepository;
   readonly annotations: AnnotationRepository;
   readonly jobs: JobRepository;
+  readonly interventions: InterventionRepository;
   readonly now: () => number;
 
   private constructor(
@@ -81,6 +83,7 @@ export class Store {
     this.features = new FeatureRepository(db, now);
     this.annotations = new AnnotationRepository(db, now);
     this.jobs = new JobRepository(db, now);
+    this.interventions = new InterventionRepository(db, now);
   }
 
   /** Opens (creating it if needed) the library in `dataDir`. */

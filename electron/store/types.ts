@@ -187,6 +187,15 @@ export interface TokenPrediction {
   logitAfter: number;
 }
 
+export interface LogitChange {
+  tokenId: number;
+  token: string;
+  before: number;
+  after: number;
+  /** after − before, computed directly (more precise than the difference of the two). */
+  delta: number;
+}
+
 export interface FeatureChange {
   /** Graph JSON node id `{layer}_{feature}_{position}`. */
   nodeId: string;
@@ -209,10 +218,17 @@ export interface InterventionOutcome {
   topBefore: number[];
   topAfter: number[];
   /**
-   * Closed loop: the features whose activation changed (largest change first, bounded).
-   * Open loop holds every feature but the edited ones at its prompt value, so only those appear.
+   * Closed loop: the features whose activation changed, the edited ones included (largest
+   * change first, at most 500). Open loop: empty — it holds every feature at its prompt value
+   * and only adds the edits' decoder writes, which is what makes it match the graph's edges.
    */
   featureChanges: FeatureChange[];
+  /**
+   * The trace's logit targets: their demeaned pre-softcap logit (what a logit node of the graph
+   * measures) before and after. In the open loop, ablating one feature moves each by −(its edge
+   * from that feature).
+   */
+  logitChanges: LogitChange[];
   /** Closed loop with `generate`: the greedy continuation. */
   generated: Array<{ tokenId: number; token: string }>;
   timingsMs: Record<string, number>;

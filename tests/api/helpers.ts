@@ -4,6 +4,8 @@ import path from 'node:path';
 import {
   type ComputeBackend,
   InProcessCompute,
+  type InterventionRequest,
+  type InterventionRun,
   type PruneRequest,
   type TraceOutcome,
   type TraceRequest,
@@ -31,6 +33,9 @@ export class RecordingCompute implements ComputeBackend {
   prune(req: PruneRequest): Promise<PrunedGraph> {
     this.prunes++;
     return this.inner.prune(req);
+  }
+  intervene(req: InterventionRequest, run: InterventionRun) {
+    return this.inner.intervene(req, run);
   }
   close(): Promise<void> {
     return this.inner.close();

@@ -54,6 +54,11 @@ const SAMPLE: { [M in MethodName]: Params<M> } = {
   'features.setLabel': { transcoderSetId: 1, layer: 0, index: 3, label: 'x' },
   'features.search': { transcoderSetId: 1, query: 'x' },
   'features.putDashboards': { transcoderSetId: 1, records: [] },
+  'interventions.start': { traceId: 1, edits: [{ layer: 0, feature: 3, position: 2, mode: 'ablate' }] },
+  'interventions.list': { traceId: 1 },
+  'interventions.get': { id: 1 },
+  'interventions.cancel': { id: 1 },
+  'interventions.delete': { id: 1 },
   'annotations.get': { traceId: 1 },
   'annotations.update': { traceId: 1, pinned: ['1_2_3'], labels: { E_5_0: 'five' } },
 };
@@ -107,7 +112,14 @@ describe('IPC registration and dispatch (recording client)', () => {
   it('lists exactly the contract: the same methods as the schema, every event', () => {
     expect([...API_METHODS].sort()).toEqual([...METHOD_NAMES].sort());
     expect(new Set(API_EVENTS)).toEqual(
-      new Set(['trace.progress', 'trace.updated', 'trace.deleted', 'library.changed']),
+      new Set([
+        'trace.progress',
+        'trace.updated',
+        'trace.deleted',
+        'intervention.progress',
+        'intervention.updated',
+        'library.changed',
+      ]),
     );
   });
 

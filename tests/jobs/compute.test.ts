@@ -67,4 +67,44 @@ describe('PoolCompute', () => {
       await local.close();
     }
   });
+
+  it('runs interventions on a worker exactly as in process, with progress and logit targets', async () => {
+    const cacheRoot = path.join(tmp, 'cache');
+    const pool = new PoolCompute({ cacheRoot, slots: { cpu: 1 } });
+    const local = new InProcessCompute({ cacheRoot });
+    try {
+      const traced = await local.trace(request(64), {});
+      const f = traced.raw.nodes.features;
+      const req = {
+        checkpointDir: FIX,
+        transcoderDir: path.join(FIX, 'transcoders', 'plt'),
+        tokenIds: traced.tokenIds,
+        provider: 'cpu',
+        trackTokens: Array.from(traced.raw.nodes.logits.tokenId),
+        spec: {
+          loop: 'closed' as const,
+          edits: [
+            { layer: f.layer[0], feature: f.index[0], position: f.position[0], mode: 'ablate' as const },
+          ],
+          freezeAttention: false,
+          generate: 2,
+          top: 5,
+        },
+      };
+      const phases = new Set<string>();
+      const got = await pool.intervene(req, { onProgress: (p) => phases.add(p.phase) });
+      const want = await local.intervene(req, {});
+      const strip = (o: typeof got) => ({ ...o, timingsMs: {} });
+      expect(strip(got)).toEqual(strip(want));
+      expect(got.logitChanges).toHaveLength(req.trackTokens.length);
+      expect(got.generated).toHaveLength(2);
+      expect(phases).toContain('intervene');
+      await expect(
+        pool.intervene({ ...req, spec: { ...req.spec, edits: [{ ...req.spec.edits[0], position: 0 }] } }, {}),
+      ).rejects.toMatchObject({ code: 'argument' });
+    } finally {
+      await pool.close();
+      await local.close();
+    }
+  });
 });

@@ -1,7 +1,7 @@
 /**
  * The registry of built-in job kinds: name → the module a worker loads to run it, and the
- * device its params need. Interventions and other kinds are added here (or at run time with
- * JobPool.registerKind, as the tests do with their test-only kinds).
+ * device its params need. Other kinds are added here (or at run time with JobPool.registerKind,
+ * as the tests do with their test-only kinds).
  */
 import { providerUnavailableReason } from '../../engine/runtime/providers.ts';
 import type { JobDevice, JobKindSpec, JsonValue } from '../types.ts';
@@ -19,4 +19,5 @@ export const BUILTIN_JOB_KINDS: readonly JobKindSpec[] = [
   { kind: 'trace', module: new URL('./trace.ts', import.meta.url).href, device: deviceForProvider },
   { kind: 'reprune', module: new URL('./reprune.ts', import.meta.url).href, device: () => 'cpu' },
   { kind: 'dashboards', module: new URL('./dashboards.ts', import.meta.url).href, device: deviceForProvider },
+  { kind: 'intervene', module: new URL('./intervene.ts', import.meta.url).href, device: deviceForProvider },
 ];

@@ -7,6 +7,7 @@
 import type Database from 'better-sqlite3';
 import { StoreError } from '../errors.ts';
 import { migration001 } from './001-initial.ts';
+import { migration002 } from './002-interventions.ts';
 
 export interface Migration {
   version: number;
@@ -17,7 +18,7 @@ export interface Migration {
   up?: (db: Database.Database) => void;
 }
 
-export const MIGRATIONS: readonly Migration[] = [migration001];
+export const MIGRATIONS: readonly Migration[] = [migration001, migration002];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;
 
