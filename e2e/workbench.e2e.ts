@@ -438,4 +438,182 @@ describe.skipIf(!chromiumAvailable())('workbench UI', () => {
     await expect.poll(() => items.count()).toBe(before + 1);
     expect((await api.call('traces.get', { id: freshId })).deletedAt).toBeNull();
   });
+
+  // Interventions run on the re-traced prompt (a trace without pins yet).
+  let ivTraceId = 0;
+  let ivFeature = '';
+  let ivTopToken = '';
+
+  /** The colour sigma draws a node with in the main pane (null when the node is not drawn). */
+  const drawnColor = (id: string, attribute = 'color') =>
+    page.evaluate(
+      ([nodeId, attr]) => {
+        type C = {
+          container: HTMLElement;
+          instance: {
+            getGraph(): { hasNode(n: string): boolean; getNodeAttribute(n: string, a: string): string };
+          };
+        };
+        const c = [...((globalThis as { __circuitCanvases?: Set<C> }).__circuitCanvases ?? [])].find(
+          (x) => x.container.closest('[data-testid="main-pane"]') !== null,
+        );
+        const g = c?.instance.getGraph();
+        return g?.hasNode(nodeId) ? g.getNodeAttribute(nodeId, attr) : null;
+      },
+      [id, attribute] as const,
+    );
+
+  /** Runs the panel's draft and waits for its result; returns the new intervention's id. */
+  async function runIntervention(): Promise<number> {
+    const history = page.locator(tid('intervene-history-item'));
+    const before = await history.count();
+    await page.locator(tid('intervene-run')).click();
+    await expect.poll(() => history.count()).toBe(before + 1);
+    const id = Number(await history.first().getAttribute('data-intervention-id'));
+    await page
+      .locator(`${tid('intervene-result')}[data-intervention-id="${id}"]`)
+      .waitFor({ timeout: 120_000 });
+    return id;
+  }
+
+  it('pins a feature, ablates it, and shows the predictions before and after with the graph highlighted', async () => {
+    const { traces } = await api.call('traces.list', { status: 'done' });
+    const fresh = traces.find((t) => t.source === 'trace' && t.id !== traceId);
+    expect(fresh).toBeDefined();
+    ivTraceId = fresh!.id;
+    await page.locator(`[data-trace-id="${ivTraceId}"]`).locator('button.prompt').click();
+    await expect
+      .poll(() => page.locator(`${tid('library-item')}.open`).getAttribute('data-trace-id'))
+      .toBe(String(ivTraceId));
+    await expect.poll(() => count(page, 'graph-node-count'), { timeout: 30_000 }).toBeGreaterThan(0);
+    const view = await api.call('graphs.view', { traceId: ivTraceId });
+    const feat = view.nodes
+      .filter((n) => n.kind === 'feature')
+      .sort((a, b) => (a.influence ?? 1) - (b.influence ?? 1))[0];
+    const logit = view.nodes
+      .filter((n) => n.kind === 'logit')
+      .sort((a, b) => (b.probability ?? 0) - (a.probability ?? 0))[0];
+    expect(feat).toBeDefined();
+    ivFeature = feat.id;
+    ivTopToken = model.expectLogit ?? (logit.token as string);
+    expect(logit.token).toBe(ivTopToken);
+    // Pin the feature, and the top logit (not interventionable: skipped with a note).
+    for (const id of [feat.id, logit.id]) {
+      await page.locator(tid('node-search')).fill(id);
+      await page.locator(tid('node-search-result')).first().click();
+      await expect.poll(() => page.locator(tid('inspector')).textContent()).toContain(id);
+      await page.locator(tid('pin-button')).click();
+      await expect.poll(() => page.locator(tid('pin-button')).textContent()).toBe('Unpin');
+    }
+    await page.keyboard.press('Escape');
+
+    await page.locator(tid('intervene-button')).click();
+    const panel = page.locator(tid('intervention-panel'));
+    await panel.waitFor();
+    const rows = panel.locator(tid('intervene-row'));
+    expect(await rows.count()).toBe(1);
+    expect(await rows.first().getAttribute('data-node-id')).toBe(feat.id);
+    expect(await panel.locator(tid('intervene-skipped')).textContent()).toContain(logit.id);
+    // The position picker offers every prompt position after BOS, the node's own selected.
+    expect(await rows.first().locator(tid('intervene-position')).inputValue()).toBe(String(feat.position));
+    expect(
+      await rows
+        .first()
+        .locator(`${tid('intervene-position')} option`)
+        .count(),
+    ).toBe(view.promptTokens.length - 1);
+    await rows.first().locator(tid('intervene-mode')).selectOption('ablate');
+    expect(await rows.first().locator(tid('intervene-value')).isDisabled()).toBe(true);
+    const id = await runIntervention();
+
+    // The record as the API stores it, and the table showing it.
+    const rec = await api.call('interventions.get', { id });
+    expect(rec.status).toBe('done');
+    expect(rec.traceId).toBe(ivTraceId);
+    expect(rec.spec.edits).toEqual([
+      { layer: feat.layer, feature: feat.index, position: feat.position, mode: 'ablate' },
+    ]);
+    const top = rec.result!.predictions.find((p) => p.token === ivTopToken);
+    expect(top).toBeDefined();
+    expect(top!.probBefore).toBeCloseTo(logit.probability ?? 0, 2);
+    const result = page.locator(tid('intervene-result'));
+    const row = result.locator(`${tid('intervene-prediction')}[data-token="${ivTopToken}"]`);
+    expect(await row.count()).toBe(1);
+    expect(await row.locator(tid('prediction-token')).textContent()).toContain(ivTopToken.trim());
+    for (const [cell, value] of [
+      ['prob-before', top!.probBefore],
+      ['prob-after', top!.probAfter],
+    ] as const) {
+      const el = row.locator(tid(cell));
+      expect(Number(await el.getAttribute('data-value'))).toBe(value);
+      expect(await el.textContent()).toContain(`${(value * 100).toFixed(1)}%`);
+    }
+    expect(await result.locator(tid('intervene-prediction')).count()).toBe(rec.result!.predictions.length);
+    expect(await page.locator(tid('intervene-history-item')).count()).toBe(1);
+
+    // The graph highlights the result: the edited feature violet, the legend above the graph.
+    await page.locator(tid('intervene-highlight')).waitFor();
+    await expect.poll(() => drawnColor(feat.id)).toBe('#7c3aed');
+    // Logits show their probability before → after.
+    expect(await drawnColor(logit.id, 'label')).toContain(
+      `${top!.probBefore.toFixed(2)}→${top!.probAfter.toFixed(2)}`,
+    );
+    expect(await canvasInk(tid('graph-view'))).toBeGreaterThan(0.002);
+    // Room for the graph in the screenshot: the subgraph pane (open since the pins test) closes.
+    if ((await page.locator(tid('subgraph-pane')).count()) > 0)
+      await page.locator(tid('subgraph-button')).click();
+    await page.locator(tid('fit-button')).click();
+    await shot('intervention-ablate');
+    // Clear restores the normal colours; the checkbox brings the highlight back.
+    await page.locator(tid('intervene-clear-highlight')).click();
+    await expect.poll(() => drawnColor(feat.id)).toBe('#e07b24');
+    expect(await page.locator(tid('intervene-highlight')).count()).toBe(0);
+    await page.locator(tid('intervene-highlight-toggle')).check();
+    await expect.poll(() => drawnColor(feat.id)).toBe('#7c3aed');
+  });
+
+  it('scales the feature by ×0 and sets it to 0 (both as the ablation), then lists and deletes runs', async () => {
+    expect(ivFeature).not.toBe('');
+    const row = page.locator(tid('intervene-row')).first();
+    const afterText = async () =>
+      page
+        .locator(`${tid('intervene-result')} ${tid('intervene-prediction')}[data-token="${ivTopToken}"]`)
+        .locator(tid('prob-after'))
+        .getAttribute('data-value')
+        .then(Number);
+    const ablated = await afterText();
+
+    await row.locator(tid('intervene-mode')).selectOption('scale');
+    await row.locator(tid('intervene-value')).fill('0');
+    const scaled = await runIntervention();
+    expect(await afterText()).toBeCloseTo(ablated, 6);
+    const rs = await api.call('interventions.get', { id: scaled });
+    expect(rs.spec.edits[0]).toMatchObject({ mode: 'scale', value: 0 });
+
+    await row.locator(tid('intervene-mode')).selectOption('set');
+    await row.locator(tid('intervene-value')).fill('0');
+    const set = await runIntervention();
+    expect(await afterText()).toBeCloseTo(ablated, 6);
+    expect((await api.call('interventions.get', { id: set })).spec.edits[0]).toMatchObject({
+      mode: 'set',
+      value: 0,
+    });
+
+    // Newest first; picking an older run shows its result.
+    const history = page.locator(tid('intervene-history-item'));
+    expect(await history.count()).toBe(3);
+    await history.nth(2).click();
+    await page.locator(`${tid('intervene-result')}[data-intervention-id]`).waitFor();
+    const shownId = Number(await page.locator(tid('intervene-result')).getAttribute('data-intervention-id'));
+    expect(shownId).toBe(Number(await history.nth(2).getAttribute('data-intervention-id')));
+    await shot('intervention-history');
+
+    await history.first().locator(tid('intervene-delete')).click();
+    await history.first().locator(tid('intervene-confirm-delete')).click();
+    await expect.poll(() => history.count()).toBe(2);
+    const listed = await api.call('interventions.list', { traceId: ivTraceId });
+    expect(listed.map((r) => r.id)).not.toContain(set);
+    expect(listed.map((r) => r.id)).toEqual([scaled, shownId]);
+    expect(pageErrors).toEqual([]);
+  });
 });

@@ -299,6 +299,19 @@ export interface ApiEvents {
 
 export type EventName = keyof ApiEvents;
 
+/** Every event, for transports that forward them all (completeness is checked below). */
+export const EVENT_NAMES = [
+  'trace.progress',
+  'trace.updated',
+  'trace.deleted',
+  'intervention.progress',
+  'intervention.updated',
+  'library.changed',
+] as const satisfies readonly EventName[];
+const _eventsComplete: [Exclude<EventName, (typeof EVENT_NAMES)[number]>] extends [never] ? true : never =
+  true;
+void _eventsComplete;
+
 export type ApiErrorCode =
   | 'invalid_params' // the params do not fit the method's schema
   | 'unknown_method'

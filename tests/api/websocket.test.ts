@@ -8,6 +8,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { InProcessCompute } from '../../electron/api/compute.ts';
+import { EVENT_NAMES, type EventName } from '../../electron/api/contract.ts';
 import { WorkbenchService } from '../../electron/api/service.ts';
 import { connectApi } from '../../electron/api/transports/node-client.ts';
 import {
@@ -126,6 +127,21 @@ describe('websocket API', () => {
     } finally {
       await client.close();
     }
+  });
+
+  it('forwards every event of the contract', async () => {
+    const subscribed: EventName[] = [];
+    const backend = {
+      call: service.call.bind(service),
+      on: ((event: EventName, listener: never) => {
+        subscribed.push(event);
+        return service.on(event, listener);
+      }) as WorkbenchService['on'],
+    };
+    const server = await startApiServer({ backend, port: 0 });
+    await server.close();
+    expect([...subscribed].sort()).toEqual([...EVENT_NAMES].sort());
+    expect(EVENT_NAMES).toContain('intervention.updated');
   });
 
   it('answers malformed frames with an error instead of dropping the connection', async () => {

@@ -18,7 +18,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer } from 'ws';
 import type { ApiEvents, ClientMessage, EventName, ServerMessage } from '../contract.ts';
-import { API_VERSION } from '../contract.ts';
+import { API_VERSION, EVENT_NAMES } from '../contract.ts';
 import { ApiError, toApiError } from '../errors.ts';
 import { BASE_HEADERS, serveStatic } from './http-static.ts';
 
@@ -57,7 +57,7 @@ export interface RunningApiServer {
   close(): Promise<void>;
 }
 
-const EVENTS: EventName[] = ['trace.progress', 'trace.updated', 'trace.deleted', 'library.changed'];
+const EVENTS: readonly EventName[] = EVENT_NAMES;
 
 export function isLoopbackHost(host: string): boolean {
   const h = host.replace(/^\[|\]$/g, '').toLowerCase();

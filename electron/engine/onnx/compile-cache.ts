@@ -49,7 +49,14 @@ export function fingerprintFiles(files: readonly string[]): string {
 }
 
 /** The folders whose code decides what a compiled graph contains. */
-const COMPILER_SOURCE_DIRS = ['../arch', '../onnx', '../model', '../attribution', '../transcoders'];
+const COMPILER_SOURCE_DIRS = [
+  '../arch',
+  '../onnx',
+  '../model',
+  '../attribution',
+  '../transcoders',
+  '../intervene',
+];
 let compilerSourceHash: string | undefined;
 
 /**

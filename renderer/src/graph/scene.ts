@@ -5,10 +5,12 @@
  */
 import type { GraphView, NodeKind } from '../api/types.ts';
 import type { FilterResult } from './filter.ts';
+import type { Highlight } from './intervention.ts';
 import type { Frame, Layout } from './layout.ts';
 import {
   COLORS,
   canvasLabel,
+  changeColor,
   edgeAlpha,
   edgeWidth,
   GLYPH,
@@ -102,4 +104,27 @@ export function sceneFromView(view: GraphView, layout: Layout, filter: FilterRes
     label: r === 0 ? 'Emb' : r === layout.rowY.length - 1 ? 'Logits' : `L${r - 1}`,
   }));
   return { nodes, edges, frame: layout.frame, columns, rows, title };
+}
+
+/**
+ * A scene recoloured by an intervention's result: features and logits that changed take the
+ * change's colour (green rose, red fell, violet edited), the other features and logits turn
+ * grey; tokens, errors and supernodes keep theirs. Logit labels show the probability before →
+ * after. Positions, sizes and edges are untouched, so the canvas only restyles nodes.
+ */
+export function withHighlight(scene: Scene, hl: Highlight | null, view?: Pick<GraphView, 'nodes'>): Scene {
+  if (!hl) return scene;
+  const tokens = new Map<string, string>();
+  if (view)
+    for (const n of view.nodes) if (n.kind === 'logit') tokens.set(n.id, JSON.stringify(n.token ?? ''));
+  const nodes = scene.nodes.map((n) => {
+    if (n.kind !== 'feature' && n.kind !== 'logit') return n;
+    const c = hl.get(n.id);
+    if (!c) return { ...n, color: COLORS.unchanged };
+    const color = changeColor(c);
+    if (n.kind !== 'logit') return { ...n, color };
+    const token = tokens.get(n.id) ?? n.label;
+    return { ...n, color, label: `${token} ${c.before.toFixed(2)}→${c.after.toFixed(2)}` };
+  });
+  return { ...scene, nodes };
 }

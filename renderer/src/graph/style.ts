@@ -16,6 +16,13 @@ export const COLORS = {
   dim: '#e5e7eb',
   background: '#ffffff',
   text: '#111827',
+  /** Intervention highlight: rose (pale → strong), fell (pale → strong), the edited features. */
+  rosePale: '#bbf7d0',
+  rose: '#15803d',
+  fellPale: '#fecaca',
+  fell: '#b91c1c',
+  edited: '#7c3aed',
+  unchanged: '#e5e7eb',
 } as const;
 
 export type Glyph = 'circle' | 'diamond' | 'square';
@@ -66,6 +73,38 @@ export function nodeColor(kind: NodeKind): string {
 export function withAlpha(hex: string, alpha: number): string {
   const v = Number.parseInt(hex.slice(1), 16);
   return `rgba(${(v >> 16) & 255}, ${(v >> 8) & 255}, ${v & 255}, ${alpha.toFixed(3)})`;
+}
+
+/** The colour between two #rrggbb colours at t ∈ [0, 1], as #rrggbb. */
+export function mixHex(a: string, b: string, t: number): string {
+  const x = Number.parseInt(a.slice(1), 16);
+  const y = Number.parseInt(b.slice(1), 16);
+  const k = Math.min(1, Math.max(0, t));
+  let out = 0;
+  for (const shift of [16, 8, 0]) {
+    const ca = (x >> shift) & 255;
+    const cb = (y >> shift) & 255;
+    out |= Math.round(ca + (cb - ca) * k) << shift;
+  }
+  return `#${out.toString(16).padStart(6, '0')}`;
+}
+
+/**
+ * Colour of a node under an intervention highlight: edited features violet; others green when
+ * they rose, red when they fell, from pale to strong with the relative change (square root, so
+ * small changes still show); unchanged ones grey.
+ */
+export function changeColor(c: {
+  direction: 'rose' | 'fell' | 'same';
+  intensity: number;
+  edited: boolean;
+}): string {
+  if (c.edited) return COLORS.edited;
+  if (c.direction === 'same') return COLORS.unchanged;
+  const t = Math.sqrt(Math.min(1, Math.max(0, c.intensity)));
+  return c.direction === 'rose'
+    ? mixHex(COLORS.rosePale, COLORS.rose, t)
+    : mixHex(COLORS.fellPale, COLORS.fell, t);
 }
 
 /** Edge width (px) and opacity from |weight| relative to the target's total input. */
