@@ -215,7 +215,10 @@ async function main(argv: string[]): Promise<number> {
 
   // 3. A synthetic checkpoint at a realistic width.
   if (o.synthetic !== 'none') {
-    const spec = o.synthetic === 'mid' ? GEMMA2_MID : GEMMA2_SMALL;
+    // About 64 active features per token and layer (θ ≈ Φ⁻¹(1 − 64/8192)), as GemmaScope sets
+    // have; the generator's default keeps a quarter active, which makes the source space, not
+    // the providers, the cost.
+    const spec = { ...(o.synthetic === 'mid' ? GEMMA2_MID : GEMMA2_SMALL), thresholdMean: 2.42 };
     const ck = ensureSyntheticGemma2(spec, path.join(o.cacheDir, 'synthetic'), log);
     const model = openModel(ck.modelDir);
     const set = loadTranscoderSet(ck.transcoderDir);
