@@ -26,6 +26,7 @@ import type {
   FeatureEdit,
   InterventionRecord,
   InterventionSpec,
+  TraceError,
   TraceRecord,
   TraceSettings,
 } from '../store/types.ts';
@@ -780,32 +781,19 @@ export class WorkbenchService {
       })();
       this.interventionUpdated(done);
     } catch (e) {
-      const now = this.store.now();
-      const still = this.store.interventions.find(iv.id);
-      if (running.reason === 'shutdown') {
-        this.store.jobs.interrupt(job.id);
-        if (still) this.store.interventions.setStatus(iv.id, 'queued', { progress: null, startedAt: null });
-      } else if (running.reason === 'cancel' || (isEngineError(e) && e.code === 'cancelled')) {
-        this.store.jobs.cancel(job.id);
-        if (still) {
+      this.settleThrown(job, running, e, {
+        exists: () => this.store.interventions.find(iv.id) !== null,
+        requeue: () =>
+          this.store.interventions.setStatus(iv.id, 'queued', { progress: null, startedAt: null }),
+        cancelled: (now) =>
           this.interventionUpdated(
             this.store.interventions.setStatus(iv.id, 'cancelled', { progress: null, finishedAt: now }),
-          );
-        }
-      } else {
-        const err = toApiError(e);
-        this.store.jobs.fail(job.id, { code: err.engineCode ?? err.code, message: err.message });
-        if (still) {
+          ),
+        failed: (now, error) =>
           this.interventionUpdated(
-            this.store.interventions.setStatus(iv.id, 'failed', {
-              progress: null,
-              finishedAt: now,
-              error: { code: err.engineCode ?? err.code, message: err.message },
-            }),
-          );
-        }
-        if (err.code === 'internal') this.opts.onBackgroundError?.(e);
-      }
+            this.store.interventions.setStatus(iv.id, 'failed', { progress: null, finishedAt: now, error }),
+          ),
+      });
     } finally {
       this.running = null;
       settle();
@@ -1051,35 +1039,54 @@ export class WorkbenchService {
       this.store.jobs.complete(job.id, { traceId: trace.id });
       this.traceUpdated(saved);
     } catch (e) {
-      const now = this.store.now();
-      const still = this.store.traces.find(trace.id);
-      if (running.reason === 'shutdown') {
-        this.store.jobs.interrupt(job.id); // requeued when the service starts again
-        if (still) this.store.traces.setStatus(trace.id, 'queued', { progress: null, startedAt: null });
-      } else if (running.reason === 'cancel' || (isEngineError(e) && e.code === 'cancelled')) {
-        this.store.jobs.cancel(job.id);
-        if (still) {
+      this.settleThrown(job, running, e, {
+        exists: () => this.store.traces.find(trace.id) !== null,
+        requeue: () => this.store.traces.setStatus(trace.id, 'queued', { progress: null, startedAt: null }),
+        cancelled: (now) =>
           this.traceUpdated(
             this.store.traces.setStatus(trace.id, 'cancelled', { progress: null, finishedAt: now }),
-          );
-        }
-      } else {
-        const err = toApiError(e);
-        this.store.jobs.fail(job.id, { code: err.engineCode ?? err.code, message: err.message });
-        if (still) {
+          ),
+        failed: (now, error) =>
           this.traceUpdated(
-            this.store.traces.setStatus(trace.id, 'failed', {
-              progress: null,
-              finishedAt: now,
-              error: { code: err.engineCode ?? err.code, message: err.message },
-            }),
-          );
-        }
-        if (err.code === 'internal') this.opts.onBackgroundError?.(e);
-      }
+            this.store.traces.setStatus(trace.id, 'failed', { progress: null, finishedAt: now, error }),
+          ),
+      });
     } finally {
       this.running = null;
       settle();
+    }
+  }
+
+  /**
+   * How a job that threw ends: back to the queue (the service is shutting down; it runs again
+   * when the service starts), cancelled, or failed with a readable reason. `work` is the trace
+   * or intervention the job computes, which may have been deleted meanwhile.
+   */
+  private settleThrown(
+    job: JobRecord,
+    running: RunningJob,
+    e: unknown,
+    work: {
+      exists(): boolean;
+      requeue(): void;
+      cancelled(now: number): void;
+      failed(now: number, error: TraceError): void;
+    },
+  ): void {
+    const now = this.store.now();
+    const still = work.exists();
+    if (running.reason === 'shutdown') {
+      this.store.jobs.interrupt(job.id);
+      if (still) work.requeue();
+    } else if (running.reason === 'cancel' || (isEngineError(e) && e.code === 'cancelled')) {
+      this.store.jobs.cancel(job.id);
+      if (still) work.cancelled(now);
+    } else {
+      const err = toApiError(e);
+      const error = { code: err.engineCode ?? err.code, message: err.message };
+      this.store.jobs.fail(job.id, error);
+      if (still) work.failed(now, error);
+      if (err.code === 'internal') this.opts.onBackgroundError?.(e);
     }
   }
 
