@@ -126,6 +126,7 @@ export class Attributor {
   async prepare(tokenIds: number[]): Promise<PreparedPrompt> {
     const cache = await runForwardCache(this.forward, this.set, tokenIds);
     const space = buildSourceSpace(this.set, cache);
+    cache.decoderRows = null; // copied into the source blocks; the rows themselves are not needed again
     const decoderBias = Array.from({ length: this.set.nLayers }, (_, l) => this.set.decoderBiasFloat32(l));
     const runner = new LinearModelRunner(
       this.model.config,

@@ -5,8 +5,10 @@
  */
 import type { ForwardPass, HookValue } from '../model/forward-pass.ts';
 import {
+  type ActiveDecoderRows,
   type ActiveFeatures,
   activeFeatures,
+  readActiveDecoderRows,
   reconstruct,
   reconstructionErrors,
 } from '../model/replacement.ts';
@@ -30,6 +32,11 @@ export interface ForwardCache {
   /** Per layer [T, d_t]. */
   preActivations: Float32Array[];
   active: ActiveFeatures[];
+  /**
+   * Per source layer: the active features' decoder rows (read once for the reconstruction and
+   * the source space). Set to null once the source space is built, to free them.
+   */
+  decoderRows: ActiveDecoderRows[] | null;
   /** Per layer [T, d]: mlp_out − reconstruction at the write hook; position 0 zero. */
   errors: Float32Array[];
   /** Per layer [d]: mlp_out − recon at position 0, a constant (never a node). */
@@ -79,7 +86,8 @@ export async function runForwardCache(
     activeFeatures(get(transcoderHookNames(l).acts).data, T, set.dTranscoderPerLayer[l], l),
   );
   const mlpOut = perLayer((l) => `blocks.${l}.${set.writeHook}`);
-  const recon = reconstruct(set, active, T, readInputs);
+  const decoderRows = readActiveDecoderRows(set, active);
+  const recon = reconstruct(set, active, T, readInputs, decoderRows);
   const errors = reconstructionErrors(mlpOut, recon, d);
   // At BOS the whole MLP output (minus the skip term) is a constant: b_dec + this residue.
   const bosResidue = mlpOut.map((m, l) => m.slice(0, d).map((v, k) => v - recon[l][k]));
@@ -99,6 +107,7 @@ export async function runForwardCache(
     readInputs,
     preActivations: perLayer((l) => transcoderHookNames(l).pre),
     active,
+    decoderRows,
     errors,
     bosResidue,
     tokenVectors: get('hook_embed').data,

@@ -5,6 +5,7 @@
  * padded [T, d, n_m] block (features a·W_dec — CLT: every source layer s ≤ m, slot m−s —
  * then the error vector), with a map from each block column to its global column.
  */
+import { readActiveDecoderRows } from '../model/replacement.ts';
 import type { TranscoderSet } from '../transcoders/types.ts';
 import type { ForwardCache } from './forward-cache.ts';
 
@@ -32,76 +33,98 @@ export interface SourceSpace {
 
 export function buildSourceSpace(set: TranscoderSet, cache: ForwardCache): SourceSpace {
   const { T, d, nLayers: L } = cache;
-  const layer: number[] = [];
-  const position: number[] = [];
-  const index: number[] = [];
-  const activation: number[] = [];
+  let nActive = 0;
+  for (const a of cache.active) for (const p of a.positions) if (p !== 0) nActive++;
+  // Active features ordered by (layer, position, index): the order `cache.active` has.
+  const featureLayer = new Int32Array(nActive);
+  const featurePosition = new Int32Array(nActive);
+  const featureIndex = new Int32Array(nActive);
+  const featureActivation = new Float32Array(nActive);
+  let c = 0;
   for (const a of cache.active) {
     for (let i = 0; i < a.values.length; i++) {
       if (a.positions[i] === 0) continue; // BOS features are zeroed upstream; never sources
-      layer.push(a.layer);
-      position.push(a.positions[i]);
-      index.push(a.features[i]);
-      activation.push(a.values[i]);
+      featureLayer[c] = a.layer;
+      featurePosition[c] = a.positions[i];
+      featureIndex[c] = a.features[i];
+      featureActivation[c] = a.values[i];
+      c++;
     }
   }
-  const nActive = layer.length;
   const errorOffset = nActive;
   const tokenOffset = nActive + L * T;
+  const decoderRows = cache.decoderRows ?? readActiveDecoderRows(set, cache.active);
 
-  // Per write layer m and position p: the (column, vector) pairs written there.
-  const entries: { column: number; vector: Float32Array }[][][] = Array.from({ length: L }, () =>
-    Array.from({ length: T }, () => []),
-  );
-  let start = 0;
-  for (let s = 0; s < L; s++) {
-    let end = start;
-    while (end < nActive && layer[end] === s) end++;
-    if (end > start) {
-      const feats = index.slice(start, end);
-      const unique = [...new Set(feats)].sort((a, b) => a - b);
-      const rowOf = new Map(unique.map((f, i) => [f, i]));
-      const rows = set.decoderRowsFloat32(s, unique);
-      const slots = set.kind === 'clt' ? L - s : 1;
-      for (let c = start; c < end; c++) {
-        const base = rowOf.get(index[c])! * slots * d;
-        for (let j = 0; j < slots; j++) {
-          const v = new Float32Array(d);
-          const a = activation[c];
-          for (let k = 0; k < d; k++) v[k] = a * rows[base + j * d + k];
-          entries[s + j][position[c]].push({ column: c, vector: v });
+  // Features written at each (write layer m, position p), then the error term: block widths.
+  const count = Array.from({ length: L }, () => new Int32Array(T).fill(1));
+  for (let f = 0; f < nActive; f++) {
+    const slots = decoderRows[featureLayer[f]].slots;
+    for (let j = 0; j < slots; j++) count[featureLayer[f] + j][featurePosition[f]]++;
+  }
+  const blocks = count.map((perPos) => {
+    const n = Math.max(...perPos);
+    return { n, columns: new Int32Array(T * n).fill(-1), vectors: new Float32Array(T * d * n) };
+  });
+
+  // Where each layer's features sit: `cache.active[s]` is ordered by (position, index), so a
+  // position's features are one run, and the global column is the layer's offset plus the
+  // entry's rank after the layer's BOS entries.
+  const layerStart = new Int32Array(L);
+  const runStart = cache.active.map((a, s) => {
+    const start = new Int32Array(T + 1);
+    for (const p of a.positions) start[p + 1]++;
+    for (let p = 0; p < T; p++) start[p + 1] += start[p];
+    if (s + 1 < L) layerStart[s + 1] = layerStart[s] + a.values.length - start[1];
+    return start;
+  });
+
+  // Block column j at (m, p) holds a·W_dec rows (by source layer, then index), then the error
+  // vector. The block is [d, n] per position, so a column is written with a stride of n.
+  const pending: { j: number; src: Float32Array; offset: number; scale: number }[] = [];
+  for (let m = 0; m < L; m++) {
+    const { n, columns, vectors } = blocks[m];
+    for (let p = 1; p < T; p++) {
+      // Sources that write layer m: every layer s ≤ m for a CLT (slot m − s), layer m for a PLT.
+      for (let s = 0; s <= m; s++) {
+        const rows = decoderRows[s];
+        if (m - s >= rows.slots) continue;
+        const a = cache.active[s];
+        const bos = runStart[s][1];
+        for (let i = runStart[s][p]; i < runStart[s][p + 1]; i++) {
+          const j = pending.length;
+          pending.push({
+            j,
+            src: rows.rows,
+            offset: (rows.rowOf[a.features[i]] * rows.slots + (m - s)) * d,
+            scale: a.values[i],
+          });
+          columns[p * n + j] = layerStart[s] + i - bos;
         }
       }
+      const j = pending.length;
+      pending.push({ j, src: cache.errors[m], offset: p * d, scale: 1 });
+      columns[p * n + j] = errorOffset + m * T + p;
+      // Rows k0 … k0+63 of this position's [d, n] block stay in cache while every column is written.
+      const base = p * d * n;
+      for (let k0 = 0; k0 < d; k0 += 64) {
+        const k1 = Math.min(d, k0 + 64);
+        for (const { j, src, offset, scale } of pending) {
+          let w = base + k0 * n + j;
+          for (let k = offset + k0; k < offset + k1; k++, w += n) vectors[w] = scale * src[k];
+        }
+      }
+      pending.length = 0;
     }
-    start = end;
+    // Position 0 (BOS) has no feature sources; its error column is zero (errors are zeroed there).
+    columns[0] = errorOffset + m * T;
   }
-  for (let m = 0; m < L; m++) {
-    for (let p = 0; p < T; p++) {
-      entries[m][p].push({
-        column: errorOffset + m * T + p,
-        vector: cache.errors[m].subarray(p * d, (p + 1) * d),
-      });
-    }
-  }
-  const blocks = entries.map((perPos) => {
-    const n = Math.max(1, ...perPos.map((e) => e.length));
-    const columns = new Int32Array(T * n).fill(-1);
-    const vectors = new Float32Array(T * d * n);
-    perPos.forEach((list, p) => {
-      list.forEach(({ column, vector }, j) => {
-        columns[p * n + j] = column;
-        const base = p * d * n + j;
-        for (let k = 0; k < d; k++) vectors[base + k * n] = vector[k];
-      });
-    });
-    return { n, columns, vectors };
-  });
+
   return {
     nActive,
-    featureLayer: Int32Array.from(layer),
-    featurePosition: Int32Array.from(position),
-    featureIndex: Int32Array.from(index),
-    featureActivation: Float32Array.from(activation),
+    featureLayer,
+    featurePosition,
+    featureIndex,
+    featureActivation,
     errorOffset,
     tokenOffset,
     nColumns: tokenOffset + T,

@@ -39,14 +39,44 @@ export function activeFeatures(acts: Float32Array, T: number, dT: number, layer:
 }
 
 /**
+ * Decoder rows of one source layer's active features, read once and shared by the
+ * reconstruction and the attribution's source space: `rowOf[f]` is feature f's row in `rows`
+ * ([n, slots, d]; −1 for features not active anywhere in the prompt).
+ */
+export interface ActiveDecoderRows {
+  layer: number;
+  slots: number;
+  rowOf: Int32Array;
+  rows: Float32Array;
+}
+
+export function readActiveDecoderRows(
+  set: TranscoderSet,
+  active: readonly ActiveFeatures[],
+): ActiveDecoderRows[] {
+  const L = set.nLayers;
+  return active.map((a) => {
+    const dT = set.dTranscoderPerLayer[a.layer];
+    const rowOf = new Int32Array(dT).fill(-1);
+    for (const f of a.features) rowOf[f] = 0;
+    const unique: number[] = [];
+    for (let f = 0; f < dT; f++) if (rowOf[f] === 0) rowOf[f] = unique.push(f) - 1;
+    const slots = set.kind === 'clt' ? L - a.layer : 1;
+    const rows = unique.length ? set.decoderRowsFloat32(a.layer, unique) : new Float32Array(0);
+    return { layer: a.layer, slots, rowOf, rows };
+  });
+}
+
+/**
  * Reconstructions at every write layer, [T, d] each. `readInputs[l]` ([T, d]) is needed only
- * for layers with W_skip.
+ * for layers with W_skip; `decoderRows` (readActiveDecoderRows) saves reading them again.
  */
 export function reconstruct(
   set: TranscoderSet,
   active: readonly ActiveFeatures[],
   T: number,
   readInputs?: readonly (Float32Array | undefined)[],
+  decoderRows: readonly ActiveDecoderRows[] = readActiveDecoderRows(set, active),
 ): Float32Array[] {
   const d = set.dModel;
   const L = set.nLayers;
@@ -56,25 +86,20 @@ export function reconstruct(
     for (let p = 0; p < T; p++) out.set(b, p * d);
     return out;
   });
-  for (const a of active) {
+  active.forEach((a, i) => {
     const s = a.layer;
-    const unique = [...new Set(a.features)].sort((x, y) => x - y);
-    if (unique.length === 0) continue;
-    const rowOf = new Map(unique.map((f, i) => [f, i]));
-    const rows = set.decoderRowsFloat32(s, unique);
-    const slots = set.kind === 'clt' ? L - s : 1;
-    for (let i = 0; i < a.values.length; i++) {
-      const p = a.positions[i];
-      const v = a.values[i];
-      const base = rowOf.get(a.features[i])! * slots * d;
+    const { rows, rowOf, slots } = decoderRows[i];
+    for (let e = 0; e < a.values.length; e++) {
+      const o = a.positions[e] * d;
+      const v = a.values[e];
+      const base = rowOf[a.features[e]] * slots * d;
       for (let j = 0; j < slots; j++) {
         const out = recon[s + j];
-        const o = p * d;
         const r = base + j * d;
         for (let k = 0; k < d; k++) out[o + k] += v * rows[r + k];
       }
     }
-  }
+  });
   if (set.kind === 'plt') {
     for (let l = 0; l < L; l++) {
       const skip = set.skipFloat32(l);
