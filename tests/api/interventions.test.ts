@@ -173,6 +173,36 @@ describe('interventions', () => {
     expect(steered.result!.featureChanges.find((c) => c.edited)?.after).toBeCloseTo(10 * f.activation, 4);
   });
 
+  it('cancels a running intervention (a long continuation) and keeps it listed as cancelled', async () => {
+    const { features } = featuresByTopLogitEdge();
+    const f = features[0];
+    let id = -1;
+    const off = h.client.on('intervention.progress', (d) => {
+      // Cancel from inside the first continuation step: the abort happens before it returns.
+      if (d.interventionId === id && d.progress.phase === 'generate') {
+        off();
+        void h.client.call('interventions.cancel', { id });
+      }
+    });
+    const end = nextEvent(
+      h.client,
+      'intervention.updated',
+      (d) => d.intervention.id === id && ['done', 'failed', 'cancelled'].includes(d.intervention.status),
+    );
+    id = (
+      await h.client.call('interventions.start', {
+        traceId: trace.id,
+        generate: 256,
+        edits: [{ layer: f.layer, feature: f.feature, position: f.position, mode: 'ablate' }],
+      })
+    ).id;
+    const iv = (await end).intervention;
+    expect(iv.status).toBe('cancelled');
+    expect(iv.result).toBeNull();
+    expect(h.store.interventions.get(id).status).toBe('cancelled');
+    expect(h.store.jobs.list({ kind: 'intervene', states: ['queued', 'running'] })).toEqual([]);
+  });
+
   it('rejects what cannot run, naming the field', async () => {
     const edit = { layer: 0, feature: 0, position: 1, mode: 'ablate' as const };
     const cases: Array<[Record<string, unknown>, string, RegExp]> = [
