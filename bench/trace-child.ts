@@ -6,8 +6,8 @@
  * 1. cold compile into an empty cache: the forward graph, then the backward + frozen-forward
  *    graphs (compileForward, compileLinearModel), timed separately;
  * 2. `Attributor.create` from that cache (forward-session creation), and the two linear
- *    sessions created once on their own (the trace's `prepare` creates them again inside its
- *    'forward' phase; this tells how much of that phase they are);
+ *    sessions created once on their own (Attributor.create makes them once per model; this is
+ *    their share of opening a model, not part of any trace);
  * 3. `warmup` + `repeat` traces (`Attributor.attribute`), each with the engine's own phase
  *    timings and, per backward batch, B, t and feeds / session.run / scatter times
  *    (trace-profile.ts's probe);
@@ -96,7 +96,7 @@ export interface TraceChildResult {
   compileLinearMs: number;
   /** Attributor.create on the compiled cache: forward-session creation. */
   forwardSessionMs: number;
-  /** Backward + frozen-forward sessions, created in parallel as `prepare` does. */
+  /** Backward + frozen-forward sessions, created in parallel as Attributor.create does. */
   linearSessionsMs: number;
   /** runForwardCache alone (warm): the model's forward with every hook attribution needs. */
   forwardCacheMs: number;

@@ -675,7 +675,7 @@ function render(r: Report): string {
       ),
     );
     out.push(
-      "forward = the engine's 'forward' phase: the model's forward with hooks (fwd pass, measured alone), source space (decoder rows), encoder rows, and the backward + frozen-forward session creation (lin sessions, measured alone); compile = cold, empty cache",
+      "forward = the engine's 'forward' phase: the model's forward with hooks (fwd pass, measured alone), the reconstruction and source space (decoder rows), encoder rows; lin sessions = backward + frozen-forward session creation, once per model (Attributor.create), not per trace; compile = cold, empty cache",
     );
     out.push('');
     out.push(
