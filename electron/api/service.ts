@@ -716,19 +716,7 @@ export class WorkbenchService {
       fail('not_found', 'the trace or its model is no longer in the library');
       return;
     }
-    let settle!: () => void;
-    const running: RunningJob = {
-      job,
-      traceId: trace.id,
-      interventionId: iv.id,
-      projectId: trace.projectId,
-      controller: new AbortController(),
-      reason: null,
-      done: new Promise<void>((resolve) => {
-        settle = resolve;
-      }),
-    };
-    this.running = running;
+    const { running, settle } = this.startRunning(job, trace, iv.id);
     try {
       this.interventionUpdated(
         this.store.interventions.setStatus(iv.id, 'running', {
@@ -977,19 +965,7 @@ export class WorkbenchService {
       );
       return;
     }
-    let settle!: () => void;
-    const running: RunningJob = {
-      job,
-      traceId: trace.id,
-      interventionId: null,
-      projectId: trace.projectId,
-      controller: new AbortController(),
-      reason: null,
-      done: new Promise<void>((resolve) => {
-        settle = resolve;
-      }),
-    };
-    this.running = running;
+    const { running, settle } = this.startRunning(job, trace, null);
     try {
       this.traceUpdated(
         this.store.traces.setStatus(trace.id, 'running', {
@@ -1055,6 +1031,28 @@ export class WorkbenchService {
       this.running = null;
       settle();
     }
+  }
+
+  /** Marks `job` as the one running; `settle` resolves `running.done` when it has ended. */
+  private startRunning(
+    job: JobRecord,
+    trace: TraceRecord,
+    interventionId: number | null,
+  ): { running: RunningJob; settle: () => void } {
+    let settle!: () => void;
+    const running: RunningJob = {
+      job,
+      traceId: trace.id,
+      interventionId,
+      projectId: trace.projectId,
+      controller: new AbortController(),
+      reason: null,
+      done: new Promise<void>((resolve) => {
+        settle = resolve;
+      }),
+    };
+    this.running = running;
+    return { running, settle };
   }
 
   /**

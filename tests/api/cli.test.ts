@@ -2,12 +2,13 @@
  * The CLI side of the library: `circuit trace --save`, `circuit library list|show`, and
  * `circuit serve` as a real child process (loopback, ephemeral port, stopped with SIGTERM).
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectApi } from '../../electron/api/transports/node-client.ts';
+import { circuitRunner } from '../fixtures/circuit-cli.ts';
 import { fixturePath } from '../fixtures/tiny-checkpoints.ts';
 import { tempDir } from '../store/helpers.ts';
 
@@ -16,19 +17,9 @@ const tmp = tempDir('cw-cli-lib-');
 const data = path.join(tmp.dir, 'library');
 const model = path.join(tmp.dir, 'tiny-gemma2');
 
-function circuit(...args: string[]) {
-  const r = spawnSync(process.execPath, [path.join(ROOT, 'bin/circuit.mjs'), ...args], {
-    cwd: ROOT,
-    encoding: 'utf8',
-    env: {
-      ...process.env,
-      CIRCUIT_CACHE_DIR: path.join(tmp.dir, 'cache'),
-      CIRCUIT_DATA_DIR: path.join(tmp.dir, 'unused'),
-    },
-    timeout: 120_000,
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const circuit = circuitRunner(path.join(tmp.dir, 'cache'), {
+  CIRCUIT_DATA_DIR: path.join(tmp.dir, 'unused'),
+});
 
 beforeAll(() => {
   // tiny-gemma2 with a word-level tokenizer ("w5 w9" → [2, 5, 9]), so `trace --prompt` works.

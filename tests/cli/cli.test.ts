@@ -1,25 +1,17 @@
 /** The `circuit` command as other tools call it: a real child process, real flags, real output. */
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadGolden } from '../engine/model/golden.ts';
+import { circuitRunner } from '../fixtures/circuit-cli.ts';
 import { fixturePath } from '../fixtures/tiny-checkpoints.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cw-cli-cache-'));
 afterAll(() => fs.rmSync(cacheDir, { recursive: true, force: true }));
 
-function circuit(...args: string[]) {
-  const r = spawnSync(process.execPath, [path.join(ROOT, 'bin/circuit.mjs'), ...args], {
-    cwd: ROOT,
-    encoding: 'utf8',
-    env: { ...process.env, CIRCUIT_CACHE_DIR: cacheDir },
-    timeout: 120_000,
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const circuit = circuitRunner(cacheDir);
 
 describe('circuit logits', () => {
   it('--token-ids --json prints the documented shape and the reference logits', () => {

@@ -1,9 +1,9 @@
 /** `circuit intervene` as other tools call it: a real child process on the demo model. */
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { circuitRunner } from '../fixtures/circuit-cli.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const DEMO = path.join(ROOT, 'resources/models/gemma2-demo');
@@ -11,15 +11,7 @@ const PROMPT = 'The capital of state containing Dallas is';
 const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cw-cli-iv-cache-'));
 afterAll(() => fs.rmSync(cacheDir, { recursive: true, force: true }));
 
-function circuit(...args: string[]) {
-  const r = spawnSync(process.execPath, [path.join(ROOT, 'bin/circuit.mjs'), ...args], {
-    cwd: ROOT,
-    encoding: 'utf8',
-    env: { ...process.env, CIRCUIT_CACHE_DIR: cacheDir },
-    timeout: 120_000,
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const circuit = circuitRunner(cacheDir);
 
 const base = [
   'intervene',

@@ -1,15 +1,14 @@
 /** `circuit trace` end to end on a tiny Gemma-2 fixture with a word-level tokenizer. */
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readRawGraph } from '../../electron/engine/attribution/raw-file.ts';
 import { pruneGraph } from '../../electron/engine/pruning/index.ts';
+import { circuitRunner } from '../fixtures/circuit-cli.ts';
 import { fixturePath } from '../fixtures/tiny-checkpoints.ts';
 import { writeWordTokenizer } from '../fixtures/word-tokenizer.ts';
 
-const ROOT = path.resolve(import.meta.dirname, '../..');
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'cw-trace-'));
 const modelDir = path.join(work, 'tiny-gemma2');
 afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
@@ -18,15 +17,7 @@ beforeAll(() => {
   writeWordTokenizer(modelDir, 64);
 });
 
-function circuit(...args: string[]) {
-  const r = spawnSync(process.execPath, [path.join(ROOT, 'bin/circuit.mjs'), ...args], {
-    cwd: ROOT,
-    encoding: 'utf8',
-    env: { ...process.env, CIRCUIT_CACHE_DIR: path.join(work, 'cache') },
-    timeout: 120_000,
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const circuit = circuitRunner(path.join(work, 'cache'));
 
 const PROMPT = 'w5 w9 w17 w33 w8 w40';
 

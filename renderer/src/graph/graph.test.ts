@@ -5,18 +5,9 @@ import { edgeScores, filterView, keepAll, needsRefetch } from './filter.ts';
 import { frameOf, layeredLayout } from './layout.ts';
 import { searchNodes } from './search.ts';
 import { subgraphScene } from './subgraph.ts';
+import { viewNode } from './testing.ts';
 
-const node = (over: Partial<ViewNode> & Pick<ViewNode, 'id' | 'kind'>): ViewNode => ({
-  layer: 0,
-  position: 0,
-  index: -1,
-  activation: null,
-  influence: null,
-  probability: null,
-  token: null,
-  label: '',
-  ...over,
-});
+const node = viewNode;
 
 /** tokens t0,t1 → features f0 (L0), f1 (L0), f2 (L1), error e (L1) → logits a (p .7), b (p .2). */
 function view(): GraphView {

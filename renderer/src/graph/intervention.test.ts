@@ -1,6 +1,6 @@
 /** Interventions, the pure part: draft rows, validation, API input, prediction rows, highlight. */
 import { describe, expect, it } from 'vitest';
-import type { GraphView, InterventionOutcome, ViewNode } from '../api/types.ts';
+import type { GraphView, InterventionOutcome } from '../api/types.ts';
 import {
   type DraftOptions,
   type DraftRow,
@@ -20,18 +20,9 @@ import {
 import type { Scene } from './scene.ts';
 import { withHighlight } from './scene.ts';
 import { COLORS, changeColor, mixHex } from './style.ts';
+import { viewNode } from './testing.ts';
 
-const node = (over: Partial<ViewNode> & Pick<ViewNode, 'id' | 'kind'>): ViewNode => ({
-  layer: 0,
-  position: 0,
-  index: -1,
-  activation: null,
-  influence: null,
-  probability: null,
-  token: null,
-  label: '',
-  ...over,
-});
+const node = viewNode;
 
 /** 2 layers, prompt "<bos> The cat" (T = 3); logits sit at layer 3 (nLayers + 1). */
 const view: Pick<GraphView, 'nodes' | 'nLayers' | 'promptTokens'> = {

@@ -1,26 +1,17 @@
 /** `circuit dashboards` as a real child process: JSONL out, progress on stderr, --data, --import. */
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
+import { circuitRunner } from '../../fixtures/circuit-cli.ts';
 import { fixturePath, hash32 } from '../../fixtures/tiny-checkpoints.ts';
 
-const ROOT = path.resolve(import.meta.dirname, '../../..');
 const FIX = fixturePath('tiny-gemma2');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cw-dash-cli-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-function circuit(...args: string[]) {
-  const r = spawnSync(process.execPath, [path.join(ROOT, 'bin/circuit.mjs'), ...args], {
-    cwd: ROOT,
-    encoding: 'utf8',
-    env: { ...process.env, CIRCUIT_CACHE_DIR: path.join(tmp, 'cache') },
-    timeout: 120_000,
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const circuit = circuitRunner(path.join(tmp, 'cache'));
 
 const corpus = path.join(tmp, 'corpus.jsonl');
 fs.writeFileSync(
