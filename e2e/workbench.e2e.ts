@@ -616,4 +616,25 @@ describe.skipIf(!chromiumAvailable())('workbench UI', () => {
     expect(listed.map((r) => r.id)).toEqual([scaled, shownId]);
     expect(pageErrors).toEqual([]);
   });
+
+  it('duplicates a trace with its pins into a new library entry', async () => {
+    const items = page.locator(tid('library-item'));
+    const before = await items.count();
+    const original = page.locator(`[data-trace-id="${ivTraceId}"]`);
+    await original.locator(tid('duplicate-button')).click();
+    await expect.poll(() => items.count()).toBe(before + 1);
+    const copyId = Number(await items.first().getAttribute('data-trace-id'));
+    expect(copyId).not.toBe(ivTraceId);
+    expect(await items.first().getAttribute('data-status')).toBe('done');
+    const [a, b] = await Promise.all([
+      api.call('traces.get', { id: ivTraceId }),
+      api.call('traces.get', { id: copyId }),
+    ]);
+    expect(b.prompt).toBe(a.prompt);
+    expect(b.graph?.nnz).toBe(a.graph?.nnz);
+    expect((await api.call('annotations.get', { traceId: copyId })).pinned).toEqual(
+      (await api.call('annotations.get', { traceId: ivTraceId })).pinned,
+    );
+    expect(pageErrors).toEqual([]);
+  });
 });

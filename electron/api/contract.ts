@@ -210,6 +210,11 @@ export interface ApiMethods {
   /** To the trash (undo with traces.restore), or for good with `permanent`. */
   'traces.delete': Method<{ id: number; permanent?: boolean }, { id: number; permanent: boolean }>;
   'traces.restore': Method<{ id: number }, TraceRecord>;
+  /**
+   * Copies a finished trace (graph, stored views, annotations, tags, notes) into a new trace,
+   * e.g. to annotate it another way or file it in another project; nothing is recomputed.
+   */
+  'traces.duplicate': Method<{ id: number; projectId?: number }, TraceRecord>;
   'traces.update': Method<{ id: number; notes?: string; projectId?: number }, TraceRecord>;
   'traces.tag': Method<{ id: number; add?: string[]; remove?: string[] }, TraceRecord>;
   'traces.tags': Method<Empty, Array<{ tag: string; count: number }>>;

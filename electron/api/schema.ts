@@ -140,6 +140,7 @@ export const PARAMS = {
   'traces.retrace': object({ id: id(), settings: optional(TRACE_SETTINGS), projectId: optional(id()) }),
   'traces.delete': object({ id: id(), permanent: optional(boolean()) }),
   'traces.restore': BY_ID,
+  'traces.duplicate': object({ id: id(), projectId: optional(id()) }),
   'traces.update': object({ id: id(), notes: optional(string({ max: 100_000 })), projectId: optional(id()) }),
   'traces.tag': object({
     id: id(),

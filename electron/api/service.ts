@@ -376,6 +376,10 @@ export class WorkbenchService {
       return { id: t.id, permanent };
     },
     'traces.restore': (p) => this.traceUpdated(this.store.traces.restore(p.id)),
+    'traces.duplicate': (p) => {
+      if (p.projectId !== undefined) this.store.projects.get(p.projectId);
+      return this.traceUpdated(this.store.duplicateTrace(p.id, { projectId: p.projectId }));
+    },
     'traces.update': (p) => {
       if (p.projectId !== undefined) this.store.projects.get(p.projectId);
       return this.traceUpdated(this.store.traces.update(p.id, { notes: p.notes, projectId: p.projectId }));

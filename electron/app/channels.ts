@@ -33,6 +33,7 @@ export const API_METHODS = [
   'traces.retrace',
   'traces.delete',
   'traces.restore',
+  'traces.duplicate',
   'traces.update',
   'traces.tag',
   'traces.tags',

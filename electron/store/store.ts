@@ -171,6 +171,46 @@ export class Store {
   }
 
   /** Deletes a trace for good (rows first, then its sidecar). */
+  /**
+   * Copies a finished trace — its graph, every stored view and its annotations, tags and notes —
+   * into a new trace (in `projectId`, default the same project). Interventions stay with the
+   * original. Nothing is recomputed; the copy has its own graph file.
+   */
+  duplicateTrace(id: number, opts: { projectId?: number; notes?: string } = {}): TraceRecord {
+    const t = this.traces.get(id);
+    const def = this.graphs.defaultView(id);
+    if (t.status !== 'done' || !def || !this.graphs.has(id)) {
+      throw new StoreError(
+        'conflict',
+        `trace ${id} is ${t.status}; only a trace with a graph can be duplicated`,
+      );
+    }
+    const others = this.graphs
+      .listViews(id)
+      .filter((v) => !v.isDefault)
+      .map((v) => this.graphs.getView(id, v.nodeThreshold, v.edgeThreshold, v.pinned))
+      .filter((v): v is NonNullable<typeof v> => v !== null);
+    const pinnedOf = (key: string) => (key === '' ? [] : key.split(',').map(Number));
+    const { traceId: _, updatedAt: __, ...annotations } = this.annotations.get(id);
+    return this.saveTrace({
+      trace: {
+        projectId: opts.projectId ?? t.projectId,
+        modelId: t.modelId,
+        transcoderSetId: t.transcoderSetId,
+        source: t.source,
+        prompt: t.prompt,
+        tokenIds: t.tokenIds,
+        settings: t.settings,
+        tags: t.tags,
+        notes: opts.notes ?? t.notes,
+        timings: t.timings,
+      },
+      raw: { nodes: this.graphs.nodes(id), csr: this.graphs.csr(id) },
+      views: [def, ...others].map((v) => ({ pruned: v.pruned, pinned: pinnedOf(v.summary.pinned) })),
+      annotations,
+    });
+  }
+
   purgeTrace(id: number): void {
     const file = this.traces.purge(id);
     if (file) fs.rmSync(this.graphs.filePath(file), { force: true });

@@ -359,6 +359,47 @@ describe('traces', () => {
     expect((await h.client.call('traces.update', { id: trace.id, notes: 'checked' })).notes).toBe('checked');
     expect(h.store.check()).toEqual(['ok']);
   });
+
+  it('duplicates a trace: the same graph, views and annotations, in its own file and project', async () => {
+    const views = await h.client.call('graphs.views', { traceId: trace.id });
+    const ann = await h.client.call('annotations.get', { traceId: trace.id });
+    const project = await h.client.call('projects.create', { name: 'Copies' });
+    const copy = await h.client.call('traces.duplicate', { id: trace.id, projectId: project.id });
+    expect(copy.id).not.toBe(trace.id);
+    expect(copy).toMatchObject({
+      projectId: project.id,
+      status: 'done',
+      prompt: trace.prompt,
+      tokenIds: trace.tokenIds,
+      settings: trace.settings,
+      modelId: trace.modelId,
+    });
+    expect(copy.graph).toMatchObject({ nNodes: trace.graph!.nNodes, nnz: trace.graph!.nnz });
+    const a = h.store.graphs.loadRaw(trace.id);
+    const b = h.store.graphs.loadRaw(copy.id);
+    expect(Buffer.from(b.adjacency.buffer).equals(Buffer.from(a.adjacency.buffer))).toBe(true);
+    expect(h.store.graphs.sidecarName(copy.id)).not.toBe(h.store.graphs.sidecarName(trace.id));
+    const copiedViews = await h.client.call('graphs.views', { traceId: copy.id });
+    const key = (v: (typeof views)[number]) => [
+      v.nodeThreshold,
+      v.edgeThreshold,
+      v.pinned,
+      v.isDefault,
+      v.nNodes,
+    ];
+    expect(copiedViews.map(key).sort()).toEqual(views.map(key).sort());
+    const copiedAnn = await h.client.call('annotations.get', { traceId: copy.id });
+    expect({ ...copiedAnn, traceId: 0, updatedAt: 0 }).toEqual({ ...ann, traceId: 0, updatedAt: 0 });
+    // The copy is independent: annotating it leaves the original as it was.
+    await h.client.call('annotations.update', { traceId: copy.id, pinned: [] });
+    expect((await h.client.call('annotations.get', { traceId: trace.id })).pinned).toEqual(ann.pinned);
+    const queued = await h.client.call('traces.start', { modelId, tokenIds: TINY.tokenIds });
+    await h.client.call('traces.cancel', { id: queued.id });
+    const e = await rejection(h.client.call('traces.duplicate', { id: queued.id }));
+    expect(e).toMatchObject({ code: 'conflict' });
+    expect(e.message).toMatch(/only a trace with a graph/);
+    expect(h.store.check()).toEqual(['ok']);
+  });
 });
 
 describe('recovery', () => {

@@ -42,6 +42,7 @@ const SAMPLE: { [M in MethodName]: Params<M> } = {
   'traces.retrace': { id: 1, settings: { edgeThreshold: 0.9 } },
   'traces.delete': { id: 1, permanent: false },
   'traces.restore': { id: 1 },
+  'traces.duplicate': { id: 1, projectId: 2 },
   'traces.update': { id: 1, notes: 'n' },
   'traces.tag': { id: 1, add: ['a'] },
   'traces.tags': {},

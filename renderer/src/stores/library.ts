@@ -138,6 +138,12 @@ export const useLibrary = defineStore('library', {
       this.upsert(t);
       return t;
     },
+    /** A copy of a finished trace (graph, views, annotations) in the current project. */
+    async duplicate(id: number): Promise<TraceRecord> {
+      const t = await api().call('traces.duplicate', { id, projectId: this.projectId ?? undefined });
+      this.upsert(t);
+      return t;
+    },
     upsert(t: TraceRecord): void {
       const i = this.traces.findIndex((x) => x.id === t.id);
       if (i >= 0) this.traces.splice(i, 1, t);
