@@ -85,6 +85,11 @@ describe.skipIf(!chromiumAvailable())('workbench UI', () => {
         .getAttribute('value');
       await page.locator(tid('model-select')).selectOption(value ?? '');
     }
+    if (model.demo) {
+      // The form pre-fills the demo prompt once the models arrive; filling before that races
+      // with it (the pre-fill lands between fill's select-all and its insert: a doubled prompt).
+      await expect.poll(() => page.locator(tid('prompt-input')).inputValue()).not.toBe('');
+    }
     await page.locator(tid('prompt-input')).fill(model.prompt);
     if (!model.demo) {
       // The tiny fixture's features carry little influence: keep more of them.
@@ -617,7 +622,7 @@ describe.skipIf(!chromiumAvailable())('workbench UI', () => {
     expect(pageErrors).toEqual([]);
   });
 
-  it('duplicates a trace with its pins into a new library entry', async () => {
+  it('duplicates a trace with its pins, and finds the traces that hold a feature', async () => {
     const items = page.locator(tid('library-item'));
     const before = await items.count();
     const original = page.locator(`[data-trace-id="${ivTraceId}"]`);
@@ -635,6 +640,25 @@ describe.skipIf(!chromiumAvailable())('workbench UI', () => {
     expect((await api.call('annotations.get', { traceId: copyId })).pinned).toEqual(
       (await api.call('annotations.get', { traceId: ivTraceId })).pinned,
     );
+
+    // "Traces with it": the library lists the traces whose graph holds the inspected feature.
+    await page.locator(tid('node-search')).fill(ivFeature);
+    await page.locator(tid('node-search-result')).first().click();
+    await page.locator(tid('find-traces-button')).click();
+    await page.locator(tid('library-feature-filter')).waitFor();
+    const [layer, index] = ivFeature.split('_').map(Number);
+    const want = await api.call('traces.list', {
+      feature: { layer, index },
+      transcoderSetId: a.transcoderSetId ?? undefined,
+    });
+    expect(want.traces.map((t) => t.id)).toEqual(expect.arrayContaining([ivTraceId, copyId]));
+    await expect
+      .poll(async () =>
+        (await items.evaluateAll((els) => els.map((e) => Number(e.getAttribute('data-trace-id'))))).sort(),
+      )
+      .toEqual(want.traces.map((t) => t.id).sort());
+    await page.locator(`${tid('library-feature-filter')} button`).click();
+    await expect.poll(() => items.count()).toBe(before + 1);
     expect(pageErrors).toEqual([]);
   });
 });

@@ -12,11 +12,19 @@ import type {
   TraceStatus,
 } from '../api/types.ts';
 
+/** Traces whose graph holds this feature of this transcoder set. */
+export interface FeatureFilter {
+  transcoderSetId: number;
+  layer: number;
+  index: number;
+}
+
 export interface LibraryFilters {
   query: string;
   tag: string;
   modelId: number | null;
   status: TraceStatus | '';
+  feature: FeatureFilter | null;
 }
 
 export const useLibrary = defineStore('library', {
@@ -26,7 +34,7 @@ export const useLibrary = defineStore('library', {
     traces: [] as TraceRecord[],
     total: 0,
     tags: [] as Array<{ tag: string; count: number }>,
-    filters: { query: '', tag: '', modelId: null, status: '' } as LibraryFilters,
+    filters: { query: '', tag: '', modelId: null, status: '', feature: null } as LibraryFilters,
     progress: {} as Record<number, TraceProgress>,
     loading: false,
     error: null as string | null,
@@ -74,6 +82,8 @@ export const useLibrary = defineStore('library', {
       if (f.tag && !t.tags.includes(f.tag)) return false;
       if (f.modelId !== null && t.modelId !== f.modelId) return false;
       if (f.status && t.status !== f.status) return false;
+      // Whether a new trace's graph holds the feature shows on the next refresh.
+      if (f.feature) return false;
       return t.deletedAt === null;
     },
     async refreshProjects(): Promise<void> {
@@ -92,6 +102,8 @@ export const useLibrary = defineStore('library', {
             tags: f.tag ? [f.tag] : undefined,
             modelId: f.modelId ?? undefined,
             status: f.status || undefined,
+            transcoderSetId: f.feature?.transcoderSetId,
+            feature: f.feature ? { layer: f.feature.layer, index: f.feature.index } : undefined,
             limit: 200,
           }),
           api().call('traces.tags', {}),
