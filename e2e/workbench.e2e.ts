@@ -622,7 +622,7 @@ describe.skipIf(!chromiumAvailable())('workbench UI', () => {
     expect(pageErrors).toEqual([]);
   });
 
-  it('duplicates a trace with its pins, and finds the traces that hold a feature', async () => {
+  it('duplicates a trace, finds the traces that hold a feature, sizes features by activation', async () => {
     const items = page.locator(tid('library-item'));
     const before = await items.count();
     const original = page.locator(`[data-trace-id="${ivTraceId}"]`);
@@ -659,6 +659,17 @@ describe.skipIf(!chromiumAvailable())('workbench UI', () => {
       .toEqual(want.traces.map((t) => t.id).sort());
     await page.locator(`${tid('library-feature-filter')} button`).click();
     await expect.poll(() => items.count()).toBe(before + 1);
+
+    // Feature sizes by activation instead of influence: the glyphs are redrawn.
+    const sizes = async () => {
+      const ids = (await api.call('graphs.view', { traceId: ivTraceId })).nodes.map((n) => n.id);
+      return Promise.all(ids.slice(0, 40).map((id) => drawnColor(id, 'size')));
+    };
+    const byInfluence = await sizes();
+    await page.locator(tid('size-by')).selectOption('activation');
+    await expect.poll(sizes).not.toEqual(byInfluence);
+    await page.locator(tid('size-by')).selectOption('influence');
+    await expect.poll(sizes).toEqual(byInfluence);
     expect(pageErrors).toEqual([]);
   });
 });

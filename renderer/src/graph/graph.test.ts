@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { Annotations, GraphView, ViewNode } from '../api/types.ts';
 import { edgeScores, filterView, keepAll, needsRefetch } from './filter.ts';
 import { frameOf, layeredLayout } from './layout.ts';
+import { sceneFromView } from './scene.ts';
 import { searchNodes } from './search.ts';
 import { subgraphScene } from './subgraph.ts';
 import { viewNode } from './testing.ts';
@@ -178,5 +179,29 @@ describe('subgraphScene', () => {
     expect(s.edges.some((e) => e.source === e.target)).toBe(false);
     const moved = subgraphScene(v, { ...ann, layout: { '1_3_1': { x: 5, y: 6 } } }, 'x');
     expect(moved.nodes.find((n) => n.id === '1_3_1')).toMatchObject({ x: 5, y: 6 });
+  });
+});
+
+describe('node sizes', () => {
+  it('size features by influence by default, or by activation relative to the largest in the view', () => {
+    const v = view();
+    const l = layeredLayout([v]);
+    const size = (s: ReturnType<typeof sceneFromView>, id: string) => s.nodes.find((n) => n.id === id)!.size;
+    const byInfluence = sceneFromView(v, l, keepAll(v), 't');
+    // influence 0.2 (more important) is drawn larger than influence 0.5
+    expect(size(byInfluence, '0_10_1')).toBeGreaterThan(size(byInfluence, '1_3_1'));
+    const byActivation = sceneFromView(v, l, keepAll(v), 't', { sizeBy: 'activation' });
+    // activation 3 is the view's largest: full size; activation 1 a third of the way
+    expect(size(byActivation, '1_3_1')).toBeCloseTo(10.5, 6);
+    expect(size(byActivation, '0_11_1')).toBeCloseTo(3.5 + 7 / 3, 6);
+    expect(size(byActivation, '1_3_1')).toBeGreaterThan(size(byActivation, '0_10_1'));
+    // errors, tokens and logits do not depend on the choice
+    for (const id of ['1_-1_1', 'E_9_1', '3_40_1'])
+      expect(size(byActivation, id)).toBe(size(byInfluence, id));
+    // the size scale is the stored view's, so filtering nodes out does not rescale the rest
+    const fewer = filterView(v, 0.3, 1);
+    const filtered = sceneFromView(v, l, fewer, 't', { sizeBy: 'activation' });
+    expect(filtered.nodes.length).toBeLessThan(byActivation.nodes.length);
+    expect(size(filtered, '0_10_1')).toBe(size(byActivation, '0_10_1'));
   });
 });

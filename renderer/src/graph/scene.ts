@@ -15,6 +15,7 @@ import {
   edgeWidth,
   GLYPH,
   type Glyph,
+  type NodeSizeBy,
   nodeColor,
   nodeSize,
   relativeWeights,
@@ -64,7 +65,18 @@ export function edgeStyle(weight: number, rel: number): Pick<SceneEdge, 'width' 
   return { width: edgeWidth(rel), color: withAlpha(hue, edgeAlpha(rel)), strongColor: withAlpha(hue, 0.95) };
 }
 
-export function sceneFromView(view: GraphView, layout: Layout, filter: FilterResult, title: string): Scene {
+export function sceneFromView(
+  view: GraphView,
+  layout: Layout,
+  filter: FilterResult,
+  title: string,
+  opts: { sizeBy?: NodeSizeBy } = {},
+): Scene {
+  const sizeBy = opts.sizeBy ?? 'influence';
+  // The largest feature activation of the stored view, so sizes do not jump as filters move.
+  let maxActivation = 0;
+  for (const n of view.nodes)
+    if (n.kind === 'feature') maxActivation = Math.max(maxActivation, Math.abs(n.activation ?? 0));
   const nodes: SceneNode[] = [];
   view.nodes.forEach((n, i) => {
     if (!filter.nodeMask[i]) return;
@@ -74,7 +86,7 @@ export function sceneFromView(view: GraphView, layout: Layout, filter: FilterRes
       kind: n.kind,
       x: p.x,
       y: p.y,
-      size: nodeSize(n),
+      size: nodeSize(n, sizeBy, maxActivation),
       glyph: GLYPH[n.kind],
       color: nodeColor(n.kind),
       label: canvasLabel(n),

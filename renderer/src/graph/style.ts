@@ -51,11 +51,22 @@ export function canvasLabel(n: ViewNode): string {
   return nodeLabel(n);
 }
 
-/** Glyph size (screen px at zoom 1) by influence (lower share = more important) or probability. */
-export function nodeSize(n: ViewNode): number {
+/** What a feature's glyph size shows. */
+export type NodeSizeBy = 'influence' | 'activation';
+
+const clamp01 = (x: number) => Math.min(1, Math.max(0, x));
+
+/**
+ * Glyph size (screen px at zoom 1). Features: by influence (lower cumulative share = more
+ * important) or by activation relative to `maxActivation` (the largest in the view); errors by
+ * influence; logits by probability.
+ */
+export function nodeSize(n: ViewNode, by: NodeSizeBy = 'influence', maxActivation = 1): number {
   switch (n.kind) {
     case 'feature':
-      return 3.5 + 7 * (1 - Math.min(1, Math.max(0, n.influence ?? 1)));
+      if (by === 'activation')
+        return 3.5 + 7 * clamp01(Math.abs(n.activation ?? 0) / Math.max(maxActivation, 1e-12));
+      return 3.5 + 7 * (1 - clamp01(n.influence ?? 1));
     case 'error':
       return 2.5 + 2.5 * (1 - Math.min(1, Math.max(0, n.influence ?? 1)));
     case 'token':

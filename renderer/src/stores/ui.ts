@@ -3,6 +3,7 @@
  * export, new project, show a model).
  */
 import { defineStore } from 'pinia';
+import type { NodeSizeBy } from '../graph/style.ts';
 
 export const useUi = defineStore('ui', {
   state: () => ({
@@ -10,6 +11,8 @@ export const useUi = defineStore('ui', {
     highlightModelId: null as number | null,
     exportRequest: { kind: 'png' as 'png' | 'json', seq: 0 },
     newProjectSeq: 0,
+    /** What feature glyph sizes show, in every pane. */
+    nodeSizeBy: 'influence' as NodeSizeBy,
   }),
   actions: {
     requestExport(kind: 'png' | 'json'): void {
