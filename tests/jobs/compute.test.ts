@@ -12,6 +12,7 @@ import { FIXTURE_PROMPTS } from '../fixtures/prompts.ts';
 import { fixturePath } from '../fixtures/tiny-checkpoints.ts';
 
 const FIX = fixturePath('tiny-gemma2');
+const DEMO = path.resolve(import.meta.dirname, '../../resources/models/gemma2-demo');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cw-compute-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
@@ -54,13 +55,25 @@ describe('PoolCompute', () => {
       expect(Array.from(a.edges.weight)).toEqual(Array.from(b.edges.weight));
       expect(raw.adjacency.length).toBeGreaterThan(0); // the caller's graph is not moved away
 
+      // A trace long enough that the cancel (main thread → worker message → the signal checked
+      // between batches) always lands before its end: the demo model's CLT, one row per batch
+      // (340 batches); the tiny fixture finishes in a few ms, faster than the round trip.
       const controller = new AbortController();
-      const slow = pool.trace(request(1), {
-        signal: controller.signal,
-        onProgress: (p) => {
-          if (p.phase === 'features' && p.done >= 2) controller.abort();
+      const slow = pool.trace(
+        {
+          ...request(1),
+          checkpointDir: DEMO,
+          transcoderDir: path.join(DEMO, 'transcoders', 'clt'),
+          prompt: 'The capital of state containing Dallas is',
+          tokenIds: null,
         },
-      });
+        {
+          signal: controller.signal,
+          onProgress: (p) => {
+            if (p.phase === 'features' && p.done >= 2) controller.abort();
+          },
+        },
+      );
       await expect(slow).rejects.toMatchObject({ code: 'cancelled' });
     } finally {
       await pool.close();
