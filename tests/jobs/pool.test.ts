@@ -19,6 +19,7 @@ import { LibraryJobQueue } from './library-queue.ts';
 
 const FIX = fixturePath('tiny-gemma2');
 const TC = path.join(FIX, 'transcoders', 'plt');
+const DEMO = path.resolve(import.meta.dirname, '../../resources/models/gemma2-demo');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cw-jobs-'));
 const cacheRoot = path.join(tmp, 'cache');
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -140,15 +141,17 @@ describe('job pool', () => {
     const { pool, store } = newPool();
     await pool.start();
     const outDir = fs.mkdtempSync(path.join(tmp, 'out-'));
-    // one feature per batch: hundreds of small batches, each a cancellation point
-    const job = await pool.submit(
-      'trace',
-      traceParams(FIXTURE_PROMPTS['tiny-gemma2'].cases[0], {
-        batchSize: 1,
-        out: path.join(outDir, 'graph.json'),
-        raw: path.join(outDir, 'raw.safetensors'),
-      }),
-    );
+    // One feature per batch on the demo model (CLT, 340 features): hundreds of batches, each a
+    // cancellation point. (The tiny fixture's trace can end before the cancel's round trip.)
+    const job = await pool.submit('trace', {
+      model: DEMO,
+      transcoders: path.join(DEMO, 'transcoders', 'clt'),
+      prompt: 'The capital of state containing Dallas is',
+      batchSize: 1,
+      cacheRoot,
+      out: path.join(outDir, 'graph.json'),
+      raw: path.join(outDir, 'raw.safetensors'),
+    });
     // The first 'features' event passes the progress throttle at once (a phase change); the
     // hundreds of one-target batches after it leave a wide window for the cancel to land.
     await whenProgress(pool, job.id, (p) => p.phase === 'features');
