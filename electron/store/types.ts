@@ -219,8 +219,9 @@ export interface InterventionOutcome {
   topAfter: number[];
   /**
    * Closed loop: the features whose activation changed, the edited ones included (largest
-   * change first, at most 500). Open loop: empty — it holds every feature at its prompt value
-   * and only adds the edits' decoder writes, which is what makes it match the graph's edges.
+   * change first, at most 500). Open loop: the edited features alone — it holds every other
+   * feature at its prompt value and only adds the edits' decoder writes, which is what makes it
+   * match the graph's edges.
    */
   featureChanges: FeatureChange[];
   /**

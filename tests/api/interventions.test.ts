@@ -134,7 +134,15 @@ describe('interventions', () => {
       expect(iv.status).toBe('done');
       const r = iv.result!;
       expect(r.loop).toBe('open');
-      expect(r.featureChanges).toEqual([]);
+      // Only the edited feature moves in the open loop.
+      expect(r.featureChanges).toHaveLength(1);
+      expect(r.featureChanges[0]).toMatchObject({
+        nodeId: `${f.layer}_${f.feature}_${f.position}`,
+        after: 0,
+        edited: true,
+        inGraph: true,
+      });
+      expect(r.featureChanges[0].before).toBeCloseTo(f.activation, 5);
       expect(r.logitChanges.map((c) => c.tokenId)).toEqual(Array.from(raw.nodes.logits.tokenId));
       let maxEdge = 0;
       for (let k = 0; k < lay.nLogits; k++)

@@ -81,7 +81,10 @@ export interface InterventionResult {
   after: Prediction[];
   /** Every token in either top list (and any of `trackTokens`), before and after. */
   changes: PredictionChange[];
-  /** Closed loop: the features whose activation changed most (the edited ones included). */
+  /**
+   * The features whose activation changed, largest change first: closed loop, every one (the
+   * edited ones included, bounded by `maxActivationChanges`); open loop, the edited ones alone.
+   */
   activationChanges: ActivationChange[];
   /** Closed loop with `generate`: the greedy continuation's token ids. */
   generated: number[];
@@ -233,6 +236,8 @@ export class Intervener {
     const scale = new Map<number, number>();
     const extra: { layer: number; position: number; vector: Float32Array }[] = [];
     const d = this.set.dModel;
+    // Only the edited features move in the open loop; every other one is held at its value.
+    const editedActivations: ActivationChange[] = [];
     for (const iv of interventions) {
       let active = -1;
       for (let i = 0; i < space.nActive; i++) {
@@ -244,6 +249,17 @@ export class Intervener {
           active = i;
           break;
         }
+      }
+      const was = active >= 0 ? space.featureActivation[active] : 0;
+      const now = iv.mode === 'ablate' ? 0 : iv.mode === 'scale' ? was * iv.value! : iv.value!;
+      if (now !== was) {
+        editedActivations.push({
+          layer: iv.layer,
+          position: iv.position,
+          feature: iv.feature,
+          before: was,
+          after: now,
+        });
       }
       if (active >= 0) {
         const a = space.featureActivation[active];
@@ -286,7 +302,9 @@ export class Intervener {
       before,
       after,
       changes,
-      activationChanges: [],
+      activationChanges: editedActivations.sort(
+        (x, y) => Math.abs(y.after - y.before) - Math.abs(x.after - x.before),
+      ),
       generated: [],
       targetLogitChanges: trackedTokens(opts, changes).map((id) => ({
         tokenId: id,
