@@ -36,9 +36,12 @@ export function toOutcome(
   timingsMs: Record<string, number>,
 ): InterventionOutcome {
   const edited = new Set(spec.edits.map((e) => featureNodeId(e.layer, e.feature, e.position)));
-  const featureChanges: FeatureChange[] = r.activationChanges.slice(0, MAX_FEATURE_CHANGES).map((c) => {
+  const featureChanges: FeatureChange[] = [
+    ...r.activationChanges.slice(0, MAX_FEATURE_CHANGES).map((c) => ({ c, quantity: 'activation' as const })),
+    ...(r.inputChanges ?? []).slice(0, MAX_FEATURE_CHANGES).map((c) => ({ c, quantity: 'input' as const })),
+  ].map(({ c, quantity }) => {
     const nodeId = featureNodeId(c.layer, c.feature, c.position);
-    return { nodeId, ...c, inGraph: false, edited: edited.has(nodeId) };
+    return { nodeId, ...c, quantity, inGraph: false, edited: edited.has(nodeId) };
   });
   return {
     loop: r.loop,

@@ -202,6 +202,12 @@ export interface FeatureChange {
   layer: number;
   feature: number;
   position: number;
+  /**
+   * 'activation': the feature's activation (closed loop; the open loop's edited features).
+   * 'input': its pre-activation (open loop: activations stay frozen, the edits change the
+   * inputs of the features downstream directly, by what the graph's edges say).
+   */
+  quantity: 'activation' | 'input';
   before: number;
   after: number;
   /** Whether the trace's (unpruned) graph has this feature as a node. */
@@ -219,9 +225,9 @@ export interface InterventionOutcome {
   topAfter: number[];
   /**
    * Closed loop: the features whose activation changed, the edited ones included (largest
-   * change first, at most 500). Open loop: the edited features alone — it holds every other
-   * feature at its prompt value and only adds the edits' decoder writes, which is what makes it
-   * match the graph's edges.
+   * change first, at most 500). Open loop: the edited features' activations, then the features
+   * whose input the edits change directly (quantity 'input', at most 500); every activation but
+   * the edited ones is held at its prompt value, which is what makes it match the graph's edges.
    */
   featureChanges: FeatureChange[];
   /**

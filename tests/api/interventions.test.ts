@@ -123,8 +123,9 @@ describe('interventions', () => {
     expect(await h.client.call('interventions.get', { id: iv.id })).toEqual(iv);
   });
 
-  it('open loop: every logit target moves by minus the stored edge from the ablated feature', async () => {
+  it('open loop: every logit target and feature input moves by minus the stored edge from the ablated feature', async () => {
     const { raw, lay, features } = featuresByTopLogitEdge();
+    let worst = 0;
     for (const f of features.slice(0, 3)) {
       const iv = await runToEnd({
         traceId: trace.id,
@@ -134,15 +135,41 @@ describe('interventions', () => {
       expect(iv.status).toBe('done');
       const r = iv.result!;
       expect(r.loop).toBe('open');
-      // Only the edited feature moves in the open loop.
-      expect(r.featureChanges).toHaveLength(1);
-      expect(r.featureChanges[0]).toMatchObject({
+      // The edited feature's activation; every other activation is frozen.
+      const own = r.featureChanges.filter((c) => c.quantity === 'activation');
+      expect(own).toHaveLength(1);
+      expect(own[0]).toMatchObject({
         nodeId: `${f.layer}_${f.feature}_${f.position}`,
         after: 0,
         edited: true,
         inGraph: true,
       });
-      expect(r.featureChanges[0].before).toBeCloseTo(f.activation, 5);
+      expect(own[0].before).toBeCloseTo(f.activation, 5);
+      // The inputs of the features downstream move by minus their edge from it, and only those.
+      const inputs = r.featureChanges.filter((c) => c.quantity === 'input');
+      const rowOf = new Map<string, number>();
+      for (let t = 0; t < lay.nFeatures; t++) {
+        const fs = raw.nodes.features;
+        rowOf.set(`${fs.layer[t]}_${fs.index[t]}_${fs.position[t]}`, t);
+      }
+      let maxInEdge = 0;
+      for (let t = 0; t < lay.nFeatures; t++)
+        maxInEdge = Math.max(maxInEdge, Math.abs(raw.adjacency[t * lay.total + f.i]));
+      for (const c of inputs) {
+        const t = rowOf.get(c.nodeId)!;
+        expect(c.inGraph).toBe(true);
+        const edge = raw.adjacency[t * lay.total + f.i];
+        worst = Math.max(
+          worst,
+          Math.abs(c.after - c.before + edge) / Math.max(Math.abs(edge), 1e-2 * maxInEdge),
+        );
+      }
+      const reported = new Set(inputs.map((c) => c.nodeId));
+      for (const [id, t] of rowOf) {
+        const edge = raw.adjacency[t * lay.total + f.i];
+        if (Math.abs(edge) > 1e-3 * maxInEdge && id !== own[0].nodeId)
+          expect(reported.has(id), id).toBe(true);
+      }
       expect(r.logitChanges.map((c) => c.tokenId)).toEqual(Array.from(raw.nodes.logits.tokenId));
       let maxEdge = 0;
       for (let k = 0; k < lay.nLogits; k++)
@@ -158,6 +185,8 @@ describe('interventions', () => {
         expect(r.predictions.some((p) => p.tokenId === c.tokenId)).toBe(true);
       });
     }
+    // Measured 8e-5: two float32 frozen runs subtracted (the logits' change is computed directly).
+    expect(worst).toBeLessThanOrEqual(1e-3);
   });
 
   it('set and scale edits: steering a feature up changes the predictions; scale ×1 changes nothing', async () => {

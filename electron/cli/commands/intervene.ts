@@ -5,6 +5,7 @@
  */
 import { EngineError } from '../../engine/errors.ts';
 import {
+  type ActivationChange,
   type FeatureIntervention,
   Intervener,
   type InterventionResult,
@@ -133,6 +134,7 @@ export async function interveneCommand(argv: string[]): Promise<number> {
           })),
           changes: result.changes.map((c) => ({ token: tok(c.tokenId), ...c })),
           activation_changes: result.activationChanges,
+          input_changes: result.inputChanges ?? [],
           // Demeaned pre-softcap logits (what the graph's logit targets measure).
           target_logit_changes: (result.targetLogitChanges ?? []).map((c) => ({
             token: tok(c.tokenId),
@@ -152,14 +154,17 @@ export async function interveneCommand(argv: string[]): Promise<number> {
           `${JSON.stringify(tok(c.tokenId)).padEnd(18)} ${(c.probBefore * 100).toFixed(2).padStart(8)}% ${(c.probAfter * 100).toFixed(2).padStart(8)}% ${(d >= 0 ? '+' : '') + d.toFixed(2)}`,
         );
       }
-      if (result.activationChanges.length) {
-        console.log('largest activation changes (layer:feature:pos before → after):');
-        for (const a of result.activationChanges.slice(0, 10)) {
+      const list = (title: string, changes: readonly ActivationChange[]) => {
+        if (!changes.length) return;
+        console.log(`${title} (layer:feature:pos before → after):`);
+        for (const a of changes.slice(0, 10)) {
           console.log(
             `  ${a.layer}:${a.feature}:${a.position}  ${a.before.toFixed(3)} → ${a.after.toFixed(3)}`,
           );
         }
-      }
+      };
+      list('largest activation changes', result.activationChanges);
+      list('largest direct input (pre-activation) changes, activations frozen', result.inputChanges ?? []);
       if (result.generated.length)
         console.log(`continuation: ${JSON.stringify(result.generated.map(tok).join(''))}`);
     }

@@ -88,6 +88,13 @@ export interface InterventionResult {
   activationChanges: ActivationChange[];
   /** Closed loop with `generate`: the greedy continuation's token ids. */
   generated: number[];
+  /**
+   * Open loop: the active features whose input (pre-activation) the edits change directly,
+   * largest change first (bounded by `maxActivationChanges`), the edited ones excluded. Their
+   * activations stay frozen; the change is Σ (factor − 1)·edge over the edited sources, what
+   * the graph's edges into them predict. Empty for the closed loop.
+   */
+  inputChanges?: ActivationChange[];
   /** The tracked tokens (`trackTokens`, default those of `changes`), in that order. */
   targetLogitChanges?: TargetLogitChange[];
 }
@@ -294,6 +301,13 @@ export class Intervener {
     const before = topNextTokens(base.logitsLast, 1, V, top);
     const after = topNextTokens(edited.logitsLast, 1, V, top);
     const changes = compare(before, after, base.logitsLast, edited.logitsLast, opts.trackTokens);
+    const inputChanges = this.inputChanges(
+      p,
+      base,
+      edited,
+      editedActivations,
+      opts.maxActivationChanges ?? 50,
+    );
     const db = demeaned(base.logitsPreLast);
     const da = demeaned(edited.logitsPreLast);
     const dc = demeaned(change);
@@ -306,6 +320,7 @@ export class Intervener {
         (x, y) => Math.abs(y.after - y.before) - Math.abs(x.after - x.before),
       ),
       generated: [],
+      inputChanges,
       targetLogitChanges: trackedTokens(opts, changes).map((id) => ({
         tokenId: id,
         before: db(id),
@@ -319,6 +334,41 @@ export class Intervener {
    * One closed-loop run. `frozenPatterns` (per layer [H, T, T]) replaces every attention
    * pattern; `fetchPatterns` also returns the patterns each layer used.
    */
+  /**
+   * Each active feature's input change between two frozen runs: its encoder row times the
+   * change of its read input (exactly zero upstream of the edits: the same float32 ops run
+   * there). `before` is the real model's pre-activation.
+   */
+  private inputChanges(
+    p: PreparedPrompt,
+    base: { residPre: Float32Array[]; residMid: Float32Array[] },
+    edited: { residPre: Float32Array[]; residMid: Float32Array[] },
+    exclude: readonly ActivationChange[],
+    limit: number,
+  ): ActivationChange[] {
+    const { space, cache, targets } = p;
+    const d = cache.d;
+    const skip = new Set(exclude.map((e) => `${e.layer}:${e.feature}:${e.position}`));
+    const out: ActivationChange[] = [];
+    for (let i = 0; i < space.nActive; i++) {
+      const l = space.featureLayer[i];
+      const pos = space.featurePosition[i];
+      const f = space.featureIndex[i];
+      if (skip.has(`${l}:${f}:${pos}`)) continue;
+      const residual = (r: typeof base) => (targets.readsResidPre ? r.residPre[l] : r.residMid[l]);
+      const xb = targets.readInput(l, residual(base), pos);
+      const xe = targets.readInput(l, residual(edited), pos);
+      const w = p.encoderRows[i];
+      let delta = 0;
+      for (let k = 0; k < d; k++) delta += w[k] * (xe[k] - xb[k]);
+      if (delta === 0) continue;
+      const before = cache.preActivations[l][pos * this.set.dTranscoderPerLayer[l] + f];
+      out.push({ layer: l, position: pos, feature: f, before, after: before + delta });
+    }
+    out.sort((x, y) => Math.abs(y.after - y.before) - Math.abs(x.after - x.before));
+    return out.slice(0, limit);
+  }
+
   private async runClosed(
     tokenIds: readonly number[],
     edits: readonly FeatureIntervention[],

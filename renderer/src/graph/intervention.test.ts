@@ -165,17 +165,29 @@ const outcome = (): InterventionOutcome => ({
       layer: 0,
       feature: 10,
       position: 1,
+      quantity: 'activation',
       before: 2,
       after: 0,
       inGraph: true,
       edited: true,
     },
-    { nodeId: '1_3_2', layer: 1, feature: 3, position: 2, before: 4, after: 1, inGraph: true, edited: false },
+    {
+      nodeId: '1_3_2',
+      layer: 1,
+      feature: 3,
+      position: 2,
+      quantity: 'activation',
+      before: 4,
+      after: 1,
+      inGraph: true,
+      edited: false,
+    },
     {
       nodeId: '1_8_2',
       layer: 1,
       feature: 8,
       position: 2,
+      quantity: 'activation',
       before: 0,
       after: 0.5,
       inGraph: false,
@@ -231,6 +243,29 @@ describe('interventionHighlight', () => {
     });
     expect(relativeChange(0, 0)).toBe(0);
     expect(relativeChange(1, 1.005)).toBeLessThan(0.01);
+  });
+
+  it('colours an open-loop result by the direct change of the features’ inputs', () => {
+    const o = {
+      ...outcome(),
+      loop: 'open' as const,
+      featureChanges: [
+        {
+          nodeId: '1_3_2',
+          layer: 1,
+          feature: 3,
+          position: 2,
+          quantity: 'input' as const,
+          before: 2,
+          after: 0.5,
+          inGraph: true,
+          edited: false,
+        },
+      ],
+    };
+    const hl = interventionHighlight(o, view, [{ layer: 0, feature: 10, position: 1, mode: 'ablate' }]);
+    expect(hl.get('1_3_2')).toMatchObject({ quantity: 'input', direction: 'fell', before: 2, after: 0.5 });
+    expect(hl.get('0_10_1')).toMatchObject({ edited: true, quantity: 'activation', after: 0 });
   });
 
   it('marks the edits of an open-loop result, which lists no feature changes', () => {

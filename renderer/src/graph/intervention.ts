@@ -307,10 +307,11 @@ export interface NodeChange {
   /** One of the intervention's own edits. */
   edited: boolean;
   /**
-   * What is compared: a feature's activation, a logit's probability, or (logit targets outside
-   * the top lists) its demeaned logit.
+   * What is compared: a feature's activation, its input (pre-activation: the open loop, where
+   * activations stay frozen), a logit's probability, or (logit targets outside the top lists)
+   * its demeaned logit.
    */
-  quantity: 'activation' | 'probability' | 'logit';
+  quantity: 'activation' | 'input' | 'probability' | 'logit';
 }
 
 /** Node id → change; nodes absent from it did not change (or were not reported). */
@@ -336,8 +337,8 @@ function change(
 }
 
 /**
- * The highlight of a result on a view: features by their activation change (keyed by node id,
- * edited ones flagged), logit nodes by their probability change (matched by token id; by their demeaned
+ * The highlight of a result on a view: features by their activation change (open loop: by the
+ * direct change of their input; keyed by node id, edited ones flagged), logit nodes by their probability change (matched by token id; by their demeaned
  * logit change when they are outside the top lists). The edits themselves are marked even where the outcome lists no feature changes (open loop):
  * before = the node's activation in the view, after = what the edit made of it.
  */
@@ -348,7 +349,7 @@ export function interventionHighlight(
 ): Map<string, NodeChange> {
   const out = new Map<string, NodeChange>();
   for (const c of outcome.featureChanges)
-    out.set(c.nodeId, change(c.before, c.after, c.edited, 'activation'));
+    out.set(c.nodeId, change(c.before, c.after, c.edited, c.quantity ?? 'activation'));
   const byId = new Map(view.nodes.map((n) => [n.id, n]));
   const byToken = new Map(outcome.predictions.map((p) => [p.tokenId, p]));
   for (const e of edits) {
