@@ -622,6 +622,33 @@ describe.skipIf(!chromiumAvailable())('workbench UI', () => {
     expect(pageErrors).toEqual([]);
   });
 
+  it('runs the same ablation open loop: downstream features coloured by their direct input change', async () => {
+    const row = page.locator(tid('intervene-row')).first();
+    await row.locator(tid('intervene-mode')).selectOption('ablate');
+    await page.locator(tid('intervene-loop-open')).check();
+    const id = await runIntervention();
+    const rec = await api.call('interventions.get', { id });
+    expect(rec.spec.loop).toBe('open');
+    const inputs = rec.result!.featureChanges.filter((c) => c.quantity === 'input');
+    expect(inputs.length).toBeGreaterThan(0);
+    // Every activation but the edited one stays frozen.
+    expect(
+      rec.result!.featureChanges.filter((c) => c.quantity === 'activation').map((c) => c.nodeId),
+    ).toEqual([ivFeature]);
+    // A downstream node drawn in the view takes a change colour (not its kind's, not the edit's).
+    const drawn: typeof inputs = [];
+    for (const c of inputs) if ((await drawnColor(c.nodeId)) !== null) drawn.push(c);
+    expect(drawn.length).toBeGreaterThan(0);
+    const biggest = drawn[0];
+    await expect.poll(() => drawnColor(biggest.nodeId)).not.toBe('#e07b24');
+    expect(await drawnColor(biggest.nodeId)).not.toBe('#7c3aed');
+    expect(await drawnColor(ivFeature)).toBe('#7c3aed');
+    const listed = page.locator(`${tid('intervene-feature-changes')} li`);
+    expect(await listed.count()).toBeGreaterThan(1);
+    expect((await listed.allTextContents()).some((t) => /in -?\d/.test(t))).toBe(true);
+    expect(pageErrors).toEqual([]);
+  });
+
   it('duplicates a trace, finds the traces that hold a feature, sizes features by activation', async () => {
     const items = page.locator(tid('library-item'));
     const before = await items.count();
