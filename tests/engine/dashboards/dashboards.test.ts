@@ -17,6 +17,7 @@ import { transcoderHookNames } from '../../../electron/engine/model/transcoder-e
 import { loadTranscoderSet } from '../../../electron/engine/transcoders/load.ts';
 import { FIXTURE_PROMPTS } from '../../fixtures/prompts.ts';
 import { fixturePath, hash32 } from '../../fixtures/tiny-checkpoints.ts';
+import { writeWordTokenizer } from '../../fixtures/word-tokenizer.ts';
 
 const FIX = fixturePath('tiny-gemma2');
 const BOS = FIXTURE_PROMPTS['tiny-gemma2'].bos;
@@ -309,34 +310,7 @@ describe('feature dashboards', () => {
       'ran',
       'far',
     ];
-    fs.writeFileSync(
-      path.join(dir, 'tokenizer.json'),
-      JSON.stringify({
-        version: '1.0',
-        added_tokens: words.slice(0, 4).map((content, id) => ({
-          id,
-          content,
-          single_word: false,
-          lstrip: false,
-          rstrip: false,
-          normalized: false,
-          special: true,
-        })),
-        normalizer: null,
-        pre_tokenizer: { type: 'WhitespaceSplit' },
-        post_processor: null,
-        decoder: null,
-        model: {
-          type: 'WordLevel',
-          vocab: Object.fromEntries(words.map((w, i) => [w, i])),
-          unk_token: '<unk>',
-        },
-      }),
-    );
-    fs.writeFileSync(
-      path.join(dir, 'tokenizer_config.json'),
-      JSON.stringify({ bos_token: '<bos>', eos_token: '<eos>' }),
-    );
+    writeWordTokenizer(dir, words.slice(4));
     const text = path.join(tmp, 'corpus.txt');
     fs.writeFileSync(text, 'the cat sat\non the mat\n\na dog ran far\n\n\nthe dog sat on a cat\n');
     const { records, summary } = await collect({ model: dir, corpus: text, split: 'paragraph', context: 2 });
