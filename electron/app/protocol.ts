@@ -7,28 +7,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { contentTypeOf } from '../api/transports/content-type.ts';
 import { APP_HOST, CONTENT_SECURITY_POLICY } from './security.ts';
-
-const MIME: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.mjs': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.json': 'application/json; charset=utf-8',
-  '.svg': 'image/svg+xml',
-  '.png': 'image/png',
-  '.jpg': 'image/jpeg',
-  '.jpeg': 'image/jpeg',
-  '.gif': 'image/gif',
-  '.webp': 'image/webp',
-  '.ico': 'image/x-icon',
-  '.woff': 'font/woff',
-  '.woff2': 'font/woff2',
-  '.ttf': 'font/ttf',
-  '.wasm': 'application/wasm',
-  '.txt': 'text/plain; charset=utf-8',
-  '.map': 'application/json; charset=utf-8',
-};
 
 // The callback forms, which Electron's asar support patches (the UI is inside app.asar when packaged).
 const realpath = promisify(fs.realpath);
@@ -92,7 +72,7 @@ export function createAppProtocolHandler(rootDir: string): (request: Request) =>
         status: 200,
         headers: {
           ...RESPONSE_HEADERS,
-          'Content-Type': MIME[path.extname(real).toLowerCase()] ?? 'application/octet-stream',
+          'Content-Type': contentTypeOf(real),
           'Content-Length': String(info.size),
         },
       });
