@@ -31,8 +31,30 @@ import { fileURLToPath } from 'node:url';
 import { openModel } from '../electron/engine/model/open-model.ts';
 import { loadTranscoderSet } from '../electron/engine/transcoders/load.ts';
 import { FIXTURE_NAMES, fixturePath, hash32, seedOf } from '../tests/fixtures/tiny-checkpoints.ts';
-import type { EngineChildArgs, EngineCompileResult, EngineRunResult } from './forward-child.ts';
+import {
+  type EngineChildArgs,
+  type EngineCompileResult,
+  type EngineRunResult,
+  RESULT_PREFIX,
+} from './forward-child.ts';
 import { type GemmRate, measureGemm } from './gemm.ts';
+import {
+  type EngineInfo,
+  engineInfo,
+  log,
+  type MachineInfo,
+  machineInfo,
+  median,
+  ms,
+  NA,
+  printReport,
+  ratio,
+  runBench,
+  runChild,
+  sci,
+  table,
+  torchAvailable,
+} from './shared.ts';
 import {
   defaultBenchCacheRoot,
   ensureSyntheticGemma2,
@@ -40,21 +62,6 @@ import {
   GEMMA2_SMALL,
   type SyntheticGemma2Spec,
 } from './synthetic-gemma2.ts';
-
-const RESULT_PREFIX = 'BENCH_RESULT ';
-
-import {
-  type EngineInfo,
-  engineInfo,
-  log,
-  type MachineInfo,
-  machineInfo,
-  NA,
-  ratio,
-  runChild,
-  table,
-  torchAvailable,
-} from './shared.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');
@@ -317,10 +324,7 @@ interface CheckpointRow extends CheckpointInfo {
 }
 
 function timing(times: number[]): Timing {
-  const s = [...times].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  const medianMs = s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
-  return { medianMs, minMs: s[0], timesMs: times };
+  return { medianMs: median(times), minMs: Math.min(...times), timesMs: times };
 }
 
 function maxAbsDiffFiles(a: string, b: string): number | null {
@@ -446,13 +450,6 @@ async function measure(ck: Checkpoint, o: Options, torchOk: boolean): Promise<Ch
 // ---------------------------------------------------------------------------------------
 // Formatting
 
-function ms(x: number | undefined | null): string {
-  if (x === undefined || x === null) return NA;
-  if (x < 10) return x.toFixed(2);
-  if (x < 100) return x.toFixed(1);
-  return x.toFixed(0);
-}
-
 function bytes(n: number | undefined | null): string {
   if (n === undefined || n === null) return NA;
   if (n < 1024 * 1024) return `${(n / 1024).toFixed(0)} KiB`;
@@ -465,12 +462,6 @@ function count(n: number): string {
   if (n < 1e6) return `${(n / 1e3).toFixed(1)}K`;
   if (n < 1e9) return `${(n / 1e6).toFixed(1)}M`;
   return `${(n / 1e9).toFixed(2)}B`;
-}
-
-function sci(x: number | null | undefined): string {
-  if (x === null || x === undefined) return NA;
-  if (Number.isNaN(x)) return 'mismatch';
-  return x === 0 ? '0' : x.toExponential(1);
 }
 
 function mean(xs: number[]): number | null {
@@ -670,20 +661,8 @@ async function main(argv: string[]): Promise<number> {
     const v = checkpoints.find((c) => c.torch)?.torch?.versions;
     report.torch = v ?? { unavailable: 'no PyTorch run succeeded' };
   }
-  const text = render(report);
-  if (o.json) {
-    process.stderr.write(text);
-    process.stdout.write(`${JSON.stringify(report)}\n`);
-  } else {
-    process.stdout.write(text);
-  }
+  printReport(render(report), report, o.json);
   return checkpoints.some((c) => c.errors.length) ? 1 : 0;
 }
 
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (e: unknown) => {
-    log(e instanceof Error ? e.message : String(e));
-    process.exit(2);
-  },
-);
+runBench(main);

@@ -25,7 +25,7 @@ import type { ProviderName } from '../electron/engine/runtime/providers.ts';
 import { loadTokenizer } from '../electron/engine/tokenizer/index.ts';
 import { loadTranscoderSet } from '../electron/engine/transcoders/load.ts';
 import type { TranscoderSet } from '../electron/engine/transcoders/types.ts';
-import { log, table } from './shared.ts';
+import { log, median, table } from './shared.ts';
 import { ensureSyntheticGemma2, GEMMA2_MID, GEMMA2_SMALL } from './synthetic-gemma2.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -105,8 +105,6 @@ function maxRowRelativeDiff(a: Float32Array, b: Float32Array, n: number): number
   }
   return worst;
 }
-
-const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
 
 async function timeForward(fp: ForwardPass, ids: number[], repeat: number) {
   await fp.run(ids); // warm-up (shader compilation, allocation)

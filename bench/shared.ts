@@ -90,3 +90,46 @@ export function machineInfo(load1: number): MachineInfo {
 export function engineInfo(threads: number): EngineInfo {
   return { onnxruntime: ort.env.versions.node ?? ort.env.versions.common, provider: 'cpu', threads };
 }
+
+/** The middle value (the mean of the two middle ones for an even count). */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** Milliseconds with as many decimals as they deserve. */
+export function ms(x: number | undefined | null): string {
+  if (x === undefined || x === null || !Number.isFinite(x)) return NA;
+  if (x < 10) return x.toFixed(2);
+  if (x < 100) return x.toFixed(1);
+  return x.toFixed(0);
+}
+
+/** A difference in scientific notation ('mismatch' when it could not be computed). */
+export function sci(x: number | null | undefined): string {
+  if (x === null || x === undefined) return NA;
+  if (Number.isNaN(x)) return 'mismatch';
+  return x === 0 ? '0' : x.toExponential(1);
+}
+
+/** The tables on stdout; with --json they go to stderr and stdout gets the report as one line. */
+export function printReport(text: string, report: unknown, json: boolean): void {
+  if (json) {
+    process.stderr.write(text);
+    process.stdout.write(`${JSON.stringify(report)}\n`);
+  } else {
+    process.stdout.write(text);
+  }
+}
+
+/** Runs a benchmark's main and exits with its code (2 when it throws). */
+export function runBench(main: (argv: string[]) => Promise<number>): void {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (e: unknown) => {
+      log(e instanceof Error ? e.message : String(e));
+      process.exit(2);
+    },
+  );
+}

@@ -44,9 +44,14 @@ import {
   log,
   type MachineInfo,
   machineInfo,
+  median,
+  ms,
   NA,
+  printReport,
   ratio,
+  runBench,
   runChild,
+  sci,
   table,
   torchAvailable,
 } from './shared.ts';
@@ -381,12 +386,6 @@ interface TorchResult {
 
 const PHASES: AttributionPhase[] = ['forward', 'setup', 'logits', 'features', 'assemble'];
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
 const backwardMs = (r: TraceRun) => r.timingsMs.logits + r.timingsMs.features;
 
 interface Row {
@@ -561,23 +560,12 @@ function describeBatches(calls: { B: number; t: number }[]): string {
 // ---------------------------------------------------------------------------------------
 // Formatting
 
-function ms(x: number | undefined | null): string {
-  if (x === undefined || x === null || !Number.isFinite(x)) return NA;
-  if (x < 10) return x.toFixed(2);
-  if (x < 100) return x.toFixed(1);
-  return x.toFixed(0);
-}
-
 function num(x: number | null | undefined, digits = 1): string {
   return x === null || x === undefined || !Number.isFinite(x) ? NA : x.toFixed(digits);
 }
 
 function pct(x: number | null | undefined): string {
   return x === null || x === undefined || !Number.isFinite(x) ? NA : `${(x * 100).toFixed(0)}%`;
-}
-
-function sci(x: number | null | undefined): string {
-  return x === null || x === undefined ? NA : x === 0 ? '0' : x.toExponential(1);
 }
 
 function gflop(x: number): string {
@@ -946,20 +934,8 @@ async function main(argv: string[]): Promise<number> {
         gemmFraction: gemm && c.gflops ? c.gflops / gemm.gflops : null,
       })),
   };
-  const text = render(report);
-  if (o.json) {
-    process.stderr.write(text);
-    process.stdout.write(`${JSON.stringify(report)}\n`);
-  } else {
-    process.stdout.write(text);
-  }
+  printReport(render(report), report, o.json);
   return rows.some((c) => c.errors.length) ? 1 : 0;
 }
 
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (e: unknown) => {
-    log(e instanceof Error ? e.message : String(e));
-    process.exit(2);
-  },
-);
+runBench(main);
