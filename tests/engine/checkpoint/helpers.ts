@@ -5,6 +5,9 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import { expect } from 'vitest';
 import { EngineError, type EngineErrorCode } from '../../../electron/engine/errors.ts';
+import { prng } from '../../fixtures/prng.ts';
+
+export { prng };
 
 /** A fresh temp folder; `preferMemory` uses /dev/shm when available (fast rewrites, for fuzzing). */
 export function makeTmpDir(prefix = 'cw-ckpt-', preferMemory = false): string {
@@ -190,16 +193,4 @@ export function zipBytes(entries: ZipEntry[], opts: { zip64?: boolean } = {}): B
 /** Little-endian bytes of a typed array. */
 export function bytesOf(a: ArrayBufferView): Uint8Array {
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
-}
-
-/** Deterministic PRNG (mulberry32). */
-export function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }

@@ -1,17 +1,8 @@
 import type { RawAttributionGraph } from '../../../electron/engine/attribution/graph-types.ts';
 import { nodeLayout } from '../../../electron/engine/attribution/graph-types.ts';
+import { prng } from '../../fixtures/prng.ts';
 
-/** mulberry32: small deterministic PRNG. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { prng };
 
 export interface GraphSpec {
   nLayers: number;
