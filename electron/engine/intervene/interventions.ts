@@ -331,10 +331,6 @@ export class Intervener {
   }
 
   /**
-   * One closed-loop run. `frozenPatterns` (per layer [H, T, T]) replaces every attention
-   * pattern; `fetchPatterns` also returns the patterns each layer used.
-   */
-  /**
    * Each active feature's input change between two frozen runs: its encoder row times the
    * change of its read input (exactly zero upstream of the edits: the same float32 ops run
    * there). `before` is the real model's pre-activation.
@@ -349,18 +345,34 @@ export class Intervener {
     const { space, cache, targets } = p;
     const d = cache.d;
     const skip = new Set(exclude.map((e) => `${e.layer}:${e.feature}:${e.position}`));
+    // The read input's change, once per (layer, position); null where it did not change.
+    const readChange = new Map<number, Float64Array | null>();
+    const changeAt = (l: number, pos: number): Float64Array | null => {
+      const key = l * cache.T + pos;
+      if (readChange.has(key)) return readChange.get(key)!;
+      const residual = (r: typeof base) => (targets.readsResidPre ? r.residPre[l] : r.residMid[l]);
+      const xb = targets.readInput(l, residual(base), pos);
+      const xe = targets.readInput(l, residual(edited), pos);
+      const dx = new Float64Array(d);
+      let any = false;
+      for (let k = 0; k < d; k++) {
+        dx[k] = xe[k] - xb[k];
+        if (dx[k] !== 0) any = true;
+      }
+      readChange.set(key, any ? dx : null);
+      return any ? dx : null;
+    };
     const out: ActivationChange[] = [];
     for (let i = 0; i < space.nActive; i++) {
       const l = space.featureLayer[i];
       const pos = space.featurePosition[i];
       const f = space.featureIndex[i];
       if (skip.has(`${l}:${f}:${pos}`)) continue;
-      const residual = (r: typeof base) => (targets.readsResidPre ? r.residPre[l] : r.residMid[l]);
-      const xb = targets.readInput(l, residual(base), pos);
-      const xe = targets.readInput(l, residual(edited), pos);
+      const dx = changeAt(l, pos);
+      if (!dx) continue;
       const w = p.encoderRows[i];
       let delta = 0;
-      for (let k = 0; k < d; k++) delta += w[k] * (xe[k] - xb[k]);
+      for (let k = 0; k < d; k++) delta += w[k] * dx[k];
       if (delta === 0) continue;
       const before = cache.preActivations[l][pos * this.set.dTranscoderPerLayer[l] + f];
       out.push({ layer: l, position: pos, feature: f, before, after: before + delta });
@@ -369,6 +381,10 @@ export class Intervener {
     return out.slice(0, limit);
   }
 
+  /**
+   * One closed-loop run. `frozenPatterns` (per layer [H, T, T]) replaces every attention
+   * pattern; `fetchPatterns` also returns the patterns each layer used.
+   */
   private async runClosed(
     tokenIds: readonly number[],
     edits: readonly FeatureIntervention[],
