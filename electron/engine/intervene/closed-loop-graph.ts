@@ -45,8 +45,6 @@ export function compileClosedLoopGraph(
 ): string {
   const key = cacheKey({
     kind: 'closed-loop',
-    // This file is not among the compiler sources the cache fingerprints: bump on any change.
-    graphVersion: 2,
     forward: path.basename(forward.cacheDir),
     transcoders: set.contentKey(),
   });
