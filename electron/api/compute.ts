@@ -9,8 +9,7 @@ import path from 'node:path';
 import { Attributor } from '../engine/attribution/attribute.ts';
 import type { RawAttributionGraph } from '../engine/attribution/graph-types.ts';
 import { EngineError } from '../engine/errors.ts';
-import { Intervener } from '../engine/intervene/interventions.ts';
-import { type OpenedModel, openModel } from '../engine/model/open-model.ts';
+import { openModel } from '../engine/model/open-model.ts';
 import { assertTranscodersFit } from '../engine/model/transcoder-fit.ts';
 import {
   analyzeGraph,
@@ -20,11 +19,16 @@ import {
   pruneGraph,
 } from '../engine/pruning/index.ts';
 import type { ProviderChoice } from '../engine/runtime/providers.ts';
-import { loadTokenizer, type PromptTokenizer } from '../engine/tokenizer/index.ts';
+import { loadTokenizer } from '../engine/tokenizer/index.ts';
 import { loadTranscoderSet } from '../engine/transcoders/load.ts';
-import type { TranscoderSet } from '../engine/transcoders/types.ts';
 import type { InterventionOutcome, TraceProgress, TraceSettings } from '../store/types.ts';
-import { type InterventionRequest, type InterventionRun, runIntervention } from './intervention-run.ts';
+import {
+  closeIntervener,
+  type InterventionRequest,
+  type InterventionRun,
+  type LoadedIntervener,
+  runInterventionReusing,
+} from './intervention-run.ts';
 
 export type { InterventionRequest, InterventionRun };
 
@@ -63,66 +67,6 @@ export interface ComputeBackend {
   /** Runs one intervention (open or closed loop) on a traced prompt. */
   intervene(req: InterventionRequest, run: InterventionRun): Promise<InterventionOutcome>;
   close(): Promise<void>;
-}
-
-/** Token id → its string, or `<id>` where the model folder has no tokenizer. */
-export function tokenNamer(tokenizer: PromptTokenizer | null): (id: number) => string {
-  return (id) => (tokenizer && id < tokenizer.vocabSize ? tokenizer.tokenToString(id) : `<${id}>`);
-}
-
-async function loadOptionalTokenizer(dir: string): Promise<PromptTokenizer | null> {
-  return fs.existsSync(path.join(dir, 'tokenizer.json')) ? loadTokenizer(dir) : null;
-}
-
-/** The last model's Intervener (compiled graphs, sessions), kept for the next intervention. */
-interface LoadedIntervener {
-  key: string;
-  model: OpenedModel;
-  set: TranscoderSet;
-  intervener: Intervener;
-  tokenizer: PromptTokenizer | null;
-}
-
-/** Opens (or reuses) an Intervener; `previous` is closed when the key differs. */
-export async function openIntervener(
-  previous: LoadedIntervener | null,
-  req: { checkpointDir: string; transcoderDir: string; provider: string },
-  opts: { cacheRoot?: string; threads?: number; onWarning?: (m: string) => void },
-): Promise<LoadedIntervener> {
-  const key = JSON.stringify([
-    path.resolve(req.checkpointDir),
-    path.resolve(req.transcoderDir),
-    req.provider,
-    opts.cacheRoot ?? null,
-    opts.threads ?? null,
-  ]);
-  if (previous?.key === key) return previous;
-  await closeIntervener(previous);
-  const model = openModel(req.checkpointDir);
-  let set: TranscoderSet | undefined;
-  try {
-    set = loadTranscoderSet(req.transcoderDir);
-    assertTranscodersFit(model, set);
-    const tokenizer = await loadOptionalTokenizer(model.dir);
-    const intervener = await Intervener.create(model, set, {
-      provider: req.provider as ProviderChoice,
-      cacheRoot: opts.cacheRoot,
-      threads: opts.threads,
-      onWarning: opts.onWarning,
-    });
-    return { key, model, set, intervener, tokenizer };
-  } catch (e) {
-    set?.close();
-    model.close();
-    throw e;
-  }
-}
-
-export async function closeIntervener(l: LoadedIntervener | null): Promise<void> {
-  if (!l) return;
-  await l.intervener.close().catch(() => undefined);
-  l.set.close();
-  l.model.close();
 }
 
 export interface InProcessComputeOptions {
@@ -252,23 +196,15 @@ export class InProcessCompute implements ComputeBackend {
   }
 
   async intervene(req: InterventionRequest, run: InterventionRun): Promise<InterventionOutcome> {
-    run.onProgress?.({ phase: 'load', done: 0, total: 1 });
-    const started = performance.now();
-    const l = await openIntervener(this.intervener, req, this.opts);
-    this.intervener = l;
-    const loadMs = performance.now() - started;
-    run.onProgress?.({ phase: 'load', done: 1, total: 1 });
-    if (run.signal?.aborted) throw new EngineError('cancelled', 'the intervention was cancelled');
-    const out = await runIntervention(
-      l.intervener,
-      req.tokenIds,
-      req.spec,
-      tokenNamer(l.tokenizer),
+    return runInterventionReusing(
+      this.intervener,
+      (l) => {
+        this.intervener = l;
+      },
+      req,
+      this.opts,
       run,
-      req.trackTokens,
     );
-    out.timingsMs = { compile_and_load: loadMs, ...out.timingsMs };
-    return out;
   }
 
   /** Forgets a cached raw graph (its trace was deleted). */

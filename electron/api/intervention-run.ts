@@ -1,8 +1,18 @@
 /**
  * One intervention, from a stored spec to a stored outcome: shared by the in-process compute
- * backend and the job pool's `intervene` worker, so both give the same record.
+ * backend and the job pool's `intervene` worker, so both give the same record. Each keeps the
+ * last model's Intervener (compiled graphs, sessions) for the next intervention on it.
  */
-import type { Intervener, InterventionResult } from '../engine/intervene/interventions.ts';
+import fs from 'node:fs';
+import path from 'node:path';
+import { EngineError } from '../engine/errors.ts';
+import { Intervener, type InterventionResult } from '../engine/intervene/interventions.ts';
+import { type OpenedModel, openModel } from '../engine/model/open-model.ts';
+import { assertTranscodersFit } from '../engine/model/transcoder-fit.ts';
+import type { ProviderChoice } from '../engine/runtime/providers.ts';
+import { loadTokenizer, type PromptTokenizer, tokenNamer } from '../engine/tokenizer/index.ts';
+import { loadTranscoderSet } from '../engine/transcoders/load.ts';
+import type { TranscoderSet } from '../engine/transcoders/types.ts';
 import type { FeatureChange, InterventionOutcome, InterventionSpec, TraceProgress } from '../store/types.ts';
 
 /** Closed-loop feature changes kept per outcome (largest first). */
@@ -60,6 +70,97 @@ export function toOutcome(
     generated: r.generated.map((tokenId) => ({ tokenId, token: tokenToString(tokenId) })),
     timingsMs,
   };
+}
+
+/** The last model's Intervener (compiled graphs, sessions), kept for the next intervention. */
+export interface LoadedIntervener {
+  key: string;
+  model: OpenedModel;
+  set: TranscoderSet;
+  intervener: Intervener;
+  tokenizer: PromptTokenizer | null;
+}
+
+export interface IntervenerOptions {
+  cacheRoot?: string;
+  threads?: number;
+  onWarning?: (m: string) => void;
+}
+
+/** Opens an Intervener for `req`'s model, or returns `previous` when it is that model's (else closes it). */
+async function openIntervener(
+  previous: LoadedIntervener | null,
+  req: { checkpointDir: string; transcoderDir: string; provider: string },
+  opts: IntervenerOptions,
+): Promise<LoadedIntervener> {
+  const key = JSON.stringify([
+    path.resolve(req.checkpointDir),
+    path.resolve(req.transcoderDir),
+    req.provider,
+    opts.cacheRoot ?? null,
+    opts.threads ?? null,
+  ]);
+  if (previous?.key === key) return previous;
+  await closeIntervener(previous);
+  const model = openModel(req.checkpointDir);
+  let set: TranscoderSet | undefined;
+  try {
+    set = loadTranscoderSet(req.transcoderDir);
+    assertTranscodersFit(model, set);
+    const tokenizer = fs.existsSync(path.join(model.dir, 'tokenizer.json'))
+      ? await loadTokenizer(model.dir)
+      : null;
+    const intervener = await Intervener.create(model, set, {
+      provider: req.provider as ProviderChoice,
+      cacheRoot: opts.cacheRoot,
+      threads: opts.threads,
+      onWarning: opts.onWarning,
+    });
+    return { key, model, set, intervener, tokenizer };
+  } catch (e) {
+    set?.close();
+    model.close();
+    throw e;
+  }
+}
+
+export async function closeIntervener(l: LoadedIntervener | null): Promise<void> {
+  if (!l) return;
+  await l.intervener.close().catch(() => undefined);
+  l.set.close();
+  l.model.close();
+}
+
+/**
+ * Loads (or reuses `previous`) and runs one intervention. `keep` is told which Intervener to
+ * hold for the next call: null while loading (a failed load leaves nothing half-closed to
+ * reuse), then the loaded one, before the run itself (which may be cancelled).
+ */
+export async function runInterventionReusing(
+  previous: LoadedIntervener | null,
+  keep: (loaded: LoadedIntervener | null) => void,
+  req: InterventionRequest,
+  opts: IntervenerOptions,
+  run: InterventionRun,
+): Promise<InterventionOutcome> {
+  run.onProgress?.({ phase: 'load', done: 0, total: 1 });
+  const started = performance.now();
+  keep(null);
+  const loaded = await openIntervener(previous, req, opts);
+  keep(loaded);
+  const loadMs = performance.now() - started;
+  run.onProgress?.({ phase: 'load', done: 1, total: 1 });
+  if (run.signal?.aborted) throw new EngineError('cancelled', 'the intervention was cancelled');
+  const out = await runIntervention(
+    loaded.intervener,
+    req.tokenIds,
+    req.spec,
+    tokenNamer(loaded.tokenizer),
+    run,
+    req.trackTokens,
+  );
+  out.timingsMs = { compile_and_load: loadMs, ...out.timingsMs };
+  return out;
 }
 
 /** Runs the spec's edits on the prompt with a ready Intervener. */

@@ -22,7 +22,7 @@ import { type OpenedModel, openModel } from '../model/open-model.ts';
 import { transcoderHookNames } from '../model/transcoder-encoder.ts';
 import { assertTranscodersFit } from '../model/transcoder-fit.ts';
 import type { ProviderChoice } from '../runtime/providers.ts';
-import { loadTokenizer, type PromptTokenizer } from '../tokenizer/index.ts';
+import { loadTokenizer, type PromptTokenizer, tokenNamer } from '../tokenizer/index.ts';
 import { loadTranscoderSet } from '../transcoders/load.ts';
 import type { TranscoderSet } from '../transcoders/types.ts';
 import { type AccumulatorConfig, accumulatorBytes, FeatureAccumulator } from './accumulator.ts';
@@ -222,9 +222,7 @@ export async function runDashboards(
         },
       );
     }
-    // the model's vocabulary may be padded beyond the tokenizer's: such ids print as <id>
-    const tokenToString = (id: number) =>
-      tokenizer && id < tokenizer.vocabSize ? tokenizer.tokenToString(id) : `<${id}>`;
+    const tokenToString = tokenNamer(tokenizer);
 
     const accCfg: AccumulatorConfig = {
       layers,

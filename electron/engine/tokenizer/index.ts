@@ -1,2 +1,2 @@
 export type { EncodeOptions, PromptTokenizer } from './tokenizer.ts';
-export { createPromptTokenizer, loadTokenizer } from './tokenizer.ts';
+export { createPromptTokenizer, loadTokenizer, tokenNamer } from './tokenizer.ts';

@@ -316,3 +316,11 @@ export async function loadTokenizer(dir: string): Promise<PromptTokenizer> {
   }
   return createPromptTokenizer(tokenizerJson, config ?? {}, tokenizerFile);
 }
+
+/**
+ * Token id → its string, or `<id>` where there is no tokenizer or the id is beyond its
+ * vocabulary (a model's vocabulary may be padded beyond the tokenizer's).
+ */
+export function tokenNamer(tokenizer: PromptTokenizer | null): (id: number) => string {
+  return (id) => (tokenizer && id < tokenizer.vocabSize ? tokenizer.tokenToString(id) : `<${id}>`);
+}

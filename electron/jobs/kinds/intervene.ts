@@ -7,14 +7,17 @@
  * Result: the InterventionOutcome (JSON, small: top tokens and the largest feature changes).
  * The worker keeps the last model's Intervener for the next intervention on it.
  */
-import { closeIntervener, openIntervener, tokenNamer } from '../../api/compute.ts';
-import { runIntervention } from '../../api/intervention-run.ts';
+import {
+  closeIntervener,
+  type LoadedIntervener,
+  runInterventionReusing,
+} from '../../api/intervention-run.ts';
 import { EngineError } from '../../engine/errors.ts';
 import type { InterventionSpec } from '../../store/types.ts';
 import type { JobContext, JobHandler, JobOutput, JsonValue } from '../types.ts';
 import { asParams, optInts, optStr, str } from './params.ts';
 
-let cached: Awaited<ReturnType<typeof openIntervener>> | null = null;
+let cached: LoadedIntervener | null = null;
 
 function specOf(v: JsonValue | undefined): InterventionSpec {
   if (typeof v !== 'object' || v === null || Array.isArray(v) || !Array.isArray(v.edits)) {
@@ -32,39 +35,25 @@ const handler: JobHandler = {
       throw new EngineError('argument', 'tokenIds must hold BOS and at least one token', {
         field: 'tokenIds',
       });
-    const spec = specOf(p.spec);
-    ctx.progress({ phase: 'load', done: 0, total: 1 });
-    const started = performance.now();
-    const req = {
-      checkpointDir: str(p, 'model'),
-      transcoderDir: str(p, 'transcoders'),
-      provider: optStr(p, 'provider') ?? 'cpu',
-    };
-    try {
-      cached = await openIntervener(cached, req, {
-        cacheRoot: optStr(p, 'cacheRoot'),
-        threads: ctx.threads,
-        onWarning: ctx.log,
-      });
-    } catch (e) {
-      cached = null;
-      throw e;
-    }
-    const loadMs = performance.now() - started;
-    ctx.progress({ phase: 'load', done: 1, total: 1 });
-    ctx.throwIfCancelled();
-    const out = await runIntervention(
-      cached.intervener,
-      tokenIds,
-      spec,
-      tokenNamer(cached.tokenizer),
+    const out = await runInterventionReusing(
+      cached,
+      (l) => {
+        cached = l;
+      },
+      {
+        checkpointDir: str(p, 'model'),
+        transcoderDir: str(p, 'transcoders'),
+        provider: optStr(p, 'provider') ?? 'cpu',
+        tokenIds,
+        spec: specOf(p.spec),
+        trackTokens: optInts(p, 'trackTokens'),
+      },
+      { cacheRoot: optStr(p, 'cacheRoot'), threads: ctx.threads, onWarning: ctx.log },
       {
         signal: ctx.signal,
         onProgress: (x) => ctx.progress({ phase: x.phase, done: x.done, total: x.total }),
       },
-      optInts(p, 'trackTokens'),
     );
-    out.timingsMs = { compile_and_load: loadMs, ...out.timingsMs };
     return { result: out as unknown as JsonValue };
   },
   async dispose() {

@@ -27,7 +27,7 @@ import { type OpenedModel, openModel } from '../../engine/model/open-model.ts';
 import { assertTranscodersFit } from '../../engine/model/transcoder-fit.ts';
 import { pruneGraph } from '../../engine/pruning/index.ts';
 import type { ProviderChoice } from '../../engine/runtime/providers.ts';
-import { loadTokenizer, type PromptTokenizer } from '../../engine/tokenizer/index.ts';
+import { loadTokenizer, type PromptTokenizer, tokenNamer } from '../../engine/tokenizer/index.ts';
 import { loadTranscoderSet } from '../../engine/transcoders/load.ts';
 import type { TranscoderSet } from '../../engine/transcoders/types.ts';
 import type { JobContext, JobHandler, JobOutput, JsonValue } from '../types.ts';
@@ -152,8 +152,7 @@ const handler: JobHandler = {
     L.attributor.forward.validateTokenIds(tokenIds);
     const loadMs = performance.now() - started;
     ctx.progress({ phase: 'load', done: 1, total: 1 });
-    const tokenToString = (id: number) =>
-      L.tokenizer && id < L.tokenizer.vocabSize ? L.tokenizer.tokenToString(id) : `<${id}>`;
+    const tokenToString = tokenNamer(L.tokenizer);
     const result = await L.attributor.attribute(tokenIds, settings, {
       onProgress: (x) =>
         ctx.progress({
