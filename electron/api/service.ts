@@ -729,6 +729,8 @@ export class WorkbenchService {
           error: null,
         }),
       );
+      // The trace's node table: its logit targets are reported, its features marked in the outcome.
+      const nodes = this.store.graphs.has(trace.id) ? this.store.graphs.nodes(trace.id) : null;
       let lastWrite = 0;
       const outcome = await this.compute.intervene(
         {
@@ -737,9 +739,7 @@ export class WorkbenchService {
           tokenIds: trace.tokenIds,
           provider: trace.settings.provider,
           spec: iv.spec,
-          trackTokens: this.store.graphs.has(trace.id)
-            ? Array.from(this.store.graphs.nodes(trace.id).logits.tokenId)
-            : undefined,
+          trackTokens: nodes ? Array.from(nodes.logits.tokenId) : undefined,
         },
         {
           signal: running.controller.signal,
@@ -755,8 +755,8 @@ export class WorkbenchService {
       );
       if (running.controller.signal.aborted) throw running.controller.signal.reason;
       // Mark the features the graph has as nodes (the UI highlights those).
-      if (this.store.graphs.has(trace.id)) {
-        const ids = nodeIndexById(this.store.graphs.nodes(trace.id));
+      if (nodes) {
+        const ids = nodeIndexById(nodes);
         for (const c of outcome.featureChanges) c.inGraph = ids.has(c.nodeId);
       }
       if (!this.store.interventions.find(iv.id)) {
