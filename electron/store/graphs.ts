@@ -54,6 +54,11 @@ export function pinnedKey(pinned: readonly number[] | undefined): string {
   return [...new Set(pinned)].sort((a, b) => a - b).join(',');
 }
 
+/** The raw node indices a `pinnedKey` names. */
+export function pinnedOfKey(key: string): number[] {
+  return key === '' ? [] : key.split(',').map(Number);
+}
+
 interface GraphRow {
   trace_id: number;
   n_layers: number;

@@ -15,7 +15,7 @@ import { type Db, integrityCheck, openDatabase } from './database.ts';
 import { StoreError } from './errors.ts';
 import { FeatureRepository } from './features.ts';
 import { type CsrAdjacency, denseToCsr } from './graph-file.ts';
-import { GraphRepository, pinnedKey } from './graphs.ts';
+import { GraphRepository, pinnedKey, pinnedOfKey } from './graphs.ts';
 import { InterventionRepository } from './interventions.ts';
 import { JobRepository } from './jobs.ts';
 import { ModelRepository } from './models.ts';
@@ -190,7 +190,6 @@ export class Store {
       .filter((v) => !v.isDefault)
       .map((v) => this.graphs.getView(id, v.nodeThreshold, v.edgeThreshold, v.pinned))
       .filter((v): v is NonNullable<typeof v> => v !== null);
-    const pinnedOf = (key: string) => (key === '' ? [] : key.split(',').map(Number));
     const { traceId: _, updatedAt: __, ...annotations } = this.annotations.get(id);
     return this.saveTrace({
       trace: {
@@ -206,7 +205,7 @@ export class Store {
         timings: t.timings,
       },
       raw: { nodes: this.graphs.nodes(id), csr: this.graphs.csr(id) },
-      views: [def, ...others].map((v) => ({ pruned: v.pruned, pinned: pinnedOf(v.summary.pinned) })),
+      views: [def, ...others].map((v) => ({ pruned: v.pruned, pinned: pinnedOfKey(v.summary.pinned) })),
       annotations,
     });
   }
