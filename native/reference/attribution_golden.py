@@ -21,7 +21,6 @@ transcoders.py), with the margins printed to stderr.
 """
 
 import argparse
-import hashlib
 import json
 import os
 import sys
@@ -33,20 +32,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import attribution as attr  # noqa: E402
 import model as ref  # noqa: E402
 import transcoders as tcio  # noqa: E402
-from tensorio import load_checkpoint, read_json  # noqa: E402
+from tensorio import load_checkpoint, read_json, sha256_tree  # noqa: E402
 
 DEFAULT_SETS = ["tiny-gemma2/plt", "tiny-gemma2/clt", "tiny-llama/plt-skip", "tiny-gpt2/plt", "tiny-qwen3/plt-topk"]
-
-
-def sha256_tree(root: str) -> dict:
-    out = {}
-    for dirpath, _dirs, files in os.walk(root):
-        for f in files:
-            path = os.path.join(dirpath, f)
-            rel = os.path.relpath(path, root).replace(os.sep, "/")
-            with open(path, "rb") as fh:
-                out[rel] = hashlib.sha256(fh.read()).hexdigest()
-    return dict(sorted(out.items()))
 
 
 def g9(v: float) -> float:

@@ -8,7 +8,6 @@ PyTorch float32 reference (model.py, transcoders.py) on the prompts in prompts.j
 writes OUT_DIR/<fixture>.json in the format of tests/golden/README.md.
 """
 
-import hashlib
 import json
 import os
 import sys
@@ -21,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import model  # noqa: E402
 import selftest  # noqa: E402
 import transcoders  # noqa: E402
-from tensorio import load_checkpoint, read_json  # noqa: E402
+from tensorio import load_checkpoint, read_json, sha256_tree  # noqa: E402
 
 FIXTURES = ["tiny-gpt2", "tiny-llama", "tiny-gemma2", "tiny-qwen3"]
 MAX_BYTES = 1_000_000
@@ -36,17 +35,6 @@ def f32_list(t: torch.Tensor) -> list:
 
 def packed(t: torch.Tensor) -> dict:
     return {"shape": list(t.shape), "data": f32_list(t)}
-
-
-def sha256_tree(root: str) -> dict:
-    out = {}
-    for dirpath, _dirs, files in os.walk(root):
-        for f in files:
-            path = os.path.join(dirpath, f)
-            rel = os.path.relpath(path, root).replace(os.sep, "/")
-            with open(path, "rb") as fh:
-                out[rel] = hashlib.sha256(fh.read()).hexdigest()
-    return dict(sorted(out.items()))
 
 
 def self_checks(cfg, hooks, L, T):

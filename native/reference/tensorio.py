@@ -5,6 +5,7 @@ circuit-tracer transcoder configs. Everything comes out as float32 torch tensors
 """
 
 import ast
+import hashlib
 import json
 import os
 import struct
@@ -153,3 +154,15 @@ def _scalar(s: str):
     if s in ("null", "~"):
         return None
     return s
+
+
+def sha256_tree(root: str) -> dict:
+    """sha256 of every file under root, by its /-separated relative path (sorted)."""
+    out = {}
+    for dirpath, _dirs, files in os.walk(root):
+        for f in files:
+            path = os.path.join(dirpath, f)
+            rel = os.path.relpath(path, root).replace(os.sep, "/")
+            with open(path, "rb") as fh:
+                out[rel] = hashlib.sha256(fh.read()).hexdigest()
+    return dict(sorted(out.items()))
