@@ -53,6 +53,28 @@ export type MlpRewrite = (
  */
 export type PatternRewrite = (layer: number, pattern: string) => string;
 
+/**
+ * Which part of the model a forward graph holds. Big checkpoints run as one graph per layer
+ * (weights streamed per layer); small ones as one graph.
+ */
+export interface ForwardLayout {
+  /** First layer of the graph (default 0). From a later layer the graph's input is `resid_in` [T, d]. */
+  from?: number;
+  /** One past its last layer (default: all). With every layer, the graph ends at the final norm. */
+  to?: number;
+  /**
+   * 'gather' (default): `input_ids` [T] through the whole embedding matrix; 'rows': the input
+   * `token_embeddings` [T, d] holds the prompt's embedding rows, read by the caller (a 256k
+   * vocabulary's embedding is never fed whole).
+   */
+  embedding?: 'gather' | 'rows';
+  /** 'graph' (default): logits in the graph; 'none': the graph ends at `unembed.hook_in` (logit-head.ts). */
+  head?: 'graph' | 'none';
+}
+
+/** Input names of layered forward graphs. */
+export const forwardInputs = { ids: 'input_ids', tokenEmbeddings: 'token_embeddings', residIn: 'resid_in' };
+
 export function emitTransformerForward(
   g: GraphBuilder,
   cfg: ModelConfig,
@@ -60,27 +82,44 @@ export function emitTransformerForward(
   weights: WeightSource,
   rewriteMlp?: MlpRewrite,
   rewritePattern?: PatternRewrite,
+  layout: ForwardLayout = {},
 ): ForwardGraphValues {
   const d = cfg.hiddenSize;
+  const from = layout.from ?? 0;
+  const to = layout.to ?? cfg.nLayers;
   const hooks = new Map<string, string>();
   const hook = (name: string, value: string) => {
     hooks.set(name, value);
     return value;
   };
 
-  const ids = g.input('input_ids', 'int64', ['T']);
-  const T = g.op('Squeeze', [g.op('Shape', [ids]), g.constInt64([0])]);
+  let x: string;
+  let embedW: string | undefined;
+  let T: string;
+  const lengthOf = (v: string) => g.op('Squeeze', [g.op('Shape', [v]), g.constInt64([0])]);
+  if (from > 0) {
+    x = g.input(forwardInputs.residIn, 'float32', ['T', d]);
+    T = g.gather(g.op('Shape', [x]), g.constInt64([0], []));
+  } else if (layout.embedding === 'rows') {
+    x = g.input(forwardInputs.tokenEmbeddings, 'float32', ['T', d]);
+    T = g.gather(g.op('Shape', [x]), g.constInt64([0], []));
+  } else {
+    const ids = g.input(forwardInputs.ids, 'int64', ['T']);
+    T = lengthOf(ids);
+    embedW = weights.tensor(names.embed, [cfg.vocabSize, d]);
+    x = g.gather(embedW, ids);
+  }
   const positions = g.op('Range', [g.constInt64([0], []), T, g.constInt64([1], [])]);
 
   // ---- embeddings ----
-  const embedW = weights.tensor(names.embed, [cfg.vocabSize, d]);
-  let x = g.gather(embedW, ids);
-  if (cfg.embedScale !== undefined) x = g.mul(x, g.scalar(Math.fround(cfg.embedScale)));
-  hook('hook_embed', x);
-  if (names.posEmbed) {
-    const pos = g.gather(weights.tensor(names.posEmbed, [cfg.maxPositions, d]), positions);
-    hook('hook_pos_embed', pos);
-    x = g.add(x, pos);
+  if (from === 0) {
+    if (cfg.embedScale !== undefined) x = g.mul(x, g.scalar(Math.fround(cfg.embedScale)));
+    hook('hook_embed', x);
+    if (names.posEmbed) {
+      const pos = g.gather(weights.tensor(names.posEmbed, [cfg.maxPositions, d]), positions);
+      hook('hook_pos_embed', pos);
+      x = g.add(x, pos);
+    }
   }
 
   // ---- shared attention inputs: rotary tables and masks ----
@@ -212,6 +251,7 @@ export function emitTransformerForward(
   };
 
   names.layers.forEach((lw, l) => {
+    if (l < from || l >= to) return;
     const p = `blocks.${l}`;
     hook(`${p}.hook_resid_pre`, x);
     let attnOut = attention(norm(x, lw.ln1, `${p}.ln1`), lw.attn, l);
@@ -228,8 +268,12 @@ export function emitTransformerForward(
     x = hook(`${p}.hook_resid_post`, g.add(x, mlpOut));
   });
 
+  if (to < cfg.nLayers) return { hooks, positions };
   const finalOut = hook('unembed.hook_in', norm(x, names.finalNorm, 'ln_final'));
-  const unembed = names.lmHead ? weights.tensor(names.lmHead, [cfg.vocabSize, d]) : embedW;
+  if (layout.head === 'none') return { hooks, positions };
+  const unembed = names.lmHead
+    ? weights.tensor(names.lmHead, [cfg.vocabSize, d])
+    : (embedW ?? weights.tensor(names.embed, [cfg.vocabSize, d]));
   // Mean unembedding row: logit targets read u_k − mean_v u_v (a constant, folded once).
   hook('unembed.mean_row', g.reduceMean(unembed, [0], false));
   const logitsPre = hook('logits_pre_softcap', g.linear(finalOut, unembed));

@@ -53,9 +53,15 @@ export interface AttributionRunOptions {
 
 export interface AttributorOptions {
   provider?: ProviderChoice;
+  /**
+   * Not read by attribution, whose graphs hold no weights and are built in memory; the jobs
+   * pass it on to the dashboards' logit lens, the one graph still cached on disk.
+   */
   cacheRoot?: string;
   threads?: number;
   onWarning?: (message: string) => void;
+  /** Decoded float32 weights kept in memory at most (see model/forward-graph.ts). */
+  residentWeightBytes?: number;
 }
 
 /** One prompt prepared for attribution and interventions. */
@@ -114,13 +120,18 @@ export class Attributor {
     opts: AttributorOptions = {},
   ): Promise<Attributor> {
     const forward = await ForwardPass.create(model, { ...opts, transcoders: set });
-    const linear = compileLinearModel(model, set, forward.compiled, opts.cacheRoot);
-    const sessionOpts = { ...opts, provider: forward.provider };
-    const [backward, frozen] = await Promise.all([
-      createSession(linear.backwardPath, sessionOpts),
-      createSession(linear.frozenForwardPath, sessionOpts),
-    ]);
-    return new Attributor(model, set, forward, backward.session, frozen.session);
+    try {
+      const linear = compileLinearModel(model, set, forward.feeder);
+      const sessionOpts = { ...opts, provider: forward.provider };
+      const [backward, frozen] = await Promise.all([
+        createSession(linear.backward, sessionOpts),
+        createSession(linear.frozenForward, sessionOpts),
+      ]);
+      return new Attributor(model, set, forward, backward.session, frozen.session);
+    } catch (e) {
+      await forward.close();
+      throw e;
+    }
   }
 
   async prepare(tokenIds: number[]): Promise<PreparedPrompt> {
@@ -135,6 +146,8 @@ export class Attributor {
       this.backward,
       this.frozen,
       decoderBias,
+      this.forward.feeder,
+      this.forward.head,
     );
     const targets = new TargetBuilder(this.model, this.set, cache);
     const encoderRows: Float32Array[] = new Array(space.nActive);
@@ -286,6 +299,7 @@ export class Attributor {
 
   async close(): Promise<void> {
     await Promise.all([this.forward.close(), this.backward.release(), this.frozen.release()]);
+    this.forward.feeder.clear();
   }
 }
 

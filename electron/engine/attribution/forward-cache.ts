@@ -45,7 +45,7 @@ export interface ForwardCache {
   tokenVectors: Float32Array;
   /** [T, d] constant position embeddings (GPT-2), else zeros. */
   positionEmbeddings: Float32Array;
-  /** [T, V] final logits and pre-softcap logits. */
+  /** [V] final and pre-softcap logits at the last position (the only ones attribution reads). */
   logits: Float32Array;
   logitsPreSoftcap: Float32Array;
   unembedIn: Float32Array;
@@ -76,7 +76,7 @@ export async function runForwardCache(
     names.push(`${p}.${set.readHook}`, `${p}.${set.writeHook}`);
     names.push(transcoderHookNames(l).pre, transcoderHookNames(l).acts);
   }
-  const out = await fp.run(tokenIds, [...new Set(names)]);
+  const out = await fp.run(tokenIds, [...new Set(names)], { logitPositions: 'last' });
   const get = (n: string): HookValue => out.get(n)!;
   const T = tokenIds.length;
   const d = cfg.hiddenSize;

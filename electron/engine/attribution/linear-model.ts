@@ -255,8 +255,7 @@ export function emitBackwardGraph(
  * The frozen forward graph. Inputs: embed_in [T, d] (token source vectors + constant
  * position embeddings), per layer mlp_write_l [T, d] (what the MLP writes at the
  * transcoder's write hook, excluding the skip term), frozen patterns and scales.
- * Outputs: resid_pre_l and resid_mid_l [T, d] per layer, unembed_in [T, d], logits_last [1, V]
- * and its pre-softcap logits_pre_last [1, V].
+ * Outputs: resid_pre_l and resid_mid_l [T, d] per layer and unembed_in [T, d].
  */
 export function emitFrozenForwardGraph(
   g: GraphBuilder,
@@ -297,16 +296,6 @@ export function emitFrozenForwardGraph(
     x = g.add(mid, mlp);
   }
   const final = b.frozenNorm(x, b.scaleInput(linearInputs.lnFinalScale, false), names.finalNorm, true);
+  // The logits come from the logit head (logit-head.ts): the unembedding is never a graph input.
   g.output(final, 'unembed_in');
-  // Next-token logits at the last position (open-loop interventions report them).
-  const V = cfg.vocabSize;
-  const unembed = names.lmHead ? weights.tensor(names.lmHead, [V, d]) : weights.tensor(names.embed, [V, d]);
-  let logits = g.linear(g.slice(final, [-1], [Number.MAX_SAFE_INTEGER], [0]), unembed);
-  // Pre-softcap too: logit targets are demeaned pre-softcap logits, and recovering them from
-  // soft-capped values (atanh) loses precision where tanh flattens.
-  g.output(logits, 'logits_pre_last');
-  if (cfg.finalSoftcap !== undefined) {
-    logits = g.mul(g.tanh(g.div(logits, g.scalar(cfg.finalSoftcap))), g.scalar(cfg.finalSoftcap));
-  }
-  g.output(logits, 'logits_last');
 }

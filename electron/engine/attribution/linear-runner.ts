@@ -3,6 +3,8 @@
  * over the source column space) and frozen forward passes (interventions).
  */
 import type { ModelConfig } from '../arch/config.ts';
+import type { LogitHead } from '../model/logit-head.ts';
+import type { WeightFeeder } from '../model/weight-feeder.ts';
 import { ort } from '../runtime/session.ts';
 import type { ForwardCache } from './forward-cache.ts';
 import { linearInputs } from './linear-model.ts';
@@ -24,6 +26,10 @@ export class LinearModelRunner {
     private readonly frozen: ort.InferenceSession,
     /** b_dec per write layer [d]: part of every MLP write, never a node. */
     private readonly decoderBias: Float32Array[],
+    /** Serves the graphs' weight inputs. */
+    private readonly feeder: WeightFeeder,
+    /** The unembedding (the frozen graph ends at its input). */
+    private readonly head: LogitHead,
   ) {}
 
   /** Frozen patterns restricted to the first `t` positions ([H, t, t], causal, so exact). */
@@ -74,6 +80,7 @@ export class LinearModelRunner {
     const vectors = new Float32Array(B * d);
     for (const [b, x] of targets.entries()) vectors.set(x.vector, b * d);
     const feeds: Record<string, ort.Tensor> = {
+      ...this.feeder.feeds(this.backward.inputNames),
       read_vectors: f32(vectors, [B, d]),
       read_positions: i64(targets.map((x) => x.position)),
       read_slots: i64(targets.map((x) => x.slot)),
@@ -125,7 +132,10 @@ export class LinearModelRunner {
       if (s === 0) continue;
       for (let k = 0; k < d; k++) embed[p * d + k] += s * c.tokenVectors[p * d + k];
     }
-    const feeds: Record<string, ort.Tensor> = { embed_in: f32(embed, [T, d]) };
+    const feeds: Record<string, ort.Tensor> = {
+      ...this.feeder.feeds(this.frozen.inputNames),
+      embed_in: f32(embed, [T, d]),
+    };
     this.frozenFeeds(T, feeds, this.frozen.inputNames);
     for (let m = 0; m < L; m++) {
       const block = this.space.blocks[m];
@@ -171,18 +181,20 @@ export class LinearModelRunner {
     /** Pre-softcap next-token logits [V]. */
     logitsPreLast: Float32Array;
   }> {
-    const L = this.cache.nLayers;
+    const { nLayers: L, T, d } = this.cache;
     const out = await this.frozen.run(this.frozenInputs(columnScale, extraWrites, true));
+    const unembedIn = out.unembed_in.data as Float32Array;
+    const logitsPreLast = await this.head.logitsPre(unembedIn.subarray((T - 1) * d, T * d), 1);
     return {
       residPre: Array.from({ length: L }, (_, l) => out[`resid_pre_${l}`].data as Float32Array),
       residMid: Array.from({ length: L }, (_, l) => out[`resid_mid_${l}`].data as Float32Array),
-      unembedIn: out.unembed_in.data as Float32Array,
-      logitsLast: out.logits_last.data as Float32Array,
-      logitsPreLast: out.logits_pre_last.data as Float32Array,
+      unembedIn,
+      logitsLast: this.head.applySoftcap(logitsPreLast),
+      logitsPreLast,
     };
   }
 
-  private zeroRun?: Promise<Float32Array>;
+  private zeroRun?: Promise<Float32Array>; // unembed_in at the last position, every input zero
 
   /**
    * The change of the pre-softcap next-token logits [V] when each source column `col` is
@@ -196,13 +208,19 @@ export class LinearModelRunner {
     columnScale: (column: number) => number,
     extraWrites: readonly { layer: number; position: number; vector: Float32Array }[] = [],
   ): Promise<Float64Array> {
+    const { T, d } = this.cache;
     const run = async (scale: (col: number) => number, extra: typeof extraWrites) =>
-      (await this.frozen.run(this.frozenInputs(scale, extra, false), ['logits_pre_last'])).logits_pre_last
-        .data as Float32Array;
+      (
+        (await this.frozen.run(this.frozenInputs(scale, extra, false), ['unembed_in'])).unembed_in
+          .data as Float32Array
+      ).subarray((T - 1) * d, T * d);
     this.zeroRun ??= run(() => 0, []);
     const zero = await this.zeroRun;
     const delta = await run((col) => columnScale(col) - 1, extraWrites);
-    return Float64Array.from(delta, (v, i) => v - zero[i]);
+    // The unembedding is linear: the change of the logits is the head applied to the change of
+    // its input (the bias-only value at zero input cancels there, not in the logits).
+    const change = Float32Array.from(delta, (v, i) => v - zero[i]);
+    return Float64Array.from(await this.head.logitsPre(change, 1));
   }
 
   /** Sessions belong to the Attributor (shared by every prompt); nothing to free here. */

@@ -20,7 +20,7 @@ export interface Target {
 /** The top `maxN` next tokens, shortest prefix with cumulative probability ≥ `desired`. */
 export function selectLogitTokens(cache: ForwardCache, maxN: number, desired: number) {
   const V = cache.vocab;
-  const row = cache.logits.subarray((cache.T - 1) * V, cache.T * V);
+  const row = cache.logits; // the last position's
   let max = Number.NEGATIVE_INFINITY;
   for (const v of row) if (v > max) max = v;
   let sum = 0;

@@ -46,6 +46,8 @@ export interface TensorStore {
   info(name: string): TensorInfo;
   /** The raw little-endian bytes, copied (so the view is aligned for its dtype). */
   readRaw(name: string): Uint8Array;
+  /** `byteLength` bytes of the tensor's data from byte `byteStart` (a streamed chunk), copied. */
+  readRawRange(name: string, byteStart: number, byteLength: number): Uint8Array;
   /** Decoded to float32 (float and integer dtypes). */
   readFloat32(name: string): Float32Array;
   /**

@@ -81,6 +81,10 @@ export class UnionTensorStore implements TensorStore {
     return this.storeOf(name).readRaw(name);
   }
 
+  readRawRange(name: string, byteStart: number, byteLength: number): Uint8Array {
+    return this.storeOf(name).readRawRange(name, byteStart, byteLength);
+  }
+
   readFloat32(name: string): Float32Array {
     return this.storeOf(name).readFloat32(name);
   }

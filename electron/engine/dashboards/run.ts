@@ -280,7 +280,6 @@ export async function runDashboards(
         transcoders: set,
         provider: opts.provider ?? 'cpu',
         threads: opts.threads,
-        cacheRoot: opts.cacheRoot,
         onWarning: run.onWarning,
       });
       const hooks = layers.map((l) => transcoderHookNames(l).acts);

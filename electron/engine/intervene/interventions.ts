@@ -213,9 +213,14 @@ export class Intervener {
     opts: AttributorOptions = {},
   ): Promise<Intervener> {
     const attributor = await Attributor.create(model, set, opts);
-    const path = compileClosedLoopGraph(model, set, attributor.forward.compiled, opts.cacheRoot);
-    const { session } = await createSession(path, { ...opts, provider: attributor.provider });
-    return new Intervener(model, set, attributor, session);
+    try {
+      const graph = compileClosedLoopGraph(model, set, attributor.forward.feeder);
+      const { session } = await createSession(graph, { ...opts, provider: attributor.provider });
+      return new Intervener(model, set, attributor, session);
+    } catch (e) {
+      await attributor.close();
+      throw e;
+    }
   }
 
   async openLoop(
@@ -394,8 +399,14 @@ export class Intervener {
     const T = tokenIds.length;
     const H = this.model.config.nHeads;
     const frozen = attention.frozenPatterns;
+    const d = this.model.config.hiddenSize;
     const feeds: Record<string, ort.Tensor> = {
-      input_ids: new ort.Tensor('int64', BigInt64Array.from(tokenIds.map(BigInt)), [T]),
+      ...this.attributor.forward.feeder.feeds(this.closedLoop.inputNames),
+      token_embeddings: new ort.Tensor(
+        'float32',
+        this.model.tensors.readRowsFloat32(this.model.weightNames.embed, tokenIds),
+        [T, d],
+      ),
       [interventionInputs.freezeAttention]: new ort.Tensor('bool', new Uint8Array([frozen ? 1 : 0]), []),
     };
     const placeholder = new ort.Tensor('float32', new Float32Array(1), [1, 1, 1]);
@@ -417,17 +428,17 @@ export class Intervener {
     }
     const L = this.set.nLayers;
     const fetch = [
-      'logits',
-      'logits_pre_softcap',
+      'unembed.hook_in',
       ...Array.from({ length: L }, (_, l) => transcoderHookNames(l).acts),
       ...(attention.fetchPatterns ? Array.from({ length: L }, (_, l) => patternOutput(l)) : []),
     ];
     const out = await this.closedLoop.run(feeds, fetch);
-    const logits = out.logits.data as Float32Array;
-    const V = out.logits.dims[1];
+    const head = this.attributor.forward.head;
+    const unembedIn = out['unembed.hook_in'].data as Float32Array;
+    const preLast = await head.logitsPre(unembedIn.subarray((T - 1) * d, T * d), 1);
     return {
-      last: logits.slice((T - 1) * V, T * V),
-      preLast: (out.logits_pre_softcap.data as Float32Array).slice((T - 1) * V, T * V),
+      last: head.applySoftcap(preLast),
+      preLast,
       acts: Array.from({ length: L }, (_, l) => out[transcoderHookNames(l).acts].data as Float32Array),
       patterns: attention.fetchPatterns
         ? Array.from({ length: L }, (_, l) => out[patternOutput(l)].data as Float32Array)

@@ -1,70 +1,107 @@
 /**
- * Compiles (or fetches from the cache) the forward graph of a model, optionally with a
- * transcoder set's encoders, and lists the hooks it can produce.
+ * Builds the forward graph of a model, optionally with a transcoder set's encoders, as one or
+ * more layer segments. The graphs hold no weights (they are graph inputs, fed by a
+ * WeightFeeder), so they are built in memory at open, in milliseconds, and never cached.
+ *
+ * Memory model: when the model's float32 weights fit the resident budget the forward is one
+ * segment with every weight kept decoded; otherwise it is one segment per layer and each
+ * layer's weights are read from the checkpoint (stored dtype) and decoded for that layer's
+ * run only. The embedding is never fed whole (the prompt's rows are read), and the
+ * unembedding runs outside the graph (logit-head.ts).
  */
-import fs from 'node:fs';
-import path from 'node:path';
+import os from 'node:os';
 import { emitTransformerForward } from '../arch/transformer.ts';
-import { cacheKey, defaultCacheRoot, fingerprintFiles, getOrCompile } from '../onnx/compile-cache.ts';
-import { ExternalWeights } from '../onnx/external-weights.ts';
 import { GraphBuilder } from '../onnx/graph-builder.ts';
 import type { TranscoderSet } from '../transcoders/types.ts';
 import type { OpenedModel } from './open-model.ts';
 import { emitTranscoderEncoders } from './transcoder-encoder.ts';
-import { CheckpointWeightSource } from './weight-source.ts';
+import type { WeightFeeder } from './weight-feeder.ts';
+import { FedWeightSource } from './weight-source.ts';
 
-/** name → external data of every checkpoint-derived initializer of the forward graph. */
-export const WEIGHT_INDEX_FILE = 'weights-index.json';
+/** Hooks the forward pass computes outside the segments, through the logit head. */
+export const HEAD_HOOKS = ['logits', 'logits_pre_softcap', 'unembed.mean_row'] as const;
+
+export interface ForwardSegment {
+  /** Layers [from, to). */
+  from: number;
+  to: number;
+  graph: Uint8Array;
+  /** Hooks this segment exposes. */
+  outputs: string[];
+}
 
 export interface CompiledForward {
-  modelPath: string;
-  cacheDir: string;
-  /** Every hook the graph exposes as an output. */
+  segments: ForwardSegment[];
+  /** Every hook the forward pass can produce. */
   outputs: string[];
-  cacheHit: boolean;
+  /** True when weights are streamed per layer (the model exceeds the resident budget). */
+  streamed: boolean;
+  /** float32 bytes of the weights the layer graphs use (embedding and unembedding excluded). */
+  layerWeightBytes: number;
   compileMs: number;
 }
 
 export interface CompileOptions {
-  cacheRoot?: string;
   transcoders?: TranscoderSet;
+  /** Decoded float32 weights kept in memory at most (default: defaultResidentWeightBytes()). */
+  residentWeightBytes?: number;
 }
 
-function modelFiles(model: OpenedModel): string[] {
-  const files = new Set<string>([model.configFile]);
-  for (const name of model.expectedShapes.keys()) files.add(model.tensors.info(name).sourceFile);
-  return [...files];
+/**
+ * The default budget of decoded weights kept resident: `CIRCUIT_RESIDENT_WEIGHTS_MB`, else a
+ * quarter of the machine's memory (6 GB on a 24 GB machine: gemma-2-2b's 10 GB of float32
+ * weights stream, smaller models stay resident).
+ */
+export function defaultResidentWeightBytes(): number {
+  const env = Number(process.env.CIRCUIT_RESIDENT_WEIGHTS_MB);
+  if (Number.isFinite(env) && env >= 0 && process.env.CIRCUIT_RESIDENT_WEIGHTS_MB !== '') {
+    return env * 1024 * 1024;
+  }
+  return os.totalmem() / 4;
 }
 
-export function compileForward(model: OpenedModel, opts: CompileOptions = {}): CompiledForward {
+/** float32 bytes of the weights that layer graphs read (everything but embedding and unembedding). */
+export function layerWeightBytes(model: OpenedModel, set?: TranscoderSet): number {
+  const skip = new Set([model.weightNames.embed, model.weightNames.lmHead]);
+  let total = 0;
+  for (const [name, shape] of model.expectedShapes) {
+    if (!skip.has(name)) total += shape.reduce((a, b) => a * b, 4);
+  }
+  if (set) for (let l = 0; l < set.nLayers; l++) total += set.dTranscoderPerLayer[l] * set.dModel * 4;
+  return total;
+}
+
+export function compileForward(
+  model: OpenedModel,
+  feeder: WeightFeeder,
+  opts: CompileOptions = {},
+): CompiledForward {
   const started = performance.now();
-  const key = cacheKey({
-    kind: 'forward',
-    model: fingerprintFiles(modelFiles(model)),
-    transcoders: opts.transcoders?.contentKey() ?? null,
+  const L = model.config.nLayers;
+  const bytes = layerWeightBytes(model, opts.transcoders);
+  const streamed = bytes > (opts.residentWeightBytes ?? defaultResidentWeightBytes());
+  const bounds = streamed ? Array.from({ length: L }, (_, l) => [l, l + 1]) : [[0, L]];
+  const segments = bounds.map(([from, to]) => {
+    const g = new GraphBuilder(`${model.config.modelType}-forward-${from}-${to}`);
+    const source = new FedWeightSource(g, model.tensors, feeder, !streamed);
+    const { hooks, positions } = emitTransformerForward(
+      g,
+      model.config,
+      model.weightNames,
+      source,
+      undefined,
+      undefined,
+      { from, to, embedding: 'rows', head: 'none' },
+    );
+    if (opts.transcoders) emitTranscoderEncoders(g, opts.transcoders, hooks, positions, source, from, to);
+    for (const [name, value] of hooks) g.output(value, name);
+    return { from, to, graph: g.serialize(), outputs: [...hooks.keys()] };
   });
-  const outputsFile = 'outputs.json';
-  const entry = getOrCompile(opts.cacheRoot ?? defaultCacheRoot(), key, (dir) => {
-    const g = new GraphBuilder(`${model.config.modelType}-forward`);
-    const weights = new ExternalWeights(dir);
-    try {
-      const source = new CheckpointWeightSource(g, model.tensors, weights);
-      const { hooks, positions } = emitTransformerForward(g, model.config, model.weightNames, source);
-      if (opts.transcoders) emitTranscoderEncoders(g, opts.transcoders, hooks, positions, source);
-      for (const [name, value] of hooks) g.output(value, name);
-      fs.writeFileSync(path.join(dir, WEIGHT_INDEX_FILE), JSON.stringify(source.index));
-    } finally {
-      weights.close();
-    }
-    fs.writeFileSync(path.join(dir, 'model.onnx'), g.serialize());
-    fs.writeFileSync(path.join(dir, outputsFile), JSON.stringify(g.build().outputs.map((o) => o.name)));
-  });
-  const outputs = JSON.parse(fs.readFileSync(path.join(entry.dir, outputsFile), 'utf8')) as string[];
   return {
-    modelPath: entry.modelPath,
-    cacheDir: entry.dir,
-    outputs,
-    cacheHit: entry.hit,
+    segments,
+    outputs: [...segments.flatMap((s) => s.outputs), ...HEAD_HOOKS],
+    streamed,
+    layerWeightBytes: bytes,
     compileMs: performance.now() - started,
   };
 }

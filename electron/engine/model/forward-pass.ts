@@ -1,13 +1,17 @@
 /**
- * Runs a compiled forward graph: token ids in, the requested hooks out as float32 arrays
- * with their dims.
+ * Runs the forward pass: token ids in, the requested hooks out as float32 arrays with their
+ * dims. The prompt's embedding rows are read from the checkpoint, the layer segments run in
+ * order (weights fed per segment, see forward-graph.ts), and the logits come from the
+ * streamed unembedding (logit-head.ts).
  */
 import { EngineError } from '../errors.ts';
 import type { ProviderName } from '../runtime/providers.ts';
 import { createSession, ort, type SessionOptions } from '../runtime/session.ts';
 import type { TranscoderSet } from '../transcoders/types.ts';
-import { type CompiledForward, compileForward } from './forward-graph.ts';
+import { type CompiledForward, compileForward, defaultResidentWeightBytes } from './forward-graph.ts';
+import { LogitHead } from './logit-head.ts';
 import type { OpenedModel } from './open-model.ts';
+import { WeightFeeder } from './weight-feeder.ts';
 
 export interface HookValue {
   dims: number[];
@@ -15,22 +19,50 @@ export interface HookValue {
 }
 
 export interface ForwardPassOptions extends SessionOptions {
-  cacheRoot?: string;
   transcoders?: TranscoderSet;
+  /** Shared with other graphs of the same model (the attribution's linear model). */
+  feeder?: WeightFeeder;
+  /** Decoded float32 weights kept in memory at most (see forward-graph.ts). */
+  residentWeightBytes?: number;
+}
+
+export interface ForwardRunOptions {
+  /** Positions whose logits are computed: every position (default) or the last one only. */
+  logitPositions?: 'all' | 'last';
 }
 
 export class ForwardPass {
   private constructor(
     readonly model: OpenedModel,
     readonly compiled: CompiledForward,
-    private readonly session: ort.InferenceSession,
+    private readonly sessions: ort.InferenceSession[],
+    readonly head: LogitHead,
+    readonly feeder: WeightFeeder,
     readonly provider: ProviderName,
   ) {}
 
   static async create(model: OpenedModel, opts: ForwardPassOptions = {}): Promise<ForwardPass> {
-    const compiled = compileForward(model, { cacheRoot: opts.cacheRoot, transcoders: opts.transcoders });
-    const { session, provider } = await createSession(compiled.modelPath, opts);
-    return new ForwardPass(model, compiled, session, provider);
+    const feeder = opts.feeder ?? new WeightFeeder();
+    const residentWeightBytes = opts.residentWeightBytes ?? defaultResidentWeightBytes();
+    const compiled = compileForward(model, feeder, { transcoders: opts.transcoders, residentWeightBytes });
+    const first = await createSession(compiled.segments[0].graph, opts);
+    const sessionOpts = { ...opts, provider: first.provider };
+    const sessions = [first.session];
+    try {
+      for (const seg of compiled.segments.slice(1))
+        sessions.push((await createSession(seg.graph, sessionOpts)).session);
+      const names = model.weightNames;
+      const head = await LogitHead.create(
+        model.tensors,
+        names.lmHead ?? names.embed,
+        model.config.finalSoftcap,
+        { ...sessionOpts, residentBytes: compiled.streamed ? 0 : residentWeightBytes },
+      );
+      return new ForwardPass(model, compiled, sessions, head, feeder, first.provider);
+    } catch (e) {
+      await Promise.all(sessions.map((s) => s.release()));
+      throw e;
+    }
   }
 
   get outputs(): readonly string[] {
@@ -61,6 +93,7 @@ export class ForwardPass {
   async run(
     tokenIds: readonly number[],
     hooks: readonly string[] = ['logits'],
+    opts: ForwardRunOptions = {},
   ): Promise<Map<string, HookValue>> {
     this.validateTokenIds(tokenIds);
     const unknown = hooks.filter((h) => !this.compiled.outputs.includes(h));
@@ -69,19 +102,47 @@ export class ForwardPass {
         field: 'hooks',
       });
     }
-    const ids = new ort.Tensor('int64', BigInt64Array.from(tokenIds.map((t) => BigInt(t))), [
-      tokenIds.length,
-    ]);
-    const result = await this.session.run({ input_ids: ids }, [...hooks]);
+    const T = tokenIds.length;
+    const d = this.model.config.hiddenSize;
+    const wanted = new Set(hooks);
+    const needLogits = wanted.has('logits') || wanted.has('logits_pre_softcap');
     const out = new Map<string, HookValue>();
-    for (const h of hooks) {
-      const t = result[h];
-      out.set(h, { dims: [...t.dims], data: t.data as Float32Array });
+    const embed = this.model.tensors.readRowsFloat32(this.model.weightNames.embed, tokenIds);
+    let resid: ort.Tensor = new ort.Tensor('float32', embed, [T, d]);
+    let unembedIn: Float32Array | undefined;
+    const { segments } = this.compiled;
+    for (const [i, seg] of segments.entries()) {
+      const session = this.sessions[i];
+      const last = i === segments.length - 1;
+      const carry = last ? 'unembed.hook_in' : `blocks.${seg.to - 1}.hook_resid_post`;
+      const fetch = seg.outputs.filter((h) => wanted.has(h));
+      if (!last || needLogits) if (!fetch.includes(carry)) fetch.push(carry);
+      if (!fetch.length) continue;
+      const feeds = this.feeder.feeds(session.inputNames);
+      feeds[seg.from === 0 ? 'token_embeddings' : 'resid_in'] = resid;
+      const result = await session.run(feeds, fetch);
+      for (const h of fetch) {
+        const t = result[h];
+        if (wanted.has(h)) out.set(h, { dims: [...t.dims], data: t.data as Float32Array });
+      }
+      if (!last) resid = result[carry];
+      else if (needLogits) unembedIn = result[carry].data as Float32Array;
+    }
+    if (needLogits && unembedIn) {
+      const rows = opts.logitPositions === 'last' ? unembedIn.subarray((T - 1) * d, T * d) : unembedIn;
+      const n = rows.length / d;
+      const pre = await this.head.logitsPre(rows, n);
+      const V = this.head.vocab;
+      if (wanted.has('logits_pre_softcap')) out.set('logits_pre_softcap', { dims: [n, V], data: pre });
+      if (wanted.has('logits')) out.set('logits', { dims: [n, V], data: this.head.applySoftcap(pre) });
+    }
+    if (wanted.has('unembed.mean_row')) {
+      out.set('unembed.mean_row', { dims: [d], data: await this.head.meanRow() });
     }
     return out;
   }
 
   async close(): Promise<void> {
-    await this.session.release();
+    await Promise.all([...this.sessions.map((s) => s.release()), this.head.close()]);
   }
 }

@@ -78,16 +78,21 @@ export function emitTranscoderLayer(
   return { pre, acts: g.mul(acts, notBos) };
 }
 
-/** Every layer's encoder, after the forward pass; hooks `blocks.{l}.transcoder.hook_pre/acts`. */
+/**
+ * The encoders of layers [from, to) (default: all), after those layers' forward; hooks
+ * `blocks.{l}.transcoder.hook_pre/acts`.
+ */
 export function emitTranscoderEncoders(
   g: GraphBuilder,
   set: TranscoderSet,
   hooks: Map<string, string>,
   positions: string,
   weights: WeightSource,
+  from = 0,
+  to = set.nLayers,
 ): void {
   const notBos = notBosColumn(g, positions);
-  for (let l = 0; l < set.nLayers; l++) {
+  for (let l = from; l < to; l++) {
     const { pre, acts } = emitTranscoderLayer(g, set, l, hooks, notBos, weights);
     const names = transcoderHookNames(l);
     hooks.set(names.pre, pre);

@@ -1,39 +1,27 @@
 /**
- * Turns checkpoint tensors into ONNX initializers with external data. Float32 tensors that
- * sit in a file are referenced in place (hard link, no copy); other dtypes are decoded to
- * float32 one tensor at a time and appended to the graph's weights file, so compiling never
- * holds more than one decoded tensor in memory.
+ * Turns checkpoint tensors into graph inputs fed by a WeightFeeder (see weight-feeder.ts):
+ * the graph names and shapes them, the feeder reads and decodes them from the checkpoint
+ * when a session runs. Small derived constants (Gemma's 1 + w gains, thresholds, biases)
+ * are inlined in the graph.
  */
 import type { WeightSource } from '../arch/transformer.ts';
 import type { TensorInfo, TensorStore } from '../checkpoint/tensor.ts';
 import { EngineError } from '../errors.ts';
-import type { ExternalWeights } from '../onnx/external-weights.ts';
 import type { GraphBuilder } from '../onnx/graph-builder.ts';
-import type { TensorData } from '../onnx/model-proto.ts';
+import type { WeightFeeder } from './weight-feeder.ts';
 
-export function externalDataFor(
-  info: TensorInfo,
-  weights: ExternalWeights,
-  decode: () => Float32Array,
-): TensorData {
-  if (info.dtype === 'F32' && info.location.kind === 'file') {
-    const ref = weights.reference(info.location.file, info.location.byteOffset, info.byteLength);
-    if (ref) return ref;
-  }
-  return weights.addFloat32(decode());
-}
+/** Derived constants up to this many values are inlined; larger ones are fed. */
+const INLINE_MAX_VALUES = 1 << 16;
 
-/** Where each initializer's bytes went, so later graphs can share the same files. */
-export type WeightIndex = Record<string, { dims: number[]; data: TensorData }>;
-
-export class CheckpointWeightSource implements WeightSource {
-  private readonly initialized = new Map<string, string>();
-  readonly index: WeightIndex = {};
+export class FedWeightSource implements WeightSource {
+  private readonly created = new Map<string, string>();
 
   constructor(
     private readonly g: GraphBuilder,
     private readonly store: TensorStore,
-    private readonly weights: ExternalWeights,
+    private readonly feeder: WeightFeeder,
+    /** Whether the feeder keeps this graph's weights once decoded (else per run). */
+    private readonly resident: boolean,
     private readonly prefix = 'w:',
   ) {}
 
@@ -43,43 +31,41 @@ export class CheckpointWeightSource implements WeightSource {
       throw new EngineError(
         'shape',
         `tensor shape [${info.shape}] disagrees with config.json, which implies [${shape}]`,
-        {
-          file: info.sourceFile,
-          tensor: name,
-        },
+        { file: info.sourceFile, tensor: name },
       );
     }
     return info;
   }
 
-  tensor(name: string, shape: readonly number[]): string {
-    const existing = this.initialized.get(name);
+  private fed(name: string, shape: readonly number[], load: () => Float32Array): string {
+    const existing = this.created.get(name);
     if (existing) return existing;
-    const info = this.checkShape(name, shape);
-    const data = externalDataFor(info, this.weights, () => this.store.readFloat32(name));
-    const init = this.g.initializer(`${this.prefix}${name}`, 'float32', shape, data);
-    this.initialized.set(name, init);
-    this.index[name] = { dims: [...shape], data };
-    return init;
+    const input = this.g.input(`${this.prefix}${name}`, 'float32', shape);
+    this.feeder.register({ input, dims: [...shape], load, resident: this.resident });
+    this.created.set(name, input);
+    return input;
   }
 
-  fromInfo(name: string, shape: readonly number[], info: TensorInfo, decode: () => Float32Array): string {
-    const existing = this.initialized.get(name);
-    if (existing) return existing;
-    const data = externalDataFor(info, this.weights, decode);
-    const init = this.g.initializer(`${this.prefix}${name}`, 'float32', shape, data);
-    this.initialized.set(name, init);
-    this.index[name] = { dims: [...shape], data };
-    return init;
+  tensor(name: string, shape: readonly number[]): string {
+    if (!this.created.has(name)) this.checkShape(name, shape);
+    return this.fed(name, shape, () => this.store.readFloat32(name));
+  }
+
+  fromInfo(name: string, shape: readonly number[], _info: TensorInfo, decode: () => Float32Array): string {
+    return this.fed(name, shape, decode);
   }
 
   derived(name: string, shape: readonly number[], compute: () => Float32Array): string {
-    const existing = this.initialized.get(name);
+    const existing = this.created.get(name);
     if (existing) return existing;
-    const data = this.weights.addFloat32(compute());
-    const init = this.g.initializer(`${this.prefix}${name}`, 'float32', shape, data);
-    this.initialized.set(name, init);
-    this.index[name] = { dims: [...shape], data };
+    const n = shape.reduce((a, b) => a * b, 1);
+    if (n > INLINE_MAX_VALUES) return this.fed(name, shape, compute);
+    const values = compute();
+    const init = this.g.initializer(`${this.prefix}${name}`, 'float32', shape, {
+      kind: 'inline',
+      bytes: new Uint8Array(values.buffer, values.byteOffset, values.byteLength),
+    });
+    this.created.set(name, init);
     return init;
   }
 

@@ -19,17 +19,26 @@ export interface OpenedSession {
   provider: ProviderName;
 }
 
-export async function createSession(modelPath: string, opts: SessionOptions = {}): Promise<OpenedSession> {
+/** `model`: a graph file, or a graph built in memory (the engine's graphs hold no weights). */
+export async function createSession(
+  model: string | Uint8Array,
+  opts: SessionOptions = {},
+): Promise<OpenedSession> {
+  const modelPath = typeof model === 'string' ? model : '<graph built in memory>';
   const candidates = providerCandidates(opts.provider ?? 'cpu');
   const errors: string[] = [];
   for (const provider of candidates) {
     try {
-      const session = await ort.InferenceSession.create(modelPath, {
+      const sessionOptions: ort.InferenceSession.SessionOptions = {
         executionProviders: [provider],
         graphOptimizationLevel: 'all',
         intraOpNumThreads: opts.threads ?? 0,
         logSeverityLevel: 3,
-      });
+      };
+      const session =
+        typeof model === 'string'
+          ? await ort.InferenceSession.create(model, sessionOptions)
+          : await ort.InferenceSession.create(model, sessionOptions);
       if (errors.length) opts.onWarning?.(`falling back to the ${provider} provider: ${errors.join('; ')}`);
       return { session, provider };
     } catch (e) {

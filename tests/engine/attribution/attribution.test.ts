@@ -73,7 +73,7 @@ function targetValues(r: AttributionResult, dT: readonly number[]): number[] {
     return cache.preActivations[l][space.featurePosition[a] * dT[l] + space.featureIndex[a]];
   });
   const V = cache.vocab;
-  const row = cache.logitsPreSoftcap.subarray((cache.T - 1) * V, cache.T * V);
+  const row = cache.logitsPreSoftcap;
   let mean = 0;
   for (const v of row) mean += v;
   mean /= V;

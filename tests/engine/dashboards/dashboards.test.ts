@@ -82,7 +82,7 @@ interface Hit {
 async function bruteForce(tc: string) {
   const model = openModel(FIX);
   const set = loadTranscoderSet(path.join(FIX, 'transcoders', tc));
-  const fp = await ForwardPass.create(model, { transcoders: set, cacheRoot });
+  const fp = await ForwardPass.create(model, { transcoders: set });
   try {
     const windows: number[][] = [];
     for (const d of docs)

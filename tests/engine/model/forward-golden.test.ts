@@ -27,7 +27,7 @@ describe.each(FIXTURE_NAMES)('%s forward pass matches PyTorch', (name) => {
 
   it('logits and every hook', async () => {
     const model = openModel(fixturePath(name));
-    const fp = await ForwardPass.create(model, { cacheRoot });
+    const fp = await ForwardPass.create(model);
     try {
       for (const c of golden.cases) {
         const hookNames = Object.keys(c.hooks);
@@ -55,7 +55,7 @@ describe.each(FIXTURE_NAMES)('%s forward pass matches PyTorch', (name) => {
   it.each(TRANSCODER_FIXTURES[name])('transcoders %s: activations and reconstruction errors', async (tc) => {
     const model = openModel(fixturePath(name));
     const set = loadTranscoderSet(path.join(fixturePath(name), 'transcoders', tc));
-    const fp = await ForwardPass.create(model, { cacheRoot, transcoders: set });
+    const fp = await ForwardPass.create(model, { transcoders: set });
     try {
       for (const c of golden.cases) {
         const g = c.transcoders?.[tc];

@@ -1,0 +1,91 @@
+/**
+ * Weights enter the engine's ONNX graphs as graph inputs, not initializers: a graph holds no
+ * weight bytes (it is built in memory in milliseconds and nothing is cached on disk), and the
+ * engine decides what is resident. The feeder maps each weight input to a loader that reads
+ * the tensor from its file in the stored dtype and decodes it to float32 only when a session
+ * needs it.
+ *
+ * - resident weights are decoded once and shared by every graph of the model (forward,
+ *   backward, frozen forward, interventions), so a weight is never held twice;
+ * - streamed weights are decoded for one session run and dropped after it (big checkpoints run
+ *   layer by layer, see forward-pass.ts).
+ */
+import { ort } from '../runtime/session.ts';
+
+export interface FedWeight {
+  /** The graph input's name. */
+  input: string;
+  dims: readonly number[];
+  /** Reads and decodes the tensor (float32, row-major, `dims`). */
+  load: () => Float32Array;
+  /** Kept after its first use (else decoded per run). */
+  resident: boolean;
+}
+
+/** Bytes of a float32 tensor of `dims`, in 64-bit-safe Number arithmetic. */
+export function float32Bytes(dims: readonly number[]): number {
+  return dims.reduce((n, d) => n * d, 4);
+}
+
+export class WeightFeeder {
+  private readonly weights = new Map<string, FedWeight>();
+  private readonly residentData = new Map<string, Float32Array>();
+  private residentTotal = 0;
+  /** Largest bytes of streamed weights fed to one run (a memory figure for reports). */
+  peakStreamedBytes = 0;
+
+  /** Registers a weight input; a name registered twice keeps its first loader. */
+  register(w: FedWeight): void {
+    const existing = this.weights.get(w.input);
+    if (!existing) this.weights.set(w.input, w);
+    else if (w.resident && !existing.resident) this.weights.set(w.input, { ...existing, resident: true });
+  }
+
+  has(input: string): boolean {
+    return this.weights.has(input);
+  }
+
+  /** Bytes of the weights decoded and kept. */
+  get residentBytes(): number {
+    return this.residentTotal;
+  }
+
+  /** float32 values of one weight input (resident ones are decoded once). */
+  values(input: string): Float32Array {
+    const kept = this.residentData.get(input);
+    if (kept) return kept;
+    const w = this.weights.get(input);
+    if (!w) throw new Error(`no weight is registered for graph input ${input}`);
+    const data = w.load();
+    const want = float32Bytes(w.dims) / 4;
+    if (data.length !== want) {
+      throw new Error(`weight ${input} decoded to ${data.length} values, expected [${w.dims}]`);
+    }
+    if (w.resident) {
+      this.residentData.set(input, data);
+      this.residentTotal += data.byteLength;
+    }
+    return data;
+  }
+
+  /** Tensors for every weight input among `inputNames` (a session's inputs). */
+  feeds(inputNames: readonly string[]): Record<string, ort.Tensor> {
+    const feeds: Record<string, ort.Tensor> = {};
+    let streamed = 0;
+    for (const name of inputNames) {
+      const w = this.weights.get(name);
+      if (!w) continue;
+      const data = this.values(name);
+      if (!w.resident) streamed += data.byteLength;
+      feeds[name] = new ort.Tensor('float32', data, [...w.dims]);
+    }
+    this.peakStreamedBytes = Math.max(this.peakStreamedBytes, streamed);
+    return feeds;
+  }
+
+  /** Frees every resident weight. */
+  clear(): void {
+    this.residentData.clear();
+    this.residentTotal = 0;
+  }
+}
