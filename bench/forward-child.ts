@@ -3,9 +3,9 @@
  * its own. argv[2] is a JSON `EngineChildArgs`; the result is printed as one line
  * `BENCH_RESULT <json>` on stdout.
  *
- * - compile: open the model (+ transcoders) and compile the forward graph into `cacheRoot`
- *   (empty on the first call, so this is the cold compile time);
- * - run: create the session from the compiled cache entry, then for each prompt length one
+ * - compile: open the model (+ transcoders) and build the forward graph (in memory: it holds
+ *   no weights; `cacheRoot` is unused);
+ * - run: create the forward pass's sessions, then for each prompt length one
  *   warm-up pass and `repeat` timed passes fetching logits (+ every layer's transcoder
  *   activations); the last pass's logits go to `outDir/engine-logits-<T>.f32`.
  */
@@ -16,6 +16,7 @@ import { compileForward } from '../electron/engine/model/forward-graph.ts';
 import { ForwardPass } from '../electron/engine/model/forward-pass.ts';
 import { openModel } from '../electron/engine/model/open-model.ts';
 import { transcoderHookNames } from '../electron/engine/model/transcoder-encoder.ts';
+import { WeightFeeder } from '../electron/engine/model/weight-feeder.ts';
 import { loadTranscoderSet } from '../electron/engine/transcoders/load.ts';
 
 export const RESULT_PREFIX = 'BENCH_RESULT ';
@@ -35,14 +36,12 @@ export interface EngineChildArgs {
 export interface EngineCompileResult {
   openMs: number;
   compileMs: number;
-  cacheHit: boolean;
   maxRssKb: number;
 }
 
 export interface EngineRunResult {
   openMs: number;
   sessionMs: number;
-  cacheHit: boolean;
   hooks: number;
   runs: { tokens: number; timesMs: number[]; activeFraction: number[] }[];
   maxRssKb: number;
@@ -55,12 +54,11 @@ async function main(args: EngineChildArgs): Promise<EngineCompileResult | Engine
   const openMs = performance.now() - t0;
   try {
     if (args.mode === 'compile') {
-      const c = compileForward(model, { cacheRoot: args.cacheRoot, transcoders: set });
-      return { openMs, compileMs: c.compileMs, cacheHit: c.cacheHit, maxRssKb: maxRssKb() };
+      const c = compileForward(model, new WeightFeeder(), { transcoders: set });
+      return { openMs, compileMs: c.compileMs, maxRssKb: maxRssKb() };
     }
     t0 = performance.now();
     const fp = await ForwardPass.create(model, {
-      cacheRoot: args.cacheRoot,
       transcoders: set,
       provider: 'cpu',
       threads: args.threads,
@@ -90,7 +88,6 @@ async function main(args: EngineChildArgs): Promise<EngineCompileResult | Engine
       return {
         openMs,
         sessionMs,
-        cacheHit: fp.compiled.cacheHit,
         hooks: hooks.length,
         runs,
         maxRssKb: maxRssKb(),

@@ -160,7 +160,7 @@ async function main(argv: string[]): Promise<number> {
   const startRows: string[][] = [];
   for (const p of o.providers) {
     try {
-      const fp = await ForwardPass.create(demo, { provider: p, cacheRoot });
+      const fp = await ForwardPass.create(demo, { provider: p });
       await fp.run(ids);
       await fp.close();
       working.push(p);
@@ -175,14 +175,14 @@ async function main(argv: string[]): Promise<number> {
 
   // 2. Demo model: logits and the attribution graph, per provider, against the CPU.
   const demoRows: string[][] = [];
-  const cpuFp = await ForwardPass.create(demo, { provider: 'cpu', cacheRoot });
+  const cpuFp = await ForwardPass.create(demo, { provider: 'cpu' });
   const cpuFwd = await timeForward(cpuFp, ids, o.repeat);
   await cpuFp.close();
   const cpuAttr = await attribution(demo, clt, ids, 'cpu', cacheRoot);
   const N = Math.round(Math.sqrt(cpuAttr.graph.adjacency.length));
   demoRows.push(['cpu', cpuFwd.medianMs.toFixed(2), '0', cpuAttr.ms.toFixed(1), '0']);
   for (const p of working) {
-    const fp = await ForwardPass.create(demo, { provider: p, cacheRoot });
+    const fp = await ForwardPass.create(demo, { provider: p });
     const f = await timeForward(fp, ids, o.repeat);
     await fp.close();
     const a = await attribution(demo, clt, ids, p, cacheRoot);
@@ -225,7 +225,7 @@ async function main(argv: string[]): Promise<number> {
     let base: { logits: Float32Array; adjacency: Float32Array; n: number } | null = null;
     for (const p of ['cpu' as const, ...working]) {
       const t0 = performance.now();
-      const fp = await ForwardPass.create(model, { provider: p, cacheRoot, transcoders: set });
+      const fp = await ForwardPass.create(model, { provider: p, transcoders: set });
       const createMs = performance.now() - t0;
       const f = await timeForward(fp, sids, o.repeat);
       await fp.close();

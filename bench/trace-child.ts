@@ -3,9 +3,9 @@
  * peak RSS is its own). argv[2] is a JSON `TraceChildArgs`; the result is printed as one line
  * `BENCH_RESULT <json>` on stdout (forward-child.ts's convention).
  *
- * 1. cold compile into an empty cache: the forward graph, then the backward + frozen-forward
- *    graphs (compileForward, compileLinearModel), timed separately;
- * 2. `Attributor.create` from that cache (forward-session creation), and the two linear
+ * 1. building the forward graph, then the backward + frozen-forward graphs (compileForward,
+ *    compileLinearModel; in memory, they hold no weights), timed separately;
+ * 2. `Attributor.create` (forward-session creation), and the two linear
  *    sessions created once on their own (Attributor.create makes them once per model; this is
  *    their share of opening a model, not part of any trace);
  * 3. `warmup` + `repeat` traces (`Attributor.attribute`), each with the engine's own phase
@@ -36,7 +36,9 @@ import { compileLinearModel } from '../electron/engine/attribution/compile.ts';
 import { runForwardCache } from '../electron/engine/attribution/forward-cache.ts';
 import { LinearModelRunner } from '../electron/engine/attribution/linear-runner.ts';
 import { compileForward } from '../electron/engine/model/forward-graph.ts';
+import type { ForwardPass } from '../electron/engine/model/forward-pass.ts';
 import { openModel } from '../electron/engine/model/open-model.ts';
+import { WeightFeeder } from '../electron/engine/model/weight-feeder.ts';
 import { createSession, ort } from '../electron/engine/runtime/session.ts';
 import { loadTokenizer } from '../electron/engine/tokenizer/index.ts';
 import { loadTranscoderSet } from '../electron/engine/transcoders/load.ts';
@@ -146,11 +148,11 @@ async function main(args: TraceChildArgs): Promise<TraceChildResult> {
     if (!tokenIds || tokenIds.length < 2) throw new Error('need at least 2 tokens (BOS + one)');
 
     t0 = performance.now();
-    const compiled = compileForward(model, { cacheRoot: args.cacheRoot, transcoders: set });
+    const feeder = new WeightFeeder();
+    compileForward(model, feeder, { transcoders: set });
     const compileForwardMs = performance.now() - t0;
-    if (compiled.cacheHit) throw new Error('expected an empty compile cache');
     t0 = performance.now();
-    const linear = compileLinearModel(model, set, compiled, args.cacheRoot);
+    const linear = compileLinearModel(model, set, feeder);
     const compileLinearMs = performance.now() - t0;
 
     t0 = performance.now();
@@ -164,8 +166,8 @@ async function main(args: TraceChildArgs): Promise<TraceChildResult> {
       const sessionOpts = { provider: 'cpu' as const, threads: args.threads };
       t0 = performance.now();
       const sessions = await Promise.all([
-        createSession(linear.backwardPath, sessionOpts),
-        createSession(linear.frozenForwardPath, sessionOpts),
+        createSession(linear.backward, sessionOpts),
+        createSession(linear.frozenForward, sessionOpts),
       ]);
       const linearSessionsMs = performance.now() - t0;
       for (const s of sessions) await s.session.release();
@@ -212,7 +214,14 @@ async function main(args: TraceChildArgs): Promise<TraceChildResult> {
         if (args.profileBatches > 0) {
           probe.uninstall();
           try {
-            profile = await profileBackward(model.config, linear.backwardPath, last, exported.batches, args);
+            profile = await profileBackward(
+              model.config,
+              linear.backward,
+              last,
+              exported.batches,
+              args,
+              attributor.forward,
+            );
           } catch (e) {
             profileError = (e as Error).message;
           }
@@ -374,14 +383,15 @@ async function runBatches(
  */
 async function profileBackward(
   config: ModelConfig,
-  backwardPath: string,
+  backwardGraph: Uint8Array,
   result: AttributionResult,
   batches: TargetsFile['batches'],
   args: TraceChildArgs,
+  forward: ForwardPass,
 ): Promise<ProfileSummary> {
   const dir = path.join(args.outDir, 'ort-profile');
   fs.mkdirSync(dir, { recursive: true });
-  const session = await ort.InferenceSession.create(backwardPath, {
+  const session = await ort.InferenceSession.create(backwardGraph, {
     executionProviders: ['cpu'],
     graphOptimizationLevel: 'all',
     intraOpNumThreads: args.threads,
@@ -392,7 +402,16 @@ async function profileBackward(
   try {
     const { prepared } = result;
     // Only rows() runs here, which uses the backward session and never the decoder biases.
-    const runner = new LinearModelRunner(config, prepared.cache, prepared.space, session, session, []);
+    const runner = new LinearModelRunner(
+      config,
+      prepared.cache,
+      prepared.space,
+      session,
+      session,
+      [],
+      forward.feeder,
+      forward.head,
+    );
     await runBatches(runner, result, batches);
     const profiled = batches.slice(0, 1 + args.profileBatches);
     for (let r = 0; r < PROFILE_REPEATS; r++) await runBatches(runner, result, profiled);
