@@ -36,6 +36,7 @@ import type {
   ToWorker,
 } from './types.ts';
 import { TERMINAL_STATES } from './types.ts';
+import { packViews, unpackViews } from './views.ts';
 
 export interface JobPoolOptions {
   store?: JobQueueStore;
@@ -326,7 +327,7 @@ export class JobPool extends EventEmitter<JobPoolEvents> {
           resume: job.resume,
           attempt: job.attempts,
           threads: this.threadsPerDevice[job.device],
-          inputs: extra?.inputs,
+          inputs: packViews(extra?.inputs),
         },
       },
       extra?.transfer,
@@ -384,7 +385,8 @@ export class JobPool extends EventEmitter<JobPoolEvents> {
         void this.finish(run, async () => {
           let result = m.result;
           if (this.opts.onResult) {
-            const replaced = await this.opts.onResult(run.record, { result: m.result, payload: m.payload });
+            const payload = unpackViews(m.payload);
+            const replaced = await this.opts.onResult(run.record, { result: m.result, payload });
             if (replaced !== undefined) result = replaced;
           }
           await this.store.complete(id, result);

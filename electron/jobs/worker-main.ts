@@ -9,6 +9,7 @@
 import { parentPort } from 'node:worker_threads';
 import { EngineError, isEngineError } from '../engine/errors.ts';
 import type { FromWorker, JobContext, JobHandler, JobProgress, RunJobMessage, ToWorker } from './types.ts';
+import { packViews, unpackViews } from './views.ts';
 
 const port = parentPort;
 if (!port) throw new Error('worker-main.ts must run in a worker thread');
@@ -69,7 +70,7 @@ async function runJob({ job }: RunJobMessage): Promise<void> {
     resume: job.resume,
     attempt: job.attempt,
     threads: job.threads,
-    inputs: job.inputs,
+    inputs: unpackViews(job.inputs),
     progress: progressReporter(job.id),
     throwIfCancelled() {
       if (controller.signal.aborted) throw new EngineError('cancelled', 'the job was cancelled');
@@ -80,7 +81,8 @@ async function runJob({ job }: RunJobMessage): Promise<void> {
     const handler = await loadHandler(job.module);
     const out = await handler.run(job.params, ctx);
     // a job that finished despite a late cancel is done: its output is complete
-    post({ type: 'done', id: job.id, result: out.result, payload: out.payload }, out.transfer);
+    // views as records: structured clone truncates views over more than 4 GiB (views.ts)
+    post({ type: 'done', id: job.id, result: out.result, payload: packViews(out.payload) }, out.transfer);
   } catch (e) {
     if (controller.signal.aborted) {
       post({
