@@ -4,7 +4,8 @@
  * `BENCH_RESULT <json>` on stdout (forward-child.ts's convention).
  *
  * 1. building the forward graph, then the backward + frozen-forward graphs (compileForward,
- *    compileLinearModel; in memory, they hold no weights), timed separately;
+ *    compileBackward for every layer, compileFrozenForward; in memory, they hold no weights),
+ *    timed separately;
  * 2. `Attributor.create` (forward-session creation), and the two linear
  *    sessions created once on their own (Attributor.create makes them once per model; this is
  *    their share of opening a model, not part of any trace);
@@ -32,7 +33,7 @@ import {
   type AttributionSettings,
   Attributor,
 } from '../electron/engine/attribution/attribute.ts';
-import { compileLinearModel } from '../electron/engine/attribution/compile.ts';
+import { compileBackward, compileFrozenForward } from '../electron/engine/attribution/compile.ts';
 import { runForwardCache } from '../electron/engine/attribution/forward-cache.ts';
 import { LinearModelRunner } from '../electron/engine/attribution/linear-runner.ts';
 import { compileForward } from '../electron/engine/model/forward-graph.ts';
@@ -152,7 +153,11 @@ async function main(args: TraceChildArgs): Promise<TraceChildResult> {
     compileForward(model, feeder, { transcoders: set });
     const compileForwardMs = performance.now() - t0;
     t0 = performance.now();
-    const linear = compileLinearModel(model, set, feeder);
+    const linear = {
+      backward: compileBackward(model, set, feeder),
+      frozenForward: compileFrozenForward(model, set, feeder),
+    };
+    for (let top = 0; top < model.config.nLayers; top++) compileBackward(model, set, feeder, top);
     const compileLinearMs = performance.now() - t0;
 
     t0 = performance.now();
@@ -406,7 +411,7 @@ async function profileBackward(
       config,
       prepared.cache,
       prepared.space,
-      session,
+      async () => session, // the full graph serves every batch
       session,
       [],
       forward.feeder,

@@ -6,9 +6,9 @@ import { EngineError } from '../errors.ts';
 import { ForwardPass } from '../model/forward-pass.ts';
 import type { OpenedModel } from '../model/open-model.ts';
 import type { ProviderChoice, ProviderName } from '../runtime/providers.ts';
-import { createSession, type ort } from '../runtime/session.ts';
+import { createSession, type ort, type SessionOptions } from '../runtime/session.ts';
 import type { TranscoderSet } from '../transcoders/types.ts';
-import { compileLinearModel } from './compile.ts';
+import { compileBackward, compileFrozenForward } from './compile.ts';
 import { type ForwardCache, runForwardCache } from './forward-cache.ts';
 import type { RawAttributionGraph } from './graph-types.ts';
 import { LinearModelRunner } from './linear-runner.ts';
@@ -106,9 +106,24 @@ export class Attributor {
     readonly set: TranscoderSet,
     readonly forward: ForwardPass,
     /** The linear model's sessions depend only on model + transcoders: made once, reused by every prompt. */
-    private readonly backward: ort.InferenceSession,
     private readonly frozen: ort.InferenceSession,
+    private readonly sessionOpts: SessionOptions,
   ) {}
+
+  /** Backward sessions by top layer (see backwardTop), made on first use. */
+  private readonly backwardByTop = new Map<number, Promise<ort.InferenceSession>>();
+
+  private backward(top: number): Promise<ort.InferenceSession> {
+    let s = this.backwardByTop.get(top);
+    if (!s) {
+      s = createSession(
+        compileBackward(this.model, this.set, this.forward.feeder, top),
+        this.sessionOpts,
+      ).then((o) => o.session);
+      this.backwardByTop.set(top, s);
+    }
+    return s;
+  }
 
   get provider(): ProviderName {
     return this.forward.provider;
@@ -121,13 +136,9 @@ export class Attributor {
   ): Promise<Attributor> {
     const forward = await ForwardPass.create(model, { ...opts, transcoders: set });
     try {
-      const linear = compileLinearModel(model, set, forward.feeder);
       const sessionOpts = { ...opts, provider: forward.provider };
-      const [backward, frozen] = await Promise.all([
-        createSession(linear.backward, sessionOpts),
-        createSession(linear.frozenForward, sessionOpts),
-      ]);
-      return new Attributor(model, set, forward, backward.session, frozen.session);
+      const frozen = await createSession(compileFrozenForward(model, set, forward.feeder), sessionOpts);
+      return new Attributor(model, set, forward, frozen.session, sessionOpts);
     } catch (e) {
       await forward.close();
       throw e;
@@ -143,7 +154,7 @@ export class Attributor {
       this.model.config,
       cache,
       space,
-      this.backward,
+      (top) => this.backward(top),
       this.frozen,
       decoderBias,
       this.forward.feeder,
@@ -298,7 +309,13 @@ export class Attributor {
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.forward.close(), this.backward.release(), this.frozen.release()]);
+    const backward = await Promise.allSettled(this.backwardByTop.values());
+    this.backwardByTop.clear();
+    await Promise.all([
+      this.forward.close(),
+      this.frozen.release(),
+      ...backward.map((b) => (b.status === 'fulfilled' ? b.value.release() : undefined)),
+    ]);
     this.forward.feeder.clear();
   }
 }

@@ -11,34 +11,47 @@ import { GraphBuilder } from '../onnx/graph-builder.ts';
 import type { TranscoderSet } from '../transcoders/types.ts';
 import { emitBackwardGraph, emitFrozenForwardGraph, type LinearModelTranscoderInfo } from './linear-model.ts';
 
-export interface CompiledLinearModel {
-  backward: Uint8Array;
-  frozenForward: Uint8Array;
-}
-
-export function compileLinearModel(
+function build(
   model: OpenedModel,
   set: TranscoderSet,
   feeder: WeightFeeder,
-): CompiledLinearModel {
-  const build = (name: string, emit: typeof emitBackwardGraph) => {
-    const g = new GraphBuilder(name);
-    const source = new FedWeightSource(g, model.tensors, feeder, true);
-    const d = set.dModel;
-    const tc: LinearModelTranscoderInfo = {
-      readHook: set.readHook,
-      writeHook: set.writeHook,
-      // W_skip is the one weight the model's checkpoint does not hold.
-      skip: Array.from({ length: set.nLayers }, (_, l) => {
-        const skip = set.kind === 'plt' ? set.layerTensors(l).W_skip : undefined;
-        return skip ? source.fromInfo(`tc:${l}:W_skip`, [d, d], skip, () => set.skipFloat32(l)!) : undefined;
-      }),
-    };
-    emit(g, model.config, model.weightNames, source, tc);
-    return g.serialize();
+  name: string,
+  emit: (g: GraphBuilder, source: FedWeightSource, tc: LinearModelTranscoderInfo) => void,
+): Uint8Array {
+  const g = new GraphBuilder(name);
+  const source = new FedWeightSource(g, model.tensors, feeder, true);
+  const d = set.dModel;
+  const tc: LinearModelTranscoderInfo = {
+    readHook: set.readHook,
+    writeHook: set.writeHook,
+    // W_skip is the one weight the model's checkpoint does not hold.
+    skip: Array.from({ length: set.nLayers }, (_, l) => {
+      const skip = set.kind === 'plt' ? set.layerTensors(l).W_skip : undefined;
+      return skip ? source.fromInfo(`tc:${l}:W_skip`, [d, d], skip, () => set.skipFloat32(l)!) : undefined;
+    }),
   };
-  return {
-    backward: build('backward', emitBackwardGraph),
-    frozenForward: build('frozen-forward', emitFrozenForwardGraph),
-  };
+  emit(g, source, tc);
+  return g.serialize();
+}
+
+/** The backward graph for batches reading at layer ≤ `top` (`L`: any target, logits included). */
+export function compileBackward(
+  model: OpenedModel,
+  set: TranscoderSet,
+  feeder: WeightFeeder,
+  top = model.config.nLayers,
+): Uint8Array {
+  return build(model, set, feeder, `backward-top-${top}`, (g, source, tc) =>
+    emitBackwardGraph(g, model.config, model.weightNames, source, tc, top),
+  );
+}
+
+export function compileFrozenForward(
+  model: OpenedModel,
+  set: TranscoderSet,
+  feeder: WeightFeeder,
+): Uint8Array {
+  return build(model, set, feeder, 'frozen-forward', (g, source, tc) =>
+    emitFrozenForwardGraph(g, model.config, model.weightNames, source, tc),
+  );
 }

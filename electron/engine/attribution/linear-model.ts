@@ -157,11 +157,23 @@ class LinearModelBuilder {
   }
 }
 
+/** The highest layer a batch's targets need: `L` when a logit target is among them. */
+export function backwardTop(slots: readonly number[], nLayers: number): number {
+  let top = 0;
+  for (const s of slots) top = Math.max(top, s === finalSlot(nLayers) ? nLayers : Math.floor(s / 2));
+  return top;
+}
+
 /**
  * The backward graph. Inputs: read_vectors [B, d], read_positions [B], read_slots [B]
  * (int64), token_vectors [T, d], per layer the frozen pattern [H, T, T], scales [T] and
  * sources_l [T, d, n_l] (source vectors written at layer l, grouped by position, padded).
  * Outputs: attr_l [B, T, n_l] and attr_tokens [B, T].
+ *
+ * `top` < L: the graph for batches whose targets all read at layer ≤ top (slots ≤ 2·top + 1).
+ * Nothing flows above them, so it starts at layer top's resid_mid, with no inputs or outputs
+ * for the layers above (their attr_l are zero): a batch of layer-l features costs about
+ * (l + 1)/L of a full pass.
  */
 export function emitBackwardGraph(
   g: GraphBuilder,
@@ -169,6 +181,7 @@ export function emitBackwardGraph(
   names: ModelWeights,
   weights: WeightSource,
   tc: LinearModelTranscoderInfo,
+  top: number = cfg.nLayers,
 ): void {
   const b = new LinearModelBuilder(g, cfg, names, weights, tc);
   const { hiddenSize: d, nHeads: H, nKvHeads: KV, headDim: hd, nLayers: L } = cfg;
@@ -199,11 +212,9 @@ export function emitBackwardGraph(
     const outShape = g.concat([g.slice(shape, [0], [2], [0]), g.constInt64([outDim])], 0);
     return g.op('Reshape', [y, outShape]);
   };
-
-  let G = inject(finalSlot(L));
-  for (let l = L - 1; l >= 0; l--) {
+  /** Contraction with everything written at layer l's MLP output, then the W_skip path. */
+  const contract = (G: string, l: number): string => {
     const lw = names.layers[l];
-    // Contraction with everything written at this layer's MLP output.
     const sources = g.input(linearInputs.sources(l), 'float32', ['T', d, `n_${l}`]);
     const atWrite =
       throughPostNorm && lw.lnPostFf
@@ -211,16 +222,20 @@ export function emitBackwardGraph(
         : G;
     // [t, B, d]·[t, d, n] → [t, B, n], returned as [B, t, n] so each target's row is contiguous.
     g.output(g.transpose(g.matmul(g.transpose(atWrite, [1, 0, 2]), sources), [1, 0, 2]), `attr_${l}`);
-
     const skip = tc.skip[l];
-    if (skip) {
-      const gradRead = g.matmul(atWrite, skip); // d/dx of x·W_skipᵀ
-      G = g.add(
-        G,
-        b.readMapT(gradRead, l, () => b.scaleInput(linearInputs.ln2Scale(l), true)),
-      );
-    }
-    G = g.add(G, inject(slotOfResidMid(l)));
+    if (!skip) return G;
+    const gradRead = g.matmul(atWrite, skip); // d/dx of x·W_skipᵀ
+    return g.add(
+      G,
+      b.readMapT(gradRead, l, () => b.scaleInput(linearInputs.ln2Scale(l), true)),
+    );
+  };
+
+  let G = top >= L ? inject(finalSlot(L)) : '';
+  for (let l = Math.min(top, L - 1); l >= 0; l--) {
+    const lw = names.layers[l];
+    // The top layer of a truncated graph: nothing above, so no MLP write reaches a target.
+    G = G ? g.add(contract(G, l), inject(slotOfResidMid(l))) : inject(slotOfResidMid(l));
 
     // Attention, transposed: post-norm, output projection, frozen pattern, value projection, ln1.
     let gOut = G;

@@ -7,7 +7,7 @@ import type { LogitHead } from '../model/logit-head.ts';
 import type { WeightFeeder } from '../model/weight-feeder.ts';
 import { ort } from '../runtime/session.ts';
 import type { ForwardCache } from './forward-cache.ts';
-import { linearInputs } from './linear-model.ts';
+import { backwardTop, linearInputs } from './linear-model.ts';
 import type { SourceSpace } from './sources.ts';
 import type { Target } from './targets.ts';
 
@@ -22,7 +22,8 @@ export class LinearModelRunner {
     private readonly cfg: ModelConfig,
     private readonly cache: ForwardCache,
     private readonly space: SourceSpace,
-    private readonly backward: ort.InferenceSession,
+    /** The backward session for batches reading at layer ≤ top (see backwardTop). */
+    private readonly backward: (top: number) => Promise<ort.InferenceSession>,
     private readonly frozen: ort.InferenceSession,
     /** b_dec per write layer [d]: part of every MLP write, never a node. */
     private readonly decoderBias: Float32Array[],
@@ -58,7 +59,7 @@ export class LinearModelRunner {
     const patterns = this.patterns(t);
     const want = new Set(names);
     for (let l = 0; l < c.nLayers; l++) {
-      feeds[linearInputs.pattern(l)] = f32(patterns[l], [H, t, t]);
+      if (want.has(linearInputs.pattern(l))) feeds[linearInputs.pattern(l)] = f32(patterns[l], [H, t, t]);
       const scales: [string, Float32Array[] | undefined][] = [
         [linearInputs.ln1Scale(l), c.ln1Scale],
         [linearInputs.ln2Scale(l), c.ln2Scale],
@@ -79,24 +80,33 @@ export class LinearModelRunner {
     const t = Math.max(...targets.map((x) => x.position)) + 1; // causality: nothing after the last target
     const vectors = new Float32Array(B * d);
     for (const [b, x] of targets.entries()) vectors.set(x.vector, b * d);
+    const backward = await this.backward(
+      backwardTop(
+        targets.map((x) => x.slot),
+        L,
+      ),
+    );
+    const inputs = new Set(backward.inputNames);
     const feeds: Record<string, ort.Tensor> = {
-      ...this.feeder.feeds(this.backward.inputNames),
+      ...this.feeder.feeds(backward.inputNames),
       read_vectors: f32(vectors, [B, d]),
       read_positions: i64(targets.map((x) => x.position)),
       read_slots: i64(targets.map((x) => x.slot)),
       token_vectors: f32(this.cache.tokenVectors.subarray(0, t * d), [t, d]),
     };
-    this.frozenFeeds(t, feeds, this.backward.inputNames);
+    this.frozenFeeds(t, feeds, backward.inputNames);
     for (let l = 0; l < L; l++) {
       const block = this.space.blocks[l];
+      if (!inputs.has(linearInputs.sources(l))) continue;
       feeds[linearInputs.sources(l)] = f32(block.vectors.subarray(0, t * d * block.n), [t, d, block.n]);
     }
-    const out = await this.backward.run(feeds);
+    const out = await backward.run(feeds);
     const C = this.space.nColumns;
     const buffer = new Float32Array(B * C);
     const rows = Array.from({ length: B }, (_, b) => buffer.subarray(b * C, (b + 1) * C));
     for (let l = 0; l < L; l++) {
       const { n, columns } = this.space.blocks[l];
+      if (!out[`attr_${l}`]) continue; // above the batch's top layer: zero
       const attr = out[`attr_${l}`].data as Float32Array; // [B, t, n]
       const span = t * n;
       for (let b = 0; b < B; b++) {
