@@ -41,12 +41,9 @@ export function emitTranscoderLayer(
   }
   const dT = set.dTranscoderPerLayer[l];
   const enc = set.encoderInfo(l);
-  // Stored orientation is kept (Gemm's transB handles it), so f32 encoders are referenced in place.
+  // Stored orientation is kept (Gemm's transB handles it): decoding is one pass, no transpose.
   const wShape = enc.encoderTransposed ? [set.dModel, dT] : [dT, set.dModel];
-  const wEnc = weights.fromInfo(`tc:${l}:W_enc`, wShape, enc, () => {
-    const oriented = set.encoderFloat32(l);
-    return enc.encoderTransposed ? transpose(oriented, dT, set.dModel) : oriented;
-  });
+  const wEnc = weights.fromInfo(`tc:${l}:W_enc`, wShape, enc, () => set.encoderStoredFloat32(l));
   const bEnc = weights.derived(`tc:${l}:b_enc`, [dT], () => set.encoderBiasFloat32(l));
   const pre = g.linear(read, wEnc, bEnc, !enc.encoderTransposed);
   let acts: string;
@@ -98,11 +95,4 @@ export function emitTranscoderEncoders(
     hooks.set(names.pre, pre);
     hooks.set(names.acts, acts);
   }
-}
-
-/** [rows, cols] → [cols, rows] */
-function transpose(a: Float32Array, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(a.length);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = a[r * cols + c];
-  return out;
 }

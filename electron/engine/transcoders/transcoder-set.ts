@@ -129,6 +129,11 @@ export class LoadedTranscoderSet implements TranscoderSet {
     return geo.encoderTransposed ? transpose(data, geo.dModel, geo.dTranscoder) : data;
   }
 
+  encoderStoredFloat32(l: number): Float32Array {
+    const ref = this.layer(l).src.refs.W_enc;
+    return ref.store.readFloat32(ref.info.name);
+  }
+
   encoderRowsFloat32(l: number, featureIdx: readonly number[]): Float32Array {
     const { src, geo } = this.layer(l);
     const ref = src.refs.W_enc;
