@@ -48,9 +48,10 @@ export async function logitsCommand(argv: string[]): Promise<number> {
     onWarning: (m) => console.error(`warning: ${m}`),
   });
   try {
-    const logits = (await fp.run(tokenIds, ['logits'])).get('logits')!;
+    // Only the last position's logits: a 256k vocabulary × every position would be GBs.
+    const logits = (await fp.run(tokenIds, ['logits'], { logitPositions: 'last' })).get('logits')!;
     const vocab = logits.dims[1];
-    const best = topNextTokens(logits.data, tokenIds.length, vocab, top);
+    const best = topNextTokens(logits.data, 1, vocab, top);
     const tokenString = (id: number) => (tokenizer ? tokenizer.tokenToString(id) : `<${id}>`);
     const result = {
       token_ids: tokenIds,
