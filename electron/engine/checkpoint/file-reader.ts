@@ -2,11 +2,37 @@
  * Positional reads from a file kept open lazily (opened on first use, reopened after close),
  * with every failure turned into an EngineError naming the file.
  */
+import { constants as bufferConstants } from 'node:buffer';
 import fs from 'node:fs';
 import { EngineError, type EngineErrorContext } from '../errors.ts';
 
-/** Largest single readSync request (readSync takes an int32 length). */
-const MAX_READ = 1 << 30;
+/**
+ * Largest single readSync / writeSync request (both take an int32 length, so anything over
+ * 2 GiB goes in pieces). Tests lower it to exercise the chunked paths with small files.
+ */
+export const IO_CHUNK = { bytes: 1 << 30 };
+
+/**
+ * Most elements one typed array can hold (V8's limit, which Node exposes as Buffer's maximum
+ * length: 2³² in Node 20, so a Float32Array holds up to 16 GiB but a Uint8Array only 4 GiB).
+ */
+export const MAX_TYPED_ARRAY_LENGTH = bufferConstants.MAX_LENGTH;
+
+/** Byte `offset`..`offset + length` of `view` as a Uint8Array (a window, no copy; length ≤ 4 GiB). */
+export function byteWindow(view: ArrayBufferView, offset: number, length: number): Uint8Array {
+  return new Uint8Array(view.buffer, view.byteOffset + offset, length);
+}
+
+/** Throws EngineError('resources') when `length` elements do not fit in one typed array. */
+export function assertArrayLength(length: number, what: string, context: EngineErrorContext = {}): void {
+  if (length > MAX_TYPED_ARRAY_LENGTH) {
+    throw new EngineError(
+      'resources',
+      `${what} has ${length} elements, more than one array can hold (${MAX_TYPED_ARRAY_LENGTH}); read it in parts`,
+      context,
+    );
+  }
+}
 
 /** EngineError for a failed fs call on `file`: ENOENT → 'missing', anything else → 'io'. */
 export function fsError(e: unknown, what: string, context: EngineErrorContext): EngineError {
@@ -54,11 +80,12 @@ export class FileReader {
   }
 
   /**
-   * Read exactly `length` bytes at `position` into `target[targetOffset..]`. A short read
-   * (the file shrank or ends early) is EngineError('truncated').
+   * Read exactly `length` bytes at `position` into `target`'s bytes from `targetOffset` on
+   * (any typed array; offsets and lengths in bytes, 64-bit safe, read in IO_CHUNK pieces). A
+   * short read (the file shrank or ends early) is EngineError('truncated').
    */
   readInto(
-    target: Uint8Array,
+    target: ArrayBufferView,
     targetOffset: number,
     length: number,
     position: number,
@@ -67,10 +94,10 @@ export class FileReader {
     const fd = this.open();
     let done = 0;
     while (done < length) {
-      const want = Math.min(length - done, MAX_READ);
+      const want = Math.min(length - done, IO_CHUNK.bytes);
       let got: number;
       try {
-        got = fs.readSync(fd, target, targetOffset + done, want, position + done);
+        got = fs.readSync(fd, byteWindow(target, targetOffset + done, want), 0, want, position + done);
       } catch (e) {
         throw fsError(e, 'read failed', { ...context, file: this.path });
       }
@@ -87,6 +114,7 @@ export class FileReader {
 
   /** A fresh (aligned) buffer with `length` bytes read at `position`. */
   read(position: number, length: number, context: EngineErrorContext = {}): Uint8Array {
+    assertArrayLength(length, `a read of ${length} bytes`, { ...context, file: this.path });
     const out = new Uint8Array(length);
     this.readInto(out, 0, length, position, context);
     return out;

@@ -5,7 +5,7 @@
  */
 import { EngineError } from '../errors.ts';
 import { copyBytes, DTYPE_SIZE, decodeToFloat32, numElements } from './dtype.ts';
-import { FileReader } from './file-reader.ts';
+import { assertArrayLength, byteWindow, FileReader, IO_CHUNK } from './file-reader.ts';
 import type { TensorInfo, TensorStore } from './tensor.ts';
 
 /** Upper bound of bytes fetched by one coalesced row read. */
@@ -73,14 +73,55 @@ export abstract class BaseTensorStore implements TensorStore {
     return this.readRawRange(name, 0, this.info(name).byteLength);
   }
 
+  /**
+   * The tensor's bytes read straight into `target` (any typed array whose byteLength is the
+   * tensor's), in pieces: no intermediate copy, and no 4 GiB limit of a single Uint8Array.
+   */
+  readRawInto(name: string, target: ArrayBufferView): void {
+    const info = this.info(name);
+    const ctx = { file: info.sourceFile, tensor: name };
+    if (target.byteLength !== info.byteLength) {
+      throw new EngineError(
+        'argument',
+        `target has ${target.byteLength} bytes, the tensor ${info.byteLength}`,
+        ctx,
+      );
+    }
+    const loc = info.location;
+    if (loc.kind === 'memory') {
+      byteWindow(target, 0, info.byteLength).set(loc.data.subarray(0, info.byteLength));
+      return;
+    }
+    this.reader(loc.file).readInto(target, 0, info.byteLength, loc.byteOffset, ctx);
+  }
+
   readFloat32(name: string): Float32Array {
     const info = this.info(name);
-    const raw = this.readRaw(name);
-    // the raw copy is ours and aligned: F32 needs no second copy
-    if (info.dtype === 'F32' && raw.byteOffset % 4 === 0) {
-      return new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4);
+    const ctx = { file: info.sourceFile, tensor: name };
+    const n = numElements(info.shape, ctx);
+    if (info.location.kind === 'memory' || info.byteLength <= IO_CHUNK.bytes) {
+      const raw = this.readRaw(name);
+      // the raw copy is ours and aligned: F32 needs no second copy
+      if (info.dtype === 'F32' && raw.byteOffset % 4 === 0) {
+        return new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4);
+      }
+      return decodeToFloat32(info.dtype, raw, undefined, ctx);
     }
-    return decodeToFloat32(info.dtype, raw, undefined, { file: info.sourceFile, tensor: name });
+    // Large tensors: one output array, filled in pieces (F32 read in place, others decoded).
+    assertArrayLength(n, `tensor ${name}`, ctx);
+    const out = new Float32Array(n);
+    if (info.dtype === 'F32') {
+      this.readRawInto(name, out);
+      return out;
+    }
+    const size = DTYPE_SIZE[info.dtype];
+    const step = Math.max(1, Math.floor(IO_CHUNK.bytes / size));
+    for (let i = 0; i < n; i += step) {
+      const m = Math.min(step, n - i);
+      const bytes = this.readRawRange(name, i * size, m * size);
+      decodeToFloat32(info.dtype, bytes, out.subarray(i, i + m), ctx);
+    }
+    return out;
   }
 
   readRowsFloat32(name: string, rows: readonly number[]): Float32Array {
@@ -90,6 +131,7 @@ export abstract class BaseTensorStore implements TensorStore {
     const nRows = info.shape[0];
     const rowElems = numElements(info.shape.slice(1), ctx);
     const rowBytes = rowElems * DTYPE_SIZE[info.dtype];
+    assertArrayLength(rows.length * rowElems, `${rows.length} rows of tensor ${name}`, ctx);
     const out = new Float32Array(rows.length * rowElems);
     for (const r of rows) {
       if (!Number.isInteger(r) || r < 0 || r >= nRows) {
