@@ -1,7 +1,7 @@
 /**
  * A small typed builder for ONNX graphs. Values are plain string names; every op helper
  * returns the name of its (fresh) output. Initializers are either inline (small constants)
- * or external data written by an ExternalWeights sink next to the model file.
+ * or external data (TensorData kind "external"); the engine feeds its weights as graph inputs.
  */
 import {
   type AttributeValue,
