@@ -10,12 +10,12 @@ function aligned(b: Uint8Array): Uint8Array {
 
 export function int32s(b: Uint8Array): Int32Array {
   const a = aligned(b);
-  return new Int32Array(a.buffer, a.byteOffset, a.byteLength >>> 2);
+  return new Int32Array(a.buffer, a.byteOffset, Math.floor(a.byteLength / 4));
 }
 
 export function float32s(b: Uint8Array): Float32Array {
   const a = aligned(b);
-  return new Float32Array(a.buffer, a.byteOffset, a.byteLength >>> 2);
+  return new Float32Array(a.buffer, a.byteOffset, Math.floor(a.byteLength / 4));
 }
 
 /** JSON.parse of a column the store wrote itself. */

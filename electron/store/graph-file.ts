@@ -3,6 +3,7 @@
  * node tables, as a safetensors file (readable by numpy / torch / safetensors too):
  *
  *   row_ptr            I32 [N+1]   row t's entries are col/val[row_ptr[t] .. row_ptr[t+1])
+ *                                 (I64 when the graph has 2^31 or more nonzero entries)
  *   col                I32 [nnz]   source index, ascending within a row
  *   val                F32 [nnz]   A[t, col], the raw signed attribution (zeros omitted)
  *   feature_layer, feature_position, feature_index (I32 [F]), feature_activation (F32 [F]),
@@ -21,6 +22,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { AttributionNodes, RawAttributionGraph } from '../engine/attribution/graph-types.ts';
 import { nodeLayout } from '../engine/attribution/graph-types.ts';
+import { IO_CHUNK, MAX_TYPED_ARRAY_LENGTH } from '../engine/checkpoint/file-reader.ts';
 import { openSafetensors } from '../engine/checkpoint/safetensors.ts';
 import { writeSafetensors } from '../engine/checkpoint/safetensors-writer.ts';
 import { isEngineError } from '../engine/errors.ts';
@@ -32,10 +34,14 @@ export const GRAPH_FILE_EXT = '.cwgraph';
 
 export interface CsrAdjacency {
   n: number;
-  rowPtr: Int32Array;
+  /** Int32Array while the entry count fits in int32; Float64Array (stored as I64) beyond. */
+  rowPtr: Int32Array | Float64Array;
   col: Int32Array;
   val: Float32Array;
 }
+
+/** Row pointers above this are stored as I64 (tests lower it to exercise that path). */
+export const CSR_LIMITS = { int32RowPtr: 2 ** 31 - 1 };
 
 export function denseToCsr(adjacency: Float32Array, n: number): CsrAdjacency {
   const total = n * n;
@@ -44,7 +50,8 @@ export function denseToCsr(adjacency: Float32Array, n: number): CsrAdjacency {
   }
   // One pass over the matrix, two float32 values at a time through a float64 view (a pair of
   // zeros, +0 or -0 in the upper half, reads as a float64 zero); the output grows by doubling.
-  const rowPtr = new Int32Array(n + 1);
+  // Sizes are plain numbers (n² may pass 2^32); row pointers are float64 until the end.
+  const rowPtr = new Float64Array(n + 1);
   let cap = Math.max(1024, 8 * n);
   let col = new Int32Array(cap);
   let val = new Float32Array(cap);
@@ -58,8 +65,13 @@ export function denseToCsr(adjacency: Float32Array, n: number): CsrAdjacency {
       rowEnd += n;
     }
     if (q === cap) {
-      if (cap >= 0x7fffffff) throw new StoreError('io', 'the adjacency has more than 2^31 nonzero entries');
-      cap = Math.min(cap * 2, 0x7fffffff);
+      if (cap >= MAX_TYPED_ARRAY_LENGTH) {
+        throw new StoreError(
+          'io',
+          `the adjacency has more than ${MAX_TYPED_ARRAY_LENGTH} nonzero entries, more than one array holds`,
+        );
+      }
+      cap = Math.min(cap * 2, MAX_TYPED_ARRAY_LENGTH);
       const c2 = new Int32Array(cap);
       c2.set(col);
       col = c2;
@@ -73,7 +85,7 @@ export function denseToCsr(adjacency: Float32Array, n: number): CsrAdjacency {
   };
   let k0 = 0;
   if (adjacency.byteOffset % 8 === 0) {
-    const pairs = new Float64Array(adjacency.buffer, adjacency.byteOffset, total >>> 1);
+    const pairs = new Float64Array(adjacency.buffer, adjacency.byteOffset, Math.floor(total / 2));
     for (let p = 0; p < pairs.length; p++) {
       if (pairs[p] === 0) continue;
       const k = 2 * p;
@@ -84,7 +96,12 @@ export function denseToCsr(adjacency: Float32Array, n: number): CsrAdjacency {
   }
   for (let k = k0; k < total; k++) if (adjacency[k] !== 0) push(k, adjacency[k]);
   for (let r = row + 1; r <= n; r++) rowPtr[r] = q;
-  return { n, rowPtr, col: col.slice(0, q), val: val.slice(0, q) };
+  return {
+    n,
+    rowPtr: q <= CSR_LIMITS.int32RowPtr ? Int32Array.from(rowPtr) : rowPtr,
+    col: col.slice(0, q),
+    val: val.slice(0, q),
+  };
 }
 
 export function csrToDense(csr: CsrAdjacency): Float32Array {
@@ -100,12 +117,21 @@ export function csrToDense(csr: CsrAdjacency): Float32Array {
 /** sha256 of the adjacency's content (row_ptr, col, val bytes), hex. */
 export function adjacencyHash(csr: CsrAdjacency): string {
   const h = crypto.createHash('sha256');
-  for (const a of [csr.rowPtr, csr.col, csr.val])
-    h.update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
+  for (const a of [csr.rowPtr, csr.col, csr.val]) {
+    // in pieces: one Uint8Array view cannot span more than 4 GiB
+    for (let off = 0; off < a.byteLength; off += IO_CHUNK.bytes)
+      h.update(new Uint8Array(a.buffer, a.byteOffset + off, Math.min(IO_CHUNK.bytes, a.byteLength - off)));
+  }
   return h.digest('hex');
 }
 
-const bytes = (a: Int32Array | Float32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+/** Row pointers as stored: I32, or I64 (little-endian) for graphs past int32. */
+function rowPtrTensor(rowPtr: Int32Array | Float64Array): { dtype: 'I32' | 'I64'; data: ArrayBufferView } {
+  if (rowPtr instanceof Int32Array) return { dtype: 'I32', data: rowPtr };
+  const out = new BigInt64Array(rowPtr.length);
+  for (let i = 0; i < rowPtr.length; i++) out[i] = BigInt(rowPtr[i]);
+  return { dtype: 'I64', data: out };
+}
 
 /** fsync a file or folder (folders cannot be fsynced on Windows: skipped there). */
 export function fsyncPath(p: string, isDir = false): void {
@@ -136,16 +162,16 @@ export function writeGraphFile(file: string, nodes: AttributionNodes, csr: CsrAd
     writeSafetensors(
       tmp,
       [
-        { name: 'row_ptr', dtype: 'I32', shape: [N + 1], data: bytes(csr.rowPtr) },
-        { name: 'col', dtype: 'I32', shape: [nnz], data: bytes(csr.col) },
+        { name: 'row_ptr', shape: [N + 1], ...rowPtrTensor(csr.rowPtr) },
+        { name: 'col', dtype: 'I32', shape: [nnz], data: csr.col },
         { name: 'val', dtype: 'F32', shape: [nnz], data: csr.val },
-        { name: 'feature_layer', dtype: 'I32', shape: [F], data: bytes(nodes.features.layer) },
-        { name: 'feature_position', dtype: 'I32', shape: [F], data: bytes(nodes.features.position) },
-        { name: 'feature_index', dtype: 'I32', shape: [F], data: bytes(nodes.features.index) },
+        { name: 'feature_layer', dtype: 'I32', shape: [F], data: nodes.features.layer },
+        { name: 'feature_position', dtype: 'I32', shape: [F], data: nodes.features.position },
+        { name: 'feature_index', dtype: 'I32', shape: [F], data: nodes.features.index },
         { name: 'feature_activation', dtype: 'F32', shape: [F], data: nodes.features.activation },
-        { name: 'logit_token_id', dtype: 'I32', shape: [K], data: bytes(nodes.logits.tokenId) },
+        { name: 'logit_token_id', dtype: 'I32', shape: [K], data: nodes.logits.tokenId },
         { name: 'logit_probability', dtype: 'F32', shape: [K], data: nodes.logits.probability },
-        { name: 'prompt_token_id', dtype: 'I32', shape: [T], data: bytes(nodes.promptTokenIds) },
+        { name: 'prompt_token_id', dtype: 'I32', shape: [T], data: nodes.promptTokenIds },
       ],
       {
         format: GRAPH_FILE_FORMAT,
@@ -165,6 +191,16 @@ export function writeGraphFile(file: string, nodes: AttributionNodes, csr: CsrAd
     if (e instanceof StoreError) throw e;
     throw new StoreError('io', `cannot write the graph file ${file}: ${(e as Error).message}`, file);
   }
+}
+
+function readRowPtr(st: ReturnType<typeof openSafetensors>): Int32Array | Float64Array {
+  const info = st.info('row_ptr');
+  if (info.dtype === 'I32') return int32s(st.readRaw('row_ptr'));
+  if (info.dtype !== 'I64')
+    throw new StoreError('corrupt', `row_ptr of ${st.path} is ${info.dtype}`, st.path);
+  const wide = new BigInt64Array(info.byteLength / 8);
+  st.readRawInto('row_ptr', wide);
+  return Float64Array.from(wide, Number);
 }
 
 /** Reads the adjacency of a sidecar (the node tables are in the database). */
@@ -187,8 +223,13 @@ export function readGraphAdjacency(file: string, expectNodes: number, expectByte
       if (st.metadata?.format !== GRAPH_FILE_FORMAT) {
         throw new StoreError('corrupt', `${file} is not a graph file (format ${st.metadata?.format})`, file);
       }
-      const rowPtr = int32s(st.readRaw('row_ptr'));
-      const col = int32s(st.readRaw('col'));
+      const rowPtr = readRowPtr(st);
+      // read in place, in pieces (the entries may pass 4 GiB)
+      const colInfo = st.info('col');
+      if (colInfo.dtype !== 'I32')
+        throw new StoreError('corrupt', `col of ${file} is ${colInfo.dtype}`, file);
+      const col = new Int32Array(colInfo.byteLength / 4);
+      st.readRawInto('col', col);
       const val = st.readFloat32('val');
       const n = rowPtr.length - 1;
       if (n !== expectNodes || rowPtr[0] !== 0 || rowPtr[n] !== col.length || col.length !== val.length) {

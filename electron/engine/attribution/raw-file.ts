@@ -22,8 +22,6 @@ import { nodeLayout, type RawAttributionGraph } from './graph-types.ts';
 
 export const RAW_GRAPH_FORMAT = 'circuit-workbench-raw-graph';
 
-const bytes = (a: Int32Array | Float32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
-
 export function writeRawGraph(
   file: string,
   graph: RawAttributionGraph,
@@ -38,13 +36,13 @@ export function writeRawGraph(
     file,
     [
       { name: 'adjacency', dtype: 'F32', shape: [N, N], data: graph.adjacency },
-      { name: 'feature_layer', dtype: 'I32', shape: [F], data: bytes(n.features.layer) },
-      { name: 'feature_position', dtype: 'I32', shape: [F], data: bytes(n.features.position) },
-      { name: 'feature_index', dtype: 'I32', shape: [F], data: bytes(n.features.index) },
+      { name: 'feature_layer', dtype: 'I32', shape: [F], data: n.features.layer },
+      { name: 'feature_position', dtype: 'I32', shape: [F], data: n.features.position },
+      { name: 'feature_index', dtype: 'I32', shape: [F], data: n.features.index },
       { name: 'feature_activation', dtype: 'F32', shape: [F], data: n.features.activation },
-      { name: 'logit_token_id', dtype: 'I32', shape: [K], data: bytes(n.logits.tokenId) },
+      { name: 'logit_token_id', dtype: 'I32', shape: [K], data: n.logits.tokenId },
       { name: 'logit_probability', dtype: 'F32', shape: [K], data: n.logits.probability },
-      { name: 'prompt_token_id', dtype: 'I32', shape: [T], data: bytes(n.promptTokenIds) },
+      { name: 'prompt_token_id', dtype: 'I32', shape: [T], data: n.promptTokenIds },
     ],
     {
       format: RAW_GRAPH_FORMAT,
