@@ -61,6 +61,7 @@ import {
   GEMMA2_MID,
   GEMMA2_SMALL,
   type SyntheticGemma2Spec,
+  thresholdForActive,
 } from './synthetic-gemma2.ts';
 import type { TraceChildArgs, TraceChildResult, TraceRun } from './trace-child.ts';
 import { batchFlops, type FlopBreakdown, sumFlops } from './trace-flops.ts';
@@ -254,29 +255,6 @@ interface Checkpoint {
   prompt?: string;
   /** Random token ids of this length (BOS first) when there is no prompt. */
   randomTokens?: number;
-}
-
-/** Upper tail of the standard normal (Abramowitz–Stegun 7.1.26 erfc, |error| < 1.5e-7). */
-function normalTail(x: number): number {
-  const z = x / Math.SQRT2;
-  const t = 1 / (1 + 0.3275911 * Math.abs(z));
-  const poly =
-    t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
-  const erfc = poly * Math.exp(-z * z);
-  return z >= 0 ? erfc / 2 : 1 - erfc / 2;
-}
-
-/** θ with P(N(0,1) > θ) = active / features (pre-activations have std ≈ 1). */
-function thresholdForActive(features: number, active: number): number {
-  let lo = -6;
-  let hi = 8;
-  const p = active / features;
-  for (let i = 0; i < 60; i++) {
-    const mid = (lo + hi) / 2;
-    if (normalTail(mid) > p) lo = mid;
-    else hi = mid;
-  }
-  return Math.round(((lo + hi) / 2) * 1000) / 1000;
 }
 
 function sparseSpec(base: SyntheticGemma2Spec, active = SYNTHETIC_ACTIVE): SyntheticGemma2Spec {
