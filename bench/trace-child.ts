@@ -307,12 +307,12 @@ async function main(args: TraceChildArgs): Promise<TraceChildResult> {
   }
 }
 
-/** The trace's targets in the order its batches ran, and its rows in that order. */
-function exportTargets(
+/** The trace's targets in the order its batches ran, and its rows in that order (for bench_attribution.py). */
+export function exportTargets(
   result: AttributionResult,
   calls: RowsCall[],
   tokenIds: number[],
-  args: TraceChildArgs,
+  args: Pick<TraceChildArgs, 'settings' | 'outDir'>,
 ) {
   const { space } = result.prepared;
   const order = [...result.featureRows.keys()]; // insertion order = batch order

@@ -2,7 +2,8 @@
  * FLOP model of the engine's backward graph (electron/engine/attribution/linear-model.ts,
  * `emitBackwardGraph`), counted from its matrix products only, for one batch of B targets
  * run over the first t positions (linear-runner.ts feeds only positions < t, where t − 1 is
- * the batch's last target position). Per layer l, from the top down:
+ * the batch's last target position) and, for a batch of feature targets only, the layers up to
+ * the highest one its targets read at (`top`). Per layer l, from the top down:
  *
  *   contraction  MatMul [t, B, d] · [t, d, n_l]          2·t·B·d·n_l   (n_l: padded block width)
  *   skip         MatMul [B, t, d] · W_skip [d, d]        2·B·t·d²      (PLT layers with W_skip)
@@ -31,6 +32,12 @@ export interface BatchShape {
   B: number;
   /** Positions the batch runs over (its last target position + 1). */
   t: number;
+  /**
+   * The backward graph's top layer (linear-model.ts `backwardTop`): nLayers (or absent) when
+   * a logit target is in the batch, else the highest layer its targets read at. A graph with
+   * top < L runs layers 0..top's attention and contracts layers below top only.
+   */
+  top?: number;
 }
 
 export interface FlopBreakdown {
@@ -51,15 +58,16 @@ export const ZERO_FLOPS: FlopBreakdown = {
   total: 0,
 };
 
-export function batchFlops(s: BackwardShape, { B, t }: BatchShape): FlopBreakdown {
+export function batchFlops(s: BackwardShape, { B, t, top = s.nLayers }: BatchShape): FlopBreakdown {
   const { d, nHeads: H, nKvHeads: KV, headDim: hd } = s;
   let contraction = 0;
   let skip = 0;
-  for (let l = 0; l < s.nLayers; l++) {
+  const contracted = Math.min(top, s.nLayers);
+  for (let l = 0; l < contracted; l++) {
     contraction += 2 * t * B * d * s.blockWidth[l];
     if (s.skip[l]) skip += 2 * B * t * d * d;
   }
-  const L = s.nLayers;
+  const L = Math.min(top, s.nLayers - 1) + 1; // attention layers run
   const outputProj = L * 2 * B * t * d * H * hd;
   const pattern = L * 2 * B * H * t * t * hd;
   const valueProj = L * 2 * B * t * KV * hd * d;

@@ -13,6 +13,7 @@
  *   batch the fastest of the repeated runs.
  */
 import fs from 'node:fs';
+import { backwardTop } from '../electron/engine/attribution/linear-model.ts';
 import { LinearModelRunner } from '../electron/engine/attribution/linear-runner.ts';
 import type { Target } from '../electron/engine/attribution/targets.ts';
 import { ort } from '../electron/engine/runtime/session.ts';
@@ -21,6 +22,8 @@ import { nodeMatmulFlops } from './trace-flops.ts';
 export interface RowsCall {
   B: number;
   t: number;
+  /** The backward graph's top layer (nLayers when the batch has a logit target). */
+  top: number;
   totalMs: number;
   /** From entering rows() to session.run: feeds (pattern slices, read vectors, tensors). */
   feedsMs: number;
@@ -61,6 +64,13 @@ export function installRowsProbe(): RowsProbe {
 
   runnerProto.rows = async function (this: LinearModelRunner, targets: readonly Target[]) {
     const t = Math.max(...targets.map((x) => x.position)) + 1;
+    // The runner's (private) config; without it, slots 2l / 2l + 1 / 2L still give the top.
+    const nLayers =
+      (this as unknown as { cfg?: { nLayers?: number } }).cfg?.nLayers ?? Number.MAX_SAFE_INTEGER;
+    const top = backwardTop(
+      targets.map((x) => x.slot),
+      nLayers,
+    );
     const ru = process.resourceUsage();
     const rec: InFlight = { start: performance.now(), runStart: Number.NaN, runEnd: Number.NaN, runMs: 0 };
     current = rec;
@@ -73,6 +83,7 @@ export function installRowsProbe(): RowsProbe {
       calls.push({
         B: targets.length,
         t,
+        top,
         totalMs: end - rec.start,
         feedsMs: rec.runStart - rec.start,
         runMs: rec.runMs,
