@@ -461,7 +461,7 @@ function render(r: Report): string {
     const f = r.flops;
     const rate = r.gflops ?? 0;
     out.push(
-      `backward: ${(f.total / 1e12).toFixed(3)} TFLOP (contraction ${(f.contraction / 1e9).toFixed(1)}, O proj ${(f.outputProj / 1e9).toFixed(1)}, ` +
+      `backward: ${flop(f.total)} (contraction ${(f.contraction / 1e9).toFixed(1)}, O proj ${(f.outputProj / 1e9).toFixed(1)}, ` +
         `pattern ${(f.pattern / 1e9).toFixed(1)}, V proj ${(f.valueProj / 1e9).toFixed(1)} GFLOP) in ${ms(r.backwardMs)} ms (logits + features) = ` +
         `${rate.toFixed(1)} GFLOP/s${r.gemm ? `, ${pct(rate / r.gemm.gflops)} of the GEMM rate` : ''}`,
     );
@@ -480,6 +480,10 @@ function render(r: Report): string {
     );
   }
   return `${out.join('\n')}\n`;
+}
+
+function flop(x: number): string {
+  return x >= 1e12 ? `${(x / 1e12).toFixed(2)} TFLOP` : `${(x / 1e9).toFixed(1)} GFLOP`;
 }
 
 function describeBatches(calls: { B: number; t: number; top: number }[]): string {
@@ -549,12 +553,11 @@ async function main(argv: string[]): Promise<number> {
       2 * (modelBytes + transcoderBytes) + 1.5 * GiB + largestFile([ck.modelDir, transcoderDir]);
     const torchBudget = 0.75 * os.totalmem();
     let torchWhy: string | null = null;
-    if (!o.torch) torchWhy = null;
-    else if (torchBytes > torchBudget)
+    if (o.torch && torchBytes > torchBudget)
       torchWhy = `it would need ~${gib(torchBytes)} of memory (budget ${gib(torchBudget)}); try fewer --layers`;
-    else torchWhy = torchAvailable(o.python);
+    else if (o.torch) torchWhy = torchAvailable(o.python);
     const runTorch = o.torch && torchWhy === null;
-    if (o.torch && torchWhy !== null) report.torch = { unavailable: torchWhy };
+    if (torchWhy !== null) report.torch = { unavailable: torchWhy };
 
     const cacheRoot = path.join(work, 'cache');
     fs.mkdirSync(cacheRoot);

@@ -216,6 +216,9 @@ export function ensureSyntheticGemma2(
   const need = missing.reduce((s, m) => s + planBytes(m.plan), 0);
   const free = freeBytes(dir);
   if (need + DISK_MARGIN_BYTES > free) {
+    try {
+      fs.rmdirSync(dir); // only when empty: nothing was there before
+    } catch {}
     throw new Error(
       `not enough disk for ${spec.name} (${missing.map((m) => m.part).join(' + ')}): it needs ${gb(need)} ` +
         `(+ ${gb(DISK_MARGIN_BYTES)} margin) in ${dir}, and only ${gb(free)} is free; ` +

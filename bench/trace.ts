@@ -683,7 +683,7 @@ function render(r: Report): string {
       ),
     );
     out.push(
-      'GFLOP: matrix products of the backward graph for the batches run (contraction + O/V projections + frozen pattern + W_skip); no trunc.: the same batches over all T positions',
+      'GFLOP: matrix products of the backward graph for the batches run (contraction + O/V projections + frozen pattern + W_skip); each batch over its t positions and up to its top layer; no trunc.: the same batches over all T positions and all layers',
     );
     out.push(
       'session.run / feeds / scatter: inside LinearModelRunner.rows; selection etc.: the rest of logits+features (partial influence, target vectors, bookkeeping)',

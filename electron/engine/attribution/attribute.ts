@@ -9,18 +9,28 @@ import type { ProviderChoice, ProviderName } from '../runtime/providers.ts';
 import { createSession, type ort, type SessionOptions } from '../runtime/session.ts';
 import type { TranscoderSet } from '../transcoders/types.ts';
 import { compileBackward, compileFrozenForward } from './compile.ts';
+import { DEFAULT_MAX_FEATURE_NODES } from './defaults.ts';
+import { attentionHalfPoint, FeaturesEta, type PlannedBatch, planBatches } from './eta.ts';
 import { type ForwardCache, runForwardCache } from './forward-cache.ts';
 import type { RawAttributionGraph } from './graph-types.ts';
 import { LinearModelRunner } from './linear-runner.ts';
-import { assertFitsInMemory, estimateTraceMemory } from './memory-estimate.ts';
-import { partialInfluence } from './partial-influence.ts';
+import {
+  assertFitsInMemory,
+  estimateTraceMemory,
+  type SourceShape,
+  type TraceShape,
+} from './memory-estimate.ts';
+import { PartialInfluence } from './partial-influence.ts';
 import { buildSourceSpace, type SourceSpace } from './sources.ts';
 import { selectLogitTokens, type Target, TargetBuilder } from './targets.ts';
 
 export interface AttributionSettings {
   maxNLogits: number;
   desiredLogitProb: number;
-  /** Absent: every active feature gets a row. */
+  /**
+   * Most feature rows (chosen by influence when fewer than the active features). Absent:
+   * DEFAULT_MAX_FEATURE_NODES (7500); a value ≥ the number of active features: all of them.
+   */
   maxFeatureNodes?: number;
   batchSize: number;
 }
@@ -31,6 +41,7 @@ const INFLUENCE_UPDATE_BATCHES = 4;
 export const DEFAULT_ATTRIBUTION_SETTINGS: AttributionSettings = {
   maxNLogits: 10,
   desiredLogitProb: 0.95,
+  maxFeatureNodes: DEFAULT_MAX_FEATURE_NODES,
   batchSize: 256,
 };
 
@@ -47,6 +58,8 @@ export interface AttributionRunOptions {
   onProgress?: (p: AttributionProgress) => void;
   /** Bytes the trace may use (default: most of the machine's memory). */
   memoryLimitBytes?: number;
+  /** The caller also keeps the graph as CSR (the library): counted in the memory estimate. */
+  storesGraph?: boolean;
   signal?: AbortSignal;
   tokenToString?: (id: number) => string;
 }
@@ -215,6 +228,20 @@ export class Attributor {
     const checkCancel = () => {
       if (run.signal?.aborted) throw new EngineError('cancelled', 'attribution was cancelled');
     };
+    const maxFeatureNodes = settings.maxFeatureNodes ?? DEFAULT_MAX_FEATURE_NODES;
+    const cfg = this.model.config;
+    const shape: TraceShape = {
+      T: tokenIds.length,
+      d: cfg.hiddenSize,
+      nLayers: cfg.nLayers,
+      nHeads: cfg.nHeads,
+      dTranscoder: this.set.dTranscoderPerLayer,
+      nLogits: settings.maxNLogits,
+      batchSize: settings.batchSize,
+      storesGraph: run.storesGraph,
+    };
+    // Refused before the forward pass when even a graph without features cannot fit.
+    assertFitsInMemory(estimateTraceMemory(shape, 0), maxFeatureNodes, undefined, run.memoryLimitBytes);
     run.onProgress?.({ phase: 'forward', done: 0, total: 1 });
     const prepared = await this.prepare(tokenIds);
     try {
@@ -222,70 +249,89 @@ export class Attributor {
       checkCancel();
       const { space, targets } = prepared;
       const logitTokens = selectLogitTokens(prepared.cache, settings.maxNLogits, settings.desiredLogitProb);
-      const rowsToCompute = Math.min(settings.maxFeatureNodes ?? space.nActive, space.nActive);
-      const { T, d, nLayers } = prepared.cache;
-      const estimate = estimateTraceMemory(
-        space,
-        T,
-        d,
-        nLayers,
-        rowsToCompute,
-        logitTokens.length,
-        settings.batchSize,
+      const cap = Math.min(maxFeatureNodes, space.nActive);
+      const sourceShape: SourceShape = {
+        nActive: space.nActive,
+        nColumns: space.nColumns,
+        sourceBytes: space.blocks.reduce((s, b) => s + b.vectors.byteLength + b.columns.byteLength, 0),
+        blockWidths: space.blocks.map((b) => b.n),
+      };
+      // Refused before any backward batch when the rows, adjacency and pruning cannot fit.
+      assertFitsInMemory(
+        estimateTraceMemory({ ...shape, nLogits: logitTokens.length }, cap, sourceShape),
+        maxFeatureNodes,
+        space.nActive,
+        run.memoryLimitBytes,
       );
-      assertFitsInMemory(estimate, settings.maxFeatureNodes, run.memoryLimitBytes);
       enter('logits');
       run.onProgress?.({ phase: 'logits', done: 0, total: 1 });
       const logitRows = await prepared.runner.rows(logitTokens.map((t) => targets.logitTarget(t.tokenId)));
       run.onProgress?.({ phase: 'logits', done: 1, total: 1 });
 
       enter('features');
-      const cap = rowsToCompute;
+      const B = settings.batchSize;
+      const position = (i: number) => space.featurePosition[i];
+      const byPosition = (a: number, b: number) => position(a) - position(b) || a - b;
       const featureRows = new Map<number, Float32Array>();
-      const totalBatches = Math.ceil(cap / settings.batchSize);
-      const started = performance.now();
+      const totalBatches = Math.ceil(cap / B);
+      const meanSlots = space.blocks.reduce((s, b) => s + b.n, 0) / Math.max(1, space.blocks.length);
+      const eta = new FeaturesEta(attentionHalfPoint(cfg.hiddenSize, cfg.nHeads, cfg.headDim, meanSlots));
+      // What is left: the planned batches (from plan[next] on) and the influence estimates to come.
+      let plan: PlannedBatch[] = [];
+      let next = 0;
+      let estimatesLeft: number[] = [];
       let batchesDone = 0;
       const computeBatch = async (indices: number[]) => {
         checkCancel();
+        const t0 = performance.now();
         const rows = await prepared.runner.rows(indices.map((i) => prepared.featureTarget(i)));
         for (const [k, i] of indices.entries()) featureRows.set(i, rows[k]);
+        eta.recordBatch(
+          { rows: indices.length, positions: Math.max(...indices.map(position)) + 1 },
+          performance.now() - t0,
+        );
         batchesDone++;
-        const perBatch = (performance.now() - started) / batchesDone;
+        next++;
         run.onProgress?.({
           phase: 'features',
           done: batchesDone,
           total: totalBatches,
-          etaSeconds: ((totalBatches - batchesDone) * perBatch) / 1000,
+          etaSeconds: eta.remainingSeconds(plan.slice(next), estimatesLeft),
         });
       };
       if (cap === space.nActive) {
         // All features: batch them by position so each batch stops at its last position.
-        const order = Array.from({ length: space.nActive }, (_, i) => i).sort(
-          (a, b) => space.featurePosition[a] - space.featurePosition[b] || a - b,
-        );
-        for (let i = 0; i < order.length; i += settings.batchSize)
-          await computeBatch(order.slice(i, i + settings.batchSize));
+        const order = Array.from({ length: space.nActive }, (_, i) => i).sort(byPosition);
+        plan = planBatches(order.map(position), B);
+        for (let i = 0; i < order.length; i += B) await computeBatch(order.slice(i, i + B));
       } else {
+        // Influence is re-estimated every few batches (as circuit-tracer does), not every batch:
+        // each estimate is a pass over all rows computed so far.
+        const perRound = B * INFLUENCE_UPDATE_BATCHES;
+        const influence = new PartialInfluence(space.nColumns);
+        for (const [k, row] of logitRows.entries()) influence.add(row, -1, logitTokens[k].prob);
         while (featureRows.size < cap) {
-          const rows = [...logitRows, ...featureRows.values()];
-          const rowColumn = [...logitRows.map(() => -1), ...featureRows.keys()];
-          const rowWeight = [
-            ...logitTokens.map((t) => t.prob),
-            ...new Array<number>(featureRows.size).fill(0),
-          ];
-          const influence = partialInfluence(rows, rowColumn, rowWeight, space.nColumns);
+          const t0 = performance.now();
+          for (const [i, row] of featureRows) if (!influence.has(i)) influence.add(row, i, 0);
+          const estimate = influence.estimate();
           const candidates = Array.from({ length: space.nActive }, (_, i) => i)
             .filter((i) => !featureRows.has(i))
-            .sort((a, b) => influence[b] - influence[a] || a - b);
-          // Influence is re-estimated every few batches (as circuit-tracer does), not every batch:
-          // each estimate is a pass over all rows computed so far.
-          const take = candidates.slice(
-            0,
-            Math.min(settings.batchSize * INFLUENCE_UPDATE_BATCHES, cap - featureRows.size),
-          );
-          take.sort((a, b) => space.featurePosition[a] - space.featurePosition[b] || a - b);
-          for (let i = 0; i < take.length; i += settings.batchSize)
-            await computeBatch(take.slice(i, i + settings.batchSize));
+            .sort((a, b) => estimate[b] - estimate[a] || a - b);
+          const take = candidates.slice(0, Math.min(perRound, cap - featureRows.size));
+          take.sort(byPosition);
+          // This round's batches, then later rounds predicted from the same ranking.
+          plan = planBatches(take.map(position), B);
+          estimatesLeft = [];
+          for (let j = take.length, done = featureRows.size + take.length; done < cap; ) {
+            const n = Math.min(perRound, cap - done);
+            estimatesLeft.push(logitRows.length + done);
+            plan.push(...planBatches(candidates.slice(j, j + n).map(position), B));
+            j += n;
+            done += n;
+          }
+          next = 0;
+          eta.recordEstimate(influence.size, performance.now() - t0);
+          for (let i = 0; i < take.length; i += B) await computeBatch(take.slice(i, i + B));
         }
       }
 
@@ -334,17 +380,11 @@ function assembleGraph(
   const nSel = selected.length;
   const nErr = cache.nLayers * cache.T;
   const N = nSel + nErr + cache.T + logitTokens.length;
-  const colOfActive = new Int32Array(space.nActive).fill(-1);
-  selected.forEach((a, i) => {
-    colOfActive[a] = i;
-  });
+  const columnOf = Int32Array.from(selected); // graph column i ← source column selected[i]
   const adjacency = new Float32Array(N * N);
   const fill = (rowIndex: number, row: Float32Array) => {
     const base = rowIndex * N;
-    for (let a = 0; a < space.nActive; a++) {
-      const c = colOfActive[a];
-      if (c >= 0) adjacency[base + c] = row[a];
-    }
+    for (let i = 0; i < nSel; i++) adjacency[base + i] = row[columnOf[i]];
     adjacency.set(row.subarray(space.errorOffset, space.nColumns), base + nSel);
   };
   for (const [i, a] of selected.entries()) fill(i, featureRows.get(a)!);
