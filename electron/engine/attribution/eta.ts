@@ -1,0 +1,190 @@
+/**
+ * ETA of the features phase (attribute.ts). Batches do not cost the same: each runs only up
+ * to its last target's position t, and its cost grows with t faster than linearly (the
+ * transposed attention with frozen patterns is quadratic in t, the value/output projections
+ * and the contraction with the source vectors linear), plus a fixed cost per batch. Capped
+ * selection also re-estimates influence between rounds of batches, at a cost that grows with
+ * the rows computed so far.
+ *
+ * Model: a batch of B rows over t positions takes a + b·B·t + c·B·t² milliseconds, an
+ * influence estimate over R rows a' + b'·R. Both are fitted by non-negative least squares to
+ * the batches and estimates timed so far, recent ones weighted more (costs drift: the first
+ * batches touch fresh memory, other work on the machine comes and goes). Until three batches
+ * are timed, a batch's cost is taken proportional to B·t·(1 + t / tHalf), tHalf from the
+ * model's shapes (`attentionHalfPoint`). The ETA is the fitted cost of what is left: the
+ * planned batches (known exactly when every feature gets a row; predicted from the current
+ * influence ranking under a cap) and the estimates still to come.
+ */
+
+export interface PlannedBatch {
+  /** Targets in the batch. */
+  rows: number;
+  /** Positions it runs over: its last target's position + 1. */
+  positions: number;
+}
+
+/** Half-lives (in observations) of the weights of past timings. */
+const BATCH_HALF_LIFE = 6;
+const ESTIMATE_HALF_LIFE = 3;
+
+/**
+ * The position count at which a backward row's quadratic work (the transposed attention:
+ * H·hd multiply-adds per pair of positions and layer) equals its linear work (value and
+ * output projections 2·d·H·hd, the source contraction d·n̄ per position and layer).
+ */
+export function attentionHalfPoint(d: number, nHeads: number, headDim: number, meanSlots: number): number {
+  return (2 * d * nHeads * headDim + d * meanSlots) / (nHeads * headDim);
+}
+
+/** A batch's work under the prior shape (used until the fit has three batches). */
+export function batchWork(b: PlannedBatch, tHalf: number): number {
+  return b.rows * b.positions * (1 + b.positions / tHalf);
+}
+
+/** Solves the k×k system M·x = v (Gaussian elimination, partial pivoting); null if singular. */
+function solve(M: number[][], v: number[]): number[] | null {
+  const k = v.length;
+  const A = M.map((row, i) => [...row, v[i]]);
+  for (let col = 0; col < k; col++) {
+    let piv = col;
+    for (let r = col + 1; r < k; r++) if (Math.abs(A[r][col]) > Math.abs(A[piv][col])) piv = r;
+    if (!(Math.abs(A[piv][col]) > 1e-12 * Math.max(1, Math.abs(A[col][col])))) return null;
+    [A[col], A[piv]] = [A[piv], A[col]];
+    for (let r = 0; r < k; r++) {
+      if (r === col) continue;
+      const f = A[r][col] / A[col][col];
+      for (let c = col; c <= k; c++) A[r][c] -= f * A[col][c];
+    }
+  }
+  return A.map((row, i) => row[k] / row[i]);
+}
+
+/**
+ * Weighted least squares y ≈ Σ_j coef_j · x_j with every coef_j ≥ 0: the best of the
+ * unconstrained fits on each subset of the features whose coefficients all come out ≥ 0
+ * (exact for the two or three features used here). Undefined without points.
+ */
+export function fitNonNegative(
+  xs: readonly (readonly number[])[],
+  ys: readonly number[],
+  ws: readonly number[],
+): number[] | undefined {
+  const n = ys.length;
+  if (n === 0) return undefined;
+  const k = xs[0].length;
+  let best: { coef: number[]; sse: number } | undefined;
+  for (let mask = 1; mask < 1 << k; mask++) {
+    const idx = Array.from({ length: k }, (_, j) => j).filter((j) => mask & (1 << j));
+    const M = idx.map((a) => idx.map((b) => xs.reduce((s, x, i) => s + ws[i] * x[a] * x[b], 0)));
+    const v = idx.map((a) => xs.reduce((s, x, i) => s + ws[i] * x[a] * ys[i], 0));
+    const sol = solve(M, v);
+    if (!sol || sol.some((c) => !(c >= 0))) continue;
+    const coef = new Array<number>(k).fill(0);
+    idx.forEach((j, q) => {
+      coef[j] = sol[q];
+    });
+    let sse = 0;
+    for (let i = 0; i < n; i++) {
+      const e = ys[i] - xs[i].reduce((s, x, j) => s + x * coef[j], 0);
+      sse += ws[i] * e * e;
+    }
+    if (!best || sse < best.sse) best = { coef, sse };
+  }
+  return best?.coef ?? new Array<number>(k).fill(0);
+}
+
+/** Batches of a round, as attribute.ts forms them: targets sorted by position, in runs of B. */
+export function planBatches(positions: readonly number[], batchSize: number): PlannedBatch[] {
+  const sorted = Float64Array.from(positions).sort();
+  const out: PlannedBatch[] = [];
+  for (let i = 0; i < sorted.length; i += batchSize) {
+    const end = Math.min(i + batchSize, sorted.length);
+    out.push({ rows: end - i, positions: sorted[end - 1] + 1 });
+  }
+  return out;
+}
+
+const decay = (halfLife: number, n: number) =>
+  Array.from({ length: n }, (_, i) => 0.5 ** ((n - 1 - i) / halfLife));
+
+/** Features of a batch for the fit [1, B·t, B·t²], scaled to similar magnitudes. */
+const batchFeatures = (b: PlannedBatch) => [
+  1,
+  (b.rows * b.positions) / 1e3,
+  (b.rows * b.positions ** 2) / 1e6,
+];
+
+export class FeaturesEta {
+  private readonly batches: { b: PlannedBatch; ms: number }[] = [];
+  private readonly estimates: { rows: number; ms: number }[] = [];
+
+  constructor(readonly tHalf: number) {}
+
+  recordBatch(b: PlannedBatch, ms: number): void {
+    this.batches.push({ b, ms });
+  }
+
+  /** An influence estimate over `rows` rows (with the ranking and planning around it). */
+  recordEstimate(rows: number, ms: number): void {
+    this.estimates.push({ rows, ms });
+  }
+
+  /** Predicted milliseconds of a batch; undefined before any batch was timed. */
+  batchMs(b: PlannedBatch): number | undefined {
+    const n = this.batches.length;
+    if (n === 0) return undefined;
+    const w = decay(BATCH_HALF_LIFE, n);
+    if (n < 3) {
+      let num = 0;
+      let den = 0;
+      this.batches.forEach((o, i) => {
+        const x = batchWork(o.b, this.tHalf);
+        num += w[i] * x * o.ms;
+        den += w[i] * x * x;
+      });
+      return den > 0 ? (num / den) * batchWork(b, this.tHalf) : 0;
+    }
+    const coef = fitNonNegative(
+      this.batches.map((o) => batchFeatures(o.b)),
+      this.batches.map((o) => o.ms),
+      w,
+    )!;
+    return batchFeatures(b).reduce((s, x, j) => s + x * coef[j], 0);
+  }
+
+  /** Predicted milliseconds of an influence estimate over `rows` rows (0 before any). */
+  estimateMs(rows: number): number {
+    const n = this.estimates.length;
+    if (n === 0) return 0;
+    const coef = fitNonNegative(
+      this.estimates.map((o) => [1, o.rows / 1e3]),
+      this.estimates.map((o) => o.ms),
+      decay(ESTIMATE_HALF_LIFE, n),
+    )!;
+    return coef[0] + (coef[1] * rows) / 1e3;
+  }
+
+  /**
+   * Seconds left for `batches` and for influence estimates over `estimateRows[i]` rows each;
+   * undefined before any batch was timed.
+   */
+  remainingSeconds(
+    batches: readonly PlannedBatch[],
+    estimateRows: readonly number[] = [],
+  ): number | undefined {
+    if (this.batches.length === 0) return undefined;
+    let ms = 0;
+    const memo = new Map<string, number>();
+    for (const b of batches) {
+      const key = `${b.rows},${b.positions}`;
+      let m = memo.get(key);
+      if (m === undefined) {
+        m = this.batchMs(b)!;
+        memo.set(key, m);
+      }
+      ms += m;
+    }
+    for (const r of estimateRows) ms += this.estimateMs(r);
+    return ms / 1000;
+  }
+}
