@@ -73,6 +73,8 @@ export interface ScaleChildResult {
   traces: ScaleTrace[];
   nActive: number;
   activePerTokenLayer: { mean: number; min: number; max: number };
+  /** Per layer: active features per token (positions ≥ 1). */
+  activePerLayer: number[];
   nColumns: number;
   shape: BackwardShape;
   logitTokens: { tokenId: number; prob: number }[];
@@ -289,6 +291,11 @@ async function main(args: ScaleChildArgs): Promise<ScaleChildResult> {
             min: Math.min(...perTokenLayer),
             max: Math.max(...perTokenLayer),
           },
+          activePerLayer: Array.from({ length: c.nLayers }, (_, l) => {
+            let sum = 0;
+            for (let p = 0; p < cache.T - 1; p++) sum += perTokenLayer[l * (cache.T - 1) + p];
+            return sum / (cache.T - 1);
+          }),
           nColumns: space.nColumns,
           shape,
           logitTokens: result.logitTokens,

@@ -402,6 +402,7 @@ function render(r: Report): string {
     `active features: ${e.nActive} (${e.activePerTokenLayer.mean.toFixed(1)} per token·layer, ${e.activePerTokenLayer.min}–${e.activePerTokenLayer.max}); ` +
       `rows: ${e.nFeatureRows} features + ${e.logitTokens.length} logits; columns ${e.nColumns}`,
   );
+  out.push(`active per token by layer: ${e.activePerLayer.map((x) => x.toFixed(0)).join(' ')}`);
   out.push('');
   out.push(
     table(
