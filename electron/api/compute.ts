@@ -7,6 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Attributor } from '../engine/attribution/attribute.ts';
+import { DEFAULT_MAX_FEATURE_NODES } from '../engine/attribution/defaults.ts';
 import type { RawAttributionGraph } from '../engine/attribution/graph-types.ts';
 import { EngineError } from '../engine/errors.ts';
 import { openModel } from '../engine/model/open-model.ts';
@@ -145,11 +146,12 @@ export class InProcessCompute implements ComputeBackend {
         {
           maxNLogits: s.maxNLogits,
           desiredLogitProb: s.desiredLogitProb,
-          maxFeatureNodes: s.maxFeatureNodes ?? undefined,
+          maxFeatureNodes: s.maxFeatureNodes ?? DEFAULT_MAX_FEATURE_NODES,
           batchSize: s.batchSize,
         },
         {
           signal: run.signal,
+          storesGraph: true, // the service keeps it in the library
           onProgress: (p) => run.onProgress?.({ ...p }),
           tokenToString: tokenizer ? (id) => tokenizer.tokenToString(id) : undefined,
         },

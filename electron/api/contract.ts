@@ -7,6 +7,7 @@
  * Ids of graph nodes are graph JSON node ids (attribution.md §6): feature `{layer}_{index}_{pos}`,
  * error `{layer}_-1_{pos}`, embedding `E_{tokenId}_{pos}`, logit `{L+1}_{tokenId}_{T-1}`.
  */
+import { DEFAULT_MAX_FEATURE_NODES } from '../engine/attribution/defaults.ts';
 import type { FeatureRecord } from '../engine/dashboards/types.ts';
 import type { FeatureInfo } from '../store/features.ts';
 import type {
@@ -106,6 +107,10 @@ export interface GraphView {
 export interface TraceSettingsInput {
   maxNLogits?: number;
   desiredLogitProb?: number;
+  /**
+   * Feature rows, most influential first. Absent or null: the default (7500, which bounds
+   * memory); above the number of active features: all of them.
+   */
   maxFeatureNodes?: number | null;
   batchSize?: number;
   nodeThreshold?: number;
@@ -116,7 +121,7 @@ export interface TraceSettingsInput {
 export const DEFAULT_TRACE_SETTINGS: TraceSettings = {
   maxNLogits: 10,
   desiredLogitProb: 0.95,
-  maxFeatureNodes: null,
+  maxFeatureNodes: DEFAULT_MAX_FEATURE_NODES,
   batchSize: 256,
   nodeThreshold: 0.8,
   edgeThreshold: 0.98,

@@ -12,6 +12,7 @@
  * queue at once.
  */
 
+import { DEFAULT_MAX_FEATURE_NODES } from '../engine/attribution/defaults.ts';
 import { nodeLayout } from '../engine/attribution/graph-types.ts';
 import { EngineError, isEngineError } from '../engine/errors.ts';
 import { importGraphJson } from '../engine/graph-json/import.ts';
@@ -105,8 +106,11 @@ function slugify(text: string): string {
 
 export function mergeSettings(base: TraceSettings, input: TraceSettingsInput | undefined): TraceSettings {
   const s = { ...base };
-  if (!input) return s;
-  for (const [k, v] of Object.entries(input)) if (v !== undefined) (s as Record<string, unknown>)[k] = v;
+  if (input)
+    for (const [k, v] of Object.entries(input)) if (v !== undefined) (s as Record<string, unknown>)[k] = v;
+  // null (and traces stored before the default cap, whose null meant all) take the default:
+  // the stored settings say the cap the trace runs with
+  s.maxFeatureNodes ??= DEFAULT_MAX_FEATURE_NODES;
   return s;
 }
 

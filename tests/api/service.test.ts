@@ -8,8 +8,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InProcessCompute } from '../../electron/api/compute.ts';
-import type { TraceProgress, TraceRecord } from '../../electron/api/contract.ts';
-import { WorkbenchService } from '../../electron/api/service.ts';
+import { DEFAULT_TRACE_SETTINGS, type TraceProgress, type TraceRecord } from '../../electron/api/contract.ts';
+import { mergeSettings, WorkbenchService } from '../../electron/api/service.ts';
 import { buildGraphView } from '../../electron/api/view.ts';
 import { importGraphJson } from '../../electron/engine/graph-json/import.ts';
 import { pruneGraph } from '../../electron/engine/pruning/index.ts';
@@ -40,6 +40,18 @@ async function traceToEnd(params: Parameters<typeof h.client.call<'traces.start'
   id = t.id;
   return end;
 }
+
+describe('trace settings', () => {
+  it('bound the feature rows by default: absent or null take 7500, an explicit cap is kept', () => {
+    expect(DEFAULT_TRACE_SETTINGS.maxFeatureNodes).toBe(7500);
+    expect(mergeSettings(DEFAULT_TRACE_SETTINGS, undefined).maxFeatureNodes).toBe(7500);
+    expect(mergeSettings(DEFAULT_TRACE_SETTINGS, { maxFeatureNodes: null }).maxFeatureNodes).toBe(7500);
+    expect(mergeSettings(DEFAULT_TRACE_SETTINGS, { maxFeatureNodes: 50_000 }).maxFeatureNodes).toBe(50_000);
+    // a trace stored before the default (null = all) re-traces with the default
+    const old = { ...DEFAULT_TRACE_SETTINGS, maxFeatureNodes: null };
+    expect(mergeSettings(old, { batchSize: 64 })).toMatchObject({ maxFeatureNodes: 7500, batchSize: 64 });
+  });
+});
 
 describe('models', () => {
   it('registers a model after validating it, and reports exactly what does not fit', async () => {
@@ -95,7 +107,7 @@ describe('traces', () => {
       batchSize: 32,
       nodeThreshold: 0.8,
       edgeThreshold: 0.98,
-      maxFeatureNodes: null,
+      maxFeatureNodes: 7500, // the default cap, stored as the cap the trace ran with
     });
     expect(trace.timings).toHaveProperty('features');
     expect(trace.prompt).not.toBe(''); // the prompt tokens, when only ids were given

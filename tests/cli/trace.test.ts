@@ -44,6 +44,9 @@ describe('circuit trace', () => {
     expect(r.code, r.stderr).toBe(0);
     const summary = JSON.parse(r.stdout);
     expect(summary.tokens).toBe(7);
+    // no --max-feature-nodes: the default cap, named in the summary (here above the active count: all)
+    expect(summary).toMatchObject({ max_feature_nodes: 7500, max_feature_nodes_default: true });
+    expect(summary.features_with_rows).toBe(summary.active_features);
     expect(summary.pruned.nodes).toBeGreaterThan(7);
     expect(summary.replacement_score).toBeGreaterThan(0);
     expect(summary.replacement_score).toBeLessThanOrEqual(1);
@@ -75,6 +78,77 @@ describe('circuit trace', () => {
     const again = pruneGraph(rawGraph, { nodeThreshold: 0.9, edgeThreshold: 0.98 });
     expect(again.keptNodes.length).toBe(summary.pruned.nodes);
     expect(again.edges.weight.length).toBe(summary.pruned.edges);
+  });
+
+  it('names the feature cap in the text summary: the default, or the one given', () => {
+    const args = [
+      '--model',
+      modelDir,
+      '--transcoders',
+      path.join(modelDir, 'transcoders/plt'),
+      '--prompt',
+      PROMPT,
+    ];
+    const r = circuit('trace', ...args, '--out', path.join(work, 'cap.json'));
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(
+      /^features +\d+ active, \d+ in the graph \(--max-feature-nodes 7500 \(the default\)\)$/m,
+    );
+    const r2 = circuit(
+      'trace',
+      ...args,
+      '--out',
+      path.join(work, 'cap.json'),
+      '--max-feature-nodes',
+      '3',
+      '--json',
+    );
+    expect(r2.code, r2.stderr).toBe(0);
+    expect(JSON.parse(r2.stdout)).toMatchObject({
+      max_feature_nodes: 3,
+      max_feature_nodes_default: false,
+      features_with_rows: 3,
+    });
+  });
+
+  it('refuses a trace that does not fit in memory before the backward pass, with exit 2', () => {
+    const limited = circuitRunner(path.join(work, 'cache'), { CIRCUIT_MEMORY_LIMIT_BYTES: '200000' });
+    const out = path.join(work, 'big.json');
+    const r = limited(
+      'trace',
+      '--model',
+      modelDir,
+      '--transcoders',
+      path.join(modelDir, 'transcoders/clt'),
+      '--prompt',
+      PROMPT,
+      '--out',
+      out,
+    );
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(
+      /error \[resources\]: this trace needs about [\d.]+ [KMG]iB more memory \(feature rows [\d.]+ [KMG]iB, adjacency [\d.]+ [KMG]iB, .*\).*, but about [\d.]+ [KMG]iB is available; lower --max-feature-nodes \(now 7500: all \d+ active features\)/,
+    );
+    // refused after the forward pass and before any backward batch (the logit rows are one)
+    expect(r.stderr).toMatch(/^forward/m);
+    expect(r.stderr).not.toMatch(/^logits|^features/m);
+    expect(fs.existsSync(out)).toBe(false);
+    // before the forward pass when even a graph without features cannot fit
+    const tiny = circuitRunner(path.join(work, 'cache'), { CIRCUIT_MEMORY_LIMIT_BYTES: '1000' });
+    const r2 = tiny(
+      'trace',
+      '--model',
+      modelDir,
+      '--transcoders',
+      path.join(modelDir, 'transcoders/clt'),
+      '--prompt',
+      PROMPT,
+      '--out',
+      out,
+    );
+    expect(r2.code).toBe(2);
+    expect(r2.stderr).toMatch(/error \[resources\]: .*forward cache.*or shorten the prompt/);
+    expect(r2.stderr).not.toMatch(/^forward/m);
   });
 
   it.each([

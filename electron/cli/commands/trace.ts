@@ -12,6 +12,7 @@ import {
   DEFAULT_ATTRIBUTION_SETTINGS,
   validateAttributionSettings,
 } from '../../engine/attribution/attribute.ts';
+import { DEFAULT_MAX_FEATURE_NODES } from '../../engine/attribution/defaults.ts';
 import { nodeLayout } from '../../engine/attribution/graph-types.ts';
 import { writeRawGraph } from '../../engine/attribution/raw-file.ts';
 import { EngineError } from '../../engine/errors.ts';
@@ -28,10 +29,14 @@ import { writeTraceGraphJson } from '../graph-output.ts';
 import { formatSeconds, progressPrinter } from '../progress.ts';
 
 const HELP = `usage: circuit trace --model DIR --transcoders DIR --prompt TEXT (--out graph.json | --save)
-       [--max-n-logits 10] [--desired-logit-prob 0.95] [--max-feature-nodes N] [--batch-size 256]
+       [--max-n-logits 10] [--desired-logit-prob 0.95] [--max-feature-nodes 7500] [--batch-size 256]
        [--node-threshold 0.8] [--edge-threshold 0.98] [--provider cpu|webgpu|cuda|auto]
        [--raw raw.safetensors] [--slug NAME] [--json]
        [--save [--data DIR] [--project NAME] [--tag TAG]...]
+
+--max-feature-nodes: feature rows computed, the most influential first (default 7500, which
+bounds memory; a value above the number of active features means all of them). A trace that
+would not fit in memory is refused before the backward pass (exit 2), naming what it needs.
 
 --save stores the trace (graph, pruned view, settings, timings) in the library in --data DIR
 (default $CIRCUIT_DATA_DIR, else ~/.local/share/circuit-workbench); see \`circuit library\`.`;
@@ -105,13 +110,15 @@ export async function traceCommand(argv: string[]): Promise<number> {
       DEFAULT_ATTRIBUTION_SETTINGS.maxNLogits,
     ),
     desiredLogitProb: desired,
-    maxFeatureNodes:
-      flags['max-feature-nodes'] === undefined
-        ? undefined
-        : positiveIntFlag(flags['max-feature-nodes'], 'max-feature-nodes', 1),
+    maxFeatureNodes: positiveIntFlag(
+      flags['max-feature-nodes'],
+      'max-feature-nodes',
+      DEFAULT_MAX_FEATURE_NODES,
+    ),
     batchSize: positiveIntFlag(flags['batch-size'], 'batch-size', DEFAULT_ATTRIBUTION_SETTINGS.batchSize),
   };
   validateAttributionSettings(settings);
+  const capIsDefault = flags['max-feature-nodes'] === undefined;
   const nodeThreshold = thresholdFlag(flags['node-threshold'], 'node-threshold', 0.8);
   const edgeThreshold = thresholdFlag(flags['edge-threshold'], 'edge-threshold', 0.98);
   const provider = providerFlag(flags.provider);
@@ -154,6 +161,7 @@ export async function traceCommand(argv: string[]): Promise<number> {
     const result = await attributor.attribute(tokenIds, settings, {
       onProgress: (p) => progress.update(p),
       tokenToString: (id) => tokenizer.tokenToString(id),
+      storesGraph: store !== null,
     });
     const pruneStart = performance.now();
     const pruned = pruneGraph(result.graph, { nodeThreshold, edgeThreshold });
@@ -186,7 +194,7 @@ export async function traceCommand(argv: string[]): Promise<number> {
         tokenIds,
         settings: {
           ...settings,
-          maxFeatureNodes: settings.maxFeatureNodes ?? null,
+          maxFeatureNodes: settings.maxFeatureNodes ?? null, // the cap in force (default included)
           nodeThreshold,
           edgeThreshold,
           provider: attributor.provider,
@@ -209,6 +217,8 @@ export async function traceCommand(argv: string[]): Promise<number> {
       tokens: tokenIds.length,
       active_features: result.prepared.space.nActive,
       features_with_rows: lay.nFeatures,
+      max_feature_nodes: settings.maxFeatureNodes,
+      max_feature_nodes_default: capIsDefault,
       logits: result.logitTokens.map((t) => ({ token: tokenizer.tokenToString(t.tokenId), prob: t.prob })),
       unpruned: { nodes: lay.total },
       pruned: { nodes: pruned.keptNodes.length, edges: pruned.edges.weight.length },
@@ -229,8 +239,9 @@ export async function traceCommand(argv: string[]): Promise<number> {
       console.log(
         `top logits   ${summary.logits.map((l) => `${JSON.stringify(l.token)} ${(l.prob * 100).toFixed(1)}%`).join(', ')}`,
       );
+      const cap = `--max-feature-nodes ${summary.max_feature_nodes}${capIsDefault ? ' (the default)' : ''}`;
       console.log(
-        `features     ${summary.active_features} active, ${summary.features_with_rows} in the graph`,
+        `features     ${summary.active_features} active, ${summary.features_with_rows} in the graph (${cap})`,
       );
       console.log(
         `pruned       ${summary.pruned.nodes} nodes, ${summary.pruned.edges} edges (of ${lay.total} nodes)`,

@@ -1,7 +1,7 @@
 /**
  * Job kind `trace`: attribution of one prompt (text, or token ids when the model folder has
  * no tokenizer) and pruning. Params (JSON): model, transcoders, prompt | tokenIds, and
- * optionally maxNLogits, desiredLogitProb, maxFeatureNodes, batchSize, nodeThreshold,
+ * optionally maxNLogits, desiredLogitProb, maxFeatureNodes (default 7500), batchSize, nodeThreshold,
  * edgeThreshold, provider, cacheRoot, out (graph JSON), raw (unpruned safetensors), slug.
  *
  * Result: a JSON summary. Payload (for the pool's onResult, e.g. the store): the raw graph and
@@ -20,6 +20,7 @@ import {
   Attributor,
   DEFAULT_ATTRIBUTION_SETTINGS,
 } from '../../engine/attribution/attribute.ts';
+import { DEFAULT_MAX_FEATURE_NODES } from '../../engine/attribution/defaults.ts';
 import { nodeLayout } from '../../engine/attribution/graph-types.ts';
 import { writeRawGraph } from '../../engine/attribution/raw-file.ts';
 import { EngineError } from '../../engine/errors.ts';
@@ -119,7 +120,7 @@ const handler: JobHandler = {
     const settings: AttributionSettings = {
       maxNLogits: optNum(p, 'maxNLogits') ?? DEFAULT_ATTRIBUTION_SETTINGS.maxNLogits,
       desiredLogitProb: optNum(p, 'desiredLogitProb') ?? DEFAULT_ATTRIBUTION_SETTINGS.desiredLogitProb,
-      maxFeatureNodes: optNum(p, 'maxFeatureNodes'),
+      maxFeatureNodes: optNum(p, 'maxFeatureNodes') ?? DEFAULT_MAX_FEATURE_NODES,
       batchSize: optNum(p, 'batchSize') ?? DEFAULT_ATTRIBUTION_SETTINGS.batchSize,
     };
     const nodeThreshold = optNum(p, 'nodeThreshold') ?? 0.8;
@@ -164,6 +165,7 @@ const handler: JobHandler = {
         }),
       signal: ctx.signal,
       tokenToString,
+      storesGraph: true, // the payload goes to the library
     });
     try {
       ctx.throwIfCancelled();
@@ -195,6 +197,8 @@ const handler: JobHandler = {
         tokenIds,
         activeFeatures: result.prepared.space.nActive,
         featuresWithRows: lay.nFeatures,
+        maxFeatureNodes: settings.maxFeatureNodes ?? null,
+        maxFeatureNodesDefault: optNum(p, 'maxFeatureNodes') === undefined,
         logits: result.logitTokens.map((t) => ({
           tokenId: t.tokenId,
           token: tokenToString(t.tokenId),

@@ -50,7 +50,7 @@ import type { TraceSettings } from '../../../electron/api/contract.ts';
 export const DEFAULT_SETTINGS = {
   maxNLogits: 10,
   desiredLogitProb: 0.95,
-  maxFeatureNodes: null,
+  maxFeatureNodes: 7500, // DEFAULT_MAX_FEATURE_NODES (electron/engine/attribution/defaults.ts)
   batchSize: 256,
   nodeThreshold: 0.8,
   edgeThreshold: 0.98,

@@ -19,7 +19,7 @@ export type SettingsErrors = Partial<Record<keyof SettingsFields, string>>;
 export const FIELD_HELP: Record<keyof SettingsFields, string> = {
   maxNLogits: 'Most logits to explain (1–1000).',
   desiredLogitProb: 'Explain the top logits up to this cumulative probability (0–1].',
-  maxFeatureNodes: 'Cap on active features attributed (empty = no cap).',
+  maxFeatureNodes: `Most features attributed, the most influential first (empty = ${DEFAULT_SETTINGS.maxFeatureNodes}, the default; more than are active = all).`,
   batchSize: 'Targets per backward batch (1–65536).',
   nodeThreshold: 'Cumulative influence share kept among nodes [0–1].',
   edgeThreshold: 'Cumulative score share kept among edges [0–1].',
