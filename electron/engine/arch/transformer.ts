@@ -15,10 +15,15 @@ import { ropeInverseFrequencies } from './rope.ts';
 export interface WeightSource {
   tensor(name: string, shape: readonly number[]): string;
   /**
-   * A tensor stored elsewhere (e.g. a transcoder file): referenced in place when it is float32
-   * in a file, else decoded with `decode`. Registered under `name`, so later graphs can share it.
+   * A tensor stored elsewhere (e.g. a transcoder file), decoded with `decode` (into `out` when
+   * the caller streams it into a reused array). Registered under `name`, so graphs share it.
    */
-  fromInfo(name: string, shape: readonly number[], info: TensorInfo, decode: () => Float32Array): string;
+  fromInfo(
+    name: string,
+    shape: readonly number[],
+    info: TensorInfo,
+    decode: (out?: Float32Array) => Float32Array,
+  ): string;
   /** A float32 constant computed from checkpoint tensors, e.g. Gemma's (1 + w). */
   derived(name: string, shape: readonly number[], compute: () => Float32Array): string;
   readFloat32(name: string, shape: readonly number[]): Float32Array;

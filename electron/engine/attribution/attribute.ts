@@ -129,10 +129,11 @@ export class Attributor {
   private backward(top: number): Promise<ort.InferenceSession> {
     let s = this.backwardByTop.get(top);
     if (!s) {
-      s = createSession(
-        compileBackward(this.model, this.set, this.forward.feeder, top),
-        this.sessionOpts,
-      ).then((o) => o.session);
+      // No per-session arena: one per top layer would each keep a batch's peak.
+      s = createSession(compileBackward(this.model, this.set, this.forward.feeder, top), {
+        ...this.sessionOpts,
+        cpuMemArena: false,
+      }).then((o) => o.session);
       this.backwardByTop.set(top, s);
     }
     return s;

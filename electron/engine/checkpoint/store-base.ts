@@ -8,6 +8,14 @@ import { copyBytes, DTYPE_SIZE, decodeToFloat32, numElements } from './dtype.ts'
 import { assertArrayLength, byteWindow, FileReader, IO_CHUNK } from './file-reader.ts';
 import type { TensorInfo, TensorStore } from './tensor.ts';
 
+/** Bytes of the reused buffer that non-F32 tensors are read through when decoded in place. */
+export const DECODE_PIECE = { bytes: 16 * 1024 * 1024 };
+let piece: Uint8Array | null = null;
+function decodePiece(): Uint8Array {
+  if (!piece || piece.byteLength !== DECODE_PIECE.bytes) piece = new Uint8Array(DECODE_PIECE.bytes);
+  return piece;
+}
+
 /** Upper bound of bytes fetched by one coalesced row read. */
 const MAX_RUN_BYTES = 64 * 1024 * 1024;
 
@@ -95,11 +103,21 @@ export abstract class BaseTensorStore implements TensorStore {
     this.reader(loc.file).readInto(target, 0, info.byteLength, loc.byteOffset, ctx);
   }
 
-  readFloat32(name: string): Float32Array {
+  /**
+   * The tensor decoded to float32. With `out` (exactly the element count) it is filled in
+   * place: non-F32 files are read through one reused piece buffer and decoded piece by piece,
+   * so streaming a layer's weights into reused arrays touches no fresh memory (first touches
+   * of fresh pages cost ~10× the decode itself in a VM).
+   */
+  readFloat32(name: string, out?: Float32Array): Float32Array {
     const info = this.info(name);
     const ctx = { file: info.sourceFile, tensor: name };
     const n = numElements(info.shape, ctx);
-    if (info.location.kind === 'memory' || info.byteLength <= IO_CHUNK.bytes) {
+    if (out && out.length !== n) {
+      throw new EngineError('argument', `output holds ${out.length} values, the tensor ${n}`, ctx);
+    }
+    const loc = info.location;
+    if (!out && (loc.kind === 'memory' || info.byteLength <= IO_CHUNK.bytes)) {
       const raw = this.readRaw(name);
       // the raw copy is ours and aligned: F32 needs no second copy
       if (info.dtype === 'F32' && raw.byteOffset % 4 === 0) {
@@ -107,19 +125,69 @@ export abstract class BaseTensorStore implements TensorStore {
       }
       return decodeToFloat32(info.dtype, raw, undefined, ctx);
     }
-    // Large tensors: one output array, filled in pieces (F32 read in place, others decoded).
-    assertArrayLength(n, `tensor ${name}`, ctx);
-    const out = new Float32Array(n);
+    // One output array, filled in pieces (F32 read in place, others decoded).
+    if (!out) assertArrayLength(n, `tensor ${name}`, ctx);
+    const res = out ?? new Float32Array(n);
+    if (loc.kind === 'memory')
+      return decodeToFloat32(info.dtype, loc.data.subarray(0, info.byteLength), res, ctx);
     if (info.dtype === 'F32') {
-      this.readRawInto(name, out);
-      return out;
+      this.readRawInto(name, res);
+      return res;
     }
     const size = DTYPE_SIZE[info.dtype];
-    const step = Math.max(1, Math.floor(IO_CHUNK.bytes / size));
+    const piece = decodePiece();
+    const step = Math.max(1, Math.floor(piece.byteLength / size));
+    const reader = this.reader(loc.file);
     for (let i = 0; i < n; i += step) {
       const m = Math.min(step, n - i);
-      const bytes = this.readRawRange(name, i * size, m * size);
-      decodeToFloat32(info.dtype, bytes, out.subarray(i, i + m), ctx);
+      reader.readInto(piece, 0, m * size, loc.byteOffset + i * size, ctx);
+      decodeToFloat32(info.dtype, piece.subarray(0, m * size), res.subarray(i, i + m), ctx);
+    }
+    return res;
+  }
+
+  /**
+   * Elements [start, start + out.length) of the tensor (flat, row-major) decoded into `out`,
+   * through the reused piece buffer: a streamed chunk of rows allocates nothing.
+   */
+  readFloat32Range(name: string, start: number, out: Float32Array): Float32Array {
+    const info = this.info(name);
+    const ctx = { file: info.sourceFile, tensor: name };
+    const n = numElements(info.shape, ctx);
+    if (!Number.isSafeInteger(start) || start < 0 || start + out.length > n) {
+      throw new EngineError(
+        'argument',
+        `elements [${start}, ${start + out.length}) outside the tensor's ${n}`,
+        ctx,
+      );
+    }
+    const size = DTYPE_SIZE[info.dtype];
+    const loc = info.location;
+    if (loc.kind === 'memory') {
+      return decodeToFloat32(
+        info.dtype,
+        loc.data.subarray(start * size, (start + out.length) * size),
+        out,
+        ctx,
+      );
+    }
+    const reader = this.reader(loc.file);
+    if (info.dtype === 'F32') {
+      reader.readInto(
+        new Uint8Array(out.buffer, out.byteOffset, out.byteLength),
+        0,
+        out.byteLength,
+        loc.byteOffset + start * 4,
+        ctx,
+      );
+      return out;
+    }
+    const piece = decodePiece();
+    const step = Math.max(1, Math.floor(piece.byteLength / size));
+    for (let i = 0; i < out.length; i += step) {
+      const m = Math.min(step, out.length - i);
+      reader.readInto(piece, 0, m * size, loc.byteOffset + (start + i) * size, ctx);
+      decodeToFloat32(info.dtype, piece.subarray(0, m * size), out.subarray(i, i + m), ctx);
     }
     return out;
   }

@@ -48,8 +48,10 @@ export interface TensorStore {
   readRaw(name: string): Uint8Array;
   /** `byteLength` bytes of the tensor's data from byte `byteStart` (a streamed chunk), copied. */
   readRawRange(name: string, byteStart: number, byteLength: number): Uint8Array;
-  /** Decoded to float32 (float and integer dtypes). */
-  readFloat32(name: string): Float32Array;
+  /** Elements [start, start + out.length) (flat, row-major) decoded into `out`, e.g. a chunk of rows. */
+  readFloat32Range(name: string, start: number, out: Float32Array): Float32Array;
+  /** Decoded to float32 (float and integer dtypes); into `out` when given (its length checked). */
+  readFloat32(name: string, out?: Float32Array): Float32Array;
   /**
    * Rows `rows` along dimension 0, decoded to float32, reading only those rows' bytes
    * (a CLT decoder is far too large to load whole). Result is [rows.length, ...shape[1:]].

@@ -85,8 +85,12 @@ export class UnionTensorStore implements TensorStore {
     return this.storeOf(name).readRawRange(name, byteStart, byteLength);
   }
 
-  readFloat32(name: string): Float32Array {
-    return this.storeOf(name).readFloat32(name);
+  readFloat32Range(name: string, start: number, out: Float32Array): Float32Array {
+    return this.storeOf(name).readFloat32Range(name, start, out);
+  }
+
+  readFloat32(name: string, out?: Float32Array): Float32Array {
+    return this.storeOf(name).readFloat32(name, out);
   }
 
   readRowsFloat32(name: string, rows: readonly number[]): Float32Array {

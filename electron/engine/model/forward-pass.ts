@@ -45,8 +45,10 @@ export class ForwardPass {
     const feeder = opts.feeder ?? new WeightFeeder();
     const residentWeightBytes = opts.residentWeightBytes ?? defaultResidentWeightBytes();
     const compiled = compileForward(model, feeder, { transcoders: opts.transcoders, residentWeightBytes });
-    const first = await createSession(compiled.segments[0].graph, opts);
-    const sessionOpts = { ...opts, provider: first.provider };
+    // One session per layer when streamed: no arena each (each would keep its own peak).
+    const arena = { cpuMemArena: !compiled.streamed };
+    const first = await createSession(compiled.segments[0].graph, { ...opts, ...arena });
+    const sessionOpts = { ...opts, ...arena, provider: first.provider };
     const sessions = [first.session];
     try {
       for (const seg of compiled.segments.slice(1))
@@ -120,7 +122,7 @@ export class ForwardPass {
       if (!fetch.length) continue;
       const feeds = this.feeder.feeds(session.inputNames);
       feeds[seg.from === 0 ? 'token_embeddings' : 'resid_in'] = resid;
-      const result = await session.run(feeds, fetch);
+      const result = await session.run(feeds, fetch).finally(() => this.feeder.recycle());
       for (const h of fetch) {
         const t = result[h];
         if (wanted.has(h)) out.set(h, { dims: [...t.dims], data: t.data as Float32Array });

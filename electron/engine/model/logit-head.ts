@@ -4,7 +4,6 @@
  * 2304 unembedding (2.4 GB as float32) is never held whole unless it fits the resident budget.
  * The same pass sums the rows for the mean unembedding row (logit targets read u_k − mean_v u_v).
  */
-import { DTYPE_SIZE, decodeToFloat32 } from '../checkpoint/dtype.ts';
 import type { TensorStore } from '../checkpoint/tensor.ts';
 import { GraphBuilder } from '../onnx/graph-builder.ts';
 import { createSession, ort, type SessionOptions } from '../runtime/session.ts';
@@ -30,6 +29,8 @@ export interface LogitHeadOptions extends SessionOptions {
 export class LogitHead {
   private resident?: Float32Array;
   private mean?: Float32Array;
+  /** The reused chunk array of a streamed pass (fresh arrays would cost page faults per chunk). */
+  private chunk?: Float32Array;
 
   private constructor(
     private readonly store: TensorStore,
@@ -55,13 +56,12 @@ export class LogitHead {
     return new LogitHead(store, tensor, vocab, d, softcap, session, keep, chunkRows);
   }
 
-  /** Rows [first, first + n) of the unembedding as float32. */
+  /** Rows [first, first + n) of the unembedding as float32 (valid until the next call). */
   private rows(first: number, n: number): Float32Array {
-    if (this.resident) return this.resident.subarray(first * this.d, (first + n) * this.d);
-    const info = this.store.info(this.tensor);
-    const rowBytes = this.d * DTYPE_SIZE[info.dtype];
-    const raw = this.store.readRawRange(this.tensor, first * rowBytes, n * rowBytes);
-    return decodeToFloat32(info.dtype, raw, undefined, { file: info.sourceFile, tensor: this.tensor });
+    const d = this.d;
+    if (this.resident) return this.resident.subarray(first * d, (first + n) * d);
+    this.chunk ??= new Float32Array(Math.min(this.chunkRows, this.vocab) * d);
+    return this.store.readFloat32Range(this.tensor, first * d, this.chunk.subarray(0, n * d));
   }
 
   /**
@@ -70,7 +70,7 @@ export class LogitHead {
    */
   async logitsPre(x: Float32Array, n: number): Promise<Float32Array> {
     const { vocab: V, d } = this;
-    if (this.keep && !this.resident) this.resident = this.rows(0, V);
+    if (this.keep && !this.resident) this.resident = this.store.readFloat32(this.tensor);
     const out = new Float32Array(n * V);
     const sum = this.mean ? undefined : new Float64Array(d);
     const single = this.resident !== undefined;
@@ -107,6 +107,7 @@ export class LogitHead {
 
   async close(): Promise<void> {
     this.resident = undefined;
+    this.chunk = undefined;
     await this.session.release();
   }
 }

@@ -16,8 +16,11 @@ export interface FedWeight {
   /** The graph input's name. */
   input: string;
   dims: readonly number[];
-  /** Reads and decodes the tensor (float32, row-major, `dims`). */
-  load: () => Float32Array;
+  /**
+   * Reads and decodes the tensor (float32, row-major, `dims`), into `out` when given (a reused
+   * buffer: streamed weights are decoded into pooled arrays, not fresh ones).
+   */
+  load: (out?: Float32Array) => Float32Array;
   /** Kept after its first use (else decoded per run). */
   resident: boolean;
 }
@@ -33,6 +36,9 @@ export class WeightFeeder {
   private residentTotal = 0;
   /** Largest bytes of streamed weights fed to one run (a memory figure for reports). */
   peakStreamedBytes = 0;
+  /** Reusable arrays for streamed weights, by length, and those handed out since `recycle`. */
+  private readonly pool = new Map<number, Float32Array[]>();
+  private readonly lent: Float32Array[] = [];
 
   /** Registers a weight input; a name registered twice keeps its first loader. */
   register(w: FedWeight): void {
@@ -50,14 +56,23 @@ export class WeightFeeder {
     return this.residentTotal;
   }
 
-  /** float32 values of one weight input (resident ones are decoded once). */
+  /**
+   * float32 values of one weight input: resident ones are decoded once; streamed ones into a
+   * pooled array that stays valid until the next `recycle()`.
+   */
   values(input: string): Float32Array {
     const kept = this.residentData.get(input);
     if (kept) return kept;
     const w = this.weights.get(input);
     if (!w) throw new Error(`no weight is registered for graph input ${input}`);
-    const data = w.load();
     const want = float32Bytes(w.dims) / 4;
+    let data: Float32Array;
+    if (w.resident) data = w.load();
+    else {
+      const buffer = this.pool.get(want)?.pop() ?? new Float32Array(want);
+      data = w.load(buffer);
+      this.lent.push(buffer);
+    }
     if (data.length !== want) {
       throw new Error(`weight ${input} decoded to ${data.length} values, expected [${w.dims}]`);
     }
@@ -83,9 +98,21 @@ export class WeightFeeder {
     return feeds;
   }
 
-  /** Frees every resident weight. */
+  /** Takes back the streamed weights' arrays: call once the runs that were fed them are done. */
+  recycle(): void {
+    for (const buffer of this.lent) {
+      const free = this.pool.get(buffer.length);
+      if (free) free.push(buffer);
+      else this.pool.set(buffer.length, [buffer]);
+    }
+    this.lent.length = 0;
+  }
+
+  /** Frees every resident weight and pooled array. */
   clear(): void {
     this.residentData.clear();
     this.residentTotal = 0;
+    this.pool.clear();
+    this.lent.length = 0;
   }
 }

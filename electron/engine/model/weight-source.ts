@@ -37,7 +37,7 @@ export class FedWeightSource implements WeightSource {
     return info;
   }
 
-  private fed(name: string, shape: readonly number[], load: () => Float32Array): string {
+  private fed(name: string, shape: readonly number[], load: (out?: Float32Array) => Float32Array): string {
     const existing = this.created.get(name);
     if (existing) return existing;
     const input = this.g.input(`${this.prefix}${name}`, 'float32', shape);
@@ -48,10 +48,15 @@ export class FedWeightSource implements WeightSource {
 
   tensor(name: string, shape: readonly number[]): string {
     if (!this.created.has(name)) this.checkShape(name, shape);
-    return this.fed(name, shape, () => this.store.readFloat32(name));
+    return this.fed(name, shape, (out) => this.store.readFloat32(name, out));
   }
 
-  fromInfo(name: string, shape: readonly number[], _info: TensorInfo, decode: () => Float32Array): string {
+  fromInfo(
+    name: string,
+    shape: readonly number[],
+    _info: TensorInfo,
+    decode: (out?: Float32Array) => Float32Array,
+  ): string {
     return this.fed(name, shape, decode);
   }
 

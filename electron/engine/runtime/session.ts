@@ -12,6 +12,12 @@ export interface SessionOptions {
   /** Intra-op threads for CPU (default: ONNX Runtime's choice, all cores). */
   threads?: number;
   onWarning?: (message: string) => void;
+  /**
+   * ONNX Runtime's CPU memory arena (default on). Off for the many small sessions of one model
+   * (per-layer forward segments, per-top-layer backward graphs): each session's arena keeps its
+   * peak, so 27 backward sessions would each hold a batch's worth of gradients.
+   */
+  cpuMemArena?: boolean;
 }
 
 export interface OpenedSession {
@@ -34,6 +40,7 @@ export async function createSession(
         graphOptimizationLevel: 'all',
         intraOpNumThreads: opts.threads ?? 0,
         logSeverityLevel: 3,
+        enableCpuMemArena: opts.cpuMemArena ?? true,
       };
       const session =
         typeof model === 'string'

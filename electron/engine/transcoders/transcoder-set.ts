@@ -129,9 +129,9 @@ export class LoadedTranscoderSet implements TranscoderSet {
     return geo.encoderTransposed ? transpose(data, geo.dModel, geo.dTranscoder) : data;
   }
 
-  encoderStoredFloat32(l: number): Float32Array {
+  encoderStoredFloat32(l: number, out?: Float32Array): Float32Array {
     const ref = this.layer(l).src.refs.W_enc;
-    return ref.store.readFloat32(ref.info.name);
+    return ref.store.readFloat32(ref.info.name, out);
   }
 
   encoderRowsFloat32(l: number, featureIdx: readonly number[]): Float32Array {

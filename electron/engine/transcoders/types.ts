@@ -61,8 +61,11 @@ export interface TranscoderSet {
   encoderInfo(l: number): EncoderInfo;
   /** W_enc of layer l as [d_t, d] row-major (pre = x·W_encᵀ + b_enc). */
   encoderFloat32(l: number): Float32Array;
-  /** W_enc of layer l in its stored orientation (`encoderInfo(l).encoderTransposed`: [d, d_t]). */
-  encoderStoredFloat32(l: number): Float32Array;
+  /**
+   * W_enc of layer l in its stored orientation (`encoderInfo(l).encoderTransposed`: [d, d_t]),
+   * into `out` when given.
+   */
+  encoderStoredFloat32(l: number, out?: Float32Array): Float32Array;
   /** Rows of W_enc [n, d] for the given features, reading only their bytes where the storage allows. */
   encoderRowsFloat32(l: number, featureIdx: readonly number[]): Float32Array;
   /** b_enc [d_t]. */

@@ -13,6 +13,7 @@ import {
   type TensorToWrite,
   writeSafetensors,
 } from '../../../electron/engine/checkpoint/safetensors-writer.ts';
+import { DECODE_PIECE } from '../../../electron/engine/checkpoint/store-base.ts';
 import { expectEngineError, makeTmpDir, rawSafetensors, removeDir } from './helpers.ts';
 
 let dir: string;
@@ -156,6 +157,47 @@ describe('readRowsFloat32', () => {
     expectEngineError(() => st.readRowsFloat32('w', [1.5]), 'argument', p, 'w');
     expect(Array.from(st.readRowsFloat32('pad', [0, 0]))).toEqual([9, 9]);
     st.close();
+  });
+});
+
+describe('decoding into a given array (streamed weights)', () => {
+  it('readFloat32(name, out) and readFloat32Range fill in place through a small piece buffer', () => {
+    const rows = 37;
+    const cols = 11;
+    const data = Float32Array.from({ length: rows * cols }, (_, i) => Math.sin(i) * 8);
+    const p = file('into.safetensors');
+    writeSafetensors(p, [
+      { name: 'pad', dtype: 'U8', shape: [3], data: Uint8Array.of(1, 2, 3) },
+      { name: 'bf', dtype: 'BF16', shape: [rows, cols], data },
+      { name: 'f32', dtype: 'F32', shape: [rows, cols], data },
+    ]);
+    const st = openSafetensors(p);
+    const saved = DECODE_PIECE.bytes;
+    DECODE_PIECE.bytes = 10; // 5 bf16 values per piece: many pieces, a short last one
+    try {
+      for (const name of ['bf', 'f32']) {
+        const want = st.readFloat32(name);
+        const out = new Float32Array(rows * cols).fill(Number.NaN);
+        expect(st.readFloat32(name, out)).toBe(out);
+        expect(Array.from(out), name).toEqual(Array.from(want));
+        // rows 5..9 of the flat tensor, into the front of a larger reused array
+        const chunk = new Float32Array(100).fill(-1);
+        const view = chunk.subarray(0, 5 * cols);
+        st.readFloat32Range(name, 5 * cols, view);
+        expect(Array.from(view)).toEqual(Array.from(want.subarray(5 * cols, 10 * cols)));
+        expect(chunk[5 * cols]).toBe(-1);
+      }
+      expectEngineError(() => st.readFloat32('bf', new Float32Array(3)), 'argument', p, 'bf');
+      expectEngineError(
+        () => st.readFloat32Range('bf', rows * cols - 2, new Float32Array(3)),
+        'argument',
+        p,
+        'bf',
+      );
+    } finally {
+      DECODE_PIECE.bytes = saved;
+      st.close();
+    }
   });
 });
 
