@@ -192,17 +192,27 @@ export function emitBackwardGraph(
   const readSlots = g.input('read_slots', 'int64', ['B']);
   const tokenVectors = g.input('token_vectors', 'float32', ['T', d]);
 
-  const T = g.gather(g.op('Shape', [tokenVectors]), g.constInt64([0], []));
-  const positions = g.op('Range', [g.constInt64([0], []), T, g.constInt64([1], [])]);
-  // one-hot of each target's position: [B, T, 1]
-  const onehot = g.unsqueeze(
-    g.cast(g.op('Equal', [g.unsqueeze(readPositions, [1]), g.unsqueeze(positions, [0])]), ONNX_FLOAT),
-    [2],
-  );
-  const inject = (slot: number): string => {
+  // Each target's read vector is scattered into G at (target, its position) when G reaches its
+  // slot: a ScatterND that adds B·d values and depends on G, so the runtime cannot schedule every
+  // slot's injection up front (dense one-hot [B, T, d] injections did, holding ~2·L of them).
+  const B = g.gather(g.op('Shape', [readVectors]), g.constInt64([0], []));
+  const batchIndex = g.op('Range', [g.constInt64([0], []), B, g.constInt64([1], [])]);
+  const scatterAt = g.concat([g.unsqueeze(batchIndex, [1]), g.unsqueeze(readPositions, [1])], 1); // [B, 2]
+  const inject = (G: string, slot: number): string => {
     const mask = g.cast(g.op('Equal', [readSlots, g.constInt64([slot], [])]), ONNX_FLOAT);
-    const vecs = g.mul(readVectors, g.unsqueeze(mask, [1])); // [B, d]
-    return g.mul(onehot, g.unsqueeze(vecs, [1])); // [B, T, d]
+    const vecs = g.mul(readVectors, g.unsqueeze(mask, [1])); // [B, d], zero where the slot differs
+    return g.op('ScatterND', [G, scatterAt, vecs], { reduction: { s: 'add' } });
+  };
+  const zeros = (): string => {
+    const shape = g.concat(
+      [g.unsqueeze(B, [0]), g.slice(g.op('Shape', [tokenVectors]), [0], [1], [0]), g.constInt64([d])],
+      0,
+    );
+    return g.op('ConstantOfShape', [shape], {
+      value: {
+        t: { name: 'zero', type: 'float32', dims: [1], data: { kind: 'inline', bytes: new Uint8Array(4) } },
+      },
+    });
   };
   /** [B, T, in] · W → [B, T, out] through a 2-D Gemm. */
   const project = (x: string, inDim: number, outDim: number, w: string, transB: boolean) => {
@@ -231,11 +241,11 @@ export function emitBackwardGraph(
     );
   };
 
-  let G = top >= L ? inject(finalSlot(L)) : '';
+  let G = top >= L ? inject(zeros(), finalSlot(L)) : '';
   for (let l = Math.min(top, L - 1); l >= 0; l--) {
     const lw = names.layers[l];
     // The top layer of a truncated graph: nothing above, so no MLP write reaches a target.
-    G = G ? g.add(contract(G, l), inject(slotOfResidMid(l))) : inject(slotOfResidMid(l));
+    G = inject(G ? contract(G, l) : zeros(), slotOfResidMid(l));
 
     // Attention, transposed: post-norm, output projection, frozen pattern, value projection, ln1.
     let gOut = G;
@@ -258,7 +268,7 @@ export function emitBackwardGraph(
     const v = b.valueWeight(l);
     const gh = project(gvFlat, KV * hd, d, v.w, !v.transposedForForward);
     G = g.add(G, b.frozenNormT(gh, b.scaleInput(linearInputs.ln1Scale(l), true), lw.ln1));
-    G = g.add(G, inject(slotOfResidPre(l)));
+    G = inject(G, slotOfResidPre(l));
   }
   g.output(
     g.op('ReduceSum', [g.mul(G, g.unsqueeze(tokenVectors, [0])), g.constInt64([-1])], { keepdims: { i: 0 } }),
