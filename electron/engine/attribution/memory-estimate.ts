@@ -17,9 +17,12 @@
  *  - backward batches: a few [B, T, d] gradients per layer, the [B, t, n_m] outputs, the
  *    B·columns row buffer, and the runner's copies of the patterns cut to each batch's
  *    position count;
- *  - pruning and output: O(N) float64 vectors, the kept-edge lists (up to 20 bytes per entry
- *    of the node-pruned matrix, taken as half the nodes), graph JSON links, and the library's
- *    compressed rows (8 bytes per nonzero) when the graph is stored.
+ *  - pruning and output: O(N) float64 vectors and about 40 bytes per kept edge (the cut's
+ *    lists, the pruned graph's, graph JSON links); kept edges are at most the nonzero entries
+ *    of the node-pruned matrix, taken as half the nodes with a quarter of the entries nonzero
+ *    (attribution rows are sparse: a tenth of the entries on the demo model), and pruning
+ *    checks the real count before allocating; plus the library's compressed rows (8 bytes
+ *    per nonzero, same density) when the graph is stored.
  *
  * The limit is most of the machine's memory minus what the process already holds, or
  * `memoryLimitBytes`, or the environment variable CIRCUIT_MEMORY_LIMIT_BYTES (bytes a trace
@@ -64,6 +67,10 @@ export interface SourceShape {
 }
 
 const F32 = 4;
+/** Bytes per kept edge through pruning and output (see pruning/prune.ts). */
+export const KEPT_EDGE_BYTES = 40;
+/** Fraction of the adjacency's possible entries taken as nonzero. */
+const ASSUMED_DENSITY = 0.25;
 
 /** The forward cache's arrays for a prompt of T tokens. */
 function forwardCacheBytes(s: TraceShape): number {
@@ -101,8 +108,8 @@ export function estimateTraceMemory(
   const entries = (rows + K) * N; // adjacency entries that can be nonzero
   const pruning =
     N * 8 * 16 + // influence, scales, rankings, degrees
-    20 * Math.min(entries, (N / 2) ** 2) + // kept-edge lists of the node-pruned matrix
-    (s.storesGraph ? 8 * entries : 0); // CSR of the stored graph
+    KEPT_EDGE_BYTES * ASSUMED_DENSITY * Math.min(entries, (N / 2) ** 2) + // kept edges
+    (s.storesGraph ? 8 * ASSUMED_DENSITY * entries : 0); // CSR of the stored graph
   const resident = (src ? src.sourceBytes : 0) + forwardCacheBytes(s);
   const parts: Record<string, number> = {
     'feature rows': featureRows,

@@ -28,11 +28,12 @@
  */
 import type { NodeLayout, RawAttributionGraph } from '../attribution/graph-types.ts';
 import { nodeLayout } from '../attribution/graph-types.ts';
+import { availableBytes, formatBytes, KEPT_EDGE_BYTES } from '../attribution/memory-estimate.ts';
 import { EngineError } from '../errors.ts';
 import { influenceByTopologicalPass } from './influence.ts';
 import { absRowSums, checkSquare, inverseRowScale } from './normalize.ts';
 import { graphScoresFrom, logitWeights } from './scores.ts';
-import { cutForShare, prefixLength, type Ranking, rankWithShares } from './threshold.ts';
+import { cutForShareStream, prefixLength, type Ranking, rankWithShares } from './threshold.ts';
 
 export interface PruneOptions {
   /** Cumulative influence share kept among nodes, in [0, 1]. Default 0.8. */
@@ -164,68 +165,58 @@ export function pruneGraph(
   const pIdx = new Int32Array(M);
   for (let i = 0, m = 0; i < N; i++) if (inP[i]) pIdx[m++] = i;
 
-  // 2. Edge scores on P. One pass for the P row sums (and an upper bound on the number of
-  // edges), one to score them; each positive score is stored with its (target, source).
+  // 2. Edge scores on P. One pass for the P row sums, then the scores are recomputed on each
+  // pass of the cut instead of stored (20 bytes per nonzero entry of P would rival the
+  // adjacency itself); only the kept edges are stored, in row-major (target, source) order,
+  // so "first in index order" = first here.
   const scaleP = new Float64Array(N);
-  let nnz = 0;
   for (let a = 0; a < M; a++) {
     const base = pIdx[a] * N;
     let s = 0;
-    for (let b = 0; b < M; b++) {
-      const x = A[base + pIdx[b]];
-      if (x !== 0) {
-        s += Math.abs(x);
-        nnz++;
-      }
-    }
+    for (let b = 0; b < M; b++) s += Math.abs(A[base + pIdx[b]]);
     scaleP[pIdx[a]] = s > 0 ? 1 / s : 0;
   }
   const infP = influenceByTopologicalPass(A, N, scaleP, w, inP);
   for (let i = 0; i < N; i++) infP[i] += w[i];
-
-  const scoreBuf = new Float64Array(nnz);
-  const tgtBuf = new Int32Array(nnz);
-  const srcBuf = new Int32Array(nnz);
-  const weightBuf = new Float32Array(nnz);
-  let nPos = 0;
-  for (let a = 0; a < M; a++) {
-    const i = pIdx[a];
-    const sc = scaleP[i];
-    const fi = infP[i];
-    if (sc === 0 || fi === 0) continue;
-    const base = i * N;
-    for (let b = 0; b < M; b++) {
-      const j = pIdx[b];
-      const x = A[base + j];
-      if (x === 0) continue;
-      const score = Math.abs(x) * sc * fi;
-      if (score > 0) {
-        scoreBuf[nPos] = score;
-        tgtBuf[nPos] = i;
-        srcBuf[nPos] = j;
-        weightBuf[nPos] = x;
-        nPos++;
+  /** Calls visit for every positive edge score of P, in (target, source) order. */
+  const forEachEdge = (visit: (score: number, i: number, j: number, x: number) => void) => {
+    for (let a = 0; a < M; a++) {
+      const i = pIdx[a];
+      const sc = scaleP[i];
+      const fi = infP[i];
+      if (sc === 0 || fi === 0) continue;
+      const base = i * N;
+      for (let b = 0; b < M; b++) {
+        const j = pIdx[b];
+        const x = A[base + j];
+        if (x === 0) continue;
+        const score = Math.abs(x) * sc * fi;
+        if (score > 0) visit(score, i, j, x);
       }
     }
+  };
+  const cut = cutForShareStream((visit) => forEachEdge(visit), edgeThreshold);
+  if (cut.kept * KEPT_EDGE_BYTES > availableBytes()) {
+    throw new EngineError(
+      'resources',
+      `pruning keeps ${cut.kept} edges, about ${formatBytes(cut.kept * KEPT_EDGE_BYTES)} with the graph output, more than the memory available; lower edgeThreshold (now ${edgeThreshold}) or nodeThreshold (now ${nodeThreshold})`,
+      { field: 'edgeThreshold' },
+    );
   }
-  // Stored in row-major (target, source) order, so "first in index order" = first here.
-  const positive = scoreBuf.subarray(0, nPos);
-  const cut = cutForShare(positive, edgeThreshold);
   const eT = new Int32Array(cut.kept);
   const eS = new Int32Array(cut.kept);
   const eW = new Float32Array(cut.kept);
   let nE = 0;
   if (!cut.keepNone) {
     let ties = cut.tiesKept;
-    for (let q = 0; q < nPos; q++) {
-      const score = positive[q];
+    forEachEdge((score, i, j, x) => {
       if (score > cut.tau || (score === cut.tau && ties-- > 0)) {
-        eT[nE] = tgtBuf[q];
-        eS[nE] = srcBuf[q];
-        eW[nE] = weightBuf[q];
+        eT[nE] = i;
+        eS[nE] = j;
+        eW[nE] = x;
         nE++;
       }
-    }
+    });
   }
 
   // 3. Clean-up (greatest fixed point by a work list).

@@ -94,67 +94,97 @@ export interface ScoreCut {
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 const BUCKET_SHIFT = 12;
 const N_BUCKETS = 1 << (32 - BUCKET_SHIFT - 1); // sign bit is 0 for positive scores
+/** Items gathered per pass of the boundary walk (8 bytes each). */
+const WALK_ITEMS = 1 << 22;
+const scratch = new Float64Array(1);
+const scratchWords = new Uint32Array(scratch.buffer);
+const HI = LITTLE_ENDIAN ? 1 : 0;
+
+/** Bucket of a positive score: the top 20 bits of its float64 pattern. */
+function bucketOf(score: number): number {
+  scratch[0] = score;
+  return scratchWords[HI] >>> BUCKET_SHIFT;
+}
+
+/**
+ * Positive scores produced on demand: `forEach` calls `visit` with every score, always in
+ * the same order (the index order). Lets the edge cut run over scores that are recomputed
+ * instead of stored (pruning: one score per nonzero entry of the node-pruned matrix).
+ */
+export type ScoreStream = (visit: (score: number) => void) => void;
 
 export function cutForShare(positiveScores: Float64Array, threshold: number): ScoreCut {
-  const n = positiveScores.length;
+  return cutForShareStream((visit) => {
+    for (let i = 0; i < positiveScores.length; i++) visit(positiveScores[i]);
+  }, threshold);
+}
+
+/**
+ * cutForShare over a stream of scores: the same result, holding only the bucket masses and
+ * the boundary bucket's items (the stream is read two or three times).
+ */
+export function cutForShareStream(scores: ScoreStream, threshold: number): ScoreCut {
   const none: ScoreCut = { keepNone: true, tau: Number.POSITIVE_INFINITY, tiesKept: 0, kept: 0 };
-  if (n === 0 || !(threshold > 0)) return none;
-  const scores = positiveScores.byteOffset % 8 === 0 ? positiveScores : Float64Array.from(positiveScores);
-  for (let i = 0; i < n; i++) {
-    if (!(scores[i] > 0) || scores[i] === Number.POSITIVE_INFINITY) {
-      throw new EngineError('argument', `score ${i} is not finite and positive (${scores[i]})`, {
+  if (!(threshold > 0)) return none;
+  const mass = new Float64Array(N_BUCKETS);
+  const count = new Float64Array(N_BUCKETS);
+  let n = 0;
+  let kMin = N_BUCKETS;
+  let kMax = -1;
+  scores((score) => {
+    if (!(score > 0) || score === Number.POSITIVE_INFINITY) {
+      throw new EngineError('argument', `score ${n} is not finite and positive (${score})`, {
         field: 'scores',
       });
     }
-  }
-  const words = new Uint32Array(scores.buffer, scores.byteOffset, 2 * n);
-  const hiOff = LITTLE_ENDIAN ? 1 : 0;
-  let kMin = N_BUCKETS;
-  let kMax = -1;
-  for (let i = 0; i < n; i++) {
-    const k = words[2 * i + hiOff] >>> BUCKET_SHIFT;
+    const k = bucketOf(score);
+    mass[k] += score;
+    count[k]++;
     if (k < kMin) kMin = k;
     if (k > kMax) kMax = k;
-  }
-  // Buckets kMin..kMax, stored at k - kMin.
-  const nb = kMax - kMin + 1;
-  const mass = new Float64Array(nb);
-  const count = new Int32Array(nb);
-  for (let i = 0; i < n; i++) {
-    const k = (words[2 * i + hiOff] >>> BUCKET_SHIFT) - kMin;
-    mass[k] += scores[i];
-    count[k]++;
-  }
+    n++;
+  });
+  if (n === 0) return none;
   let total = 0;
-  for (let k = nb - 1; k >= 0; k--) total += mass[k];
+  for (let k = kMax; k >= kMin; k--) total += mass[k];
   if (!(total > 0)) return none;
   let run = 0;
   let above = 0; // items in buckets above the current one
-  let k = nb - 1;
-  for (; k >= 0; k--) {
+  let k = kMax;
+  for (; k >= kMin; k--) {
     if (count[k] === 0) continue;
     if ((run + mass[k]) / total >= threshold) break;
     run += mass[k];
     above += count[k];
   }
-  if (k < 0) {
+  if (k < kMin) {
     // Rounding left the threshold unreached by whole buckets: walk items from the top.
-    k = nb - 1;
+    k = kMax;
     run = 0;
     above = 0;
   }
-  // Walk items bucket by bucket from bucket k down, sorted within each bucket.
+  // Walk items from bucket k down in descending order (bucket by bucket, sorted within each).
+  // The first pass gathers the boundary bucket (the threshold is almost always reached in it);
+  // each later pass a run of consecutive buckets, up to WALK_ITEMS items (or one whole bucket),
+  // so a tail of tiny scores costs a few passes, not one per bucket.
   let lastTau = 0;
   let lastTies = 0;
-  for (; k >= 0; k--) {
-    if (count[k] === 0) continue;
-    const items = new Float64Array(count[k]);
-    const key = k + kMin;
-    for (let i = 0, q = 0; i < n; i++)
-      if (words[2 * i + hiOff] >>> BUCKET_SHIFT === key) items[q++] = scores[i];
+  let first = true;
+  while (k >= kMin) {
+    let lo = k;
+    let m = count[k];
+    while (!first && lo - 1 >= kMin && m + count[lo - 1] <= WALK_ITEMS) m += count[--lo];
+    first = false;
+    const items = new Float64Array(m);
+    let q = 0;
+    const [from, to] = [lo, k];
+    scores((score) => {
+      const b = bucketOf(score);
+      if (b >= from && b <= to) items[q++] = score;
+    });
     items.sort();
-    for (let q = items.length - 1; q >= 0; q--) {
-      const v = items[q];
+    for (let i = items.length - 1; i >= 0; i--) {
+      const v = items[i];
       run += v;
       if (v === lastTau) lastTies++;
       else {
@@ -162,11 +192,12 @@ export function cutForShare(positiveScores: Float64Array, threshold: number): Sc
         lastTies = 1;
       }
       if (run / total >= threshold) {
-        const kept = above + (items.length - q);
+        const kept = above + (items.length - i);
         return { keepNone: false, tau: v, tiesKept: lastTies, kept };
       }
     }
     above += items.length;
+    k = lo - 1;
   }
   // Threshold never reached (t = 1 with rounding): keep everything.
   return { keepNone: false, tau: lastTau, tiesKept: lastTies, kept: n };

@@ -8,6 +8,7 @@ import {
   computeGraphScores,
   computeInfluence,
   cutForShare,
+  cutForShareStream,
   influenceByTopologicalPass,
   influenceFromScaledRows,
   inverseRowScale,
@@ -380,10 +381,47 @@ describe('cutForShare', () => {
     }
   });
 
+  it('runs over a stream of scores in a few passes, even through a long tail of tiny ones', () => {
+    // edges are scored on the fly, not stored: the cut reads the stream again per pass
+    const rand = prng(7);
+    const scores = Float64Array.from({ length: 20_000 }, () => Math.exp(-60 * rand()) * rand() + 1e-300);
+    for (const t of [0.5, 0.98, 0.999999, 1]) {
+      let passes = 0;
+      const cut = cutForShareStream((visit) => {
+        passes++;
+        for (const x of scores) visit(x);
+      }, t);
+      expect(cut).toEqual(cutForShare(scores, t));
+      if (t < 0.99) {
+        // (near 1 the bucketed sums may differ from the rank-ordered ones in the last bit)
+        let ties = cut.tiesKept;
+        const got = Array.from(scores, (x) => x > cut.tau || (x === cut.tau && ties-- > 0));
+        expect(got).toEqual(refPrefix(Array.from(scores), t));
+      }
+      expect(passes).toBeLessThanOrEqual(3);
+    }
+  });
+
   it('rank shares are 1 when nothing has influence', () => {
     const r = rankWithShares([0, 0, 0]);
     expect(Array.from(r.share)).toEqual([1, 1, 1]);
     expect(Array.from(r.order)).toEqual([0, 1, 2]);
+  });
+});
+
+describe('memory', () => {
+  it('refuses to keep more edges than the memory available holds, before allocating them', () => {
+    const g = randomGraph(11, { nFeatures: 30 });
+    const before = process.env.CIRCUIT_MEMORY_LIMIT_BYTES;
+    process.env.CIRCUIT_MEMORY_LIMIT_BYTES = '100';
+    try {
+      const e = expectEngineError(() => pruneGraph(g, { nodeThreshold: 1, edgeThreshold: 1 }), 'resources');
+      expect(e.message).toMatch(/pruning keeps \d+ edges.*lower edgeThreshold \(now 1\)/);
+    } finally {
+      if (before === undefined) delete process.env.CIRCUIT_MEMORY_LIMIT_BYTES;
+      else process.env.CIRCUIT_MEMORY_LIMIT_BYTES = before;
+    }
+    expect(pruneGraph(g, { nodeThreshold: 1, edgeThreshold: 1 }).edges.weight.length).toBeGreaterThan(3);
   });
 });
 
