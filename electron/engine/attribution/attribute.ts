@@ -161,6 +161,8 @@ export class Attributor {
 
   async prepare(tokenIds: number[]): Promise<PreparedPrompt> {
     const cache = await runForwardCache(this.forward, this.set, tokenIds);
+    // The backward streams nothing: the forward's per-layer arrays are not needed until the next prompt.
+    this.forward.feeder.dropPool();
     const space = buildSourceSpace(this.set, cache);
     cache.decoderRows = null; // copied into the source blocks; the rows themselves are not needed again
     const decoderBias = Array.from({ length: this.set.nLayers }, (_, l) => this.set.decoderBiasFloat32(l));

@@ -108,6 +108,12 @@ export class WeightFeeder {
     this.lent.length = 0;
   }
 
+  /** Frees the pooled arrays of streamed weights (between phases that stream none). */
+  dropPool(): void {
+    this.recycle();
+    this.pool.clear();
+  }
+
   /** Frees every resident weight and pooled array. */
   clear(): void {
     this.residentData.clear();
