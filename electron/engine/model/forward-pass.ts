@@ -58,7 +58,11 @@ export class ForwardPass {
         model.tensors,
         names.lmHead ?? names.embed,
         model.config.finalSoftcap,
-        { ...sessionOpts, residentBytes: compiled.streamed ? 0 : residentWeightBytes },
+        {
+          ...sessionOpts,
+          // What the layers leave of the budget (the unembedding is kept only if it fits too).
+          residentBytes: compiled.streamed ? 0 : residentWeightBytes - compiled.layerWeightBytes,
+        },
       );
       return new ForwardPass(model, compiled, sessions, head, feeder, first.provider);
     } catch (e) {
