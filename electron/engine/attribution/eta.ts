@@ -26,6 +26,12 @@ export interface PlannedBatch {
 /** Half-lives (in observations) of the weights of past timings. */
 const BATCH_HALF_LIFE = 6;
 const ESTIMATE_HALF_LIFE = 3;
+/**
+ * The first batches pay one-off costs (memory touched for the first time, the runtime's
+ * buffers growing): once enough later batches are timed, they count this much less.
+ */
+const WARMUP_BATCHES = 4;
+const WARMUP_WEIGHT = 0.1;
 
 /**
  * The position count at which a backward row's quadratic work (the transposed attention:
@@ -134,6 +140,7 @@ export class FeaturesEta {
     const n = this.batches.length;
     if (n === 0) return undefined;
     const w = decay(BATCH_HALF_LIFE, n);
+    if (n >= 2 * WARMUP_BATCHES) for (let i = 0; i < WARMUP_BATCHES; i++) w[i] *= WARMUP_WEIGHT;
     if (n < 3) {
       let num = 0;
       let den = 0;
