@@ -147,7 +147,9 @@ describe('circuit trace', () => {
       out,
     );
     expect(r2.code).toBe(2);
-    expect(r2.stderr).toMatch(/error \[resources\]: .*forward cache.*or shorten the prompt/);
+    expect(r2.stderr).toMatch(
+      /error \[resources\]: .*forward cache.*shorten the prompt.*--max-feature-nodes/,
+    );
     expect(r2.stderr).not.toMatch(/^forward/m);
   });
 

@@ -151,7 +151,10 @@ export function assertFitsInMemory(
     activeFeatures !== undefined && maxFeatureNodes >= activeFeatures
       ? `now ${maxFeatureNodes}: all ${activeFeatures} active features`
       : `now ${maxFeatureNodes}`;
-  const fix = `lower --max-feature-nodes (${cap})${activeFeatures === undefined ? ' or shorten the prompt' : ''}`;
+  const fix =
+    activeFeatures === undefined
+      ? `shorten the prompt: this is before any feature node (lowering --max-feature-nodes, ${cap}, does not help)`
+      : `lower --max-feature-nodes (${cap})`;
   if (est.nodes * est.nodes > MAX_TYPED_ARRAY_LENGTH) {
     throw new EngineError(
       'resources',
