@@ -5,6 +5,7 @@
  */
 import { constants as bufferConstants } from 'node:buffer';
 import fs from 'node:fs';
+import { assertFreeDisk } from '../disk-space.ts';
 import { EngineError } from '../errors.ts';
 import { DTYPE_SIZE, encodeFromFloat32, isDType, numElements } from './dtype.ts';
 import { byteWindow, IO_CHUNK } from './file-reader.ts';
@@ -152,7 +153,8 @@ export function writeSafetensors(
   tensors: readonly TensorToWrite[],
   metadata?: Record<string, string>,
 ): void {
-  const { head, chunks } = prepare(tensors, metadata, path);
+  const { head, chunks, dataLength } = prepare(tensors, metadata, path);
+  assertFreeDisk(path, head.length + dataLength);
   let fd: number | undefined;
   try {
     fd = fs.openSync(path, 'w');
