@@ -278,7 +278,11 @@ export class Attributor {
       const featureRows = new Map<number, Float32Array>();
       const totalBatches = Math.ceil(cap / B);
       const meanSlots = space.blocks.reduce((s, b) => s + b.n, 0) / Math.max(1, space.blocks.length);
-      const eta = new FeaturesEta(attentionHalfPoint(cfg.hiddenSize, cfg.nHeads, cfg.headDim, meanSlots));
+      const eta = new FeaturesEta(
+        attentionHalfPoint(cfg.hiddenSize, cfg.nHeads, cfg.headDim, meanSlots),
+        cfg.nLayers,
+      );
+      const layer = (i: number) => space.featureLayer[i];
       // What is left: the planned batches (from plan[next] on) and the influence estimates to come.
       let plan: PlannedBatch[] = [];
       let next = 0;
@@ -290,7 +294,11 @@ export class Attributor {
         const rows = await prepared.runner.rows(indices.map((i) => prepared.featureTarget(i)));
         for (const [k, i] of indices.entries()) featureRows.set(i, rows[k]);
         eta.recordBatch(
-          { rows: indices.length, positions: Math.max(...indices.map(position)) + 1 },
+          {
+            rows: indices.length,
+            positions: Math.max(...indices.map(position)) + 1,
+            depth: Math.max(...indices.map(layer)) + 1,
+          },
           performance.now() - t0,
         );
         batchesDone++;
@@ -305,7 +313,7 @@ export class Attributor {
       if (cap === space.nActive) {
         // All features: batch them by position so each batch stops at its last position.
         const order = Array.from({ length: space.nActive }, (_, i) => i).sort(byPosition);
-        plan = planBatches(order.map(position), B);
+        plan = planBatches(order.map(position), B, order.map(layer));
         for (let i = 0; i < order.length; i += B) await computeBatch(order.slice(i, i + B));
       } else {
         // Influence is re-estimated every few batches (as circuit-tracer does), not every batch:
@@ -323,12 +331,13 @@ export class Attributor {
           const take = candidates.slice(0, Math.min(perRound, cap - featureRows.size));
           take.sort(byPosition);
           // This round's batches, then later rounds predicted from the same ranking.
-          plan = planBatches(take.map(position), B);
+          plan = planBatches(take.map(position), B, take.map(layer));
           estimatesLeft = [];
           for (let j = take.length, done = featureRows.size + take.length; done < cap; ) {
             const n = Math.min(perRound, cap - done);
             estimatesLeft.push(logitRows.length + done);
-            plan.push(...planBatches(candidates.slice(j, j + n).map(position), B));
+            const predicted = candidates.slice(j, j + n);
+            plan.push(...planBatches(predicted.map(position), B, predicted.map(layer)));
             j += n;
             done += n;
           }

@@ -6,14 +6,16 @@
  * selection also re-estimates influence between rounds of batches, at a cost that grows with
  * the rows computed so far.
  *
- * Model: a batch of B rows over t positions takes a + b·B·t + c·B·t² milliseconds, an
- * influence estimate over R rows a' + b'·R. Both are fitted by non-negative least squares to
- * the batches and estimates timed so far, recent ones weighted more (costs drift: the first
- * batches touch fresh memory, other work on the machine comes and goes). Until three batches
- * are timed, a batch's cost is taken proportional to B·t·(1 + t / tHalf), tHalf from the
- * model's shapes (`attentionHalfPoint`). The ETA is the fitted cost of what is left: the
- * planned batches (known exactly when every feature gets a row; predicted from the current
- * influence ranking under a cap) and the estimates still to come.
+ * Model: a batch of B rows over t positions whose backward runs through `depth` of the L
+ * layers (graphs are truncated at the batch's top layer) takes a + (depth/L)·(b·B·t + c·B·t²)
+ * milliseconds, an influence estimate over R rows a' + b'·R. Both are fitted by non-negative
+ * least squares to the batches and estimates timed so far, recent ones weighted more (costs
+ * drift: the first batches touch fresh memory, other work on the machine comes and goes).
+ * Until three batches are timed, a batch's cost is taken proportional to
+ * (depth/L)·B·t·(1 + t / tHalf), tHalf from the model's shapes (`attentionHalfPoint`). The ETA
+ * is the fitted cost of what is left: the planned batches (known exactly when every feature
+ * gets a row; predicted from the current influence ranking under a cap) and the estimates
+ * still to come.
  */
 
 export interface PlannedBatch {
@@ -21,6 +23,8 @@ export interface PlannedBatch {
   rows: number;
   /** Positions it runs over: its last target's position + 1. */
   positions: number;
+  /** Layers its backward runs through: its top target layer + 1 (absent: all of them). */
+  depth?: number;
 }
 
 /** Half-lives (in observations) of the weights of past timings. */
@@ -43,8 +47,8 @@ export function attentionHalfPoint(d: number, nHeads: number, headDim: number, m
 }
 
 /** A batch's work under the prior shape (used until the fit has three batches). */
-export function batchWork(b: PlannedBatch, tHalf: number): number {
-  return b.rows * b.positions * (1 + b.positions / tHalf);
+export function batchWork(b: PlannedBatch, tHalf: number, nLayers = 1): number {
+  return ((b.depth ?? nLayers) / nLayers) * b.rows * b.positions * (1 + b.positions / tHalf);
 }
 
 /** Solves the k×k system M·x = v (Gaussian elimination, partial pivoting); null if singular. */
@@ -99,13 +103,26 @@ export function fitNonNegative(
   return best?.coef ?? new Array<number>(k).fill(0);
 }
 
-/** Batches of a round, as attribute.ts forms them: targets sorted by position, in runs of B. */
-export function planBatches(positions: readonly number[], batchSize: number): PlannedBatch[] {
-  const sorted = Float64Array.from(positions).sort();
+/**
+ * Batches of a round, as attribute.ts forms them: targets sorted by position (stable), in runs
+ * of B; `layers[i]` is target i's layer (for each batch's depth).
+ */
+export function planBatches(
+  positions: readonly number[],
+  batchSize: number,
+  layers?: readonly number[],
+): PlannedBatch[] {
+  const order = Array.from(positions.keys()).sort((a, b) => positions[a] - positions[b] || a - b);
   const out: PlannedBatch[] = [];
-  for (let i = 0; i < sorted.length; i += batchSize) {
-    const end = Math.min(i + batchSize, sorted.length);
-    out.push({ rows: end - i, positions: sorted[end - 1] + 1 });
+  for (let i = 0; i < order.length; i += batchSize) {
+    const end = Math.min(i + batchSize, order.length);
+    const batch: PlannedBatch = { rows: end - i, positions: positions[order[end - 1]] + 1 };
+    if (layers) {
+      let top = 0;
+      for (let k = i; k < end; k++) top = Math.max(top, layers[order[k]]);
+      batch.depth = top + 1;
+    }
+    out.push(batch);
   }
   return out;
 }
@@ -113,18 +130,21 @@ export function planBatches(positions: readonly number[], batchSize: number): Pl
 const decay = (halfLife: number, n: number) =>
   Array.from({ length: n }, (_, i) => 0.5 ** ((n - 1 - i) / halfLife));
 
-/** Features of a batch for the fit [1, B·t, B·t²], scaled to similar magnitudes. */
-const batchFeatures = (b: PlannedBatch) => [
-  1,
-  (b.rows * b.positions) / 1e3,
-  (b.rows * b.positions ** 2) / 1e6,
-];
+/** Features of a batch for the fit [1, B·t, B·t²] (the last two × depth/L), scaled alike. */
+function batchFeatures(b: PlannedBatch, nLayers: number): number[] {
+  const f = (b.depth ?? nLayers) / nLayers;
+  return [1, (f * b.rows * b.positions) / 1e3, (f * b.rows * b.positions ** 2) / 1e6];
+}
 
 export class FeaturesEta {
   private readonly batches: { b: PlannedBatch; ms: number }[] = [];
   private readonly estimates: { rows: number; ms: number }[] = [];
 
-  constructor(readonly tHalf: number) {}
+  constructor(
+    readonly tHalf: number,
+    /** Layers of the model (a batch's depth is a fraction of it). */
+    readonly nLayers = 1,
+  ) {}
 
   recordBatch(b: PlannedBatch, ms: number): void {
     this.batches.push({ b, ms });
@@ -145,18 +165,18 @@ export class FeaturesEta {
       let num = 0;
       let den = 0;
       this.batches.forEach((o, i) => {
-        const x = batchWork(o.b, this.tHalf);
+        const x = batchWork(o.b, this.tHalf, this.nLayers);
         num += w[i] * x * o.ms;
         den += w[i] * x * x;
       });
-      return den > 0 ? (num / den) * batchWork(b, this.tHalf) : 0;
+      return den > 0 ? (num / den) * batchWork(b, this.tHalf, this.nLayers) : 0;
     }
     const coef = fitNonNegative(
-      this.batches.map((o) => batchFeatures(o.b)),
+      this.batches.map((o) => batchFeatures(o.b, this.nLayers)),
       this.batches.map((o) => o.ms),
       w,
     )!;
-    return batchFeatures(b).reduce((s, x, j) => s + x * coef[j], 0);
+    return batchFeatures(b, this.nLayers).reduce((s, x, j) => s + x * coef[j], 0);
   }
 
   /** Predicted milliseconds of an influence estimate over `rows` rows (0 before any). */
@@ -183,7 +203,7 @@ export class FeaturesEta {
     let ms = 0;
     const memo = new Map<string, number>();
     for (const b of batches) {
-      const key = `${b.rows},${b.positions}`;
+      const key = `${b.rows},${b.positions},${b.depth}`;
       let m = memo.get(key);
       if (m === undefined) {
         m = this.batchMs(b)!;

@@ -137,6 +137,24 @@ describe('features phase ETA', () => {
       { rows: 2, positions: 8 },
       { rows: 1, positions: 10 },
     ]);
+    // with layers: each batch's backward runs up to its top target layer
+    expect(planBatches([5, 1, 9, 3, 7], 2, [0, 2, 1, 0, 3])).toEqual([
+      { rows: 2, positions: 4, depth: 3 },
+      { rows: 2, positions: 8, depth: 4 },
+      { rows: 1, positions: 10, depth: 2 },
+    ]);
+    // a shallow batch is predicted cheaper than a deep one at the same positions
+    const eta = new FeaturesEta(100, 4);
+    for (const [t, depth] of [
+      [50, 4],
+      [100, 2],
+      [200, 4],
+      [300, 1],
+    ])
+      eta.recordBatch({ rows: 256, positions: t, depth }, batchMs({ rows: 256, positions: t }) * (depth / 4));
+    expect(eta.batchMs({ rows: 256, positions: 300, depth: 1 })!).toBeLessThan(
+      0.5 * eta.batchMs({ rows: 256, positions: 300, depth: 4 })!,
+    );
     expect(new FeaturesEta(100).remainingSeconds([{ rows: 1, positions: 1 }])).toBeUndefined();
   });
 
