@@ -396,35 +396,47 @@ export class GraphRepository {
    * Deletes sidecar files no graph row references, unless a live process of this host is
    * still writing them (their pending row); forgets pending rows of dead processes. Files
    * other processes on other hosts registered are left alone for a day.
+   *
+   * Safe while other processes save: the folder is listed FIRST, and only then are both
+   * tables read, in one read transaction (one snapshot). A writer commits its pending row
+   * before its file exists, and removes that row in the same transaction that inserts the
+   * graph row; so a file seen in the listing is, in the later snapshot, either still pending
+   * (kept while its writer lives), referenced (kept), or really abandoned. A file created after
+   * the listing is not considered at all.
    */
   removeOrphans(): string[] {
     if (!fs.existsSync(this.dir)) return [];
     const host = os.hostname();
-    const referenced = new Set(this.db.prepare('SELECT sidecar FROM graphs').pluck().all() as string[]);
-    const pending = new Map(
-      (
-        this.db.prepare('SELECT file, pid, host, created_at FROM pending_files').all() as Array<{
-          file: string;
-          pid: number;
-          host: string;
-          created_at: number;
-        }>
-      ).map((p) => [p.file, p]),
-    );
+    const names = fs.readdirSync(this.dir);
+    const { referenced, pending } = this.db.transaction(() => ({
+      referenced: new Set(this.db.prepare('SELECT sidecar FROM graphs').pluck().all() as string[]),
+      pending: new Map(
+        (
+          this.db.prepare('SELECT file, pid, host, created_at FROM pending_files').all() as Array<{
+            file: string;
+            pid: number;
+            host: string;
+            created_at: number;
+          }>
+        ).map((p) => [p.file, p]),
+      ),
+    }))();
     const live = (file: string) => {
       const p = pending.get(file);
       if (!p) return false;
       return p.host === host ? processAlive(p.pid) : this.now() - p.created_at < 86_400_000;
     };
     const removed: string[] = [];
-    for (const name of fs.readdirSync(this.dir)) {
+    for (const name of names) {
       const base = name.endsWith('.tmp') ? name.slice(0, -4) : name;
       if (!base.endsWith(GRAPH_FILE_EXT)) continue;
-      if (name === base && referenced.has(base)) continue;
+      // A referenced graph's leftover `.tmp` cannot be one: it was renamed before the commit.
+      if (referenced.has(base) && name === base) continue;
       if (live(base)) continue;
       fs.rmSync(path.join(this.dir, name), { force: true });
       removed.push(name);
     }
+    // Only rows of dead writers (or a day old from other hosts): none of them can still commit.
     const forget = this.db.prepare('DELETE FROM pending_files WHERE file = ?');
     for (const file of pending.keys()) if (!live(file)) forget.run(file);
     return removed;
