@@ -24,7 +24,8 @@
  *    checks the real count before allocating; plus the library's compressed rows (8 bytes
  *    per nonzero, same density) when the graph is stored.
  *
- * The limit is most of the machine's memory minus what the process already holds, or
+ * The limit is most of the machine's memory minus what the process already holds, and at most
+ * 90% of what is free now, or
  * `memoryLimitBytes`, or the environment variable CIRCUIT_MEMORY_LIMIT_BYTES (bytes a trace
  * may add; tests and shared machines).
  */
@@ -127,7 +128,9 @@ export function availableBytes(limit?: number): number {
   if (limit !== undefined) return limit;
   const env = Number(process.env.CIRCUIT_MEMORY_LIMIT_BYTES);
   if (process.env.CIRCUIT_MEMORY_LIMIT_BYTES && Number.isFinite(env) && env >= 0) return env;
-  return os.totalmem() * 0.85 - process.memoryUsage().rss;
+  // most of the machine less what this process holds, and no more than is free now (other
+  // processes count too; os.freemem() is the kernel's available memory)
+  return Math.min(os.totalmem() * 0.85 - process.memoryUsage().rss, os.freemem() * 0.9);
 }
 
 export function formatBytes(b: number): string {
