@@ -9,7 +9,11 @@
  *   or an origin explicitly allowed; non-browser clients send no Origin.
  * - Host (loopback only): the Host header must name the loopback address and port, so a web
  *   page cannot reach the API through DNS rebinding.
- * - Frames are bounded (maxPayloadBytes); every call is validated by the service's schema.
+ * - Messages are bounded (maxPayloadBytes, default MAX_MESSAGE_BYTES); every call is validated
+ *   by the service's schema.
+ * - A malformed or oversized frame closes that connection only (1002 protocol error, 1007
+ *   invalid UTF-8, 1009 too big); every socket has an error handler, so no client can take the
+ *   server down.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -58,6 +62,14 @@ export interface RunningApiServer {
 }
 
 const EVENTS: readonly EventName[] = EVENT_NAMES;
+
+/**
+ * The largest message the server accepts: the longest string V8 can make (2^29 − 24 UTF-16
+ * units), since a text message is decoded to one string. The largest legitimate request,
+ * `graphs.importJson`, carries graph JSON of at most that many characters (schema.ts), so no
+ * valid call is cut; anything bigger is closed with 1009 before it is buffered.
+ */
+export const MAX_MESSAGE_BYTES = 2 ** 29 - 24;
 
 export function isLoopbackHost(host: string): boolean {
   const h = host.replace(/^\[|\]$/g, '').toLowerCase();
@@ -135,7 +147,9 @@ export async function startApiServer(opts: ApiServerOptions): Promise<RunningApi
     );
   });
 
-  const wss = new WebSocketServer({ noServer: true, maxPayload: opts.maxPayloadBytes ?? 512 * 2 ** 20 });
+  const wss = new WebSocketServer({ noServer: true, maxPayload: opts.maxPayloadBytes ?? MAX_MESSAGE_BYTES });
+  // Errors of a socket or a connection concern that client only: log them, never throw.
+  wss.on('error', (e) => log(`WebSocket server error: ${e.message}`));
 
   const ownOrigins = (): Set<string> => {
     const names = loopback ? ['127.0.0.1', 'localhost', '[::1]'] : [urlHost(host)];
@@ -143,6 +157,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<RunningApi
   };
 
   httpServer.on('upgrade', (req, socket, head) => {
+    socket.on('error', () => socket.destroy());
     const url = new URL(req.url ?? '/', 'http://x');
     if (url.pathname !== '/api') return reject(socket, 404, 'the API is at /api');
     const hostHeader = (req.headers.host ?? '').toLowerCase();
@@ -180,6 +195,10 @@ export async function startApiServer(opts: ApiServerOptions): Promise<RunningApi
 
   wss.on('connection', (ws: WebSocket & { alive?: boolean }) => {
     ws.alive = true;
+    // A malformed frame (bad length, opcode, RSV bits, masking, UTF-8, control frame size,
+    // stray continuation) or an oversized message: ws has already sent the close frame
+    // (1002/1007/1009) and is closing this connection; without this handler it would throw.
+    ws.on('error', (e) => log(`closing a connection: ${e.message}`));
     ws.on('pong', () => {
       ws.alive = true;
     });
@@ -195,7 +214,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<RunningApi
       }
       let msg: ClientMessage;
       try {
-        msg = JSON.parse(data.toString());
+        msg = JSON.parse(data.toString()); // throws too for a text longer than V8's strings
       } catch {
         send(ws, {
           type: 'error',
