@@ -15,6 +15,9 @@ const f32 = (data: Float32Array, dims: number[]) => new ort.Tensor('float32', da
 const i64 = (values: number[]) =>
   new ort.Tensor('int64', BigInt64Array.from(values.map(BigInt)), [values.length]);
 
+/** Largest [B, t, width] float32 activation of one backward run (see rows()). */
+export const MICRO_BATCH_BYTES = 30 * 1024 * 1024;
+
 export class LinearModelRunner {
   private readonly patternCache = new Map<number, Float32Array[]>();
 
@@ -39,6 +42,9 @@ export class LinearModelRunner {
     if (t === T) return this.cache.patterns;
     let p = this.patternCache.get(t);
     if (!p) {
+      // Batches come in increasing t (sorted by position): only the latest prefix is kept, or a
+      // long prompt would hold a copy of every layer's patterns per distinct t.
+      this.patternCache.clear();
       const H = this.cfg.nHeads;
       p = this.cache.patterns.map((full) => {
         const out = new Float32Array(H * t * t);
@@ -73,8 +79,31 @@ export class LinearModelRunner {
       feeds[linearInputs.lnFinalScale] = f32(c.finalScale.subarray(0, t), [t]);
   }
 
-  /** One backward batch: a row over the source columns for each target. */
+  /**
+   * One backward batch: a row over the source columns for each target. A batch whose
+   * [B, t, width] activations would pass MICRO_BATCH_BYTES runs as several smaller ones (its
+   * targets are in position order, so the early parts also stop at an earlier t): the backward
+   * sessions run without a memory arena, and glibc serves allocations up to 32 MB from its heap
+   * but maps (and page-faults) anything larger afresh on every run.
+   */
   async rows(targets: readonly Target[]): Promise<Float32Array[]> {
+    const t = Math.max(...targets.map((x) => x.position)) + 1;
+    const width = Math.max(
+      this.cfg.hiddenSize,
+      this.cfg.nHeads * this.cfg.headDim,
+      ...this.space.blocks.map((b) => b.n),
+    );
+    const per = Math.max(1, Math.floor(MICRO_BATCH_BYTES / (t * width * 4)));
+    if (targets.length <= per) return this.runBatch(targets);
+    const parts = Math.ceil(targets.length / per);
+    const size = Math.ceil(targets.length / parts);
+    const rows: Float32Array[] = [];
+    for (let i = 0; i < targets.length; i += size)
+      rows.push(...(await this.runBatch(targets.slice(i, i + size))));
+    return rows;
+  }
+
+  private async runBatch(targets: readonly Target[]): Promise<Float32Array[]> {
     const { d, nLayers: L } = this.cache;
     const B = targets.length;
     const t = Math.max(...targets.map((x) => x.position)) + 1; // causality: nothing after the last target
