@@ -1,4 +1,5 @@
 /** `circuit trace` end to end on a tiny Gemma-2 fixture with a word-level tokenizer. */
+import { execSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -207,5 +208,71 @@ describe('circuit trace', () => {
     );
     expect(r2.code).toBe(2);
     expect(r2.stderr).toMatch(/beyond the model's context of 1024/);
+  });
+});
+
+describe('circuit trace --out / --raw: only a new path or a regular file is written', () => {
+  const dir = path.join(work, 'outputs');
+  const refusalArgs = ['--model', path.join(work, 'no-such-model'), '--transcoders', 'x', '--prompt', PROMPT];
+  const leftovers = () => fs.readdirSync(dir).filter((n) => n.endsWith('.tmp'));
+  beforeAll(() => {
+    fs.mkdirSync(dir, { recursive: true });
+    execSync(`mkfifo ${JSON.stringify(path.join(dir, 'fifo'))}`);
+    fs.mkdirSync(path.join(dir, 'folder'));
+    fs.symlinkSync(path.join(dir, 'nowhere'), path.join(dir, 'dangling'));
+    fs.symlinkSync('/dev/null', path.join(dir, 'to-null'));
+  });
+
+  it.each([
+    ['fifo', 'out', /--out .*fifo is a FIFO; give a regular file or a new path/],
+    ['folder', 'out', /--out .*folder is a directory; give a regular file or a new path/],
+    ['dangling', 'out', /--out .*dangling is a symlink to nothing/],
+    ['to-null', 'out', /--out .*to-null is a symlink to a character device \(\/dev\/null\)/],
+    ['fifo', 'raw', /--raw .*fifo is a FIFO/],
+  ])('refuses %s as --%s before computing anything (exit 2), leaving it as it was', (name, flag, pattern) => {
+    const p = path.join(dir, name);
+    const before = fs.lstatSync(p);
+    const extra = flag === 'raw' ? ['--out', path.join(dir, 'new.json'), '--raw', p] : ['--out', p];
+    // The model folder does not exist: the path is refused before the model is even opened.
+    const r = circuit('trace', ...refusalArgs, ...extra);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^error \[argument\]: /);
+    expect(r.stderr).toMatch(pattern);
+    const after = fs.lstatSync(p);
+    expect([after.mode, after.ino]).toEqual([before.mode, before.ino]);
+    expect(leftovers()).toEqual([]);
+    expect(fs.existsSync(path.join(dir, 'new.json'))).toBe(false);
+  });
+
+  it('refuses /dev/null itself (a character device) and never writes to it', () => {
+    const before = fs.statSync('/dev/null');
+    const r = circuit('trace', ...refusalArgs, '--out', '/dev/null');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--out \/dev\/null is a character device/);
+    expect(fs.statSync('/dev/null').isCharacterDevice()).toBe(true);
+    expect(fs.statSync('/dev/null').ino).toBe(before.ino);
+  });
+
+  it('writes through a symlink to a regular file: the link stays, its target gets the graph', () => {
+    const target = path.join(dir, 'target.json');
+    const link = path.join(dir, 'link.json');
+    fs.writeFileSync(target, 'old');
+    fs.symlinkSync(target, link);
+    const r = circuit(
+      'trace',
+      '--model',
+      modelDir,
+      '--transcoders',
+      path.join(modelDir, 'transcoders/plt'),
+      '--prompt',
+      PROMPT,
+      '--out',
+      link,
+    );
+    expect(r.code).toBe(0);
+    expect(fs.lstatSync(link).isSymbolicLink()).toBe(true);
+    expect(fs.readlinkSync(link)).toBe(target);
+    expect(JSON.parse(fs.readFileSync(target, 'utf8')).metadata.prompt).toBe(PROMPT);
+    expect(leftovers()).toEqual([]);
   });
 });

@@ -3,7 +3,6 @@
  * (circuit-tracer / Neuronpedia format), optionally with the unpruned adjacency (--raw).
  */
 
-import fs from 'node:fs';
 import path from 'node:path';
 import { saveTracedGraph } from '../../api/save-trace.ts';
 import {
@@ -25,7 +24,7 @@ import type { TranscoderSet } from '../../engine/transcoders/types.ts';
 import { resolveDataDir } from '../../store/data-dir.ts';
 import { Store } from '../../store/store.ts';
 import { parseFlags, positiveIntFlag, providerFlag, requireFlag } from '../args.ts';
-import { writeTraceGraphJson } from '../graph-output.ts';
+import { outputTarget, writeTraceGraphJson } from '../graph-output.ts';
 import { formatSeconds, progressPrinter } from '../progress.ts';
 
 const HELP = `usage: circuit trace --model DIR --transcoders DIR --prompt TEXT (--out graph.json | --save)
@@ -37,6 +36,10 @@ const HELP = `usage: circuit trace --model DIR --transcoders DIR --prompt TEXT (
 --max-feature-nodes: feature rows computed, the most influential first (default 7500, which
 bounds memory; a value above the number of active features means all of them). A trace that
 would not fit in memory is refused before the backward pass (exit 2), naming what it needs.
+
+--out / --raw write only a new path or a regular file (replaced atomically). A symlink to a
+regular file is written through (the link stays). A directory, FIFO, device, socket or dangling
+link is refused before any work (exit 2) and left as it was.
 
 --save stores the trace (graph, pruned view, settings, timings) in the library in --data DIR
 (default $CIRCUIT_DATA_DIR, else ~/.local/share/circuit-workbench); see \`circuit library\`.`;
@@ -122,9 +125,9 @@ export async function traceCommand(argv: string[]): Promise<number> {
   const nodeThreshold = thresholdFlag(flags['node-threshold'], 'node-threshold', 0.8);
   const edgeThreshold = thresholdFlag(flags['edge-threshold'], 'edge-threshold', 0.98);
   const provider = providerFlag(flags.provider);
-  const outDir = out === null ? null : path.dirname(path.resolve(out));
-  if (outDir !== null && !fs.existsSync(outDir))
-    throw new EngineError('argument', `folder of --out does not exist: ${outDir}`, { field: 'out' });
+  // Only a new path or a regular file (or a symlink to one, written through) is written.
+  if (out !== null) outputTarget(out, 'out');
+  const rawTarget = flags.raw ? outputTarget(flags.raw, 'raw') : null;
 
   // Opened before the trace, so an unusable library fails at once, not after the compute.
   const store = dataDir === null ? null : Store.open(dataDir);
@@ -184,7 +187,7 @@ export async function traceCommand(argv: string[]): Promise<number> {
         info,
       });
     }
-    if (flags.raw) writeRawGraph(flags.raw, result.graph, info);
+    if (rawTarget !== null) writeRawGraph(outputTarget(rawTarget, 'raw'), result.graph, info);
     let saved: { trace_id: number; data: string } | null = null;
     if (store !== null) {
       const trace = saveTracedGraph(store, {
