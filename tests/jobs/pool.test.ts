@@ -3,6 +3,7 @@
  * trace jobs on the tiny fixtures, progress, cancel (cooperative and by terminate), crashes
  * of every kind, concurrency without cross-talk, shutdown → interrupted → resume.
  */
+import { execSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -166,6 +167,35 @@ describe('job pool', () => {
     // the same worker takes the next job
     const next = await pool.submit('sleep', { ms: 30 });
     expect((await pool.wait(next.id)).state).toBe('done');
+    await pool.close();
+    store.close();
+  });
+
+  it('refuses a trace whose out or raw path is a FIFO or a directory, before loading anything', async () => {
+    const { pool, store } = newPool();
+    await pool.start();
+    const outDir = fs.mkdtempSync(path.join(tmp, 'out-'));
+    const fifo = path.join(outDir, 'fifo');
+    execSync(`mkfifo ${JSON.stringify(fifo)}`);
+    for (const [flag, file, pattern] of [
+      ['out', fifo, /--out .*fifo is a FIFO/],
+      ['out', outDir, /is a directory/],
+      ['raw', fifo, /--raw .*fifo is a FIFO/],
+    ] as const) {
+      const job = await pool.submit('trace', {
+        model: path.join(tmp, 'no-such-model'),
+        transcoders: path.join(tmp, 'no-such-transcoders'),
+        prompt: 'The capital of Texas is',
+        cacheRoot,
+        [flag]: file,
+      });
+      const rec = await pool.wait(job.id);
+      expect(rec.state).toBe('failed');
+      expect(rec.error?.code).toBe('argument');
+      expect(rec.error?.message).toMatch(pattern);
+    }
+    expect(fs.lstatSync(fifo).isFIFO()).toBe(true);
+    expect(fs.readdirSync(outDir)).toEqual(['fifo']);
     await pool.close();
     store.close();
   });

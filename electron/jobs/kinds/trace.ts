@@ -14,7 +14,7 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { writeTraceGraphJson } from '../../cli/graph-output.ts';
+import { outputTarget, writeTraceGraphJson } from '../../cli/graph-output.ts';
 import {
   type AttributionSettings,
   Attributor,
@@ -97,7 +97,7 @@ async function load(
 }
 
 function writeAtomic(file: string, write: (tmp: string) => void): void {
-  const abs = path.resolve(file);
+  const abs = outputTarget(file, 'raw'); // a regular file or a new path; never a FIFO, device…
   const tmp = path.join(path.dirname(abs), `.${path.basename(abs)}.${process.pid}.${Date.now()}.tmp`);
   try {
     write(tmp);
@@ -128,6 +128,9 @@ const handler: JobHandler = {
     const provider = (optStr(p, 'provider') ?? 'cpu') as ProviderChoice;
     const out = optStr(p, 'out');
     const rawOut = optStr(p, 'raw');
+    // Refused before any work: an output that is not a regular file or a new path.
+    if (out) outputTarget(out, 'out');
+    if (rawOut) outputTarget(rawOut, 'raw');
 
     ctx.progress({ phase: 'load', done: 0, total: 1 });
     const started = performance.now();
