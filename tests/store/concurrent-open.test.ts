@@ -11,6 +11,7 @@ import readline from 'node:readline';
 import { afterAll, describe, expect, it } from 'vitest';
 import { GRAPH_DIR } from '../../electron/store/data-dir.ts';
 import { Store } from '../../electron/store/store.ts';
+import { circuitRunner, REPO_ROOT } from '../fixtures/circuit-cli.ts';
 import { saveSynthetic, tempDir } from './helpers.ts';
 import { syntheticGraph } from './synthetic.ts';
 
@@ -81,4 +82,60 @@ describe('a second process opening the library during saves', () => {
       store.close();
     }
   }, 60_000);
+
+  it('as the issue reproduced it: `circuit trace --save` runs opening the library and exiting', async () => {
+    const data = path.join(tmp.dir, 'cli');
+    const store = Store.open(data);
+    try {
+      const first = saveSynthetic(
+        store,
+        syntheticGraph(2, { nFeatures: 40, nLayers: 2, nPositions: 4, edgesPerRow: 8 }),
+      );
+      // A bounded shell loop of real CLI runs: each opens the library (clean-up included),
+      // then fails on the missing model. At ~1 s a run this end-to-end check makes only a few
+      // opens, too few to hit the race reliably; the test above (hundreds of opens) is the one
+      // that failed before the fix.
+      const cli = `${JSON.stringify(process.execPath)} ${JSON.stringify(path.join(REPO_ROOT, 'bin/circuit.mjs'))}`;
+      const loop = spawn(
+        'bash',
+        [
+          '-c',
+          `n=0; end=$((SECONDS+4)); while [ $SECONDS -lt $end ]; do ${cli} trace --save --data "$1" ` +
+            `--model /nonexistent --transcoders /nonexistent --prompt p >/dev/null 2>&1; n=$((n+1)); done; echo $n`,
+          'loop',
+          data,
+        ],
+        { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
+      );
+      let out = '';
+      loop.stdout.on('data', (d) => {
+        out += d;
+      });
+      const exited = new Promise<void>((resolve) => loop.on('exit', () => resolve()));
+      let running = true;
+      void exited.then(() => {
+        running = false;
+      });
+      let saves = 0;
+      while (running) {
+        store.duplicateTrace(first.id);
+        saves++;
+        if (saves % 20 === 0) await new Promise((r) => setImmediate(r));
+      }
+      await exited;
+      expect(Number(out.trim())).toBeGreaterThan(0);
+      const traces = store.traces.list({ limit: 100_000 }).traces;
+      expect(traces.length).toBe(saves + 1);
+      for (const t of traces) expect(store.graphs.verify(t.id), `trace ${t.id}`).toEqual([]);
+      // And through the CLI, on the newest traces.
+      const circuit = circuitRunner(path.join(tmp.dir, 'cache'));
+      for (const t of traces.slice(0, 3)) {
+        const r = circuit('library', 'show', String(t.id), '--data', data, '--verify', '--json');
+        expect(r.code, r.stderr).toBe(0);
+        expect(JSON.parse(r.stdout).verify).toEqual({ ok: true, problems: [] });
+      }
+    } finally {
+      store.close();
+    }
+  }, 90_000);
 });
