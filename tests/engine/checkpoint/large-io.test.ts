@@ -14,6 +14,7 @@ import { IO_CHUNK, MAX_TYPED_ARRAY_LENGTH } from '../../../electron/engine/check
 import { openSafetensors } from '../../../electron/engine/checkpoint/safetensors.ts';
 import {
   encodeSafetensors,
+  type TensorToWrite,
   writeSafetensors,
 } from '../../../electron/engine/checkpoint/safetensors-writer.ts';
 import { expectEngineError, makeTmpDir, removeDir } from './helpers.ts';
@@ -64,30 +65,18 @@ describe('chunked reads and writes', () => {
     IO_CHUNK.bytes = 12; // not a multiple of 8: pieces split elements of F64 / I64 apart
     const values = Float32Array.from({ length: 101 }, (_, i) => Math.sin(i) * 100 + (i % 7) / 8);
     const ints = Int32Array.from({ length: 37 }, (_, i) => (i - 18) * 1_000_003);
+    const tensors: TensorToWrite[] = [
+      { name: 'f32', dtype: 'F32', shape: [101], data: values },
+      { name: 'bf16', dtype: 'BF16', shape: [101], data: values },
+      { name: 'f64', dtype: 'F64', shape: [101], data: values },
+      { name: 'i32', dtype: 'I32', shape: [37], data: ints },
+      { name: 'rows', dtype: 'F16', shape: [20, 5], data: values.subarray(0, 100) },
+    ];
     const p = path.join(dir, 'chunked.safetensors');
-    writeSafetensors(
-      p,
-      [
-        { name: 'f32', dtype: 'F32', shape: [101], data: values },
-        { name: 'bf16', dtype: 'BF16', shape: [101], data: values },
-        { name: 'f64', dtype: 'F64', shape: [101], data: values },
-        { name: 'i32', dtype: 'I32', shape: [37], data: ints },
-        { name: 'rows', dtype: 'F16', shape: [20, 5], data: values.subarray(0, 100) },
-      ],
-      { note: 'x' },
-    );
+    writeSafetensors(p, tensors, { note: 'x' });
     // The same bytes as an unchunked, in-memory encoding.
     IO_CHUNK.bytes = defaultChunk;
-    const reference = encodeSafetensors(
-      [
-        { name: 'f32', dtype: 'F32', shape: [101], data: values },
-        { name: 'bf16', dtype: 'BF16', shape: [101], data: values },
-        { name: 'f64', dtype: 'F64', shape: [101], data: values },
-        { name: 'i32', dtype: 'I32', shape: [37], data: ints },
-        { name: 'rows', dtype: 'F16', shape: [20, 5], data: values.subarray(0, 100) },
-      ],
-      { note: 'x' },
-    );
+    const reference = encodeSafetensors(tensors, { note: 'x' });
     expect(Buffer.compare(fs.readFileSync(p), reference)).toBe(0);
 
     IO_CHUNK.bytes = 12;
