@@ -21,6 +21,15 @@ beforeAll(() => {
 const circuit = circuitRunner(path.join(work, 'cache'));
 
 const PROMPT = 'w5 w9 w17 w33 w8 w40';
+/** --model, --transcoders (the fixture's `plt` or `clt` set) and --prompt for the fixture. */
+const traceArgs = (transcoders: 'plt' | 'clt') => [
+  '--model',
+  modelDir,
+  '--transcoders',
+  path.join(modelDir, `transcoders/${transcoders}`),
+  '--prompt',
+  PROMPT,
+];
 
 describe('circuit trace', () => {
   it('writes graph JSON and the raw adjacency, and prints a summary', () => {
@@ -28,12 +37,7 @@ describe('circuit trace', () => {
     const raw = path.join(work, 'raw.safetensors');
     const r = circuit(
       'trace',
-      '--model',
-      modelDir,
-      '--transcoders',
-      path.join(modelDir, 'transcoders/clt'),
-      '--prompt',
-      PROMPT,
+      ...traceArgs('clt'),
       '--out',
       out,
       '--raw',
@@ -82,14 +86,7 @@ describe('circuit trace', () => {
   });
 
   it('names the feature cap in the text summary: the default, or the one given', () => {
-    const args = [
-      '--model',
-      modelDir,
-      '--transcoders',
-      path.join(modelDir, 'transcoders/plt'),
-      '--prompt',
-      PROMPT,
-    ];
+    const args = traceArgs('plt');
     const r = circuit('trace', ...args, '--out', path.join(work, 'cap.json'));
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(
@@ -115,17 +112,7 @@ describe('circuit trace', () => {
   it('refuses a trace that does not fit in memory before the backward pass, with exit 2', () => {
     const limited = circuitRunner(path.join(work, 'cache'), { CIRCUIT_MEMORY_LIMIT_BYTES: '200000' });
     const out = path.join(work, 'big.json');
-    const r = limited(
-      'trace',
-      '--model',
-      modelDir,
-      '--transcoders',
-      path.join(modelDir, 'transcoders/clt'),
-      '--prompt',
-      PROMPT,
-      '--out',
-      out,
-    );
+    const r = limited('trace', ...traceArgs('clt'), '--out', out);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(
       /error \[resources\]: this trace needs about [\d.]+ [KMG]iB more memory \(feature rows [\d.]+ [KMG]iB, adjacency [\d.]+ [KMG]iB, .*\).*, but about [\d.]+ [KMG]iB is available; lower --max-feature-nodes \(now 7500: all \d+ active features\)/,
@@ -136,17 +123,7 @@ describe('circuit trace', () => {
     expect(fs.existsSync(out)).toBe(false);
     // before the forward pass when even a graph without features cannot fit
     const tiny = circuitRunner(path.join(work, 'cache'), { CIRCUIT_MEMORY_LIMIT_BYTES: '1000' });
-    const r2 = tiny(
-      'trace',
-      '--model',
-      modelDir,
-      '--transcoders',
-      path.join(modelDir, 'transcoders/clt'),
-      '--prompt',
-      PROMPT,
-      '--out',
-      out,
-    );
+    const r2 = tiny('trace', ...traceArgs('clt'), '--out', out);
     expect(r2.code).toBe(2);
     expect(r2.stderr).toMatch(
       /error \[resources\]: .*forward cache.*shorten the prompt.*--max-feature-nodes/,
@@ -163,14 +140,7 @@ describe('circuit trace', () => {
     [['--max-feature-nodes', '0'], /--max-feature-nodes must be a positive integer/],
     [['--node-threshold', '2'], /--node-threshold must be in \[0, 1\]/],
   ])('rejects %j before any heavy work', (extra, pattern) => {
-    const args = [
-      '--model',
-      modelDir,
-      '--transcoders',
-      path.join(modelDir, 'transcoders/plt'),
-      '--prompt',
-      PROMPT,
-    ];
+    const args = traceArgs('plt');
     const i = args.indexOf(extra[0]);
     if (i >= 0) args.splice(i, 2);
     const r = circuit('trace', ...args, ...extra, '--out', path.join(work, 'x.json'));
@@ -258,17 +228,7 @@ describe('circuit trace --out / --raw: only a new path or a regular file is writ
     const link = path.join(dir, 'link.json');
     fs.writeFileSync(target, 'old');
     fs.symlinkSync(target, link);
-    const r = circuit(
-      'trace',
-      '--model',
-      modelDir,
-      '--transcoders',
-      path.join(modelDir, 'transcoders/plt'),
-      '--prompt',
-      PROMPT,
-      '--out',
-      link,
-    );
+    const r = circuit('trace', ...traceArgs('plt'), '--out', link);
     expect(r.code).toBe(0);
     expect(fs.lstatSync(link).isSymbolicLink()).toBe(true);
     expect(fs.readlinkSync(link)).toBe(target);
