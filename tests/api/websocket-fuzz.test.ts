@@ -4,10 +4,12 @@
  * closes that connection with the right code, and the server keeps serving: a client connected
  * the whole time still gets answers, a new client connects, and /health answers.
  */
+import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
+import readline from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InProcessCompute } from '../../electron/api/compute.ts';
 import type { ApiClient } from '../../electron/api/contract.ts';
@@ -85,9 +87,14 @@ function frame(
  * Opens a raw upgraded connection, sends `bytes`, and resolves with the status code of the
  * close frame the server sends (null if the socket closed without one).
  */
-function fuzz(bytes: Buffer, opts: { reset?: boolean } = {}): Promise<number | null> {
+function fuzz(
+  bytes: Buffer,
+  opts: { reset?: boolean; port?: number; token?: string | null } = {},
+): Promise<number | null> {
+  const port = opts.port ?? server.port;
+  const token = opts.token === undefined ? TOKEN : opts.token;
   return new Promise((resolve, reject) => {
-    const sock = net.connect(server.port, '127.0.0.1');
+    const sock = net.connect(port, '127.0.0.1');
     let buf = Buffer.alloc(0);
     let upgraded = false;
     let done = false;
@@ -107,11 +114,12 @@ function fuzz(bytes: Buffer, opts: { reset?: boolean } = {}): Promise<number | n
     sock.on('connect', () => {
       sock.write(
         'GET /api HTTP/1.1\r\n' +
-          `Host: 127.0.0.1:${server.port}\r\n` +
+          `Host: 127.0.0.1:${port}\r\n` +
           'Upgrade: websocket\r\nConnection: Upgrade\r\n' +
           `Sec-WebSocket-Key: ${crypto.randomBytes(16).toString('base64')}\r\n` +
           'Sec-WebSocket-Version: 13\r\n' +
-          `Authorization: Bearer ${TOKEN}\r\n\r\n`,
+          (token ? `Authorization: Bearer ${token}\r\n` : '') +
+          '\r\n',
       );
     });
     sock.on('data', (chunk: Buffer) => {
@@ -153,10 +161,10 @@ function fuzz(bytes: Buffer, opts: { reset?: boolean } = {}): Promise<number | n
   });
 }
 
-function health(): Promise<number> {
+function health(url = server.url): Promise<number> {
   return new Promise((resolve, reject) => {
     http
-      .get(`${server.url}health`, (res) => {
+      .get(`${url}health`, (res) => {
         res.resume();
         res.on('end', () => resolve(res.statusCode ?? 0));
       })
@@ -234,4 +242,46 @@ describe('WebSocket fuzz: one bad frame closes one connection, never the server'
       CASES.length,
     );
   });
+
+  it('a real `circuit serve` process survives every bad frame and stops cleanly', async () => {
+    const root = path.resolve(import.meta.dirname, '../..');
+    const child = spawn(
+      process.execPath,
+      [
+        path.join(root, 'bin/circuit.mjs'),
+        'serve',
+        '--port',
+        '0',
+        '--data',
+        path.join(tmp.dir, 'serve'),
+        '--json',
+      ],
+      { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let exitCode: number | null | undefined;
+    child.on('exit', (c) => {
+      exitCode = c;
+    });
+    try {
+      const info = await new Promise<{ url: string; ws_url: string }>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('serve did not start')), 30_000);
+        readline.createInterface({ input: child.stdout }).once('line', (l) => {
+          clearTimeout(timer);
+          resolve(JSON.parse(l));
+        });
+        child.once('exit', (code) => reject(new Error(`serve exited (${code})`)));
+      });
+      const port = Number(new URL(info.url).port);
+      for (const c of CASES) expect(c.codes, c.name).toContain(await fuzz(c.bytes, { port, token: null }));
+      expect(exitCode).toBeUndefined(); // still running
+      const client = await connectApi(info.ws_url);
+      expect((await client.call('server.info', {})).app).toBe('circuit-workbench');
+      await client.close();
+      expect(await health(info.url)).toBe(200);
+    } finally {
+      if (exitCode === undefined) child.kill('SIGTERM');
+    }
+    const code = exitCode !== undefined ? exitCode : await new Promise((r) => child.once('exit', r));
+    expect(code).toBe(0);
+  }, 60_000);
 });
