@@ -37,7 +37,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { encodeFromFloat32 } from '../electron/engine/checkpoint/dtype.ts';
-import { writeAll } from '../electron/engine/checkpoint/safetensors-writer.ts';
+import { encodeHeader, writeAll } from '../electron/engine/checkpoint/safetensors-writer.ts';
 import { seedOf } from '../tests/fixtures/tiny-checkpoints.ts';
 
 export interface SyntheticGemma2Spec {
@@ -538,12 +538,7 @@ function header(tensors: readonly TensorPlan[]): Buffer {
     h[t.name] = { dtype: 'BF16', shape: t.shape, data_offsets: [offset, offset + bytes] };
     offset += bytes;
   }
-  const json = Buffer.from(JSON.stringify(h), 'utf8');
-  const pad = (8 - (json.length % 8)) % 8;
-  const head = Buffer.alloc(8 + json.length + pad, 0x20);
-  head.writeBigUInt64LE(BigInt(json.length + pad), 0);
-  json.copy(head, 8);
-  return head;
+  return encodeHeader(h);
 }
 
 function writeFile(file: string, f: FilePlan, progress: Progress): void {

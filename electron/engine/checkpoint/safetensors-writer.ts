@@ -109,12 +109,17 @@ function prepare(
     chunks.push(chunk);
     offset += length;
   }
+  return { head: encodeHeader(header), chunks, dataLength: offset };
+}
+
+/** A safetensors header as the file starts with it: u64 length, then the JSON space-padded to 8 bytes. */
+export function encodeHeader(header: Record<string, unknown>): Buffer {
   const json = Buffer.from(JSON.stringify(header), 'utf8');
   const pad = (8 - (json.length % 8)) % 8;
   const head = Buffer.alloc(8 + json.length + pad, 0x20);
   head.writeBigUInt64LE(BigInt(json.length + pad), 0);
   json.copy(head, 8);
-  return { head, chunks, dataLength: offset };
+  return head;
 }
 
 /** Encode tensors (+ optional `__metadata__`) as a complete safetensors file in memory. */
