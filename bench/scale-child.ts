@@ -26,7 +26,7 @@ import { openModel } from '../electron/engine/model/open-model.ts';
 import { pruneGraph } from '../electron/engine/pruning/prune.ts';
 import { loadTranscoderSet } from '../electron/engine/transcoders/load.ts';
 import { RESULT_PREFIX } from './forward-child.ts';
-import { exportTargets } from './trace-child.ts';
+import { activeFeatureStats, exportTargets } from './trace-child.ts';
 import type { BackwardShape } from './trace-flops.ts';
 import { installRowsProbe, type RowsCall } from './trace-profile.ts';
 
@@ -217,23 +217,7 @@ async function main(args: ScaleChildArgs): Promise<ScaleChildResult> {
       try {
         const c = model.config;
         const { space, cache } = result.prepared;
-        const perTokenLayer = new Array<number>(c.nLayers * (cache.T - 1)).fill(0); // positions ≥ 1
-        for (let i = 0; i < space.nActive; i++) {
-          const p = space.featurePosition[i];
-          if (p >= 1) perTokenLayer[space.featureLayer[i] * (cache.T - 1) + p - 1]++;
-        }
-        const shape: BackwardShape = {
-          nLayers: c.nLayers,
-          d: c.hiddenSize,
-          nHeads: c.nHeads,
-          nKvHeads: c.nKvHeads,
-          headDim: c.headDim,
-          blockWidth: space.blocks.map((b) => b.n),
-          skip: Array.from(
-            { length: c.nLayers },
-            (_, l) => set.kind === 'plt' && set.layerTensors(l).W_skip !== undefined,
-          ),
-        };
+        const { perTokenLayer, activePerTokenLayer, shape } = activeFeatureStats(c, set, space, cache.T);
 
         let comp: Completeness | null = null;
         let completenessError: string | null = null;
@@ -286,11 +270,7 @@ async function main(args: ScaleChildArgs): Promise<ScaleChildResult> {
           createMs,
           traces,
           nActive: space.nActive,
-          activePerTokenLayer: {
-            mean: space.nActive / perTokenLayer.length,
-            min: Math.min(...perTokenLayer),
-            max: Math.max(...perTokenLayer),
-          },
+          activePerTokenLayer,
           activePerLayer: Array.from({ length: c.nLayers }, (_, l) => {
             let sum = 0;
             for (let p = 0; p < cache.T - 1; p++) sum += perTokenLayer[l * (cache.T - 1) + p];

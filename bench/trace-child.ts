@@ -36,6 +36,7 @@ import {
 import { compileBackward, compileFrozenForward } from '../electron/engine/attribution/compile.ts';
 import { runForwardCache } from '../electron/engine/attribution/forward-cache.ts';
 import { LinearModelRunner } from '../electron/engine/attribution/linear-runner.ts';
+import type { SourceSpace } from '../electron/engine/attribution/sources.ts';
 import { compileForward } from '../electron/engine/model/forward-graph.ts';
 import type { ForwardPass } from '../electron/engine/model/forward-pass.ts';
 import { openModel } from '../electron/engine/model/open-model.ts';
@@ -43,6 +44,7 @@ import { WeightFeeder } from '../electron/engine/model/weight-feeder.ts';
 import { createSession, ort } from '../electron/engine/runtime/session.ts';
 import { loadTokenizer } from '../electron/engine/tokenizer/index.ts';
 import { loadTranscoderSet } from '../electron/engine/transcoders/load.ts';
+import type { TranscoderSet } from '../electron/engine/transcoders/types.ts';
 import { RESULT_PREFIX } from './forward-child.ts';
 import type { BackwardShape } from './trace-flops.ts';
 import {
@@ -234,22 +236,7 @@ async function main(args: TraceChildArgs): Promise<TraceChildResult> {
 
         const { space, cache } = last.prepared;
         const c = model.config;
-        const perTokenLayer = new Array<number>(c.nLayers * (cache.T - 1)).fill(0); // positions ≥ 1
-        for (let i = 0; i < space.nActive; i++) {
-          perTokenLayer[space.featureLayer[i] * (cache.T - 1) + space.featurePosition[i] - 1]++;
-        }
-        const shape: BackwardShape = {
-          nLayers: c.nLayers,
-          d: c.hiddenSize,
-          nHeads: c.nHeads,
-          nKvHeads: c.nKvHeads,
-          headDim: c.headDim,
-          blockWidth: space.blocks.map((b) => b.n),
-          skip: Array.from(
-            { length: c.nLayers },
-            (_, l) => set.kind === 'plt' && set.layerTensors(l).W_skip !== undefined,
-          ),
-        };
+        const { activePerTokenLayer, shape } = activeFeatureStats(c, set, space, cache.T);
         return {
           model: {
             family: c.family,
@@ -276,11 +263,7 @@ async function main(args: TraceChildArgs): Promise<TraceChildResult> {
           linearSessionsMs,
           forwardCacheMs,
           nActive: space.nActive,
-          activePerTokenLayer: {
-            mean: space.nActive / perTokenLayer.length,
-            min: Math.min(...perTokenLayer),
-            max: Math.max(...perTokenLayer),
-          },
+          activePerTokenLayer,
           nColumns: space.nColumns,
           shape,
           logitTokens: last.logitTokens,
@@ -308,6 +291,48 @@ async function main(args: TraceChildArgs): Promise<TraceChildResult> {
 }
 
 /** The trace's targets in the order its batches ran, and its rows in that order (for bench_attribution.py). */
+/** What a trace's active features come to: counts per (layer, position ≥ 1), and the backward's shape. */
+export interface ActiveFeatureStats {
+  /** [layer × (T − 1)]: active features at each layer and position ≥ 1. */
+  perTokenLayer: number[];
+  activePerTokenLayer: { mean: number; min: number; max: number };
+  /** The backward's shape for trace-flops.ts. */
+  shape: BackwardShape;
+}
+
+export function activeFeatureStats(
+  c: ModelConfig,
+  set: TranscoderSet,
+  space: SourceSpace,
+  T: number,
+): ActiveFeatureStats {
+  const perTokenLayer = new Array<number>(c.nLayers * (T - 1)).fill(0); // positions ≥ 1
+  for (let i = 0; i < space.nActive; i++) {
+    const p = space.featurePosition[i];
+    if (p >= 1) perTokenLayer[space.featureLayer[i] * (T - 1) + p - 1]++;
+  }
+  return {
+    perTokenLayer,
+    activePerTokenLayer: {
+      mean: space.nActive / perTokenLayer.length,
+      min: Math.min(...perTokenLayer),
+      max: Math.max(...perTokenLayer),
+    },
+    shape: {
+      nLayers: c.nLayers,
+      d: c.hiddenSize,
+      nHeads: c.nHeads,
+      nKvHeads: c.nKvHeads,
+      headDim: c.headDim,
+      blockWidth: space.blocks.map((b) => b.n),
+      skip: Array.from(
+        { length: c.nLayers },
+        (_, l) => set.kind === 'plt' && set.layerTensors(l).W_skip !== undefined,
+      ),
+    },
+  };
+}
+
 export function exportTargets(
   result: AttributionResult,
   calls: RowsCall[],
