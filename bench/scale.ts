@@ -44,10 +44,12 @@ import {
   NA,
   printReport,
   ratio,
+  readFlags,
   runBench,
   runChild,
   table,
   torchAvailable,
+  traceBenchFlag,
 } from './shared.ts';
 import {
   defaultBenchCacheRoot,
@@ -135,86 +137,28 @@ function parseArgs(argv: string[]): Options {
     gemmSize: 2048,
     json: false,
   };
-  const value = (i: number): string => {
-    const v = argv[i + 1];
-    if (v === undefined) throw new Error(`${argv[i]} needs a value`);
-    return v;
-  };
-  const int = (s: string, flag: string, min: number): number => {
-    const n = Number(s);
-    if (!Number.isInteger(n) || n < min) throw new Error(`${flag} wants an integer ≥ ${min}, got ${s}`);
-    return n;
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    switch (a) {
+  readFlags(argv, USAGE, (flag, next) => {
+    switch (flag) {
       case '--spec':
-        o.spec = value(i++);
+        o.spec = next.value();
         if (!SPECS[o.spec]) throw new Error(`--spec is one of ${Object.keys(SPECS).join(', ')}`);
-        break;
+        return true;
       case '--layers':
-        o.layers = int(value(i++), a, 1);
-        break;
+        o.layers = next.int(1);
+        return true;
       case '--clt':
         o.clt = true;
-        break;
+        return true;
       case '--features':
-        o.features = int(value(i++), a, 1);
-        break;
+        o.features = next.int(1);
+        return true;
       case '--active':
-        o.active = int(value(i++), a, 1);
-        break;
-      case '--tokens':
-        o.tokens = int(value(i++), a, 2);
-        break;
-      case '--max-feature-nodes':
-        o.maxFeatureNodes = int(value(i++), a, 1);
-        break;
-      case '--batch-size':
-        o.batchSize = int(value(i++), a, 1);
-        break;
-      case '--max-n-logits':
-        o.maxNLogits = int(value(i++), a, 1);
-        break;
-      case '--desired-logit-prob': {
-        const v = Number(value(i++));
-        if (!(v > 0 && v <= 1)) throw new Error('--desired-logit-prob is in (0, 1]');
-        o.desiredLogitProb = v;
-        break;
-      }
-      case '--threads':
-        o.threads = int(value(i++), a, 1);
-        break;
-      case '--repeat':
-        o.repeat = int(value(i++), a, 1);
-        break;
-      case '--cache-dir':
-        o.cacheDir = path.resolve(value(i++));
-        break;
-      case '--keep':
-        o.keep = true;
-        break;
-      case '--no-torch':
-        o.torch = false;
-        break;
-      case '--python':
-        o.python = value(i++);
-        break;
-      case '--gemm-size':
-        o.gemmSize = int(value(i++), a, 0);
-        break;
-      case '--json':
-        o.json = true;
-        break;
-      case '-h':
-      case '--help':
-        process.stdout.write(`${USAGE}\n`);
-        process.exit(0);
-        break;
+        o.active = next.int(1);
+        return true;
       default:
-        throw new Error(`unknown option ${a}\n${USAGE}`);
+        return traceBenchFlag(o, flag, next);
     }
-  }
+  });
   return o;
 }
 

@@ -133,3 +133,122 @@ export function runBench(main: (argv: string[]) => Promise<number>): void {
     },
   );
 }
+
+/** The value after a flag on the command line. */
+export interface FlagValue {
+  /** The next argument, as it is. */
+  value(): string;
+  /** The next argument as an integer ≥ min. */
+  int(min: number): number;
+}
+
+/**
+ * Reads a benchmark's command line: `handle` takes each flag (reading its value through
+ * `next`) and returns false for one it does not know, which throws with the usage; -h and
+ * --help print the usage and exit 0.
+ */
+export function readFlags(
+  argv: string[],
+  usage: string,
+  handle: (flag: string, next: FlagValue) => boolean,
+): void {
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i];
+    if (flag === '-h' || flag === '--help') {
+      process.stdout.write(`${usage}\n`);
+      process.exit(0);
+    }
+    const value = (): string => {
+      const v = argv[i + 1];
+      if (v === undefined) throw new Error(`${flag} needs a value`);
+      i++;
+      return v;
+    };
+    const int = (min: number): number => {
+      const s = value();
+      const n = Number(s);
+      if (!Number.isInteger(n) || n < min) throw new Error(`${flag} wants an integer ≥ ${min}, got ${s}`);
+      return n;
+    };
+    if (!handle(flag, { value, int })) throw new Error(`unknown option ${flag}\n${usage}`);
+  }
+}
+
+/** The options bench/forward.ts, bench/trace.ts and bench/scale.ts all have. */
+export interface BenchFlags {
+  python: string;
+  torch: boolean;
+  cacheDir: string;
+  keep: boolean;
+  json: boolean;
+}
+
+/** --python PATH, --no-torch, --cache-dir DIR, --keep, --json; false for any other flag. */
+export function benchFlag(o: BenchFlags, flag: string, next: FlagValue): boolean {
+  switch (flag) {
+    case '--python':
+      o.python = next.value();
+      return true;
+    case '--no-torch':
+      o.torch = false;
+      return true;
+    case '--cache-dir':
+      o.cacheDir = path.resolve(next.value());
+      return true;
+    case '--keep':
+      o.keep = true;
+      return true;
+    case '--json':
+      o.json = true;
+      return true;
+    default:
+      return false;
+  }
+}
+
+/** The trace settings and run options bench/trace.ts and bench/scale.ts share. */
+export interface TraceBenchFlags extends BenchFlags {
+  tokens: number;
+  maxFeatureNodes: number;
+  batchSize: number;
+  maxNLogits: number;
+  desiredLogitProb: number;
+  threads: number;
+  repeat: number;
+  gemmSize: number;
+}
+
+/** The flags of TraceBenchFlags (and benchFlag's); false for any other flag. */
+export function traceBenchFlag(o: TraceBenchFlags, flag: string, next: FlagValue): boolean {
+  switch (flag) {
+    case '--tokens':
+      o.tokens = next.int(2);
+      return true;
+    case '--max-feature-nodes':
+      o.maxFeatureNodes = next.int(1);
+      return true;
+    case '--batch-size':
+      o.batchSize = next.int(1);
+      return true;
+    case '--max-n-logits':
+      o.maxNLogits = next.int(1);
+      return true;
+    case '--desired-logit-prob': {
+      const v = Number(next.value());
+      if (!(v > 0 && v <= 1)) throw new Error('--desired-logit-prob is in (0, 1]');
+      o.desiredLogitProb = v;
+      return true;
+    }
+    case '--threads':
+      o.threads = next.int(1);
+      return true;
+    case '--repeat':
+      o.repeat = next.int(1);
+      return true;
+    case '--gemm-size':
+      o.gemmSize = next.int(0);
+      return true;
+    default:
+      return benchFlag(o, flag, next);
+  }
+}

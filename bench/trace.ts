@@ -49,11 +49,13 @@ import {
   NA,
   printReport,
   ratio,
+  readFlags,
   runBench,
   runChild,
   sci,
   table,
   torchAvailable,
+  traceBenchFlag,
 } from './shared.ts';
 import {
   defaultBenchCacheRoot,
@@ -146,100 +148,42 @@ function parseArgs(argv: string[]): Options {
   let model: string | null = null;
   let transcoders: string | null = null;
   let prompt: string | null = null;
-  const value = (i: number): string => {
-    const v = argv[i + 1];
-    if (v === undefined) throw new Error(`${argv[i]} needs a value`);
-    return v;
-  };
-  const int = (s: string, flag: string, min: number): number => {
-    const n = Number(s);
-    if (!Number.isInteger(n) || n < min) throw new Error(`${flag} wants an integer ≥ ${min}, got ${s}`);
-    return n;
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    switch (a) {
+  readFlags(argv, USAGE, (flag, next) => {
+    switch (flag) {
       case '--small':
         o.small = true;
-        break;
-      case '--tokens':
-        o.tokens = int(value(i++), a, 2);
-        break;
-      case '--max-feature-nodes':
-        o.maxFeatureNodes = int(value(i++), a, 1);
-        break;
-      case '--batch-size':
-        o.batchSize = int(value(i++), a, 1);
-        break;
-      case '--max-n-logits':
-        o.maxNLogits = int(value(i++), a, 1);
-        break;
-      case '--desired-logit-prob': {
-        const v = Number(value(i++));
-        if (!(v > 0 && v <= 1)) throw new Error('--desired-logit-prob is in (0, 1]');
-        o.desiredLogitProb = v;
-        break;
-      }
-      case '--repeat':
-        o.repeat = int(value(i++), a, 1);
-        break;
+        return true;
       case '--warmup':
-        o.warmup = int(value(i++), a, 0);
-        break;
-      case '--threads':
-        o.threads = int(value(i++), a, 1);
-        break;
+        o.warmup = next.int(0);
+        return true;
       case '--only':
-        o.only = value(i++).split(',');
-        break;
+        o.only = next.value().split(',');
+        return true;
       case '--profile-batches':
-        o.profileBatches = int(value(i++), a, 0);
-        break;
-      case '--python':
-        o.python = value(i++);
-        break;
-      case '--no-torch':
-        o.torch = false;
-        break;
+        o.profileBatches = next.int(0);
+        return true;
       case '--model':
-        model = path.resolve(value(i++));
-        break;
+        model = path.resolve(next.value());
+        return true;
       case '--transcoders':
-        transcoders = path.resolve(value(i++));
-        break;
+        transcoders = path.resolve(next.value());
+        return true;
       case '--prompt':
-        prompt = value(i++);
-        break;
+        prompt = next.value();
+        return true;
       case '--demo':
-        o.demoDir = path.resolve(value(i++));
-        break;
-      case '--cache-dir':
-        o.cacheDir = path.resolve(value(i++));
-        break;
-      case '--gemm-size':
-        o.gemmSize = int(value(i++), a, 0);
-        break;
-      case '--keep':
-        o.keep = true;
-        break;
+        o.demoDir = path.resolve(next.value());
+        return true;
       case '--torch-malloc': {
-        const v = value(i++);
+        const v = next.value();
         if (v !== 'tuned' && v !== 'default') throw new Error('--torch-malloc is tuned or default');
         o.torchMalloc = v;
-        break;
+        return true;
       }
-      case '--json':
-        o.json = true;
-        break;
-      case '-h':
-      case '--help':
-        process.stdout.write(`${USAGE}\n`);
-        process.exit(0);
-        break;
       default:
-        throw new Error(`unknown option ${a}\n${USAGE}`);
+        return traceBenchFlag(o, flag, next);
     }
-  }
+  });
   if ((model === null) !== (transcoders === null)) throw new Error('--model and --transcoders go together');
   if (model && transcoders) o.custom = { model, transcoders, prompt };
   return o;
