@@ -39,6 +39,7 @@ import {
 } from './forward-child.ts';
 import { type GemmRate, measureGemm } from './gemm.ts';
 import {
+  benchFlag,
   type EngineInfo,
   engineInfo,
   log,
@@ -49,6 +50,7 @@ import {
   NA,
   printReport,
   ratio,
+  readFlags,
   runBench,
   runChild,
   sci,
@@ -118,74 +120,48 @@ function parseArgs(argv: string[]): Options {
     keep: false,
     gemmSize: 2048,
   };
-  const value = (i: number): string => {
-    const v = argv[i + 1];
-    if (v === undefined) throw new Error(`${argv[i]} needs a value`);
-    return v;
-  };
   const positiveInts = (s: string, flag: string): number[] => {
     const xs = s.split(',').map((x) => Number(x.trim()));
     if (xs.length === 0 || xs.some((x) => !Number.isInteger(x) || x < 1))
       throw new Error(`${flag} wants positive integers, got ${s}`);
     return xs;
   };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    switch (a) {
+  readFlags(argv, USAGE, (flag, next) => {
+    switch (flag) {
       case '--small':
         o.small = true;
-        break;
+        return true;
       case '--tokens':
-        o.tokens = [...new Set(positiveInts(value(i++), a))].sort((x, y) => x - y);
-        break;
+        o.tokens = [...new Set(positiveInts(next.value(), flag))].sort((x, y) => x - y);
+        return true;
       case '--repeat':
-        o.repeat = positiveInts(value(i++), a)[0];
-        break;
+        o.repeat = positiveInts(next.value(), flag)[0];
+        return true;
       case '--threads':
-        o.threads = positiveInts(value(i++), a)[0];
-        break;
+        o.threads = positiveInts(next.value(), flag)[0];
+        return true;
       case '--only':
-        o.only = value(i++).split(',');
-        break;
-      case '--python':
-        o.python = value(i++);
-        break;
-      case '--no-torch':
-        o.torch = false;
-        break;
+        o.only = next.value().split(',');
+        return true;
       case '--torch-impl': {
-        const v = value(i++);
+        const v = next.value();
         if (v !== 'lean' && v !== 'reference') throw new Error('--torch-impl is lean or reference');
         o.torchImpl = v;
-        break;
+        return true;
       }
-      case '--cache-dir':
-        o.cacheDir = path.resolve(value(i++));
-        break;
       case '--generate-only':
         o.generateOnly = true;
-        break;
+        return true;
       case '--gemm-size': {
-        const v = Number(value(i++));
+        const v = Number(next.value());
         if (!Number.isInteger(v) || v < 0) throw new Error('--gemm-size wants an integer ≥ 0');
         o.gemmSize = v;
-        break;
+        return true;
       }
-      case '--keep':
-        o.keep = true;
-        break;
-      case '--json':
-        o.json = true;
-        break;
-      case '-h':
-      case '--help':
-        process.stdout.write(`${USAGE}\n`);
-        process.exit(0);
-        break;
       default:
-        throw new Error(`unknown option ${a}\n${USAGE}`);
+        return benchFlag(o, flag, next);
     }
-  }
+  });
   return o;
 }
 
