@@ -130,7 +130,7 @@ export function availableBytes(limit?: number): number {
   if (process.env.CIRCUIT_MEMORY_LIMIT_BYTES && Number.isFinite(env) && env >= 0) return env;
   // most of the machine less what this process holds, and no more than is free now (other
   // processes count too; os.freemem() is the kernel's available memory)
-  return Math.min(os.totalmem() * 0.85 - process.memoryUsage().rss, os.freemem() * 0.9);
+  return Math.min(os.totalmem() * 0.85 - process.memoryUsage.rss(), os.freemem() * 0.9);
 }
 
 export function formatBytes(b: number): string {

@@ -38,6 +38,12 @@ export interface CompiledForward {
   streamed: boolean;
   /** float32 bytes of the weights the layer graphs use (embedding and unembedding excluded). */
   layerWeightBytes: number;
+  /**
+   * True when the whole model fits the resident budget, unembedding included: then the one
+   * segment is the complete model (input_ids in, logits out, as a small model runs fastest);
+   * else the prompt's embedding rows go in and the logits come from the logit head.
+   */
+  headInGraph: boolean;
   compileMs: number;
 }
 
@@ -73,6 +79,8 @@ export function layerWeightBytes(model: OpenedModel, set?: TranscoderSet): numbe
   return total;
 }
 
+const float32Size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 4);
+
 export function compileForward(
   model: OpenedModel,
   feeder: WeightFeeder,
@@ -81,7 +89,11 @@ export function compileForward(
   const started = performance.now();
   const L = model.config.nLayers;
   const bytes = layerWeightBytes(model, opts.transcoders);
-  const streamed = bytes > (opts.residentWeightBytes ?? defaultResidentWeightBytes());
+  const budget = opts.residentWeightBytes ?? defaultResidentWeightBytes();
+  const streamed = bytes > budget;
+  const names = model.weightNames;
+  const vocabBytes = float32Size(model.expectedShapes.get(names.lmHead ?? names.embed) ?? []);
+  const headInGraph = !streamed && bytes + vocabBytes * (names.lmHead ? 2 : 1) <= budget;
   const bounds = streamed ? Array.from({ length: L }, (_, l) => [l, l + 1]) : [[0, L]];
   const segments = bounds.map(([from, to]) => {
     const g = new GraphBuilder(`${model.config.modelType}-forward-${from}-${to}`);
@@ -93,7 +105,7 @@ export function compileForward(
       source,
       undefined,
       undefined,
-      { from, to, embedding: 'rows', head: 'none' },
+      headInGraph ? {} : { from, to, embedding: 'rows', head: 'none' },
     );
     if (opts.transcoders) emitTranscoderEncoders(g, opts.transcoders, hooks, positions, source, from, to);
     for (const [name, value] of hooks) g.output(value, name);
@@ -101,8 +113,9 @@ export function compileForward(
   });
   return {
     segments,
-    outputs: [...segments.flatMap((s) => s.outputs), ...HEAD_HOOKS],
+    outputs: [...new Set([...segments.flatMap((s) => s.outputs), ...HEAD_HOOKS])],
     streamed,
+    headInGraph,
     layerWeightBytes: bytes,
     compileMs: performance.now() - started,
   };

@@ -113,6 +113,7 @@ export class ForwardPass {
     const wanted = new Set(hooks);
     const needLogits = wanted.has('logits') || wanted.has('logits_pre_softcap');
     const out = new Map<string, HookValue>();
+    if (this.compiled.headInGraph) return this.runWhole(tokenIds, wanted, opts, out);
     const embed = this.model.tensors.readRowsFloat32(this.model.weightNames.embed, tokenIds);
     let resid: ort.Tensor = new ort.Tensor('float32', embed, [T, d]);
     let unembedIn: Float32Array | undefined;
@@ -124,7 +125,7 @@ export class ForwardPass {
       const fetch = seg.outputs.filter((h) => wanted.has(h));
       if (!last || needLogits) if (!fetch.includes(carry)) fetch.push(carry);
       if (!fetch.length) continue;
-      const feeds = this.feeder.feeds(session.inputNames);
+      const feeds = { ...this.feeder.feeds(session.inputNames) };
       feeds[seg.from === 0 ? 'token_embeddings' : 'resid_in'] = resid;
       const result = await session.run(feeds, fetch).finally(() => this.feeder.recycle());
       for (const h of fetch) {
@@ -144,6 +145,38 @@ export class ForwardPass {
     }
     if (wanted.has('unembed.mean_row')) {
       out.set('unembed.mean_row', { dims: [d], data: await this.head.meanRow() });
+    }
+    return out;
+  }
+
+  /** The complete model as one graph (headInGraph): input_ids in, every hook out. */
+  private async runWhole(
+    tokenIds: readonly number[],
+    wanted: Set<string>,
+    opts: ForwardRunOptions,
+    out: Map<string, HookValue>,
+  ): Promise<Map<string, HookValue>> {
+    const session = this.sessions[0];
+    const T = tokenIds.length;
+    const feeds = {
+      ...this.feeder.feeds(session.inputNames),
+      input_ids: new ort.Tensor(
+        'int64',
+        BigInt64Array.from(tokenIds, (t) => BigInt(t)),
+        [T],
+      ),
+    };
+    const result = await session.run(feeds, [...wanted]);
+    for (const h of wanted) {
+      const t = result[h];
+      let data = t.data as Float32Array;
+      let dims = [...t.dims];
+      if ((h === 'logits' || h === 'logits_pre_softcap') && opts.logitPositions === 'last') {
+        const V = dims[1];
+        data = data.subarray((T - 1) * V, T * V);
+        dims = [1, V];
+      }
+      out.set(h, { dims, data });
     }
     return out;
   }

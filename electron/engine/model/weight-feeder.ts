@@ -85,8 +85,13 @@ export class WeightFeeder {
     return data;
   }
 
+  /** Feeds of sessions whose weights are all resident, by the session's inputNames array. */
+  private residentFeeds = new WeakMap<readonly string[], Record<string, ort.Tensor>>();
+
   /** Tensors for every weight input among `inputNames` (a session's inputs). */
   feeds(inputNames: readonly string[]): Record<string, ort.Tensor> {
+    const memo = this.residentFeeds.get(inputNames);
+    if (memo) return memo;
     const feeds: Record<string, ort.Tensor> = {};
     let streamed = 0;
     for (const name of inputNames) {
@@ -104,6 +109,9 @@ export class WeightFeeder {
       feeds[name] = tensor;
     }
     this.peakStreamedBytes = Math.max(this.peakStreamedBytes, streamed);
+    if (inputNames.every((n) => !this.weights.has(n) || this.residentTensors.has(n))) {
+      this.residentFeeds.set(inputNames, feeds);
+    }
     return feeds;
   }
 
@@ -127,6 +135,7 @@ export class WeightFeeder {
   clear(): void {
     this.residentData.clear();
     this.residentTensors.clear();
+    this.residentFeeds = new WeakMap();
     this.residentTotal = 0;
     this.pool.clear();
     this.lent.length = 0;
