@@ -26,7 +26,7 @@ import { openModel } from '../electron/engine/model/open-model.ts';
 import { pruneGraph } from '../electron/engine/pruning/prune.ts';
 import { loadTranscoderSet } from '../electron/engine/transcoders/load.ts';
 import { RESULT_PREFIX } from './forward-child.ts';
-import { activeFeatureStats, exportTargets } from './trace-child.ts';
+import { activeFeatureStats, exportTargets, modelShape, transcoderShape } from './trace-child.ts';
 import type { BackwardShape } from './trace-flops.ts';
 import { installRowsProbe, type RowsCall } from './trace-profile.ts';
 
@@ -252,20 +252,8 @@ async function main(args: ScaleChildArgs): Promise<ScaleChildResult> {
         }
         const maxRssKb = process.resourceUsage().maxRSS;
         return {
-          model: {
-            nLayers: c.nLayers,
-            d: c.hiddenSize,
-            nHeads: c.nHeads,
-            nKvHeads: c.nKvHeads,
-            headDim: c.headDim,
-            vocab: c.vocabSize,
-          },
-          transcoders: {
-            kind: set.kind,
-            dTranscoder: set.dTranscoder,
-            readHook: set.readHook,
-            writeHook: set.writeHook,
-          },
+          model: modelShape(c),
+          transcoders: transcoderShape(set),
           openMs,
           createMs,
           traces,

@@ -238,22 +238,8 @@ async function main(args: TraceChildArgs): Promise<TraceChildResult> {
         const c = model.config;
         const { activePerTokenLayer, shape } = activeFeatureStats(c, set, space, cache.T);
         return {
-          model: {
-            family: c.family,
-            nLayers: c.nLayers,
-            d: c.hiddenSize,
-            nHeads: c.nHeads,
-            nKvHeads: c.nKvHeads,
-            headDim: c.headDim,
-            vocab: c.vocabSize,
-          },
-          transcoders: {
-            kind: set.kind,
-            dTranscoder: set.dTranscoder,
-            readHook: set.readHook,
-            writeHook: set.writeHook,
-            skip: shape.skip.some(Boolean),
-          },
+          model: { family: c.family, ...modelShape(c) },
+          transcoders: { ...transcoderShape(set), skip: shape.skip.some(Boolean) },
           tokenIds: ids,
           promptTokens,
           openMs,
@@ -291,6 +277,23 @@ async function main(args: TraceChildArgs): Promise<TraceChildResult> {
 }
 
 /** The trace's targets in the order its batches ran, and its rows in that order (for bench_attribution.py). */
+/** The model's sizes as the children report them. */
+export function modelShape(c: ModelConfig) {
+  return {
+    nLayers: c.nLayers,
+    d: c.hiddenSize,
+    nHeads: c.nHeads,
+    nKvHeads: c.nKvHeads,
+    headDim: c.headDim,
+    vocab: c.vocabSize,
+  };
+}
+
+/** The transcoder set's kind, width and hooks as the children report them. */
+export function transcoderShape(set: TranscoderSet) {
+  return { kind: set.kind, dTranscoder: set.dTranscoder, readHook: set.readHook, writeHook: set.writeHook };
+}
+
 /** What a trace's active features come to: counts per (layer, position ≥ 1), and the backward's shape. */
 export interface ActiveFeatureStats {
   /** [layer × (T − 1)]: active features at each layer and position ≥ 1. */
