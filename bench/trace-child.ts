@@ -276,7 +276,6 @@ async function main(args: TraceChildArgs): Promise<TraceChildResult> {
   }
 }
 
-/** The trace's targets in the order its batches ran, and its rows in that order (for bench_attribution.py). */
 /** The model's sizes as the children report them. */
 export function modelShape(c: ModelConfig) {
   return {
@@ -336,6 +335,7 @@ export function activeFeatureStats(
   };
 }
 
+/** The trace's targets in the order its batches ran, and its rows in that order (for bench_attribution.py). */
 export function exportTargets(
   result: AttributionResult,
   calls: RowsCall[],
