@@ -45,8 +45,8 @@ import {
   printReport,
   ratio,
   readFlags,
+  runAttributionReference,
   runBench,
-  runChild,
   table,
   torchAvailable,
   traceBenchFlag,
@@ -67,7 +67,6 @@ import { type FlopBreakdown, sumFlops } from './trace-flops.ts';
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');
 const CHILD_SCRIPT = path.join(HERE, 'scale-child.ts');
-const TORCH_SCRIPT = path.join(ROOT, 'native', 'reference', 'bench_attribution.py');
 /** BOS + 10 tokens: "Fact: The capital of the state containing Dallas is" in Gemma's tokenizer. */
 const PROMPT_TOKENS = 11;
 const PHASES: AttributionPhase[] = ['forward', 'setup', 'logits', 'features', 'assemble'];
@@ -543,27 +542,15 @@ async function main(argv: string[]): Promise<number> {
     if (runTorch && e?.targetsFile && e.rowsFile) {
       log('PyTorch reference on the same batches ...');
       try {
-        const t = await runChild<TorchResult>(
-          o.python,
-          [
-            TORCH_SCRIPT,
-            '--model',
-            ck.modelDir,
-            '--transcoders',
-            transcoderDir,
-            '--targets',
-            e.targetsFile,
-            '--engine-rows',
-            e.rowsFile,
-            '--repeat',
-            String(o.repeat),
-            '--warmup',
-            '0',
-            '--threads',
-            String(o.threads),
-          ],
-          null,
-        );
+        const t = await runAttributionReference<TorchResult>(o.python, {
+          modelDir: ck.modelDir,
+          transcoderDir,
+          targetsFile: e.targetsFile,
+          rowsFile: e.rowsFile,
+          repeat: o.repeat,
+          warmup: 0,
+          threads: o.threads,
+        });
         report.torch = t;
         const tm = t.runs[t.runs.length - 1].total_ms;
         if (report.backwardMs) report.torchRatio = tm / report.backwardMs;

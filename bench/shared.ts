@@ -48,6 +48,48 @@ export function runChild<T>(cmd: string, args: string[], resultPrefix: string | 
   });
 }
 
+/** The PyTorch reference for attribution traces (bench/trace.ts, bench/scale.ts). */
+const ATTRIBUTION_REFERENCE = path.join(ROOT, 'native', 'reference', 'bench_attribution.py');
+
+/** What native/reference/bench_attribution.py replays: a trace's exported targets and engine rows. */
+export interface AttributionReferenceRun {
+  modelDir: string;
+  transcoderDir: string;
+  targetsFile: string;
+  rowsFile: string;
+  repeat: number;
+  warmup: number;
+  threads: number;
+  /** bench_attribution.py's --malloc (its own default when absent). */
+  malloc?: string;
+}
+
+/** Runs bench_attribution.py on the same batches as the engine; resolves with its JSON result. */
+export function runAttributionReference<T>(python: string, r: AttributionReferenceRun): Promise<T> {
+  return runChild<T>(
+    python,
+    [
+      ATTRIBUTION_REFERENCE,
+      '--model',
+      r.modelDir,
+      '--transcoders',
+      r.transcoderDir,
+      '--targets',
+      r.targetsFile,
+      '--engine-rows',
+      r.rowsFile,
+      '--repeat',
+      String(r.repeat),
+      '--warmup',
+      String(r.warmup),
+      '--threads',
+      String(r.threads),
+      ...(r.malloc === undefined ? [] : ['--malloc', r.malloc]),
+    ],
+    null,
+  );
+}
+
 export function torchAvailable(python: string): string | null {
   const r = spawnSync(python, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' });
   if (r.status === 0) return null;

@@ -50,6 +50,7 @@ import {
   printReport,
   ratio,
   readFlags,
+  runAttributionReference,
   runBench,
   runChild,
   sci,
@@ -71,7 +72,6 @@ import { batchFlops, type FlopBreakdown, sumFlops } from './trace-flops.ts';
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');
 const CHILD_SCRIPT = path.join(HERE, 'trace-child.ts');
-const TORCH_SCRIPT = path.join(ROOT, 'native', 'reference', 'bench_attribution.py');
 const DEMO_DIR = path.join(ROOT, 'resources', 'models', 'gemma2-demo');
 const DEMO_PROMPT = 'The capital of state containing Dallas is';
 /** Active features per token per layer the synthetic transcoders aim at (GemmaScope: 30–100). */
@@ -412,29 +412,16 @@ async function measure(ck: Checkpoint, o: Options, torchOk: boolean): Promise<Ro
     if (row.engine && o.torch && torchOk) {
       try {
         log(`${ck.name}: PyTorch (${o.warmup} + ${o.repeat} runs of the same batches) ...`);
-        const t = await runChild<TorchResult>(
-          o.python,
-          [
-            TORCH_SCRIPT,
-            '--model',
-            ck.modelDir,
-            '--transcoders',
-            ck.transcoderDir,
-            '--targets',
-            row.engine.targetsFile,
-            '--engine-rows',
-            row.engine.rowsFile,
-            '--repeat',
-            String(o.repeat),
-            '--warmup',
-            String(o.warmup),
-            '--threads',
-            String(o.threads),
-            '--malloc',
-            o.torchMalloc,
-          ],
-          null,
-        );
+        const t = await runAttributionReference<TorchResult>(o.python, {
+          modelDir: ck.modelDir,
+          transcoderDir: ck.transcoderDir,
+          targetsFile: row.engine.targetsFile,
+          rowsFile: row.engine.rowsFile,
+          repeat: o.repeat,
+          warmup: o.warmup,
+          threads: o.threads,
+          malloc: o.torchMalloc,
+        });
         row.torch = t;
         row.torchMs = median(t.runs.map((r) => r.total_ms));
         if (row.backwardMs) row.speedup = row.torchMs / row.backwardMs;
