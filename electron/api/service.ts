@@ -303,6 +303,11 @@ export class WorkbenchService {
       if (p.prompt === undefined && p.tokenIds === undefined) {
         throw new ApiError('invalid_params', 'invalid params: give prompt or tokenIds', { field: 'prompt' });
       }
+      if (p.prompt !== undefined && p.tokenIds !== undefined) {
+        throw new ApiError('invalid_params', 'invalid params: give prompt or tokenIds, not both', {
+          field: 'tokenIds',
+        });
+      }
       const model = this.store.models.get(p.modelId);
       if (!model.valid) {
         const first = model.validation.problems[0];
@@ -494,7 +499,23 @@ export class WorkbenchService {
       return this.store.features.search(p.transcoderSetId, p.query, p.limit);
     },
     'features.putDashboards': (p) => {
-      this.store.models.getTranscoderSet(p.transcoderSetId);
+      const set = this.store.models.getTranscoderSet(p.transcoderSetId);
+      for (const [i, r] of p.records.entries()) {
+        if (r.layer >= set.nLayers) {
+          throw new ApiError(
+            'invalid_params',
+            `invalid params: records[${i}].layer ${r.layer} is out of range; transcoder set ${set.id} has ${set.nLayers} layers`,
+            { field: `records[${i}].layer` },
+          );
+        }
+        if (r.index >= set.dTranscoder) {
+          throw new ApiError(
+            'invalid_params',
+            `invalid params: records[${i}].index ${r.index} is out of range; transcoder set ${set.id} has ${set.dTranscoder} features per layer`,
+            { field: `records[${i}].index` },
+          );
+        }
+      }
       this.store.features.putDashboards(
         p.transcoderSetId,
         p.records.map((r) => ({ layer: r.layer, index: r.index, dashboard: r })),

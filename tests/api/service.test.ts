@@ -11,6 +11,7 @@ import { InProcessCompute } from '../../electron/api/compute.ts';
 import { DEFAULT_TRACE_SETTINGS, type TraceProgress, type TraceRecord } from '../../electron/api/contract.ts';
 import { mergeSettings, WorkbenchService } from '../../electron/api/service.ts';
 import { buildGraphView } from '../../electron/api/view.ts';
+import type { FeatureRecord } from '../../electron/engine/dashboards/types.ts';
 import { importGraphJson } from '../../electron/engine/graph-json/import.ts';
 import { pruneGraph } from '../../electron/engine/pruning/index.ts';
 import { emptyAnnotations } from '../../electron/store/annotations.ts';
@@ -86,6 +87,33 @@ describe('models', () => {
     expect(missing.validation.problems[0]).toMatchObject({ code: 'missing' });
     await h.client.call('models.delete', { id: missing.id });
     expect((await h.client.call('models.list', {})).map((x) => x.id)).toEqual([m.id, bad.id]);
+  });
+});
+
+describe('bad input gets an early invalid_params (issue 14, item 8)', () => {
+  it('traces.start refuses prompt and tokenIds together', async () => {
+    const e = await rejection(h.client.call('traces.start', { modelId, prompt: 'a b', tokenIds: [1, 2] }));
+    expect(e).toMatchObject({ code: 'invalid_params', field: 'tokenIds' });
+    expect(e.message).toMatch(/not both/);
+  });
+
+  it('features.putDashboards refuses a layer or index outside the transcoder set', async () => {
+    const m = await h.client.call('models.get', { id: modelId });
+    const setId = m.transcoderSetId as number;
+    const record = (layer: number, index: number) =>
+      ({ layer, index, examples_quantiles: [] }) as unknown as FeatureRecord;
+    const e = await rejection(
+      h.client.call('features.putDashboards', {
+        transcoderSetId: setId,
+        records: [record(0, 0), record(99, 0)],
+      }),
+    );
+    expect(e).toMatchObject({ code: 'invalid_params', field: 'records[1].layer' });
+    expect(e.message).toMatch(/3 layers/);
+    const e2 = await rejection(
+      h.client.call('features.putDashboards', { transcoderSetId: setId, records: [record(0, 2 ** 30)] }),
+    );
+    expect(e2).toMatchObject({ code: 'invalid_params', field: 'records[0].index' });
   });
 });
 
