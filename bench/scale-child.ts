@@ -24,6 +24,7 @@ import { frozenTargetValues, type TargetRef } from '../electron/engine/attributi
 import { nodeLayout } from '../electron/engine/attribution/graph-types.ts';
 import { openModel } from '../electron/engine/model/open-model.ts';
 import { pruneGraph } from '../electron/engine/pruning/prune.ts';
+import type { ProviderChoice } from '../electron/engine/runtime/providers.ts';
 import { loadTranscoderSet } from '../electron/engine/transcoders/load.ts';
 import { RESULT_PREFIX } from './forward-child.ts';
 import { activeFeatureStats, exportTargets, modelShape, transcoderShape } from './trace-child.ts';
@@ -36,6 +37,7 @@ export interface ScaleChildArgs {
   /** The compile cache folder (also CIRCUIT_CACHE_DIR in the child's environment). */
   cacheRoot: string;
   threads: number;
+  provider: ProviderChoice;
   tokenIds: number[];
   settings: AttributionSettings;
   repeat: number;
@@ -70,6 +72,8 @@ export interface ScaleChildResult {
   transcoders: { kind: string; dTranscoder: number; readHook: string; writeHook: string };
   openMs: number;
   createMs: number;
+  /** The provider the engine ran on. */
+  provider: string;
   traces: ScaleTrace[];
   nActive: number;
   activePerTokenLayer: { mean: number; min: number; max: number };
@@ -185,7 +189,7 @@ async function main(args: ScaleChildArgs): Promise<ScaleChildResult> {
   try {
     t0 = performance.now();
     const attributor = await Attributor.create(model, set, {
-      provider: 'cpu',
+      provider: args.provider,
       cacheRoot: args.cacheRoot,
       threads: args.threads,
       onWarning: (m) => process.stderr.write(`warning: ${m}\n`),
@@ -256,6 +260,7 @@ async function main(args: ScaleChildArgs): Promise<ScaleChildResult> {
           transcoders: transcoderShape(set),
           openMs,
           createMs,
+          provider: attributor.provider,
           traces,
           nActive: space.nActive,
           activePerTokenLayer,

@@ -33,6 +33,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AttributionPhase } from '../electron/engine/attribution/attribute.ts';
+import type { ProviderChoice } from '../electron/engine/runtime/providers.ts';
 import { hash32, seedOf } from '../tests/fixtures/tiny-checkpoints.ts';
 import { RESULT_PREFIX } from './forward-child.ts';
 import { type GemmRate, measureGemm } from './gemm.ts';
@@ -89,6 +90,7 @@ interface Options {
   maxNLogits: number;
   desiredLogitProb: number;
   threads: number;
+  provider: ProviderChoice;
   repeat: number;
   cacheDir: string;
   keep: boolean;
@@ -107,6 +109,8 @@ const USAGE = `usage: npx tsx bench/scale.ts [options]
   --tokens 11               prompt length (deterministic ids, BOS first)
   --max-feature-nodes 8192  --batch-size 256  --max-n-logits 10  --desired-logit-prob 0.95
   --threads 2               ONNX Runtime intra-op threads (and torch's)
+  --provider cpu            the engine's execution provider: cpu, webgpu, cuda or auto (the GEMM
+                            rate and its ratio stay the CPU's; a GPU run is for its phase times)
   --repeat 1                traces in the child (figures: the last; the first pays session creation)
   --cache-dir DIR           where checkpoints are generated (default ${defaultBenchCacheRoot()})
   --keep                    keep the work folder (compile cache, targets, rows)
@@ -128,6 +132,7 @@ function parseArgs(argv: string[]): Options {
     maxNLogits: 10,
     desiredLogitProb: 0.95,
     threads: 2,
+    provider: 'cpu',
     repeat: 1,
     cacheDir: defaultBenchCacheRoot(),
     keep: false,
@@ -145,6 +150,14 @@ function parseArgs(argv: string[]): Options {
       case '--layers':
         o.layers = next.int(1);
         return true;
+      case '--provider': {
+        const v = next.value();
+        if (v !== 'cpu' && v !== 'webgpu' && v !== 'cuda' && v !== 'auto') {
+          throw new Error('--provider is cpu, webgpu, cuda or auto');
+        }
+        o.provider = v;
+        return true;
+      }
       case '--clt':
         o.clt = true;
         return true;
@@ -352,7 +365,7 @@ function render(r: Report): string {
       ['step', 'ms'],
       [
         ['open (model + transcoders)', ms(e.openMs)],
-        ['Attributor.create (sessions)', ms(e.createMs)],
+        [`Attributor.create (sessions, ${e.provider})`, ms(e.createMs)],
         ...PHASES.map((p) => [`trace: ${p}`, ms(last.timingsMs[p])]),
         ['trace (Attributor.attribute wall)', ms(last.wallMs)],
         ['prune (0.8 / 0.98)', ms(e.graph.pruned.ms)],
@@ -510,6 +523,7 @@ async function main(argv: string[]): Promise<number> {
       transcoderDir,
       cacheRoot,
       threads: o.threads,
+      provider: o.provider,
       tokenIds: tokenIdsList,
       settings: {
         maxNLogits: o.maxNLogits,
