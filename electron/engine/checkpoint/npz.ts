@@ -20,6 +20,14 @@ const SIG_ZIP64_EOCD = 0x06064b50;
 const SIG_CENTRAL = 0x02014b50;
 const SIG_LOCAL = 0x04034b50;
 
+/**
+ * Zip-bomb bounds for deflated members. Deflate cannot exceed ~1032:1, so a larger declared
+ * ratio is a lie; and float weights compress little (≤ ~1.2:1), so a member that inflates
+ * past NPZ_BOMB_MIN_BYTES at more than NPZ_MAX_RATIO:1 is refused at open, before inflating.
+ */
+export const NPZ_MAX_RATIO = 100;
+export const NPZ_BOMB_MIN_BYTES = 16 * 1024 * 1024;
+
 export interface ZipMember {
   name: string;
   method: number;
@@ -243,6 +251,16 @@ export class NpzFile extends BaseTensorStore {
         throw new EngineError('truncated', 'npy member ends inside its header', ctx);
       h = parseNpyHeader(this.zip.read(m.dataOffset, hl, ctx), ctx);
     } else if (m.method === 8) {
+      const ratio = m.uncompressedSize / Math.max(1, m.compressedSize);
+      if (ratio > 1100 || (m.uncompressedSize > NPZ_BOMB_MIN_BYTES && ratio > NPZ_MAX_RATIO)) {
+        throw new EngineError(
+          'bounds',
+          `deflated member of ${m.compressedSize} bytes declares ${m.uncompressedSize} bytes inflated ` +
+            `(ratio ${Math.round(ratio)}:1, limit ${NPZ_MAX_RATIO}:1 above ${NPZ_BOMB_MIN_BYTES} bytes): ` +
+            'refused as a possible zip bomb',
+          ctx,
+        );
+      }
       h = this.inflatedHeader(m, ctx);
     } else {
       throw new EngineError(

@@ -23,6 +23,13 @@ export interface OrientationDefaults {
   decoderTransposed: boolean;
 }
 
+/**
+ * Most features one layer may have (d_sae / d_t). Published transcoders have up to 2^18 per
+ * layer; a larger width is refused at load, before any weight is read (an npz of zeros with a
+ * huge d_sae otherwise passes and drives a trace to gigabytes).
+ */
+export const MAX_FEATURES_PER_LAYER = 2 ** 20;
+
 const shapeStr = (info: TensorInfo): string => `[${info.shape.join(', ')}]`;
 const where = (info: TensorInfo) => ({ file: info.sourceFile, tensor: info.name });
 const numel = (info: TensorInfo): number => info.shape.reduce((a, b) => a * b, 1);
@@ -59,6 +66,17 @@ export function checkLayerTensors(
   if (problems.length > 0) return { geometry: null, problems };
   const dT = t.b_enc.shape[0];
   const d = t.b_dec.shape[0];
+  if (dT > MAX_FEATURES_PER_LAYER) {
+    problems.push(
+      new EngineError(
+        'bounds',
+        `layer ${layer}: ${t.b_enc.name} declares ${dT} features, more than the ` +
+          `${MAX_FEATURES_PER_LAYER} (2^20) per layer the engine accepts`,
+        where(t.b_enc),
+      ),
+    );
+    return { geometry: null, problems };
+  }
 
   const enc = orient(t.W_enc, dT, d, defaults.encoderTransposed);
   if (enc === null) {
