@@ -78,13 +78,13 @@ export class ForwardPass {
   validateTokenIds(tokenIds: readonly number[]): void {
     const { vocabSize, maxPositions, family } = this.model.config;
     if (tokenIds.length === 0) throw new EngineError('argument', 'no tokens to run', { field: 'token_ids' });
-    if (family === 'gpt2' && tokenIds.length > maxPositions) {
+    if (tokenIds.length > maxPositions) {
+      const field = family === 'gpt2' ? 'n_positions' : 'max_position_embeddings';
       throw new EngineError(
         'argument',
-        `${tokenIds.length} tokens exceed the model's ${maxPositions} positions`,
-        {
-          field: 'token_ids',
-        },
+        `${tokenIds.length} tokens exceed the model's context length of ${maxPositions} positions ` +
+          `(config.json ${field})`,
+        { field: 'token_ids' },
       );
     }
     const bad = tokenIds.find((t) => !Number.isInteger(t) || t < 0 || t >= vocabSize);
