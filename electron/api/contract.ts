@@ -243,9 +243,12 @@ export interface ApiMethods {
     { traceId: number; nodeThreshold?: number; edgeThreshold?: number; usePins?: boolean },
     { fileName: string; json: string }
   >;
-  /** Imports graph JSON (validated, size-bounded) as a new trace. */
+  /**
+   * Imports graph JSON (validated, size-bounded) as a new trace. `fileName` (the user's file,
+   * its base name) is what errors name; without it they name "the imported JSON".
+   */
   'graphs.importJson': Method<
-    { json: string; projectId?: number; tags?: string[] },
+    { json: string; fileName?: string; projectId?: number; tags?: string[] },
     { trace: TraceRecord; notes: string[] }
   >;
 

@@ -160,6 +160,7 @@ export const PARAMS = {
   'graphs.exportJson': object(VIEW_PARAMS),
   'graphs.importJson': object({
     json: string({ min: 1, max: 2 ** 29 - 24 }),
+    fileName: optional(string({ min: 1, max: 255 })),
     projectId: optional(id()),
     tags: optional(array(TAG, { max: 100 })),
   }),

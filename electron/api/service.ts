@@ -441,7 +441,7 @@ export class WorkbenchService {
     'graphs.importJson': (p) => {
       let doc: ReturnType<typeof importGraphJson>;
       try {
-        doc = importGraphJson(p.json, { file: 'params.json' });
+        doc = importGraphJson(p.json, { file: importFileName(p.fileName) });
       } catch (e) {
         if (isEngineError(e)) {
           throw new ApiError('invalid_params', `graph JSON: ${e.message}`, {
@@ -1127,4 +1127,10 @@ export class WorkbenchService {
     this.listeners.clear();
     this.lock?.release();
   }
+}
+
+/** The name import errors give the file: the user's base name (no folders), or a neutral one. */
+export function importFileName(fileName: string | undefined): string {
+  const base = fileName?.split(/[\\/]/).pop()?.trim();
+  return base ? base : 'the imported JSON';
 }

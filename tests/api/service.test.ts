@@ -334,6 +334,12 @@ describe('traces', () => {
     const bad = await rejection(h.client.call('graphs.importJson', { json: '{"metadata": {}}' }));
     expect(bad.code).toBe('invalid_params');
     expect(bad.message).toMatch(/graph JSON/);
+    expect(bad.message).not.toMatch(/params\.json/);
+    const named = await rejection(
+      h.client.call('graphs.importJson', { json: '{"metadata": {}}', fileName: 'my-graph.json' }),
+    );
+    expect(named.message).toMatch(/my-graph\.json/);
+    expect(named.message).not.toMatch(/params\.json/);
   });
 
   it('fails a trace with a readable reason, cancels queued and running traces, re-traces', async () => {

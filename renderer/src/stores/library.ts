@@ -180,8 +180,12 @@ export const useLibrary = defineStore('library', {
       this.upsert(await api().call('traces.tag', { id, add, remove }));
       this.tags = await api().call('traces.tags', {});
     },
-    async importJson(json: string): Promise<{ trace: TraceRecord; notes: string[] }> {
-      const r = await api().call('graphs.importJson', { json, projectId: this.projectId ?? undefined });
+    async importJson(json: string, fileName?: string): Promise<{ trace: TraceRecord; notes: string[] }> {
+      const r = await api().call('graphs.importJson', {
+        json,
+        fileName,
+        projectId: this.projectId ?? undefined,
+      });
       this.upsert(r.trace);
       return r;
     },
