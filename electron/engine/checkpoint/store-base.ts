@@ -209,7 +209,14 @@ export abstract class BaseTensorStore implements TensorStore {
     if (rows.length === 0 || rowElems === 0) return out;
     // positions in `rows`, sorted by row, so adjacent rows are fetched in one read
     const order = Array.from(rows.keys()).sort((a, b) => rows[a] - rows[b]);
-    const maxRunRows = Math.max(1, Math.floor(MAX_RUN_BYTES / Math.max(rowBytes, 1)));
+    const loc = info.location;
+    // File rows that fit the reused piece buffer are read into it and decoded straight into
+    // `out` (a CLT's thousands of active decoder rows then allocate nothing per read).
+    const piece = loc.kind === 'file' && rowBytes <= DECODE_PIECE.bytes ? decodePiece() : null;
+    const maxRunRows = Math.max(
+      1,
+      Math.floor((piece ? piece.byteLength : MAX_RUN_BYTES) / Math.max(rowBytes, 1)),
+    );
     let i = 0;
     while (i < order.length) {
       const first = rows[order[i]];
@@ -223,11 +230,25 @@ export abstract class BaseTensorStore implements TensorStore {
           j++;
         } else break;
       }
-      const bytes = this.readRawRange(name, first * rowBytes, (last - first + 1) * rowBytes);
-      const decoded = decodeToFloat32(info.dtype, bytes, undefined, ctx);
-      for (let k = i; k < j; k++) {
-        const src = (rows[order[k]] - first) * rowElems;
-        out.set(decoded.subarray(src, src + rowElems), order[k] * rowElems);
+      const runBytes = (last - first + 1) * rowBytes;
+      if (piece && loc.kind === 'file') {
+        this.reader(loc.file).readInto(piece, 0, runBytes, loc.byteOffset + first * rowBytes, ctx);
+        for (let k = i; k < j; k++) {
+          const at = (rows[order[k]] - first) * rowBytes;
+          const o = order[k] * rowElems;
+          decodeToFloat32(info.dtype, piece.subarray(at, at + rowBytes), out.subarray(o, o + rowElems), ctx);
+        }
+      } else {
+        const decoded = decodeToFloat32(
+          info.dtype,
+          this.readRawRange(name, first * rowBytes, runBytes),
+          undefined,
+          ctx,
+        );
+        for (let k = i; k < j; k++) {
+          const src = (rows[order[k]] - first) * rowElems;
+          out.set(decoded.subarray(src, src + rowElems), order[k] * rowElems);
+        }
       }
       i = j;
     }

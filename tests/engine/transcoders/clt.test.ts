@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { FileReader } from '../../../electron/engine/checkpoint/file-reader.ts';
 import { BaseTensorStore } from '../../../electron/engine/checkpoint/store-base.ts';
 import { loadTranscoderSet } from '../../../electron/engine/transcoders/load.ts';
 import { tempDir, writeCltFolder } from './helpers.ts';
@@ -42,7 +43,8 @@ describe('CLT decoder rows', () => {
     writeCltFolder(dir, { nLayers: 2, d: 4, dT: 64, dtype: 'F32' });
     const set = loadTranscoderSet(dir);
     const whole = vi.spyOn(BaseTensorStore.prototype, 'readFloat32');
-    const ranges = vi.spyOn(BaseTensorStore.prototype, 'readRawRange');
+    // every byte read from a file goes through FileReader.readInto(target, offset, length, …)
+    const ranges = vi.spyOn(FileReader.prototype, 'readInto');
     try {
       set.decoderRowsFloat32(0, [10, 40]);
       expect(whole).not.toHaveBeenCalled();
