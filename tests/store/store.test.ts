@@ -11,7 +11,7 @@ import { APPLICATION_ID } from '../../electron/store/database.ts';
 import { StoreError } from '../../electron/store/errors.ts';
 import { csrToDense, denseToCsr } from '../../electron/store/graph-file.ts';
 import { MAX_VIEWS_PER_TRACE, pinnedKey } from '../../electron/store/graphs.ts';
-import { acquireServiceLock, LOCK_FILE } from '../../electron/store/lock.ts';
+import { acquireServiceLock, LOCK_FILE, processStartTime } from '../../electron/store/lock.ts';
 import { SCHEMA_VERSION } from '../../electron/store/migrations/index.ts';
 import { Store } from '../../electron/store/store.ts';
 import { SETTINGS, saveSynthetic, tempDir } from './helpers.ts';
@@ -79,6 +79,37 @@ describe('database', () => {
     expect(() => acquireServiceLock(tmp.dir)).toThrow(/process 1 on elsewhere/);
     fs.rmSync(path.join(tmp.dir, LOCK_FILE));
   });
+
+  it.runIf(process.platform === 'linux')(
+    'a lock whose PID was reused by another process is stale (start time differs): issue 14, item 8',
+    () => {
+      const host = os.hostname();
+      const start = processStartTime(process.pid);
+      expect(start).toMatch(/^\d+$/);
+      const other = String(Number(start) + 12_345);
+      // The PID is alive (this process, or the parent) but started at another time: reused.
+      for (const pid of [process.pid, process.ppid]) {
+        fs.writeFileSync(
+          path.join(tmp.dir, LOCK_FILE),
+          JSON.stringify({ pid, host, startedAt: 0, procStart: other }),
+        );
+        acquireServiceLock(tmp.dir).release();
+        expect(fs.existsSync(path.join(tmp.dir, LOCK_FILE))).toBe(false);
+      }
+      // The same PID and start time is the live holder still.
+      const ppidStart = processStartTime(process.ppid);
+      fs.writeFileSync(
+        path.join(tmp.dir, LOCK_FILE),
+        JSON.stringify({ pid: process.ppid, host, startedAt: 0, procStart: ppidStart }),
+      );
+      expect(() => acquireServiceLock(tmp.dir)).toThrow(new RegExp(`process ${process.ppid} on`));
+      fs.rmSync(path.join(tmp.dir, LOCK_FILE));
+      const lock = acquireServiceLock(tmp.dir);
+      expect(JSON.parse(fs.readFileSync(path.join(tmp.dir, LOCK_FILE), 'utf8')).procStart).toBe(start);
+      expect(() => acquireServiceLock(tmp.dir)).toThrow(/already served by this process/);
+      lock.release();
+    },
+  );
 
   it('read-only opening needs an existing library', () => {
     const empty = tempDir('cw-empty-');
