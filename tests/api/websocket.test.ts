@@ -59,7 +59,7 @@ afterAll(async () => {
 function get(
   url: string,
   headers: Record<string, string> = {},
-): Promise<{ status: number; body: string; type: string }> {
+): Promise<{ status: number; body: string; type: string; csp: string }> {
   return new Promise((resolve, reject) => {
     http
       .get(url, { headers }, (res) => {
@@ -68,7 +68,12 @@ function get(
           body += c;
         });
         res.on('end', () =>
-          resolve({ status: res.statusCode!, body, type: String(res.headers['content-type']) }),
+          resolve({
+            status: res.statusCode!,
+            body,
+            type: String(res.headers['content-type']),
+            csp: String(res.headers['content-security-policy'] ?? ''),
+          }),
         );
       })
       .on('error', reject);
@@ -213,6 +218,27 @@ describe('websocket API', () => {
     expect(JSON.parse((await get(`${base}/health`)).body)).toMatchObject({ ok: true });
     const bare = await get(`http://127.0.0.1:${locked.port}/`);
     expect(bare.body).toMatch(/UI is not built/);
+  });
+
+  it('sends a Content-Security-Policy whose connect-src is the serving origin and allowed ones (issue 14, item 9)', async () => {
+    const base = `http://127.0.0.1:${open.port}`;
+    for (const u of [`${base}/`, `${base}/assets/app.js`, `${base}/missing.js`, `${base}/health`]) {
+      const { csp } = await get(u);
+      expect(csp).toMatch(/frame-ancestors 'none'/);
+      const connect = /connect-src ([^;]*)/.exec(csp)?.[1].split(' ');
+      expect(connect).toEqual([
+        "'self'",
+        `ws://127.0.0.1:${open.port}`,
+        `wss://127.0.0.1:${open.port}`,
+        'http://localhost:5173',
+        'ws://localhost:5173',
+      ]);
+    }
+    const bare = await get(`http://127.0.0.1:${locked.port}/`);
+    expect(/connect-src ([^;]*)/.exec(bare.csp)?.[1]).toBe(
+      `'self' ws://127.0.0.1:${locked.port} wss://127.0.0.1:${locked.port}`,
+    );
+    expect(bare.csp).not.toMatch(/ wss?:(;| |$)/);
   });
 
   it('refuses to bind a non-loopback address without a token, and generates one by default', async () => {

@@ -14,6 +14,35 @@ export const BASE_HEADERS = {
   'Cross-Origin-Opener-Policy': 'same-origin',
 } as const;
 
+/**
+ * The Content-Security-Policy of server mode's HTTP responses. The page's own meta CSP allows
+ * `ws:`/`wss:` anywhere (the dev server needs it); a header CSP also applies and the stricter
+ * wins, so connect-src here names only the serving origin (`'self'`, and `ws(s)://` of the
+ * request's Host, since older browsers do not count ws: as 'self') and each allowed origin.
+ */
+export function serverCsp(hostHeader: string | undefined, allowedOrigins: Iterable<string> = []): string {
+  const connect = ["'self'"];
+  const h = (hostHeader ?? '').toLowerCase();
+  if (/^[a-z0-9.-]+(:\d{1,5})?$|^\[[0-9a-f:.]+\](:\d{1,5})?$/.test(h))
+    connect.push(`ws://${h}`, `wss://${h}`);
+  for (const o of allowedOrigins) {
+    const m = /^(https?):\/\/([a-z0-9.-]+|\[[0-9a-f:.]+\])(:\d{1,5})?$/.exec(o.toLowerCase());
+    if (!m) continue;
+    connect.push(o.toLowerCase(), `${m[1] === 'https' ? 'wss' : 'ws'}://${m[2]}${m[3] ?? ''}`);
+  }
+  return [
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self' 'unsafe-inline'",
+    "img-src 'self' data: blob:",
+    `connect-src ${[...new Set(connect)].join(' ')}`,
+    "object-src 'none'",
+    "base-uri 'none'",
+    "form-action 'none'",
+    "frame-ancestors 'none'",
+  ].join('; ');
+}
+
 /** The file under `root` a URL path names, or null (outside the root, missing, not a file). */
 export function resolveStatic(root: string, urlPath: string): string | null {
   let rel: string;
@@ -41,17 +70,22 @@ export function resolveStatic(root: string, urlPath: string): string | null {
   return path.extname(rel) === '' ? tryFile(path.join(realRoot, 'index.html')) : null;
 }
 
-export function serveStatic(root: string, req: http.IncomingMessage, res: http.ServerResponse): void {
+export function serveStatic(
+  root: string,
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  headers: Record<string, string> = BASE_HEADERS,
+): void {
   const file = resolveStatic(root, req.url ?? '/');
   if (!file) {
-    res.writeHead(404, { ...BASE_HEADERS, 'Content-Type': 'text/plain; charset=utf-8' });
+    res.writeHead(404, { ...headers, 'Content-Type': 'text/plain; charset=utf-8' });
     res.end('not found\n');
     return;
   }
   const type = contentTypeOf(file);
   const st = fs.statSync(file);
   res.writeHead(200, {
-    ...BASE_HEADERS,
+    ...headers,
     'Content-Type': type,
     'Content-Length': st.size,
     'Cache-Control': path.basename(file) === 'index.html' ? 'no-cache' : 'public, max-age=3600',

@@ -24,7 +24,7 @@ import { WebSocket, WebSocketServer } from 'ws';
 import type { ApiEvents, ClientMessage, EventName, ServerMessage } from '../contract.ts';
 import { API_VERSION, EVENT_NAMES } from '../contract.ts';
 import { ApiError, toApiError } from '../errors.ts';
-import { BASE_HEADERS, serveStatic } from './http-static.ts';
+import { BASE_HEADERS, serverCsp, serveStatic } from './http-static.ts';
 
 /** What the transport needs from the backend (WorkbenchService implements it). */
 export interface ApiBackend {
@@ -123,22 +123,23 @@ export async function startApiServer(opts: ApiServerOptions): Promise<RunningApi
 
   const httpServer = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
+    const headers = { ...BASE_HEADERS, 'Content-Security-Policy': serverCsp(req.headers.host, allowed) };
     if (req.method !== 'GET' && req.method !== 'HEAD') {
-      res.writeHead(405, { ...BASE_HEADERS, Allow: 'GET, HEAD', 'Content-Type': 'text/plain' });
+      res.writeHead(405, { ...headers, Allow: 'GET, HEAD', 'Content-Type': 'text/plain' });
       res.end('method not allowed\n');
       return;
     }
     if (url.pathname === '/health') {
-      res.writeHead(200, { ...BASE_HEADERS, 'Content-Type': 'application/json' });
+      res.writeHead(200, { ...headers, 'Content-Type': 'application/json' });
       res.end(JSON.stringify({ ok: true, app: 'circuit-workbench', apiVersion: API_VERSION }));
       return;
     }
     if (staticDir) {
-      serveStatic(staticDir, req, res);
+      serveStatic(staticDir, req, res, headers);
       return;
     }
     res.writeHead(url.pathname === '/' ? 200 : 404, {
-      ...BASE_HEADERS,
+      ...headers,
       'Content-Type': 'text/plain; charset=utf-8',
     });
     res.end(
