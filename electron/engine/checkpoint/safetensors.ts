@@ -11,6 +11,14 @@ import type { DType, TensorInfo } from './tensor.ts';
 /** Headers larger than this are rejected (as the reference implementation does). */
 export const MAX_HEADER_BYTES = 100_000_000;
 
+/**
+ * Most tensor entries one safetensors file may declare. Real files hold a few thousand at most
+ * (a whole MoE checkpoint tens of thousands, across shards); a header of 1.4M tiny entries
+ * took 21 s and 1.6 GB to parse. Checked before JSON.parse by counting `{` bytes (every entry
+ * is an object, so that count bounds the number of entries).
+ */
+export const MAX_HEADER_ENTRIES = 100_000;
+
 export interface ParsedSafetensorsHeader {
   /** Tensors in header order, offsets relative to the data buffer. */
   tensors: { name: string; dtype: DType; shape: number[]; begin: number; end: number }[];
@@ -30,6 +38,15 @@ export function parseSafetensorsHeader(
   bufferLength: number,
   file: string,
 ): ParsedSafetensorsHeader {
+  let braces = 0;
+  for (let i = 0; i < headerBytes.length; i++) if (headerBytes[i] === 0x7b) braces++;
+  if (braces > MAX_HEADER_ENTRIES + 2) {
+    throw new EngineError(
+      'header',
+      `safetensors header holds ${braces} JSON objects, more than the ${MAX_HEADER_ENTRIES} tensor entries allowed`,
+      { file },
+    );
+  }
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(headerBytes);
