@@ -297,6 +297,10 @@ describe('traces', () => {
     const v = await h.client.call('graphs.view', { traceId: trace.id });
     const { json, fileName } = await h.client.call('graphs.exportJson', { traceId: trace.id });
     expect(fileName).toMatch(/\.json$/);
+    // No local paths leak (issue 14, item 9): the transcoder folder goes out by name.
+    const list = (JSON.parse(json) as { metadata: { transcoder_list: string[] } }).metadata.transcoder_list;
+    expect(list).toEqual([path.basename(TINY.transcoderDir())]);
+    expect(json).not.toContain(TINY.transcoderDir());
     const doc = importGraphJson(json);
     expect(doc.nodes.map((n) => n.node_id)).toEqual(v.nodes.map((n) => n.id));
     expect(doc.links.source.length).toBe(v.edges.source.length);

@@ -94,6 +94,17 @@ function checkExtra(extra: JsonObject | undefined, known: readonly string[], fie
 }
 
 /** Builds the normalized document for a pruned graph. */
+/**
+ * What `metadata.transcoder_list` carries for one transcoder: a name, never a local path. An
+ * absolute path (POSIX, Windows drive or UNC) becomes its last component (the folder or file
+ * name); names such as a Hugging Face repo id are kept.
+ */
+export function transcoderName(entry: string): string {
+  if (!/^(\/|[A-Za-z]:[\\/]|\\\\|~[\\/])/.test(entry)) return entry;
+  const parts = entry.split(/[\\/]+/).filter((p) => p !== '');
+  return parts.at(-1) ?? '';
+}
+
 export function buildGraphDocument(input: GraphExportInput): GraphDocument {
   const { raw, pruned } = input;
   const n = raw.nodes;
@@ -256,7 +267,7 @@ export function buildGraphDocument(input: GraphExportInput): GraphDocument {
   const metadata: GraphMetadata = {
     slug: m.slug,
     scan: m.scan,
-    transcoder_list: [...(m.transcoderList ?? [])],
+    transcoder_list: (m.transcoderList ?? []).map(transcoderName),
     prompt_tokens: n.promptTokens.map(processToken),
     prompt: m.prompt,
     node_threshold: pruned.nodeThreshold,

@@ -145,6 +145,22 @@ describe('ids', () => {
 });
 
 describe('export', () => {
+  it('names transcoders in metadata.transcoder_list, never absolute local paths (issue 14, item 9)', () => {
+    const input = handExport();
+    input.metadata.transcoderList = [
+      '/home/alice/models/gemmascope-transcoders/',
+      'C:\\Users\\alice\\clt',
+      'mntss/gemma-scope-transcoders',
+    ];
+    const { graph, json } = exportGraphJson(input);
+    expect(graph.metadata.transcoder_list).toEqual([
+      'gemmascope-transcoders',
+      'clt',
+      'mntss/gemma-scope-transcoders',
+    ]);
+    expect(json).not.toMatch(/alice/);
+  });
+
   it('writes circuit-tracer fields', () => {
     const { graph, json, document } = exportGraphJson(handExport());
     expect(JSON.parse(json)).toEqual(graph);
