@@ -177,14 +177,52 @@ export class ConfigReader {
   }
 }
 
+/** The most a config file (config.json, tokenizer_config.json, config.yaml) may hold. */
+export const MAX_CONFIG_BYTES = 4 * 2 ** 20;
+
+/**
+ * Reads a small regular file whole, without blocking on what is not one: it is opened
+ * non-blocking (a FIFO with no writer would block the open), fstat-ed, refused unless it is a
+ * regular file of at most `maxBytes` (a device such as /dev/zero, a FIFO or a folder never gets
+ * read), and read no further than the size fstat gave. `missing` when it cannot be opened,
+ * `io` when it is not a regular file, `limit` when it is too large.
+ */
+export function readSmallRegularFile(file: string, maxBytes: number, what = path.basename(file)): string {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0));
+  } catch (e) {
+    throw new EngineError('missing', `cannot read ${what}: ${(e as Error).message}`, { file });
+  }
+  try {
+    const st = fs.fstatSync(fd);
+    if (!st.isFile()) {
+      throw new EngineError('io', `${what} is not a regular file (a device, FIFO, socket or folder)`, {
+        file,
+      });
+    }
+    if (st.size > maxBytes) {
+      throw new EngineError('io', `${what} is ${st.size} bytes; at most ${maxBytes} are read`, { file });
+    }
+    const buf = Buffer.alloc(st.size);
+    let off = 0;
+    while (off < buf.length) {
+      const n = fs.readSync(fd, buf, off, buf.length - off, off);
+      if (n === 0) break;
+      off += n;
+    }
+    return buf.subarray(0, off).toString('utf8');
+  } catch (e) {
+    if (e instanceof EngineError) throw e;
+    throw new EngineError('io', `cannot read ${what}: ${(e as Error).message}`, { file });
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 export function readConfigJson(dir: string): ConfigReader {
   const file = path.join(dir, 'config.json');
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new EngineError('missing', `cannot read config.json: ${(e as Error).message}`, { file });
-  }
+  const text = readSmallRegularFile(file, MAX_CONFIG_BYTES, 'config.json');
   let raw: unknown;
   try {
     raw = JSON.parse(text);

@@ -85,16 +85,32 @@ function readDir(dir: string): fs.Dirent[] {
   }
 }
 
-/** `.npz` files under `dir` (depth ≤ 6) whose path names a `layer_{L}`, grouped by L. */
+/** How deep and how wide the npz search may go before it gives up (a wrong folder, e.g. /usr). */
+export const WALK_MAX_DEPTH = 6;
+export const WALK_MAX_ENTRIES = 20_000;
+
+/**
+ * `.npz` files under `dir` (depth ≤ WALK_MAX_DEPTH) whose path names a `layer_{L}`, grouped by
+ * L. More than WALK_MAX_ENTRIES entries seen is an `io` error naming the folder, so a wrong
+ * folder fails at once instead of freezing the caller while the whole tree is listed.
+ */
 function walkNpz(dir: string): Map<number, string[]> {
   const found = new Map<number, string[]>();
+  let seen = 0;
   const visit = (d: string, rel: string, depth: number) => {
     for (const ent of readDir(d)) {
+      if (++seen > WALK_MAX_ENTRIES) {
+        throw new EngineError(
+          'io',
+          `the transcoder folder holds more than ${WALK_MAX_ENTRIES} entries within ${WALK_MAX_DEPTH} levels; point it at the folder that holds the transcoder files`,
+          { file: dir },
+        );
+      }
       if (ent.name.startsWith('.') || ent.name === 'node_modules') continue;
       const r = rel ? `${rel}/${ent.name}` : ent.name;
       const full = path.join(d, ent.name);
       if (ent.isDirectory()) {
-        if (depth < 6) visit(full, r, depth + 1);
+        if (depth < WALK_MAX_DEPTH) visit(full, r, depth + 1);
       } else if (ent.name.endsWith('.npz')) {
         const layer = layerFromPath(r);
         if (layer === undefined) continue;
