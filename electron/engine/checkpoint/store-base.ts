@@ -3,7 +3,7 @@
  * locations (through lazily opened FileReaders), copies for `memory` locations, float32
  * decoding and row reads that fetch only the requested rows (adjacent rows coalesced).
  */
-import { EngineError } from '../errors.ts';
+import { EngineError, type EngineErrorContext } from '../errors.ts';
 import { copyBytes, DTYPE_SIZE, decodeToFloat32, numElements } from './dtype.ts';
 import { assertArrayLength, byteWindow, FileReader, IO_CHUNK } from './file-reader.ts';
 import type { TensorInfo, TensorStore } from './tensor.ts';
@@ -14,6 +14,19 @@ let piece: Uint8Array | null = null;
 function decodePiece(): Uint8Array {
   if (!piece || piece.byteLength !== DECODE_PIECE.bytes) piece = new Uint8Array(DECODE_PIECE.bytes);
   return piece;
+}
+
+/**
+ * Throws EngineError('bounds') naming the tensor (and file, via `ctx`) when `values` holds a
+ * NaN or ±Inf (x − x is 0 exactly for finite x). One pass, no allocation.
+ */
+export function assertFinite(values: Float32Array, ctx: EngineErrorContext, offset = 0): void {
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (v - v !== 0) {
+      throw new EngineError('bounds', `value ${v} at element ${offset + i} is not finite (NaN or ±Inf)`, ctx);
+    }
+  }
 }
 
 /** Upper bound of bytes fetched by one coalesced row read. */
@@ -121,18 +134,28 @@ export abstract class BaseTensorStore implements TensorStore {
       const raw = this.readRaw(name);
       // the raw copy is ours and aligned: F32 needs no second copy
       if (info.dtype === 'F32' && raw.byteOffset % 4 === 0) {
-        return new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4);
+        const f = new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4);
+        assertFinite(f, ctx);
+        return f;
       }
-      return decodeToFloat32(info.dtype, raw, undefined, ctx);
+      const f = decodeToFloat32(info.dtype, raw, undefined, ctx);
+      assertFinite(f, ctx);
+      return f;
     }
     // One output array, filled in pieces (F32 read in place, others decoded).
     if (!out) assertArrayLength(n, `tensor ${name}`, ctx);
     const res = out ?? new Float32Array(n);
+    // every decoded value is checked (one cheap pass): a NaN or Inf weight fails here, naming
+    // file and tensor, not as a non-finite graph entry after a whole attribution
+    const checked = (r: Float32Array): Float32Array => {
+      assertFinite(r, ctx);
+      return r;
+    };
     if (loc.kind === 'memory')
-      return decodeToFloat32(info.dtype, loc.data.subarray(0, info.byteLength), res, ctx);
+      return checked(decodeToFloat32(info.dtype, loc.data.subarray(0, info.byteLength), res, ctx));
     if (info.dtype === 'F32') {
       this.readRawInto(name, res);
-      return res;
+      return checked(res);
     }
     const size = DTYPE_SIZE[info.dtype];
     const piece = decodePiece();
@@ -141,7 +164,8 @@ export abstract class BaseTensorStore implements TensorStore {
     for (let i = 0; i < n; i += step) {
       const m = Math.min(step, n - i);
       reader.readInto(piece, 0, m * size, loc.byteOffset + i * size, ctx);
-      decodeToFloat32(info.dtype, piece.subarray(0, m * size), res.subarray(i, i + m), ctx);
+      const part = decodeToFloat32(info.dtype, piece.subarray(0, m * size), res.subarray(i, i + m), ctx);
+      assertFinite(part, ctx, i);
     }
     return res;
   }

@@ -9,7 +9,9 @@ import type { ModelConfig } from '../arch/config.ts';
 import { readConfigJson } from '../arch/config.ts';
 import type { ArchitectureFamily, ModelWeights } from '../arch/family.ts';
 import { parseModelConfig } from '../arch/registry.ts';
+import { isFloatDType } from '../checkpoint/dtype.ts';
 import { openCheckpointTensors } from '../checkpoint/open.ts';
+import { assertFinite } from '../checkpoint/store-base.ts';
 import type { DType, TensorStore } from '../checkpoint/tensor.ts';
 import { EngineError } from '../errors.ts';
 import { expectedTensorShapes } from './expected-shapes.ts';
@@ -58,6 +60,15 @@ export function openModel(dir: string): OpenedModel {
           { file: info.sourceFile, tensor: name },
         );
       }
+      if (!isFloatDType(info.dtype)) {
+        throw new EngineError('dtype', `tensor is ${info.dtype}, model weights must be a float dtype`, {
+          file: info.sourceFile,
+          tensor: name,
+        });
+      }
+      // 1-D tensors (norm weights, biases) are d-sized: read whole and checked for NaN/Inf
+      if (shape.length === 1)
+        assertFinite(tensors.readFloat32(name), { file: info.sourceFile, tensor: name });
       files.add(info.sourceFile);
       dtypes[info.dtype] = (dtypes[info.dtype] ?? 0) + 1;
     }

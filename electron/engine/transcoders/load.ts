@@ -11,6 +11,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { assertFinite } from '../checkpoint/store-base.ts';
 import { EngineError } from '../errors.ts';
 import { resolveActivation } from './activation.ts';
 import { CONFIG_FILE_NAME, readTranscoderConfig, type TranscoderConfig } from './config.ts';
@@ -86,6 +87,14 @@ export function loadTranscoderSet(dir: string): TranscoderSet {
           `layer ${src.layer}: ${b.name} has length ${geometry.dModel} but layer 0's has ${first.dModel}`,
           { file: b.sourceFile, tensor: b.name },
         );
+      }
+      // the per-feature vectors are small: read whole at load and checked for NaN/Inf
+      for (const ref of [src.refs.b_enc, src.refs.b_dec, src.refs.threshold]) {
+        if (ref)
+          assertFinite(ref.store.readFloat32(ref.info.name), {
+            file: ref.info.sourceFile,
+            tensor: ref.info.name,
+          });
       }
       geometries.push(geometry);
     }

@@ -4,6 +4,7 @@
  * against the model it is used with (width, layer count, hooks).
  */
 import path from 'node:path';
+import { isFloatDType } from '../checkpoint/dtype.ts';
 import type { TensorInfo } from '../checkpoint/tensor.ts';
 import { EngineError } from '../errors.ts';
 import { gemmaScopePattern } from './discover.ts';
@@ -61,6 +62,18 @@ export function checkLayerTensors(
   const bad = (info: TensorInfo, msg: string) =>
     problems.push(new EngineError('shape', `layer ${layer}: ${msg}`, where(info)));
 
+  for (const info of [t.W_enc, t.b_enc, t.W_dec, t.b_dec, t.threshold, t.W_skip]) {
+    if (info && !isFloatDType(info.dtype)) {
+      problems.push(
+        new EngineError(
+          'dtype',
+          `layer ${layer}: ${info.name} is ${info.dtype}, transcoder weights must be a float dtype`,
+          where(info),
+        ),
+      );
+    }
+  }
+  if (problems.length > 0) return { geometry: null, problems };
   if (t.b_enc.shape.length !== 1) bad(t.b_enc, `${t.b_enc.name} must be 1-D [d_t], got ${shapeStr(t.b_enc)}`);
   if (t.b_dec.shape.length !== 1) bad(t.b_dec, `${t.b_dec.name} must be 1-D [d], got ${shapeStr(t.b_dec)}`);
   if (problems.length > 0) return { geometry: null, problems };
