@@ -36,6 +36,8 @@ export abstract class BaseTensorStore implements TensorStore {
   abstract readonly description: string;
   protected readonly entries = new Map<string, TensorInfo>();
   private readonly readers = new Map<string, FileReader>();
+  /** Tensors whose every value was found finite (see readFloat32). */
+  private readonly finiteTensors = new Set<string>();
 
   names(): string[] {
     return [...this.entries.keys()];
@@ -130,32 +132,34 @@ export abstract class BaseTensorStore implements TensorStore {
       throw new EngineError('argument', `output holds ${out.length} values, the tensor ${n}`, ctx);
     }
     const loc = info.location;
+    // Every decoded value is checked once per tensor (a pass over it): a NaN or Inf weight fails
+    // here, naming file and tensor, not as a non-finite graph entry after a whole attribution;
+    // streamed weights, decoded per forward, are not scanned again.
+    const fresh = !this.finiteTensors.has(name);
+    const checked = (r: Float32Array, offset = 0): Float32Array => {
+      if (fresh) assertFinite(r, ctx, offset);
+      return r;
+    };
+    const done = (r: Float32Array): Float32Array => {
+      this.finiteTensors.add(name);
+      return r;
+    };
     if (!out && (loc.kind === 'memory' || info.byteLength <= IO_CHUNK.bytes)) {
       const raw = this.readRaw(name);
       // the raw copy is ours and aligned: F32 needs no second copy
       if (info.dtype === 'F32' && raw.byteOffset % 4 === 0) {
-        const f = new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4);
-        assertFinite(f, ctx);
-        return f;
+        return done(checked(new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4)));
       }
-      const f = decodeToFloat32(info.dtype, raw, undefined, ctx);
-      assertFinite(f, ctx);
-      return f;
+      return done(checked(decodeToFloat32(info.dtype, raw, undefined, ctx)));
     }
     // One output array, filled in pieces (F32 read in place, others decoded).
     if (!out) assertArrayLength(n, `tensor ${name}`, ctx);
     const res = out ?? new Float32Array(n);
-    // every decoded value is checked (one cheap pass): a NaN or Inf weight fails here, naming
-    // file and tensor, not as a non-finite graph entry after a whole attribution
-    const checked = (r: Float32Array): Float32Array => {
-      assertFinite(r, ctx);
-      return r;
-    };
     if (loc.kind === 'memory')
-      return checked(decodeToFloat32(info.dtype, loc.data.subarray(0, info.byteLength), res, ctx));
+      return done(checked(decodeToFloat32(info.dtype, loc.data.subarray(0, info.byteLength), res, ctx)));
     if (info.dtype === 'F32') {
       this.readRawInto(name, res);
-      return checked(res);
+      return done(checked(res));
     }
     const size = DTYPE_SIZE[info.dtype];
     const piece = decodePiece();
@@ -164,10 +168,9 @@ export abstract class BaseTensorStore implements TensorStore {
     for (let i = 0; i < n; i += step) {
       const m = Math.min(step, n - i);
       reader.readInto(piece, 0, m * size, loc.byteOffset + i * size, ctx);
-      const part = decodeToFloat32(info.dtype, piece.subarray(0, m * size), res.subarray(i, i + m), ctx);
-      assertFinite(part, ctx, i);
+      checked(decodeToFloat32(info.dtype, piece.subarray(0, m * size), res.subarray(i, i + m), ctx), i);
     }
-    return res;
+    return done(res);
   }
 
   /**
