@@ -11,6 +11,11 @@
  *   page cannot reach the API through DNS rebinding.
  * - Messages are bounded (maxPayloadBytes, default MAX_MESSAGE_BYTES); every call is validated
  *   by the service's schema.
+ * - Backpressure: a reply is not queued while more than maxBufferedBytes (default
+ *   MAX_BUFFERED_BYTES) already wait for that client to read them; the call gets an
+ *   `unavailable` error instead, so a client that never reads cannot grow the server. A client
+ *   that stops reading also stops answering pings and is dropped at the next heartbeat, which
+ *   frees what was buffered for it.
  * - A malformed or oversized frame closes that connection only (1002 protocol error, 1007
  *   invalid UTF-8, 1009 too big); every socket has an error handler, so no client can take the
  *   server down.
@@ -45,6 +50,8 @@ export interface ApiServerOptions {
   /** Folder of the built UI, served over HTTP when it exists. */
   staticDir?: string | null;
   maxPayloadBytes?: number;
+  /** The most reply bytes kept waiting for one client to read (default MAX_BUFFERED_BYTES). */
+  maxBufferedBytes?: number;
   log?: (line: string) => void;
 }
 
@@ -70,6 +77,12 @@ const EVENTS: readonly EventName[] = EVENT_NAMES;
  * valid call is cut; anything bigger is closed with 1009 before it is buffered.
  */
 export const MAX_MESSAGE_BYTES = 2 ** 29 - 24;
+
+/**
+ * The most reply bytes queued for one client before further replies are refused. One reply
+ * is always sent when nothing waits, however large, so no valid call is cut.
+ */
+export const MAX_BUFFERED_BYTES = 64 * 2 ** 20;
 
 export function isLoopbackHost(host: string): boolean {
   const h = host.replace(/^\[|\]$/g, '').toLowerCase();
@@ -193,6 +206,26 @@ export async function startApiServer(opts: ApiServerOptions): Promise<RunningApi
   const send = (ws: WebSocket, m: ServerMessage) => {
     if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(m));
   };
+  const maxBuffered = opts.maxBufferedBytes ?? MAX_BUFFERED_BYTES;
+  /** A call's reply, unless the client has not read what was already sent (backpressure). */
+  const reply = (ws: WebSocket, id: number, result: unknown) => {
+    if (ws.readyState !== WebSocket.OPEN) return;
+    const text = JSON.stringify({ type: 'result', id, result: result ?? null } satisfies ServerMessage);
+    const waiting = ws.bufferedAmount;
+    if (waiting > 0 && waiting + Buffer.byteLength(text) > maxBuffered) {
+      log(`refused a ${text.length}-character reply: ${waiting} bytes wait for that client to read`);
+      send(ws, {
+        type: 'error',
+        id,
+        error: {
+          code: 'unavailable',
+          message: `the reply was not sent: ${waiting} bytes of earlier replies still wait for this client to read them; read replies before making more calls`,
+        },
+      });
+      return;
+    }
+    ws.send(text);
+  };
 
   wss.on('connection', (ws: WebSocket & { alive?: boolean }) => {
     ws.alive = true;
@@ -244,7 +277,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<RunningApi
         return;
       }
       opts.backend.call(msg.method, msg.params).then(
-        (result) => send(ws, { type: 'result', id: msg.id, result: result ?? null }),
+        (result) => reply(ws, msg.id, result),
         (e) => send(ws, { type: 'error', id: msg.id, error: toApiError(e).toJSON() }),
       );
     });
