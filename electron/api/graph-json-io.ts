@@ -73,6 +73,10 @@ export interface ImportedForStore {
 
 const CLERP = /^Output "(.*)" \(p=[^)]*\)$/s;
 
+/** Largest imported models: layers, and layers × prompt positions (the error nodes). */
+export const MAX_IMPORT_LAYERS = 1024;
+export const MAX_IMPORT_ERROR_NODES = 2_000_000;
+
 export function importedToStorable(doc: ImportedGraph): ImportedForStore {
   const T = doc.metadata.prompt_tokens.length;
   if (T === 0) throw new ApiError('invalid_params', 'the graph has no prompt tokens', { field: 'json' });
@@ -91,6 +95,17 @@ export function importedToStorable(doc: ImportedGraph): ImportedForStore {
     if (p.kind === 'feature' || p.kind === 'error') maxLayer = Math.max(maxLayer, p.layer);
   });
   const nLayers = logitLayer > 0 ? logitLayer - 1 : maxLayer + 1;
+  // The stored graph has an error node per (layer, position), allocated whole: a 46 KB file
+  // naming logit layer 1,000,001 would otherwise become ~100M nodes.
+  if (nLayers > MAX_IMPORT_LAYERS || nLayers * T > MAX_IMPORT_ERROR_NODES) {
+    throw new ApiError(
+      'invalid_params',
+      `the graph's layers (${nLayers}${logitLayer > 0 ? `, from its logit layer ${logitLayer}` : ''}) × ` +
+        `its ${T} positions are more than is imported (at most ${MAX_IMPORT_LAYERS} layers and ` +
+        `${MAX_IMPORT_ERROR_NODES.toLocaleString('en-US')} layer × position pairs)`,
+      { field: 'json' },
+    );
+  }
   if (maxLayer >= nLayers) {
     throw new ApiError('invalid_params', `a node has layer ${maxLayer}, not below the logit layer`, {
       field: 'json',
