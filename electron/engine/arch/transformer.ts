@@ -5,7 +5,6 @@
  *
  * Layout: one sequence, no batch dimension: `input_ids` int64 [T]; activations [T, d].
  */
-import type { TensorInfo } from '../checkpoint/tensor.ts';
 import type { GraphBuilder } from '../onnx/graph-builder.ts';
 import type { ModelConfig } from './config.ts';
 import type { AttentionWeights, MlpWeights, ModelWeights, NormWeights } from './family.ts';
@@ -18,12 +17,7 @@ export interface WeightSource {
    * A tensor stored elsewhere (e.g. a transcoder file), decoded with `decode` (into `out` when
    * the caller streams it into a reused array). Registered under `name`, so graphs share it.
    */
-  fromInfo(
-    name: string,
-    shape: readonly number[],
-    info: TensorInfo,
-    decode: (out?: Float32Array) => Float32Array,
-  ): string;
+  decoded(name: string, shape: readonly number[], decode: (out?: Float32Array) => Float32Array): string;
   /** A float32 constant computed from checkpoint tensors, e.g. Gemma's (1 + w). */
   derived(name: string, shape: readonly number[], compute: () => Float32Array): string;
   readFloat32(name: string, shape: readonly number[]): Float32Array;
@@ -100,20 +94,13 @@ export function emitTransformerForward(
 
   let x: string;
   let embedW: string | undefined;
-  let T: string;
-  const lengthOf = (v: string) => g.op('Squeeze', [g.op('Shape', [v]), g.constInt64([0])]);
-  if (from > 0) {
-    x = g.input(forwardInputs.residIn, 'float32', ['T', d]);
-    T = g.gather(g.op('Shape', [x]), g.constInt64([0], []));
-  } else if (layout.embedding === 'rows') {
-    x = g.input(forwardInputs.tokenEmbeddings, 'float32', ['T', d]);
-    T = g.gather(g.op('Shape', [x]), g.constInt64([0], []));
-  } else {
-    const ids = g.input(forwardInputs.ids, 'int64', ['T']);
-    T = lengthOf(ids);
+  if (from > 0) x = g.input(forwardInputs.residIn, 'float32', ['T', d]);
+  else if (layout.embedding === 'rows') x = g.input(forwardInputs.tokenEmbeddings, 'float32', ['T', d]);
+  else {
     embedW = weights.tensor(names.embed, [cfg.vocabSize, d]);
-    x = g.gather(embedW, ids);
+    x = g.gather(embedW, g.input(forwardInputs.ids, 'int64', ['T']));
   }
+  const T = g.gather(g.op('Shape', [x]), g.constInt64([0], [])); // x is [T, d] whatever came in
   const positions = g.op('Range', [g.constInt64([0], []), T, g.constInt64([1], [])]);
 
   // ---- embeddings ----

@@ -27,7 +27,7 @@ function build(
     // W_skip is the one weight the model's checkpoint does not hold.
     skip: Array.from({ length: set.nLayers }, (_, l) => {
       const skip = set.kind === 'plt' ? set.layerTensors(l).W_skip : undefined;
-      return skip ? source.fromInfo(`tc:${l}:W_skip`, [d, d], skip, () => set.skipFloat32(l)!) : undefined;
+      return skip ? source.decoded(`tc:${l}:W_skip`, [d, d], () => set.skipFloat32(l)!) : undefined;
     }),
   };
   emit(g, source, tc);

@@ -154,23 +154,7 @@ export abstract class BaseTensorStore implements TensorStore {
     }
     // One output array, filled in pieces (F32 read in place, others decoded).
     if (!out) assertArrayLength(n, `tensor ${name}`, ctx);
-    const res = out ?? new Float32Array(n);
-    if (loc.kind === 'memory')
-      return done(checked(decodeToFloat32(info.dtype, loc.data.subarray(0, info.byteLength), res, ctx)));
-    if (info.dtype === 'F32') {
-      this.readRawInto(name, res);
-      return done(checked(res));
-    }
-    const size = DTYPE_SIZE[info.dtype];
-    const piece = decodePiece();
-    const step = Math.max(1, Math.floor(piece.byteLength / size));
-    const reader = this.reader(loc.file);
-    for (let i = 0; i < n; i += step) {
-      const m = Math.min(step, n - i);
-      reader.readInto(piece, 0, m * size, loc.byteOffset + i * size, ctx);
-      checked(decodeToFloat32(info.dtype, piece.subarray(0, m * size), res.subarray(i, i + m), ctx), i);
-    }
-    return done(res);
+    return done(checked(this.readFloat32Range(name, 0, out ?? new Float32Array(n))));
   }
 
   /**
@@ -200,13 +184,8 @@ export abstract class BaseTensorStore implements TensorStore {
     }
     const reader = this.reader(loc.file);
     if (info.dtype === 'F32') {
-      reader.readInto(
-        new Uint8Array(out.buffer, out.byteOffset, out.byteLength),
-        0,
-        out.byteLength,
-        loc.byteOffset + start * 4,
-        ctx,
-      );
+      // straight into `out` (readInto windows it per chunk: no view over 4 GiB)
+      reader.readInto(out, 0, out.byteLength, loc.byteOffset + start * 4, ctx);
       return out;
     }
     const piece = decodePiece();

@@ -13,6 +13,7 @@
  * Both report each tracked token's demeaned pre-softcap logit (what a logit target of the
  * graph measures) before and after (`targetLogitChanges`).
  */
+import { forwardInputs } from '../arch/transformer.ts';
 import { Attributor, type AttributorOptions, type PreparedPrompt } from '../attribution/attribute.ts';
 import { EngineError } from '../errors.ts';
 import { topNextTokens } from '../model/next-token.ts';
@@ -402,7 +403,7 @@ export class Intervener {
     const d = this.model.config.hiddenSize;
     const feeds: Record<string, ort.Tensor> = {
       ...this.attributor.forward.feeder.feeds(this.closedLoop.inputNames),
-      token_embeddings: new ort.Tensor(
+      [forwardInputs.tokenEmbeddings]: new ort.Tensor(
         'float32',
         this.model.tensors.readRowsFloat32(this.model.weightNames.embed, tokenIds),
         [T, d],

@@ -15,7 +15,7 @@ import { GraphBuilder } from '../onnx/graph-builder.ts';
 import type { TranscoderSet } from '../transcoders/types.ts';
 import type { OpenedModel } from './open-model.ts';
 import { emitTranscoderEncoders } from './transcoder-encoder.ts';
-import type { WeightFeeder } from './weight-feeder.ts';
+import { float32Bytes, type WeightFeeder } from './weight-feeder.ts';
 import { FedWeightSource } from './weight-source.ts';
 
 /** Hooks the forward pass computes outside the segments, through the logit head. */
@@ -73,13 +73,12 @@ export function layerWeightBytes(model: OpenedModel, set?: TranscoderSet): numbe
   const skip = new Set([model.weightNames.embed, model.weightNames.lmHead]);
   let total = 0;
   for (const [name, shape] of model.expectedShapes) {
-    if (!skip.has(name)) total += shape.reduce((a, b) => a * b, 4);
+    if (!skip.has(name)) total += float32Bytes(shape);
   }
-  if (set) for (let l = 0; l < set.nLayers; l++) total += set.dTranscoderPerLayer[l] * set.dModel * 4;
+  if (set)
+    for (let l = 0; l < set.nLayers; l++) total += float32Bytes([set.dTranscoderPerLayer[l], set.dModel]);
   return total;
 }
-
-const float32Size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 4);
 
 export function compileForward(
   model: OpenedModel,
@@ -92,7 +91,7 @@ export function compileForward(
   const budget = opts.residentWeightBytes ?? defaultResidentWeightBytes();
   const streamed = bytes > budget;
   const names = model.weightNames;
-  const vocabBytes = float32Size(model.expectedShapes.get(names.lmHead ?? names.embed) ?? []);
+  const vocabBytes = float32Bytes(model.expectedShapes.get(names.lmHead ?? names.embed) ?? []);
   const headInGraph = !streamed && bytes + vocabBytes * (names.lmHead ? 2 : 1) <= budget;
   const bounds = streamed ? Array.from({ length: L }, (_, l) => [l, l + 1]) : [[0, L]];
   const segments = bounds.map(([from, to]) => {

@@ -4,6 +4,7 @@
  * order (weights fed per segment, see forward-graph.ts), and the logits come from the
  * streamed unembedding (logit-head.ts).
  */
+import { forwardInputs } from '../arch/transformer.ts';
 import { EngineError } from '../errors.ts';
 import type { ProviderName } from '../runtime/providers.ts';
 import { createSession, ort, type SessionOptions } from '../runtime/session.ts';
@@ -12,6 +13,7 @@ import { type CompiledForward, compileForward, defaultResidentWeightBytes } from
 import { LogitHead } from './logit-head.ts';
 import type { OpenedModel } from './open-model.ts';
 import { WeightFeeder } from './weight-feeder.ts';
+import { WEIGHT_INPUT_PREFIX } from './weight-source.ts';
 
 export interface HookValue {
   dims: number[];
@@ -60,8 +62,12 @@ export class ForwardPass {
         model.config.finalSoftcap,
         {
           ...sessionOpts,
-          // What the layers leave of the budget (the unembedding is kept only if it fits too).
+          // What the layers leave of the budget (the unembedding is kept only if it fits too);
+          // the complete graph already holds it decoded.
           residentBytes: compiled.streamed ? 0 : residentWeightBytes - compiled.layerWeightBytes,
+          residentValues: compiled.headInGraph
+            ? () => feeder.residentValues(`${WEIGHT_INPUT_PREFIX}${names.lmHead ?? names.embed}`)
+            : undefined,
         },
       );
       return new ForwardPass(model, compiled, sessions, head, feeder, first.provider);
@@ -112,8 +118,8 @@ export class ForwardPass {
     const d = this.model.config.hiddenSize;
     const wanted = new Set(hooks);
     const needLogits = wanted.has('logits') || wanted.has('logits_pre_softcap');
+    if (this.compiled.headInGraph) return this.runWhole(tokenIds, wanted, opts);
     const out = new Map<string, HookValue>();
-    if (this.compiled.headInGraph) return this.runWhole(tokenIds, wanted, opts, out);
     const embed = this.model.tensors.readRowsFloat32(this.model.weightNames.embed, tokenIds);
     let resid: ort.Tensor = new ort.Tensor('float32', embed, [T, d]);
     let unembedIn: Float32Array | undefined;
@@ -123,10 +129,10 @@ export class ForwardPass {
       const last = i === segments.length - 1;
       const carry = last ? 'unembed.hook_in' : `blocks.${seg.to - 1}.hook_resid_post`;
       const fetch = seg.outputs.filter((h) => wanted.has(h));
-      if (!last || needLogits) if (!fetch.includes(carry)) fetch.push(carry);
+      if ((!last || needLogits) && !fetch.includes(carry)) fetch.push(carry);
       if (!fetch.length) continue;
       const feeds = { ...this.feeder.feeds(session.inputNames) };
-      feeds[seg.from === 0 ? 'token_embeddings' : 'resid_in'] = resid;
+      feeds[seg.from === 0 ? forwardInputs.tokenEmbeddings : forwardInputs.residIn] = resid;
       const result = await session.run(feeds, fetch).finally(() => this.feeder.recycle());
       for (const h of fetch) {
         const t = result[h];
@@ -154,13 +160,13 @@ export class ForwardPass {
     tokenIds: readonly number[],
     wanted: Set<string>,
     opts: ForwardRunOptions,
-    out: Map<string, HookValue>,
   ): Promise<Map<string, HookValue>> {
     const session = this.sessions[0];
+    const out = new Map<string, HookValue>();
     const T = tokenIds.length;
     const feeds = {
       ...this.feeder.feeds(session.inputNames),
-      input_ids: new ort.Tensor(
+      [forwardInputs.ids]: new ort.Tensor(
         'int64',
         BigInt64Array.from(tokenIds, (t) => BigInt(t)),
         [T],

@@ -23,6 +23,8 @@ function headGraph(): Uint8Array {
 export interface LogitHeadOptions extends SessionOptions {
   /** Keep the decoded unembedding when it is at most this many bytes (else stream it per pass). */
   residentBytes?: number;
+  /** Where a decoded unembedding is already held (the complete forward graph's input): shared, not decoded again. */
+  residentValues?: () => Float32Array;
   chunkBytes?: number;
 }
 
@@ -41,6 +43,7 @@ export class LogitHead {
     private readonly session: ort.InferenceSession,
     private readonly keep: boolean,
     private readonly chunkRows: number,
+    private readonly shared: (() => Float32Array) | undefined,
   ) {}
 
   static async create(
@@ -51,9 +54,10 @@ export class LogitHead {
   ): Promise<LogitHead> {
     const [vocab, d] = store.info(tensor).shape;
     const { session } = await createSession(headGraph(), { ...opts, provider: opts.provider ?? 'cpu' });
-    const keep = vocab * d * 4 <= (opts.residentBytes ?? Number.POSITIVE_INFINITY);
+    const keep =
+      opts.residentValues !== undefined || vocab * d * 4 <= (opts.residentBytes ?? Number.POSITIVE_INFINITY);
     const chunkRows = Math.max(1, Math.floor((opts.chunkBytes ?? HEAD_CHUNK_BYTES) / (d * 4)));
-    return new LogitHead(store, tensor, vocab, d, softcap, session, keep, chunkRows);
+    return new LogitHead(store, tensor, vocab, d, softcap, session, keep, chunkRows, opts.residentValues);
   }
 
   /** Rows [first, first + n) of the unembedding as float32 (valid until the next call). */
@@ -70,7 +74,7 @@ export class LogitHead {
    */
   async logitsPre(x: Float32Array, n: number): Promise<Float32Array> {
     const { vocab: V, d } = this;
-    if (this.keep && !this.resident) this.resident = this.store.readFloat32(this.tensor);
+    if (this.keep && !this.resident) this.resident = this.shared?.() ?? this.store.readFloat32(this.tensor);
     const out = new Float32Array(n * V);
     const sum = this.mean ? undefined : new Float64Array(d);
     const single = this.resident !== undefined;

@@ -43,7 +43,7 @@ export function emitTranscoderLayer(
   const enc = set.encoderInfo(l);
   // Stored orientation is kept (Gemm's transB handles it): decoding is one pass, no transpose.
   const wShape = enc.encoderTransposed ? [set.dModel, dT] : [dT, set.dModel];
-  const wEnc = weights.fromInfo(`tc:${l}:W_enc`, wShape, enc, (out) => set.encoderStoredFloat32(l, out));
+  const wEnc = weights.decoded(`tc:${l}:W_enc`, wShape, (out) => set.encoderStoredFloat32(l, out));
   const bEnc = weights.derived(`tc:${l}:b_enc`, [dT], () => set.encoderBiasFloat32(l));
   const pre = g.linear(read, wEnc, bEnc, !enc.encoderTransposed);
   let acts: string;

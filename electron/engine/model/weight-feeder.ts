@@ -32,10 +32,11 @@ export function float32Bytes(dims: readonly number[]): number {
 
 export class WeightFeeder {
   private readonly weights = new Map<string, FedWeight>();
-  private readonly residentData = new Map<string, Float32Array>();
-  /** The resident weights' tensors, made once (every run feeds the same ones). */
+  /** The resident weights' tensors, decoded and made once (every run feeds the same ones). */
   private readonly residentTensors = new Map<string, ort.Tensor>();
   private residentTotal = 0;
+  /** Feeds of sessions whose weights are all resident, by the session's inputNames array. */
+  private residentFeeds = new WeakMap<readonly string[], Record<string, ort.Tensor>>();
   /** Largest bytes of streamed weights fed to one run (a memory figure for reports). */
   peakStreamedBytes = 0;
   /** Reusable arrays for streamed weights, by length, and those handed out since `recycle`. */
@@ -49,24 +50,18 @@ export class WeightFeeder {
     else if (w.resident && !existing.resident) this.weights.set(w.input, { ...existing, resident: true });
   }
 
-  has(input: string): boolean {
-    return this.weights.has(input);
-  }
-
   /** Bytes of the weights decoded and kept. */
   get residentBytes(): number {
     return this.residentTotal;
   }
 
   /**
-   * float32 values of one weight input: resident ones are decoded once; streamed ones into a
-   * pooled array that stays valid until the next `recycle()`.
+   * The tensor of one weight input: a resident one is decoded once and kept; a streamed one is
+   * decoded into a pooled array that stays valid until the next `recycle()`.
    */
-  values(input: string): Float32Array {
-    const kept = this.residentData.get(input);
+  private tensor(input: string, w: FedWeight): ort.Tensor {
+    const kept = this.residentTensors.get(input);
     if (kept) return kept;
-    const w = this.weights.get(input);
-    if (!w) throw new Error(`no weight is registered for graph input ${input}`);
     const want = float32Bytes(w.dims) / 4;
     let data: Float32Array;
     if (w.resident) data = w.load();
@@ -78,15 +73,20 @@ export class WeightFeeder {
     if (data.length !== want) {
       throw new Error(`weight ${input} decoded to ${data.length} values, expected [${w.dims}]`);
     }
+    const tensor = new ort.Tensor('float32', data, [...w.dims]);
     if (w.resident) {
-      this.residentData.set(input, data);
+      this.residentTensors.set(input, tensor);
       this.residentTotal += data.byteLength;
     }
-    return data;
+    return tensor;
   }
 
-  /** Feeds of sessions whose weights are all resident, by the session's inputNames array. */
-  private residentFeeds = new WeakMap<readonly string[], Record<string, ort.Tensor>>();
+  /** The decoded values of a resident weight input (shared, e.g. with the logit head). */
+  residentValues(input: string): Float32Array {
+    const w = this.weights.get(input);
+    if (!w?.resident) throw new Error(`no resident weight is registered for graph input ${input}`);
+    return this.tensor(input, w).data as Float32Array;
+  }
 
   /** Tensors for every weight input among `inputNames` (a session's inputs). */
   feeds(inputNames: readonly string[]): Record<string, ort.Tensor> {
@@ -94,24 +94,18 @@ export class WeightFeeder {
     if (memo) return memo;
     const feeds: Record<string, ort.Tensor> = {};
     let streamed = 0;
+    let allResident = true;
     for (const name of inputNames) {
       const w = this.weights.get(name);
       if (!w) continue;
-      const kept = this.residentTensors.get(name);
-      if (kept) {
-        feeds[name] = kept;
-        continue;
+      feeds[name] = this.tensor(name, w);
+      if (!w.resident) {
+        streamed += float32Bytes(w.dims);
+        allResident = false;
       }
-      const data = this.values(name);
-      const tensor = new ort.Tensor('float32', data, [...w.dims]);
-      if (w.resident) this.residentTensors.set(name, tensor);
-      else streamed += data.byteLength;
-      feeds[name] = tensor;
     }
     this.peakStreamedBytes = Math.max(this.peakStreamedBytes, streamed);
-    if (inputNames.every((n) => !this.weights.has(n) || this.residentTensors.has(n))) {
-      this.residentFeeds.set(inputNames, feeds);
-    }
+    if (allResident) this.residentFeeds.set(inputNames, feeds);
     return feeds;
   }
 
@@ -133,7 +127,6 @@ export class WeightFeeder {
 
   /** Frees every resident weight and pooled array. */
   clear(): void {
-    this.residentData.clear();
     this.residentTensors.clear();
     this.residentFeeds = new WeakMap();
     this.residentTotal = 0;

@@ -10,6 +10,9 @@ import { EngineError } from '../errors.ts';
 import type { GraphBuilder } from '../onnx/graph-builder.ts';
 import type { WeightFeeder } from './weight-feeder.ts';
 
+/** Graph input name of a checkpoint tensor: the prefix + its name in the checkpoint. */
+export const WEIGHT_INPUT_PREFIX = 'w:';
+
 /** Derived constants up to this many values are inlined; larger ones are fed. */
 const INLINE_MAX_VALUES = 1 << 16;
 
@@ -22,7 +25,6 @@ export class FedWeightSource implements WeightSource {
     private readonly feeder: WeightFeeder,
     /** Whether the feeder keeps this graph's weights once decoded (else per run). */
     private readonly resident: boolean,
-    private readonly prefix = 'w:',
   ) {}
 
   private checkShape(name: string, shape: readonly number[]): TensorInfo {
@@ -40,7 +42,7 @@ export class FedWeightSource implements WeightSource {
   private fed(name: string, shape: readonly number[], load: (out?: Float32Array) => Float32Array): string {
     const existing = this.created.get(name);
     if (existing) return existing;
-    const input = this.g.input(`${this.prefix}${name}`, 'float32', shape);
+    const input = this.g.input(`${WEIGHT_INPUT_PREFIX}${name}`, 'float32', shape);
     this.feeder.register({ input, dims: [...shape], load, resident: this.resident });
     this.created.set(name, input);
     return input;
@@ -51,12 +53,7 @@ export class FedWeightSource implements WeightSource {
     return this.fed(name, shape, (out) => this.store.readFloat32(name, out));
   }
 
-  fromInfo(
-    name: string,
-    shape: readonly number[],
-    _info: TensorInfo,
-    decode: (out?: Float32Array) => Float32Array,
-  ): string {
+  decoded(name: string, shape: readonly number[], decode: (out?: Float32Array) => Float32Array): string {
     return this.fed(name, shape, decode);
   }
 
@@ -66,7 +63,7 @@ export class FedWeightSource implements WeightSource {
     const n = shape.reduce((a, b) => a * b, 1);
     if (n > INLINE_MAX_VALUES) return this.fed(name, shape, compute);
     const values = compute();
-    const init = this.g.initializer(`${this.prefix}${name}`, 'float32', shape, {
+    const init = this.g.initializer(`${WEIGHT_INPUT_PREFIX}${name}`, 'float32', shape, {
       kind: 'inline',
       bytes: new Uint8Array(values.buffer, values.byteOffset, values.byteLength),
     });
