@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Annotations, GraphView, ViewNode } from '../api/types.ts';
 import { edgeScores, filterView, keepAll, needsRefetch } from './filter.ts';
-import { frameOf, layeredLayout } from './layout.ts';
+import { arrangeLayout, jitterOf, layeredLayout } from './layout.ts';
 import { sceneFromView } from './scene.ts';
 import { searchNodes } from './search.ts';
 import { subgraphScene } from './subgraph.ts';
@@ -119,7 +119,7 @@ describe('filterView', () => {
 });
 
 describe('layeredLayout', () => {
-  it('puts tokens at the bottom, logits on top ordered by probability, in a frame fixed by the shape', () => {
+  it('puts tokens at the bottom, logits on top ordered by probability', () => {
     const v = view();
     const l = layeredLayout([v]);
     const p = (id: string) => l.positions.get(id)!;
@@ -128,10 +128,7 @@ describe('layeredLayout', () => {
     expect(p('3_40_1').x).toBeLessThan(p('3_41_1').x);
     expect(p('0_10_1').y).toBeLessThan(p('1_3_1').y);
     expect(p('E_5_0').x).toBeLessThan(p('E_9_1').x);
-    expect(l.frame).toEqual(frameOf(v.nLayers, v.nPositions));
-    // A pruned view of the same trace keeps the frame (no rescale).
-    const smaller = { ...v, nodes: v.nodes.filter((n) => n.kind !== 'error') };
-    expect(layeredLayout([smaller]).frame).toEqual(l.frame);
+    expect(l.rowY).toHaveLength(v.nLayers + 2);
   });
 
   it('gives every node of a union of views one position', () => {
@@ -139,6 +136,73 @@ describe('layeredLayout', () => {
     const a = { ...v, nodes: v.nodes.slice(0, 5) };
     const b = { ...v, nodes: [...v.nodes.slice(0, 2), ...v.nodes.slice(5)] };
     expect(layeredLayout([a, b]).positions.size).toBe(v.nodes.length);
+  });
+
+  /** nPositions tokens; `busy` features at layer 0 of position 1, one at layer 1 of position 3. */
+  function wide(nPositions: number, busy: number): GraphView {
+    const nodes: ViewNode[] = [];
+    for (let p = 0; p < nPositions; p++)
+      nodes.push(node({ id: `E_${p}_${p}`, kind: 'token', layer: -1, position: p, token: `t${p}` }));
+    for (let i = 0; i < busy; i++)
+      nodes.push(
+        node({ id: `0_${i}_1`, kind: 'feature', layer: 0, position: 1, index: i, influence: i / busy }),
+      );
+    nodes.push(node({ id: '1_7_3', kind: 'feature', layer: 1, position: 3, index: 7, influence: 0.5 }));
+    return {
+      ...view(),
+      nLayers: 2,
+      nPositions,
+      promptTokens: nodes.slice(0, nPositions).map((n) => n.token ?? ''),
+      nodes,
+      edges: { source: [], target: [], weight: [] },
+    };
+  }
+
+  it('sizes columns by content and collapses empty positions (unless asked not to)', () => {
+    const v = wide(6, 40);
+    const l = layeredLayout([v]);
+    expect(l.empty).toEqual([true, false, true, false, true, true]);
+    // the busy column is wider than the one-node column, which is wider than empty ones
+    expect(l.columnWidth[1]).toBeGreaterThan(l.columnWidth[3] * 3);
+    expect(l.columnWidth[3]).toBeGreaterThan(l.columnWidth[0]);
+    expect(l.columnWidth[0]).toBe(l.columnWidth[5]);
+    // columns tile the frame without overlapping, in token order
+    for (let p = 1; p < 6; p++)
+      expect(l.columnX[p] - l.columnX[p - 1]).toBeCloseTo((l.columnWidth[p] + l.columnWidth[p - 1]) / 2, 9);
+    // every node of a column stays inside it
+    for (const [id, s] of l.slots) {
+      const x = l.positions.get(id)!.x;
+      expect(Math.abs(x - l.columnX[s.column])).toBeLessThanOrEqual(l.columnWidth[s.column] / 2);
+    }
+    const open = arrangeLayout(l, { collapseEmpty: false });
+    expect(open.columnWidth[0]).toBe(open.columnWidth[3]);
+    expect(open.frame.width).toBeGreaterThan(l.frame.width);
+    // same slots, same order inside a cell
+    expect(open.positions.get('0_3_1')!.x).toBeLessThan(open.positions.get('0_4_1')!.x);
+  });
+
+  it('fits the frame to the pane aspect and keeps one band per layer', () => {
+    for (const T of [4, 40, 128]) {
+      const v = wide(T, 200);
+      for (const aspect of [1, 1.6, 3]) {
+        const l = layeredLayout([v], { aspect });
+        const [x0, x1] = l.frame.bbox.x;
+        const [y0, y1] = l.frame.bbox.y;
+        expect((x1 - x0) / (y1 - y0)).toBeCloseTo(aspect, 6);
+        // jittered nodes stay within half a row of their layer: rows never interleave
+        const pitch = l.rowY[1] - l.rowY[0];
+        for (const [id, s] of l.slots)
+          expect(Math.abs(l.positions.get(id)!.y - l.rowY[s.row])).toBeLessThanOrEqual(pitch * 0.25 + 1e-9);
+      }
+    }
+    // a dense cell is spread over its row band (not a single line, not two sub-rows)
+    const l = layeredLayout([wide(6, 200)]);
+    const ys = [...l.slots]
+      .filter(([, s]) => s.row === 1 && s.column === 1)
+      .map(([id]) => l.positions.get(id)!.y);
+    const distinct = new Set(ys.map((y) => y.toFixed(3)));
+    expect(distinct.size).toBeGreaterThan(20);
+    expect(jitterOf(0)).toBe(-0.5);
   });
 });
 

@@ -53,7 +53,7 @@ export interface Scene {
   edges: SceneEdge[];
   frame: Frame;
   /** Column labels (prompt tokens) with their x, drawn along the bottom of exports. */
-  columns: Array<{ x: number; label: string }>;
+  columns: Array<{ x: number; label: string; width?: number; empty?: boolean }>;
   rows: Array<{ y: number; label: string }>;
   title: string;
 }
@@ -110,7 +110,12 @@ export function sceneFromView(
       ...edgeStyle(weight[e], rel[e]),
     });
   }
-  const columns = layout.columnX.map((x, p) => ({ x, label: view.promptTokens[p] ?? String(p) }));
+  const columns = layout.columnX.map((x, p) => ({
+    x,
+    label: view.promptTokens[p] ?? String(p),
+    width: layout.columnWidth[p],
+    empty: layout.empty[p],
+  }));
   const rows = layout.rowY.map((y, r) => ({
     y,
     label: r === 0 ? 'Emb' : r === layout.rowY.length - 1 ? 'Logits' : `L${r - 1}`,
