@@ -96,4 +96,59 @@ describe('model folders: only small regular files are read, walks are bounded', 
     expect(p!.message).toMatch(/more than 20000 entries within 6 levels/);
     expect(ms).toBeLessThan(2000);
   });
+  /** A copy of the tiny PLT folder (files linked) whose config.yaml is made by `make`. */
+  function transcodersWith(name: string, make: (configPath: string) => void): string {
+    const dir = path.join(tmp.dir, name);
+    fs.mkdirSync(dir);
+    for (const f of fs.readdirSync(TINY.transcoderDir())) {
+      if (f !== 'config.yaml') fs.symlinkSync(path.join(TINY.transcoderDir(), f), path.join(dir, f));
+    }
+    make(path.join(dir, 'config.yaml'));
+    return dir;
+  }
+
+  it('a FIFO or /dev/zero as the transcoder config.yaml is refused at once, naming it', () => {
+    for (const [name, make] of [
+      ['tc-fifo', (f: string) => execFileSync('mkfifo', [f])],
+      ['tc-zero', (f: string) => fs.symlinkSync('/dev/zero', f)],
+    ] as const) {
+      const dir = transcodersWith(name, make);
+      const { problems, ms } = check(fixtureModel, dir);
+      expect(problems).toHaveLength(1);
+      expect(problems[0]).toMatchObject({ code: 'io', file: path.join(dir, 'config.yaml') });
+      expect(problems[0].message).toMatch(/transcoder config\.yaml is not a regular file/);
+      expect(ms).toBeLessThan(2000);
+    }
+  });
+
+  it('an oversized transcoder config.yaml is refused by its size', () => {
+    const dir = transcodersWith('tc-big', (f) => {
+      const real = fs.readFileSync(path.join(TINY.transcoderDir(), 'config.yaml'), 'utf8');
+      fs.writeFileSync(f, `${real}\n${'#'.repeat(5 * 2 ** 20)}\n`);
+    });
+    const { problems } = check(fixtureModel, dir);
+    expect(problems[0]).toMatchObject({ code: 'io', file: path.join(dir, 'config.yaml') });
+    expect(problems[0].message).toMatch(/is \d+ bytes; at most 4194304 are read/);
+  });
+
+  it('a FIFO as model.safetensors or as the shard index is refused at once, naming it', () => {
+    const single = path.join(tmp.dir, 'st-fifo');
+    fs.mkdirSync(single);
+    fs.copyFileSync(path.join(fixtureModel, 'config.json'), path.join(single, 'config.json'));
+    execFileSync('mkfifo', [path.join(single, 'model.safetensors')]);
+    const a = check(single, TINY.transcoderDir());
+    expect(a.problems[0]).toMatchObject({ code: 'io', file: path.join(single, 'model.safetensors') });
+    expect(a.problems[0].message).toMatch(/not a regular file|found a device, FIFO or socket/);
+    expect(a.ms).toBeLessThan(2000);
+
+    const sharded = checkpointWith('index-zero', (f) =>
+      fs.copyFileSync(path.join(fixtureModel, 'config.json'), f),
+    );
+    const index = path.join(sharded, 'model.safetensors.index.json');
+    fs.symlinkSync('/dev/zero', index);
+    const b = check(sharded, TINY.transcoderDir());
+    expect(b.problems[0]).toMatchObject({ code: 'io', file: index });
+    expect(b.problems[0].message).toMatch(/model\.safetensors\.index\.json is not a regular file/);
+    expect(b.ms).toBeLessThan(2000);
+  });
 });

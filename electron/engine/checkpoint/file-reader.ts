@@ -52,13 +52,20 @@ export class FileReader {
     if (this.fd === null) {
       let fd: number;
       try {
-        fd = fs.openSync(this.path, 'r');
+        // non-blocking, so a FIFO fails the regular-file check below instead of blocking here
+        fd = fs.openSync(this.path, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0));
       } catch (e) {
         throw fsError(e, 'cannot open file', { file: this.path });
       }
       try {
-        if (fs.fstatSync(fd).isDirectory()) {
+        const st = fs.fstatSync(fd);
+        if (st.isDirectory()) {
           throw new EngineError('io', 'expected a file, found a directory', { file: this.path });
+        }
+        if (!st.isFile()) {
+          throw new EngineError('io', 'expected a regular file, found a device, FIFO or socket', {
+            file: this.path,
+          });
         }
       } catch (e) {
         fs.closeSync(fd);

@@ -4,11 +4,17 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { readSmallRegularFile } from '../arch/config.ts';
 import { EngineError } from '../errors.ts';
-import { fsError } from './file-reader.ts';
 import { openSafetensors } from './safetensors.ts';
 import type { TensorStore } from './tensor.ts';
 import { UnionTensorStore } from './union.ts';
+
+/**
+ * The most an index may hold: one line per tensor, ~100 bytes each; the largest public
+ * checkpoints' indexes are a few hundred KiB.
+ */
+export const MAX_SHARD_INDEX_BYTES = 16 * 2 ** 20;
 
 export interface ShardIndex {
   metadata: Record<string, unknown>;
@@ -18,12 +24,8 @@ export interface ShardIndex {
 
 /** Read and validate a sharded index file (the shards themselves are not opened). */
 export function readShardIndex(indexPath: string): ShardIndex {
-  let text: string;
-  try {
-    text = fs.readFileSync(indexPath, 'utf8');
-  } catch (e) {
-    throw fsError(e, 'cannot read sharded checkpoint index', { file: indexPath });
-  }
+  // a FIFO, device or oversized index is refused before anything is read
+  const text = readSmallRegularFile(indexPath, MAX_SHARD_INDEX_BYTES);
   let json: unknown;
   try {
     json = JSON.parse(text);

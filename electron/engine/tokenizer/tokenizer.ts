@@ -5,9 +5,10 @@
  * token is prepended (BOS; if the tokenizer has none, pad; else eos), unless the text
  * already starts with a special token.
  */
-import fs from 'node:fs/promises';
+import fs from 'node:fs';
 import path from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
+import { MAX_CONFIG_BYTES, readSmallRegularFile } from '../arch/config.ts';
 import { EngineError } from '../errors.ts';
 
 export interface EncodeOptions {
@@ -275,14 +276,28 @@ export function createPromptTokenizer(
   return new HfPromptTokenizer(tok, tj, config, file);
 }
 
-async function readJson(file: string, required: boolean): Promise<unknown> {
+/**
+ * The most tokenizer.json may hold: Gemma's is ~33 MiB and the largest common ones (Gemma-3,
+ * Qwen) stay under 40 MiB; JSON.parse needs several times the text in memory, so a bigger
+ * file is refused before it is read. tokenizer_config.json gets MAX_CONFIG_BYTES.
+ */
+export const MAX_TOKENIZER_JSON_BYTES = 64 * 2 ** 20;
+
+/**
+ * Reads and parses one tokenizer file: opened non-blocking and read only when it is a regular
+ * file within `maxBytes` (a FIFO or /dev/zero is refused at once, naming the file).
+ */
+function readJson(file: string, required: boolean, maxBytes: number): unknown {
   let text: string;
   try {
-    text = await fs.readFile(file, 'utf8');
+    text = readSmallRegularFile(file, maxBytes);
   } catch (e) {
-    if (!required && (e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    const reason = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (e as Error).message;
-    throw new EngineError('tokenizer', `cannot read ${path.basename(file)}: ${reason}`, { file });
+    const err = e as EngineError;
+    if (err.code === 'missing' && !fs.existsSync(file)) {
+      if (!required) return undefined;
+      throw new EngineError('tokenizer', `cannot read ${path.basename(file)}: file not found`, { file });
+    }
+    throw new EngineError('tokenizer', err.message, { file });
   }
   try {
     return JSON.parse(text);
@@ -301,16 +316,16 @@ export async function loadTokenizer(dir: string): Promise<PromptTokenizer> {
   let folder = dir;
   let tokenizerFile = path.join(dir, 'tokenizer.json');
   try {
-    if ((await fs.stat(dir)).isFile()) {
+    if (fs.statSync(dir).isFile()) {
       folder = path.dirname(dir);
       tokenizerFile = dir;
     }
   } catch {
     // a missing folder is reported as a missing tokenizer.json below
   }
-  const tokenizerJson = await readJson(tokenizerFile, true);
+  const tokenizerJson = readJson(tokenizerFile, true, MAX_TOKENIZER_JSON_BYTES);
   const configFile = path.join(folder, 'tokenizer_config.json');
-  const config = await readJson(configFile, false);
+  const config = readJson(configFile, false, MAX_CONFIG_BYTES);
   if (config !== undefined && !isObject(config)) {
     throw new EngineError('tokenizer', 'tokenizer_config.json must hold a JSON object', { file: configFile });
   }

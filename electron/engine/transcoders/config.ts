@@ -17,6 +17,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { MAX_CONFIG_BYTES, readSmallRegularFile } from '../arch/config.ts';
 import { EngineError } from '../errors.ts';
 
 export const CONFIG_FILE_NAME = 'config.yaml';
@@ -72,12 +73,8 @@ export function stripHfPrefix(p: string): { rel: string; fromHf: boolean } {
 export function readTranscoderConfig(dir: string): TranscoderConfig | null {
   const file = path.join(dir, CONFIG_FILE_NAME);
   if (!fs.existsSync(file)) return null;
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new EngineError('io', `cannot read transcoder config: ${(e as Error).message}`, { file });
-  }
+  // a FIFO, device or oversized file is refused before anything is read
+  const text = readSmallRegularFile(file, MAX_CONFIG_BYTES, 'transcoder config.yaml');
   let doc: unknown;
   try {
     doc = parseYaml(text);

@@ -1,8 +1,10 @@
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPromptTokenizer, loadTokenizer } from '../../../electron/engine/tokenizer/index.ts';
+import { MAX_TOKENIZER_JSON_BYTES } from '../../../electron/engine/tokenizer/tokenizer.ts';
 import { expectEngineError, expectEngineErrorAsync } from '../checkpoint/helpers.ts';
 
 let root: string;
@@ -313,5 +315,40 @@ describe('errors', () => {
     await expectEngineErrorAsync(() => loadTokenizer(d), 'tokenizer', c);
     fs.writeFileSync(c, '[1]');
     await expectEngineErrorAsync(() => loadTokenizer(d), 'tokenizer', c);
+  });
+  it('a FIFO, /dev/zero or oversized tokenizer file is refused at once, naming it', async () => {
+    const d = path.join(root, 'hostile');
+    fs.mkdirSync(d, { recursive: true });
+    const f = path.join(d, 'tokenizer.json');
+    const c = path.join(d, 'tokenizer_config.json');
+    execFileSync('mkfifo', [f]);
+    let t0 = performance.now();
+    await expectEngineErrorAsync(
+      () => loadTokenizer(d),
+      'tokenizer',
+      f,
+      'tokenizer.json is not a regular file',
+    );
+    expect(performance.now() - t0).toBeLessThan(2000);
+    fs.rmSync(f);
+    fs.symlinkSync('/dev/zero', f);
+    await expectEngineErrorAsync(() => loadTokenizer(d), 'tokenizer', f, 'not a regular file');
+    fs.rmSync(f);
+    // sparse: the size alone refuses it, nothing is read
+    fs.writeFileSync(f, '');
+    fs.truncateSync(f, MAX_TOKENIZER_JSON_BYTES + 1);
+    t0 = performance.now();
+    await expectEngineErrorAsync(
+      () => loadTokenizer(d),
+      'tokenizer',
+      f,
+      `at most ${MAX_TOKENIZER_JSON_BYTES}`,
+    );
+    expect(performance.now() - t0).toBeLessThan(2000);
+    fs.writeFileSync(f, JSON.stringify(gpt2Like()));
+    execFileSync('mkfifo', [c]);
+    await expectEngineErrorAsync(() => loadTokenizer(d), 'tokenizer', c, 'not a regular file');
+    fs.rmSync(c);
+    expect((await loadTokenizer(d)).vocabSize).toBeGreaterThan(0);
   });
 });
