@@ -9,6 +9,8 @@ import path from 'node:path';
 import { Attributor } from '../engine/attribution/attribute.ts';
 import { DEFAULT_MAX_FEATURE_NODES } from '../engine/attribution/defaults.ts';
 import type { RawAttributionGraph } from '../engine/attribution/graph-types.ts';
+import { type DashboardProgress, runDashboards } from '../engine/dashboards/run.ts';
+import type { FeatureRecord } from '../engine/dashboards/types.ts';
 import { EngineError } from '../engine/errors.ts';
 import { openModel } from '../engine/model/open-model.ts';
 import { assertTranscodersFit } from '../engine/model/transcoder-fit.ts';
@@ -67,7 +69,30 @@ export interface ComputeBackend {
   prune(req: PruneRequest): Promise<PrunedGraph>;
   /** Runs one intervention (open or closed loop) on a traced prompt. */
   intervene(req: InterventionRequest, run: InterventionRun): Promise<InterventionOutcome>;
+  /** Feature dashboards of a transcoder set over a corpus (absent: the backend cannot compute them). */
+  dashboards?(req: DashboardsRequest, run: DashboardsRun): Promise<FeatureRecord[]>;
   close(): Promise<void>;
+}
+
+export interface DashboardsRequest {
+  checkpointDir: string;
+  transcoderDir: string;
+  corpus: string;
+  /** Stop after this many tokens of the corpus (default: all of it). */
+  maxTokens?: number;
+  provider: ProviderChoice;
+}
+
+export interface DashboardsRun {
+  signal?: AbortSignal;
+  onProgress?: (p: TraceProgress) => void;
+}
+
+/** A dashboards progress report as the service's progress events carry it. */
+export function dashboardsProgress(x: DashboardProgress): TraceProgress {
+  const p: TraceProgress = { phase: x.phase, done: x.done, total: x.total };
+  if (x.etaSeconds !== undefined) p.etaSeconds = x.etaSeconds;
+  return p;
 }
 
 export interface InProcessComputeOptions {
@@ -212,6 +237,29 @@ export class InProcessCompute implements ComputeBackend {
   /** Forgets a cached raw graph (its trace was deleted). */
   forget(key: string): void {
     this.pruneCache.delete(key);
+  }
+
+  async dashboards(req: DashboardsRequest, run: DashboardsRun): Promise<FeatureRecord[]> {
+    const records: FeatureRecord[] = [];
+    await runDashboards(
+      {
+        model: req.checkpointDir,
+        transcoders: req.transcoderDir,
+        corpus: req.corpus,
+        maxTokens: req.maxTokens,
+        provider: req.provider,
+        cacheRoot: this.opts.cacheRoot,
+      },
+      {
+        signal: run.signal,
+        onWarning: this.opts.onWarning,
+        onProgress: (x) => run.onProgress?.(dashboardsProgress(x)),
+        onRecord: (r) => {
+          records.push(r);
+        },
+      },
+    );
+    return records;
   }
 
   async close(): Promise<void> {

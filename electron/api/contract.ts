@@ -57,6 +57,24 @@ export type {
 /** Bumped when a method or event changes incompatibly. */
 export const API_VERSION = 1;
 
+/** The dashboards of a transcoder set: how many are stored, and its latest dashboards job. */
+export interface DashboardsStatus {
+  transcoderSetId: number;
+  /** Features of the set with a stored dashboard. */
+  stored: number;
+  /** Features in the set (layers × features per layer). */
+  total: number;
+  /** The corpus a job uses by default (the model's `corpus/` text file), or null when it has none. */
+  defaultCorpus: string | null;
+  job: {
+    id: number;
+    state: 'queued' | 'running' | 'done' | 'failed' | 'cancelled' | 'interrupted';
+    corpus: string;
+    progress: TraceProgress | null;
+    error: { code: string; message: string } | null;
+  } | null;
+}
+
 export type NodeKind = 'feature' | 'error' | 'token' | 'logit';
 
 /** One node of a pruned view. */
@@ -261,6 +279,19 @@ export interface ApiMethods {
   'features.search': Method<{ transcoderSetId: number; query: string; limit?: number }, FeatureInfo[]>;
   /** Stores dashboards (feature detail records) computed elsewhere. */
   'features.putDashboards': Method<{ transcoderSetId: number; records: FeatureRecord[] }, { stored: number }>;
+  /**
+   * Queues the dashboards of a transcoder set (its model over `corpus`, default: the text file in
+   * the model's `corpus/` folder) as a job: `dashboards.updated` events report progress and the
+   * end, when every card of the set has its dashboard. Returns the running job if one exists;
+   * with `ifMissing`, queues nothing when the set has dashboards already.
+   */
+  'features.computeDashboards': Method<
+    { transcoderSetId: number; corpus?: string; maxTokens?: number; ifMissing?: boolean },
+    DashboardsStatus
+  >;
+  'features.dashboardsStatus': Method<{ transcoderSetId: number }, DashboardsStatus>;
+  /** Cancels the set's queued or running dashboards job (a no-op when none). */
+  'features.cancelDashboards': Method<{ transcoderSetId: number }, DashboardsStatus>;
 
   /**
    * Queues an intervention on a traced prompt (the trace's model and transcoders, its token
@@ -303,6 +334,8 @@ export interface ApiEvents {
   'intervention.progress': { interventionId: number; traceId: number; progress: TraceProgress };
   /** An intervention was queued, started, finished, failed, was cancelled or deleted (`deleted`). */
   'intervention.updated': { intervention: InterventionRecord; deleted?: boolean };
+  /** A dashboards job was queued, advanced, finished (cards refetch), failed or was cancelled. */
+  'dashboards.updated': DashboardsStatus;
   /** Something else in the library changed; refetch what shows it. */
   'library.changed': {
     entity: 'project' | 'model' | 'feature' | 'annotation' | 'view';
@@ -319,6 +352,7 @@ export const EVENT_NAMES = [
   'trace.deleted',
   'intervention.progress',
   'intervention.updated',
+  'dashboards.updated',
   'library.changed',
 ] as const satisfies readonly EventName[];
 const _eventsComplete: [Exclude<EventName, (typeof EVENT_NAMES)[number]>] extends [never] ? true : never =

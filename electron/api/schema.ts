@@ -172,6 +172,14 @@ export const PARAMS = {
     query: string({ max: 1000 }),
     limit: optional(int({ min: 1, max: 10_000 })),
   }),
+  'features.computeDashboards': object({
+    transcoderSetId: id(),
+    corpus: optional(FOLDER),
+    maxTokens: optional(int({ min: 2, max: 1_000_000_000 })),
+    ifMissing: optional(boolean()),
+  }),
+  'features.dashboardsStatus': object({ transcoderSetId: id() }),
+  'features.cancelDashboards': object({ transcoderSetId: id() }),
   'features.putDashboards': object({
     transcoderSetId: id(),
     records: array(FEATURE_RECORD, { max: 100_000 }),

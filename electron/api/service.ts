@@ -28,6 +28,7 @@ import type {
   InterventionRecord,
   InterventionSpec,
   TraceError,
+  TraceProgress,
   TraceRecord,
   TraceSettings,
 } from '../store/types.ts';
@@ -43,10 +44,18 @@ import {
   type Result,
   type TraceSettingsInput,
 } from './contract.ts';
+import {
+  checkCorpus,
+  type DashboardsJobParams,
+  dashboardsStatus,
+  defaultCorpus,
+  latestDashboardsJob,
+  modelForSet,
+} from './dashboards-job.ts';
 import { ApiError, toApiError } from './errors.ts';
 import { exportGraphJsonText, importedToStorable } from './graph-json-io.ts';
 import { featureNodeId } from './intervention-run.ts';
-import { checkModelFolders } from './model-check.ts';
+import { checkModelFoldersOffThread } from './model-check.ts';
 import { isMethodName, METHOD_NAMES, parseParams } from './schema.ts';
 import { buildGraphView, nodeIndexById, nodeKind } from './view.ts';
 
@@ -69,6 +78,8 @@ interface RunningJob {
   traceId: number;
   /** Set when the job is an intervention (on trace `traceId`). */
   interventionId: number | null;
+  /** Set when the job computes a transcoder set's dashboards (traceId and projectId are then -1). */
+  dashboardsSetId?: number;
   projectId: number;
   controller: AbortController;
   reason: 'cancel' | 'shutdown' | null;
@@ -147,6 +158,11 @@ export class WorkbenchService {
       for (const job of this.store.jobs.recoverInterrupted()) {
         if (job.kind === 'intervene') {
           this.recoverIntervention(job);
+          continue;
+        }
+        if (job.kind === 'dashboards') {
+          if (job.attempts >= MAX_ATTEMPTS) this.store.jobs.cancel(job.id);
+          else this.store.jobs.requeue(job.id, { resume: false });
           continue;
         }
         if (job.kind !== 'trace' || job.traceId === null) continue;
@@ -274,15 +290,19 @@ export class WorkbenchService {
 
     'models.list': () => this.store.models.list(),
     'models.get': (p) => this.store.models.get(p.id),
-    'models.register': (p) => {
-      const r = this.store.models.upsert(checkModelFolders(p));
+    'models.register': async (p) => {
+      const r = this.store.models.upsert(await checkModelFoldersOffThread(p));
       this.emit('library.changed', { entity: 'model', id: r.id });
       return r;
     },
-    'models.validate': (p) => {
+    'models.validate': async (p) => {
       const m = this.store.models.get(p.id);
       const r = this.store.models.upsert(
-        checkModelFolders({ checkpointDir: m.checkpointDir, transcoderDir: m.transcoderDir, name: m.name }),
+        await checkModelFoldersOffThread({
+          checkpointDir: m.checkpointDir,
+          transcoderDir: m.transcoderDir,
+          name: m.name,
+        }),
       );
       this.emit('library.changed', { entity: 'model', id: r.id });
       return r;
@@ -522,6 +542,46 @@ export class WorkbenchService {
       );
       this.emit('library.changed', { entity: 'feature', id: `${p.transcoderSetId}:*` });
       return { stored: p.records.length };
+    },
+    'features.dashboardsStatus': (p) => dashboardsStatus(this.store, p.transcoderSetId),
+    'features.computeDashboards': (p) => {
+      const set = this.store.models.getTranscoderSet(p.transcoderSetId);
+      const active = latestDashboardsJob(this.store, set.id);
+      if (active && (active.state === 'queued' || active.state === 'running'))
+        return dashboardsStatus(this.store, set.id);
+      if (p.ifMissing && this.store.features.dashboardCount(set.id) > 0)
+        return dashboardsStatus(this.store, set.id);
+      if (!this.compute.dashboards) {
+        throw new ApiError('unsupported', 'this backend cannot compute dashboards', {
+          field: 'transcoderSetId',
+        });
+      }
+      const model = modelForSet(this.store, set.id);
+      const corpus = p.corpus === undefined ? defaultCorpus(model.checkpointDir) : checkCorpus(p.corpus);
+      if (corpus === null) {
+        throw new ApiError(
+          'invalid_params',
+          `invalid params: give corpus (a text file, one document per line): model ${model.name} has no corpus/ folder`,
+          { field: 'corpus' },
+        );
+      }
+      const params: DashboardsJobParams = { transcoderSetId: set.id, modelId: model.id, corpus };
+      if (p.maxTokens !== undefined) params.maxTokens = p.maxTokens;
+      this.store.jobs.enqueue({ kind: 'dashboards', device: 'cpu', params: { ...params } });
+      const status = dashboardsStatus(this.store, set.id);
+      this.emit('dashboards.updated', status);
+      this.kick();
+      return status;
+    },
+    'features.cancelDashboards': async (p) => {
+      this.store.models.getTranscoderSet(p.transcoderSetId);
+      const job = latestDashboardsJob(this.store, p.transcoderSetId);
+      if (job?.state === 'queued') this.store.jobs.cancel(job.id);
+      else if (job?.state === 'running' && this.running?.dashboardsSetId === p.transcoderSetId)
+        await this.stopRunning('cancel', 5000);
+      const status = dashboardsStatus(this.store, p.transcoderSetId);
+      if (job) this.emit('dashboards.updated', status);
+      return status;
     },
 
     'interventions.start': (p) => {
@@ -946,9 +1006,10 @@ export class WorkbenchService {
     try {
       for (;;) {
         if (this.closed) break;
-        const job = this.store.jobs.claimAny(['trace', 'intervene']);
+        const job = this.store.jobs.claimAny(['trace', 'intervene', 'dashboards']);
         if (!job) break;
         if (job.kind === 'intervene') await this.runInterventionJob(job);
+        else if (job.kind === 'dashboards') await this.runDashboardsJob(job);
         else await this.runTraceJob(job);
       }
     } catch (e) {
@@ -968,9 +1029,11 @@ export class WorkbenchService {
     r.controller.abort(
       new EngineError(
         'cancelled',
-        r.interventionId === null
-          ? `trace ${r.traceId} was cancelled`
-          : `intervention ${r.interventionId} was cancelled`,
+        r.dashboardsSetId !== undefined
+          ? `the dashboards of transcoder set ${r.dashboardsSetId} were cancelled`
+          : r.interventionId === null
+            ? `trace ${r.traceId} was cancelled`
+            : `intervention ${r.interventionId} was cancelled`,
       ),
     );
     await Promise.race([r.done, new Promise((resolve) => setTimeout(resolve, waitMs).unref())]);
@@ -1055,6 +1118,85 @@ export class WorkbenchService {
           this.traceUpdated(
             this.store.traces.setStatus(trace.id, 'failed', { progress: null, finishedAt: now, error }),
           ),
+      });
+    } finally {
+      this.running = null;
+      settle();
+    }
+  }
+
+  /**
+   * A transcoder set's dashboards: the set's model over the corpus, all records stored in one
+   * transaction at the end (a cancelled run stores nothing), `dashboards.updated` throughout.
+   */
+  private async runDashboardsJob(job: JobRecord): Promise<void> {
+    const p = job.params as unknown as DashboardsJobParams;
+    const model = this.store.models.find(p.modelId);
+    const set = this.store.models.findTranscoderSet(p.transcoderSetId);
+    if (!model || !set || !this.compute.dashboards) {
+      this.store.jobs.fail(job.id, { code: 'not_found', message: 'the model or transcoder set is gone' });
+      if (set) this.emit('dashboards.updated', dashboardsStatus(this.store, set.id));
+      return;
+    }
+    let settle!: () => void;
+    const running: RunningJob = {
+      job,
+      traceId: -1,
+      interventionId: null,
+      dashboardsSetId: set.id,
+      projectId: -1,
+      controller: new AbortController(),
+      reason: null,
+      done: new Promise<void>((resolve) => {
+        settle = resolve;
+      }),
+    };
+    this.running = running;
+    const update = (progress: TraceProgress | null) =>
+      this.emit('dashboards.updated', dashboardsStatus(this.store, set.id, { jobId: job.id, progress }));
+    try {
+      update(null);
+      let lastEmit = 0;
+      let lastPhase = '';
+      const records = await this.compute.dashboards(
+        {
+          checkpointDir: model.checkpointDir,
+          transcoderDir: model.transcoderDir,
+          corpus: p.corpus,
+          maxTokens: p.maxTokens,
+          provider: 'cpu',
+        },
+        {
+          signal: running.controller.signal,
+          onProgress: (progress) => {
+            const now = Date.now();
+            if (progress.phase === lastPhase && now - lastEmit < 200 && progress.done !== progress.total)
+              return;
+            lastEmit = now;
+            lastPhase = progress.phase;
+            this.store.jobs.updateProgress(job.id, progress);
+            update(progress);
+          },
+        },
+      );
+      if (running.controller.signal.aborted) throw running.controller.signal.reason;
+      this.store.db.transaction(() => {
+        this.store.features.putDashboards(
+          set.id,
+          records
+            .filter((r) => r.layer < set.nLayers && r.index < set.dTranscoder)
+            .map((r) => ({ layer: r.layer, index: r.index, dashboard: r })),
+        );
+        this.store.jobs.complete(job.id, { stored: records.length });
+      })();
+      update(null);
+      this.emit('library.changed', { entity: 'feature', id: `${set.id}:*` });
+    } catch (e) {
+      this.settleThrown(job, running, e, {
+        exists: () => true,
+        requeue: () => {},
+        cancelled: () => update(null),
+        failed: () => update(null),
       });
     } finally {
       this.running = null;

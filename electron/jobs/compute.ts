@@ -9,6 +9,8 @@
  */
 import type {
   ComputeBackend,
+  DashboardsRequest,
+  DashboardsRun,
   InterventionRequest,
   InterventionRun,
   PruneRequest,
@@ -16,6 +18,7 @@ import type {
   TraceRequest,
 } from '../api/compute.ts';
 import type { RawAttributionGraph } from '../engine/attribution/graph-types.ts';
+import type { FeatureRecord } from '../engine/dashboards/types.ts';
 import { EngineError, type EngineErrorCode } from '../engine/errors.ts';
 import type { PrunedGraph } from '../engine/pruning/index.ts';
 import type { InterventionOutcome, TraceProgress } from '../store/types.ts';
@@ -173,6 +176,34 @@ export class PoolCompute implements ComputeBackend {
     try {
       const { record } = await this.run(job, run.signal);
       return record.result as unknown as InterventionOutcome;
+    } finally {
+      this.pool.off('progress', onProgress);
+    }
+  }
+
+  async dashboards(req: DashboardsRequest, run: DashboardsRun): Promise<FeatureRecord[]> {
+    await this.ready;
+    const params: JsonValue = {
+      model: req.checkpointDir,
+      transcoders: req.transcoderDir,
+      corpus: req.corpus,
+      provider: req.provider,
+      resume: false,
+      ...(req.maxTokens !== undefined ? { maxTokens: req.maxTokens } : {}),
+      ...(this.opts.cacheRoot ? { cacheRoot: this.opts.cacheRoot } : {}),
+    };
+    const job = await this.pool.submit('dashboards', params);
+    const onProgress = (e: { id: JobId; progress: TraceProgress }) => {
+      if (e.id !== job.id) return;
+      const { phase, done, total, etaSeconds } = e.progress;
+      run.onProgress?.(
+        etaSeconds === undefined ? { phase, done, total } : { phase, done, total, etaSeconds },
+      );
+    };
+    this.pool.on('progress', onProgress);
+    try {
+      const { payload } = await this.run(job, run.signal);
+      return (payload as { records: FeatureRecord[] }).records;
     } finally {
       this.pool.off('progress', onProgress);
     }

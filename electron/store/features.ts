@@ -94,6 +94,14 @@ export class FeatureRepository {
     })();
   }
 
+  /** How many features of the set have a dashboard. */
+  dashboardCount(setId: number): number {
+    const r = this.db
+      .prepare('SELECT COUNT(*) AS n FROM features WHERE transcoder_set_id = ? AND dashboard IS NOT NULL')
+      .get(setId) as { n: number };
+    return r.n;
+  }
+
   /** Every label of the set: featureKey(layer, index) → label. */
   labels(setId: number): Map<string, string> {
     const rows = this.db

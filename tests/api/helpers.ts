@@ -3,6 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import {
   type ComputeBackend,
+  type DashboardsRequest,
+  type DashboardsRun,
   InProcessCompute,
   type InterventionRequest,
   type InterventionRun,
@@ -36,6 +38,9 @@ export class RecordingCompute implements ComputeBackend {
   }
   intervene(req: InterventionRequest, run: InterventionRun) {
     return this.inner.intervene(req, run);
+  }
+  dashboards(req: DashboardsRequest, run: DashboardsRun) {
+    return this.inner.dashboards(req, run);
   }
   close(): Promise<void> {
     return this.inner.close();

@@ -55,6 +55,9 @@ const SAMPLE: { [M in MethodName]: Params<M> } = {
   'features.setLabel': { transcoderSetId: 1, layer: 0, index: 3, label: 'x' },
   'features.search': { transcoderSetId: 1, query: 'x' },
   'features.putDashboards': { transcoderSetId: 1, records: [] },
+  'features.computeDashboards': { transcoderSetId: 1 },
+  'features.dashboardsStatus': { transcoderSetId: 1 },
+  'features.cancelDashboards': { transcoderSetId: 1 },
   'interventions.start': { traceId: 1, edits: [{ layer: 0, feature: 3, position: 2, mode: 'ablate' }] },
   'interventions.list': { traceId: 1 },
   'interventions.get': { id: 1 },
@@ -119,6 +122,7 @@ describe('IPC registration and dispatch (recording client)', () => {
         'trace.deleted',
         'intervention.progress',
         'intervention.updated',
+        'dashboards.updated',
         'library.changed',
       ]),
     );

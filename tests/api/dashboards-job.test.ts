@@ -1,0 +1,109 @@
+/**
+ * Feature dashboards as a job of the service (the embedded demo model, its shipped corpus, the
+ * real engine): queued with progress events, every feature of the set stored at the end,
+ * idempotent while one runs, `ifMissing`, cancel, and readable errors for a bad corpus.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { DashboardsStatus } from '../../electron/api/contract.ts';
+import { type Harness, harness, nextEvent, rejection, TINY } from './helpers.ts';
+
+const DEMO = path.resolve('resources/models/gemma2-demo');
+const cacheRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'cw-dash-api-cache-'));
+let h: Harness;
+let setId: number;
+
+const ended = (s: DashboardsStatus) =>
+  s.job !== null && ['done', 'failed', 'cancelled'].includes(s.job.state);
+
+beforeAll(async () => {
+  h = harness(cacheRoot);
+  const m = await h.client.call('models.register', {
+    checkpointDir: DEMO,
+    transcoderDir: path.join(DEMO, 'transcoders', 'clt'),
+  });
+  expect(m.valid).toBe(true);
+  setId = m.transcoderSetId as number;
+});
+afterAll(async () => {
+  await h.close();
+  fs.rmSync(h.dir, { recursive: true, force: true });
+  fs.rmSync(cacheRoot, { recursive: true, force: true });
+});
+
+describe('dashboards job', () => {
+  it('starts with none stored and the corpus the model ships', async () => {
+    const s = await h.client.call('features.dashboardsStatus', { transcoderSetId: setId });
+    expect(s.stored).toBe(0);
+    expect(s.total).toBe(4 * 512);
+    expect(s.job).toBeNull();
+    expect(s.defaultCorpus).toBe(path.join(DEMO, 'corpus', 'sample.txt'));
+  });
+
+  it('computes every feature of the set with progress, then ifMissing queues nothing', async () => {
+    const seen: DashboardsStatus[] = [];
+    const off = h.client.on('dashboards.updated', (d) => seen.push(d));
+    const end = nextEvent(h.client, 'dashboards.updated', ended);
+    const queued = await h.client.call('features.computeDashboards', {
+      transcoderSetId: setId,
+      maxTokens: 3000,
+    });
+    expect(queued.job?.state).toBe('queued');
+    // a second request while it runs returns the same job
+    const again = await h.client.call('features.computeDashboards', { transcoderSetId: setId });
+    expect(again.job?.id).toBe(queued.job?.id);
+    const last = await end;
+    off();
+    expect(last.job?.state).toBe('done');
+    expect(last.stored).toBe(2048);
+    const progress = seen.filter((s) => s.job?.state === 'running' && s.job.progress);
+    expect(progress.length).toBeGreaterThan(1);
+    expect(progress.some((s) => s.job?.progress?.phase === 'activations')).toBe(true);
+    const info = await h.client.call('features.get', { transcoderSetId: setId, layer: 1, index: 7 });
+    expect(info.dashboard?.layer).toBe(1);
+    expect(info.dashboard?.index).toBe(7);
+    expect(info.dashboard?.token_count).toBeGreaterThan(2000);
+    const skip = await h.client.call('features.computeDashboards', {
+      transcoderSetId: setId,
+      ifMissing: true,
+    });
+    expect(skip.job?.id).toBe(queued.job?.id);
+  }, 120_000);
+
+  it('cancels a running job and keeps what was stored', async () => {
+    const running = nextEvent(
+      h.client,
+      'dashboards.updated',
+      (s) => s.job?.progress?.phase === 'activations',
+    );
+    const end = nextEvent(h.client, 'dashboards.updated', ended);
+    const q = await h.client.call('features.computeDashboards', { transcoderSetId: setId });
+    await running;
+    const c = await h.client.call('features.cancelDashboards', { transcoderSetId: setId });
+    const last = await end;
+    expect(last.job?.id).toBe(q.job?.id);
+    expect(last.job?.state).toBe('cancelled');
+    expect(c.stored).toBe(2048);
+  }, 120_000);
+
+  it('names the corpus when it is missing or the model ships none', async () => {
+    const e1 = await rejection(
+      h.client.call('features.computeDashboards', { transcoderSetId: setId, corpus: '/nonexistent/c.txt' }),
+    );
+    expect(e1.code).toBe('invalid_params');
+    expect(e1.field).toBe('corpus');
+    expect(e1.message).toContain('/nonexistent/c.txt');
+    const tiny = await h.client.call('models.register', {
+      checkpointDir: TINY.checkpointDir(),
+      transcoderDir: TINY.transcoderDir(),
+    });
+    const e2 = await rejection(
+      h.client.call('features.computeDashboards', { transcoderSetId: tiny.transcoderSetId as number }),
+    );
+    expect(e2.code).toBe('invalid_params');
+    expect(e2.field).toBe('corpus');
+    expect(e2.message).toContain('corpus/');
+  });
+});
