@@ -22,6 +22,13 @@ import {
 } from './memory-estimate.ts';
 import { PartialInfluence } from './partial-influence.ts';
 import { buildSourceSpace, type SourceSpace } from './sources.ts';
+import {
+  type AttributionTargetSpec,
+  resolveTargetSpecs,
+  type TargetVocabulary,
+  targetVocabulary,
+  targetWeight,
+} from './target-spec.ts';
 import { selectLogitTokens, type Target, TargetBuilder } from './targets.ts';
 
 export interface AttributionSettings {
@@ -33,6 +40,21 @@ export interface AttributionSettings {
    */
   maxFeatureNodes?: number;
   batchSize: number;
+  /**
+   * The caller's targets (target-spec.ts), in place of the top-logit selection (maxNLogits and
+   * desiredLogitProb are then unused). Absent or null: the top logits.
+   */
+  targets?: readonly AttributionTargetSpec[] | null;
+}
+
+/** A logit node: its token (or virtual id), influence weight, and for caller's targets label and direction. */
+export interface LogitTarget {
+  tokenId: number;
+  /** The influence weight: the softmax probability for top logits (see target-spec.ts for targets). */
+  prob: number;
+  label?: string;
+  /** Direction at the unembedding input (caller's targets only; top logits: u_k − mean). */
+  direction?: Float32Array;
 }
 
 /** Batches computed between two estimates of feature influence during capped selection. */
@@ -62,6 +84,8 @@ export interface AttributionRunOptions {
   storesGraph?: boolean;
   signal?: AbortSignal;
   tokenToString?: (id: number) => string;
+  /** Resolves token strings of `settings.targets` (default: `<id>` names only). */
+  targetVocabulary?: TargetVocabulary;
 }
 
 export interface AttributorOptions {
@@ -97,7 +121,7 @@ export interface AttributionResult {
   /** Rows over the full source column space (all active features, errors, tokens). */
   featureRows: Map<number, Float32Array>;
   logitRows: Float32Array[];
-  logitTokens: { tokenId: number; prob: number }[];
+  logitTokens: LogitTarget[];
   timingsMs: Record<AttributionPhase, number>;
 }
 
@@ -239,7 +263,7 @@ export class Attributor {
       nLayers: cfg.nLayers,
       nHeads: cfg.nHeads,
       dTranscoder: this.set.dTranscoderPerLayer,
-      nLogits: settings.maxNLogits,
+      nLogits: settings.targets?.length ?? settings.maxNLogits,
       batchSize: settings.batchSize,
       storesGraph: run.storesGraph,
     };
@@ -251,7 +275,9 @@ export class Attributor {
       enter('setup');
       checkCancel();
       const { space, targets } = prepared;
-      const logitTokens = selectLogitTokens(prepared.cache, settings.maxNLogits, settings.desiredLogitProb);
+      const logitTokens: LogitTarget[] = settings.targets
+        ? callerTargets(prepared, settings.targets, run)
+        : selectLogitTokens(prepared.cache, settings.maxNLogits, settings.desiredLogitProb);
       const cap = Math.min(maxFeatureNodes, space.nActive);
       const sourceShape: SourceShape = {
         nActive: space.nActive,
@@ -268,7 +294,11 @@ export class Attributor {
       );
       enter('logits');
       run.onProgress?.({ phase: 'logits', done: 0, total: 1 });
-      const logitRows = await prepared.runner.rows(logitTokens.map((t) => targets.logitTarget(t.tokenId)));
+      const logitRows = await prepared.runner.rows(
+        logitTokens.map((t) =>
+          t.direction ? targets.directionTarget(t.direction) : targets.logitTarget(t.tokenId),
+        ),
+      );
       run.onProgress?.({ phase: 'logits', done: 1, total: 1 });
 
       enter('features');
@@ -384,11 +414,38 @@ function assembleGraph(
   selected: number[],
   featureRows: Map<number, Float32Array>,
   logitRows: Float32Array[],
-  logitTokens: { tokenId: number; prob: number }[],
+  logitTokens: LogitTarget[],
   tokenIds: number[],
   tokenToString: ((id: number) => string) | undefined,
 ): RawAttributionGraph {
   const { space, cache } = prepared;
+/** The caller's targets resolved against the model, with their directions and influence weights. */
+function callerTargets(
+  prepared: PreparedPrompt,
+  specs: readonly AttributionTargetSpec[],
+  run: AttributionRunOptions,
+): LogitTarget[] {
+  const { cache } = prepared;
+  const vocab = run.targetVocabulary ?? {
+    ...targetVocabulary(cache.vocab, null),
+    ...(run.tokenToString ? { name: run.tokenToString } : {}),
+  };
+  const resolved = resolveTargetSpecs(specs, vocab, cache.d);
+  // Softmax of the final (soft-capped) logits, as the top-logit selection uses.
+  const row = cache.logits;
+  let max = Number.NEGATIVE_INFINITY;
+  for (const v of row) if (v > max) max = v;
+  let sum = 0;
+  for (const v of row) sum += Math.exp(v - max);
+  const prob = (id: number) => Math.exp(row[id] - max) / sum;
+  return resolved.map((t) => ({
+    tokenId: t.tokenId,
+    prob: targetWeight(t, resolved.length, prob),
+    label: t.label,
+    direction: prepared.targets.resolvedDirection(t),
+  }));
+}
+
   const nSel = selected.length;
   const nErr = cache.nLayers * cache.T;
   const N = nSel + nErr + cache.T + logitTokens.length;
@@ -417,7 +474,7 @@ function assembleGraph(
       logits: {
         tokenId: Int32Array.from(logitTokens.map((t) => t.tokenId)),
         probability: Float32Array.from(logitTokens.map((t) => t.prob)),
-        token: logitTokens.map((t) => name(t.tokenId)),
+        token: logitTokens.map((t) => t.label ?? name(t.tokenId)),
       },
     },
     adjacency,

@@ -5,7 +5,11 @@
  */
 import type { PreparedPrompt } from './attribute.ts';
 
-export type TargetRef = { kind: 'feature'; active: number } | { kind: 'logit'; tokenId: number };
+/** A direction target reads `direction` · the unembedding input (a caller's target, target-spec.ts). */
+export type TargetRef =
+  | { kind: 'feature'; active: number }
+  | { kind: 'logit'; tokenId: number }
+  | { kind: 'direction'; direction: Float32Array };
 
 /**
  * `columnScale(col)` scales source column `col` (active feature, error l·T+p, token):
@@ -21,8 +25,8 @@ export async function frozenTargetValues(
   const d = cache.d;
   const out = new Float64Array(targets.length);
   targets.forEach((t, k) => {
-    if (t.kind === 'logit') {
-      const u = tb.logitDirection(t.tokenId);
+    if (t.kind === 'logit' || t.kind === 'direction') {
+      const u = t.kind === 'logit' ? tb.logitDirection(t.tokenId) : t.direction;
       const h = frozen.unembedIn.subarray((cache.T - 1) * d, cache.T * d);
       let v = 0;
       for (let i = 0; i < d; i++) v += u[i] * h[i];

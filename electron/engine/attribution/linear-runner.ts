@@ -258,10 +258,22 @@ export class LinearModelRunner {
     const delta = await run((col) => columnScale(col) - 1, extraWrites);
     // The unembedding is linear: the change of the logits is the head applied to the change of
     // its input (the bias-only value at zero input cancels there, not in the logits).
-    const change = Float32Array.from(delta, (v, i) => v - zero[i]);
-    return Float64Array.from(await this.head.logitsPre(change, 1));
+    return Float32Array.from(delta, (v, i) => v - zero[i]);
   }
 
   /** Sessions belong to the Attributor (shared by every prompt); nothing to free here. */
   async release(): Promise<void> {}
 }
+    const change = await this.frozenUnembedInChange(columnScale, extraWrites);
+    return Float64Array.from(await this.head.logitsPre(change, 1));
+  }
+
+  /**
+   * The change of the unembedding's input [d] at the last position under the same edit (see
+   * frozenLogitChange): what a direction target (target-spec.ts) reads, without the float32
+   * rounding of two full runs.
+   */
+  async frozenUnembedInChange(
+    columnScale: (column: number) => number,
+    extraWrites: readonly { layer: number; position: number; vector: Float32Array }[] = [],
+  ): Promise<Float32Array> {

@@ -9,6 +9,7 @@ import type { OpenedModel } from '../model/open-model.ts';
 import type { TranscoderSet } from '../transcoders/types.ts';
 import type { ForwardCache } from './forward-cache.ts';
 import { finalSlot, slotOfResidMid, slotOfResidPre } from './linear-model.ts';
+import type { ResolvedTarget } from './target-spec.ts';
 
 export interface Target {
   slot: number;
@@ -94,8 +95,28 @@ export class TargetBuilder {
   }
 
   logitTarget(tokenId: number): Target {
+    return this.directionTarget(this.logitDirection(tokenId));
+  }
+
+  /**
+   * A caller's target's direction at the unembedding's input: Σ c·(u_k − mean) for token and
+   * combination targets (summed in float64), the given vector for a vector target.
+   */
+  resolvedDirection(t: ResolvedTarget): Float32Array {
+    if (t.vector) return t.vector;
+    const terms = t.terms ?? [];
+    if (terms.length === 1 && terms[0].coefficient === 1) return this.logitDirection(terms[0].tokenId);
+    const sum = new Float64Array(this.cache.d);
+    for (const { tokenId, coefficient } of terms) {
+      const u = this.logitDirection(tokenId);
+      for (let i = 0; i < sum.length; i++) sum[i] += coefficient * u[i];
+    }
+    return Float32Array.from(sum);
+  }
+
+  /** The target reading `direction` · (the unembedding's input at the last position). */
+  directionTarget(direction: Float32Array): Target {
     const T = this.cache.T;
-    const direction = this.logitDirection(tokenId);
     return {
       slot: finalSlot(this.cache.nLayers),
       position: T - 1,
