@@ -315,7 +315,7 @@ describe('withHighlight', () => {
     expect(color('3_40_2')).toBe(changeColor({ direction: 'fell', intensity: 0.45 / 0.7, edited: false }));
     expect(color('E_9_1')).toBe(COLORS.token);
     expect(color('1_-1_2')).toBe(COLORS.error);
-    expect(out.nodes.find((n) => n.id === '3_40_2')?.label).toBe('" sat" 0.70→0.25');
+    expect(out.nodes.find((n) => n.id === '3_40_2')?.label).toBe('" sat" 70%→25%');
     // The input scene is not changed (the pane keeps its own copy).
     expect(s.nodes.find((n) => n.id === '0_10_1')?.color).toBe(COLORS.feature);
   });

@@ -1,5 +1,6 @@
 /** Visual encoding shared by the WebGL view, the subgraph and the exports. */
 import type { NodeKind, ViewNode } from '../api/types.ts';
+import { fmtProb } from '../util/format.ts';
 
 export const COLORS = {
   feature: '#e07b24',
@@ -38,8 +39,7 @@ export const GLYPH: Record<NodeKind | 'supernode', Glyph> = {
 /** Display label of a node: its label, else a short name from what it is. */
 export function nodeLabel(n: ViewNode): string {
   if (n.kind === 'token') return n.token ?? n.id;
-  if (n.kind === 'logit')
-    return n.label || `${JSON.stringify(n.token ?? '')} (p=${(n.probability ?? 0).toFixed(3)})`;
+  if (n.kind === 'logit') return n.label || `${JSON.stringify(n.token ?? '')} (p=${fmtProb(n.probability)})`;
   if (n.label) return n.label;
   if (n.kind === 'error') return `err L${n.layer}@${n.position}`;
   return `L${n.layer}/${n.index}`;
@@ -47,7 +47,7 @@ export function nodeLabel(n: ViewNode): string {
 
 /** Short label drawn in the graph (logits: the token and its probability). */
 export function canvasLabel(n: ViewNode): string {
-  if (n.kind === 'logit') return `${JSON.stringify(n.token ?? '')} ${(n.probability ?? 0).toFixed(2)}`;
+  if (n.kind === 'logit') return `${JSON.stringify(n.token ?? '')} ${fmtProb(n.probability)}`;
   return nodeLabel(n);
 }
 

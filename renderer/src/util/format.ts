@@ -13,6 +13,17 @@ export function fmtPct(v: number | null | undefined, digits = 1): string {
   return `${(v * 100).toFixed(digits)}%`;
 }
 
+/**
+ * A probability as a percentage with two significant digits: 0.37 → "37%", 0.0037 → "0.37%",
+ * 0.00083 → "0.083%" (never "0.00", never exponents above 1e-6 %).
+ */
+export function fmtProb(p: number | null | undefined): string {
+  if (p === null || p === undefined || !Number.isFinite(p)) return '—';
+  const pct = p * 100;
+  if (pct === 0) return '0%';
+  return `${Number(pct.toPrecision(2))}%`;
+}
+
 export function fmtTime(ms: number): string {
   return new Date(ms).toLocaleString(undefined, { dateStyle: 'short', timeStyle: 'short' });
 }
