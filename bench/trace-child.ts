@@ -444,6 +444,7 @@ async function profileBackward(
       [],
       forward.feeder,
       forward.head,
+      forward.device,
     );
     await runBatches(runner, result, batches);
     const profiled = batches.slice(0, 1 + args.profileBatches);

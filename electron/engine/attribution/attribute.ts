@@ -157,7 +157,10 @@ export class Attributor {
       s = createSession(compileBackward(this.model, this.set, this.forward.feeder, top), {
         ...this.sessionOpts,
         cpuMemArena: false,
-      }).then((o) => o.session);
+      }).then(async (o) => {
+        await this.forward.feeder.ready(o.session.inputNames);
+        return o.session;
+      });
       this.backwardByTop.set(top, s);
     }
     return s;
@@ -176,6 +179,7 @@ export class Attributor {
     try {
       const sessionOpts = { ...opts, provider: forward.provider };
       const frozen = await createSession(compileFrozenForward(model, set, forward.feeder), sessionOpts);
+      await forward.feeder.ready(frozen.session.inputNames);
       return new Attributor(model, set, forward, frozen.session, sessionOpts);
     } catch (e) {
       await forward.close();
@@ -183,7 +187,11 @@ export class Attributor {
     }
   }
 
+  /** The latest prompt's runner: its device-held constants are freed when the next prompt comes. */
+  private latestRunner?: LinearModelRunner;
+
   async prepare(tokenIds: number[]): Promise<PreparedPrompt> {
+    await this.latestRunner?.dropConstants();
     const cache = await runForwardCache(this.forward, this.set, tokenIds);
     // The backward streams nothing: the forward's per-layer arrays are not needed until the next prompt.
     this.forward.feeder.dropPool();
@@ -199,7 +207,9 @@ export class Attributor {
       decoderBias,
       this.forward.feeder,
       this.forward.head,
+      this.forward.device,
     );
+    this.latestRunner = runner;
     const targets = new TargetBuilder(this.model, this.set, cache);
     const encoderRows: Float32Array[] = new Array(space.nActive);
     const encoderBias = new Float32Array(space.nActive);
@@ -397,6 +407,7 @@ export class Attributor {
   }
 
   async close(): Promise<void> {
+    await this.latestRunner?.dropConstants();
     const backward = await Promise.allSettled(this.backwardByTop.values());
     this.backwardByTop.clear();
     await Promise.all([
@@ -408,17 +419,6 @@ export class Attributor {
   }
 }
 
-/** Dense N×N adjacency over [selected features | errors | tokens | logits]. */
-function assembleGraph(
-  prepared: PreparedPrompt,
-  selected: number[],
-  featureRows: Map<number, Float32Array>,
-  logitRows: Float32Array[],
-  logitTokens: LogitTarget[],
-  tokenIds: number[],
-  tokenToString: ((id: number) => string) | undefined,
-): RawAttributionGraph {
-  const { space, cache } = prepared;
 /** The caller's targets resolved against the model, with their directions and influence weights. */
 function callerTargets(
   prepared: PreparedPrompt,
@@ -446,6 +446,17 @@ function callerTargets(
   }));
 }
 
+/** Dense N×N adjacency over [selected features | errors | tokens | logits]. */
+function assembleGraph(
+  prepared: PreparedPrompt,
+  selected: number[],
+  featureRows: Map<number, Float32Array>,
+  logitRows: Float32Array[],
+  logitTokens: LogitTarget[],
+  tokenIds: number[],
+  tokenToString: ((id: number) => string) | undefined,
+): RawAttributionGraph {
+  const { space, cache } = prepared;
   const nSel = selected.length;
   const nErr = cache.nLayers * cache.T;
   const N = nSel + nErr + cache.T + logitTokens.length;

@@ -5,6 +5,7 @@
 import type { ModelConfig } from '../arch/config.ts';
 import type { LogitHead } from '../model/logit-head.ts';
 import type { WeightFeeder } from '../model/weight-feeder.ts';
+import type { DeviceTensors } from '../runtime/device-tensors.ts';
 import { ort } from '../runtime/session.ts';
 import type { ForwardCache } from './forward-cache.ts';
 import { backwardTop, linearInputs } from './linear-model.ts';
@@ -15,11 +16,19 @@ const f32 = (data: Float32Array, dims: number[]) => new ort.Tensor('float32', da
 const i64 = (values: number[]) =>
   new ort.Tensor('int64', BigInt64Array.from(values.map(BigInt)), [values.length]);
 
-/** Largest [B, t, width] float32 activation of one backward run (see rows()). */
+/** Largest [B, t, width] float32 activation of one backward run on the CPU (see rows()). */
 export const MICRO_BATCH_BYTES = 30 * 1024 * 1024;
+/** The same on a GPU, where no page faults are paid and bigger runs use the device better. */
+export const DEVICE_MICRO_BATCH_BYTES = 512 * 1024 * 1024;
 
 export class LinearModelRunner {
   private readonly patternCache = new Map<number, Float32Array[]>();
+  /**
+   * The backward's inputs that are the same for every batch of one t (frozen patterns and
+   * scales, token vectors, source vectors), kept for the latest t: on a GPU they are uploaded
+   * once, and a batch sends only its read vectors and gets its rows back.
+   */
+  private constants?: { t: number; feeds: Promise<Record<string, ort.Tensor>> };
 
   constructor(
     private readonly cfg: ModelConfig,
@@ -34,7 +43,52 @@ export class LinearModelRunner {
     private readonly feeder: WeightFeeder,
     /** The unembedding (the frozen graph ends at its input). */
     private readonly head: LogitHead,
+    /** Where the per-t constants are kept (device memory on a GPU). */
+    private readonly device: DeviceTensors,
   ) {}
+
+  /** Rows per backward run at most, for batches stopping at position t. */
+  private microBatch(t: number): number {
+    const width = Math.max(
+      this.cfg.hiddenSize,
+      this.cfg.nHeads * this.cfg.headDim,
+      ...this.space.blocks.map((b) => b.n),
+    );
+    const bytes = this.device.onDevice ? DEVICE_MICRO_BATCH_BYTES : MICRO_BATCH_BYTES;
+    return Math.max(1, Math.floor(bytes / (t * width * 4)));
+  }
+
+  private constantFeeds(t: number): Promise<Record<string, ort.Tensor>> {
+    if (this.constants?.t === t) return this.constants.feeds;
+    void this.dropConstants();
+    const feeds = (async () => {
+      const { d, nLayers: L } = this.cache;
+      const host: Record<string, ort.Tensor> = {
+        token_vectors: f32(this.cache.tokenVectors.subarray(0, t * d), [t, d]),
+      };
+      this.frozenFeeds(t, host, null);
+      for (let l = 0; l < L; l++) {
+        const block = this.space.blocks[l];
+        host[linearInputs.sources(l)] = f32(block.vectors.subarray(0, t * d * block.n), [t, d, block.n]);
+      }
+      const kept: Record<string, ort.Tensor> = {};
+      for (const [name, tensor] of Object.entries(host)) kept[name] = await this.device.upload(tensor);
+      // On the device the host prefix copies of the patterns are not needed again.
+      if (this.device.onDevice) this.patternCache.clear();
+      return kept;
+    })();
+    this.constants = { t, feeds };
+    return feeds;
+  }
+
+  /** Frees the per-t constants (device memory on a GPU); they are rebuilt when needed. */
+  async dropConstants(): Promise<void> {
+    const old = this.constants;
+    this.constants = undefined;
+    if (!old || !this.device.onDevice) return;
+    const feeds = await old.feeds.catch(() => ({}));
+    for (const t of Object.values(feeds)) this.device.dispose(t);
+  }
 
   /** Frozen patterns restricted to the first `t` positions ([H, t, t], causal, so exact). */
   private patterns(t: number): Float32Array[] {
@@ -59,11 +113,13 @@ export class LinearModelRunner {
     return p;
   }
 
-  private frozenFeeds(t: number, feeds: Record<string, ort.Tensor>, names: readonly string[]) {
+  /** The frozen patterns and scales at t, those among `names` (null: all). */
+  private frozenFeeds(t: number, feeds: Record<string, ort.Tensor>, names: readonly string[] | null) {
     const c = this.cache;
     const H = this.cfg.nHeads;
     const patterns = this.patterns(t);
-    const want = new Set(names);
+    const named = names && new Set(names);
+    const want = { has: (name: string) => named === null || named.has(name) };
     for (let l = 0; l < c.nLayers; l++) {
       if (want.has(linearInputs.pattern(l))) feeds[linearInputs.pattern(l)] = f32(patterns[l], [H, t, t]);
       const scales: [string, Float32Array[] | undefined][] = [
@@ -88,12 +144,7 @@ export class LinearModelRunner {
    */
   async rows(targets: readonly Target[]): Promise<Float32Array[]> {
     const t = Math.max(...targets.map((x) => x.position)) + 1;
-    const width = Math.max(
-      this.cfg.hiddenSize,
-      this.cfg.nHeads * this.cfg.headDim,
-      ...this.space.blocks.map((b) => b.n),
-    );
-    const per = Math.max(1, Math.floor(MICRO_BATCH_BYTES / (t * width * 4)));
+    const per = this.microBatch(t);
     if (targets.length <= per) return this.runBatch(targets);
     const parts = Math.ceil(targets.length / per);
     const size = Math.ceil(targets.length / parts);
@@ -115,20 +166,14 @@ export class LinearModelRunner {
         L,
       ),
     );
-    const inputs = new Set(backward.inputNames);
+    const constants = await this.constantFeeds(t);
     const feeds: Record<string, ort.Tensor> = {
       ...this.feeder.feeds(backward.inputNames),
       read_vectors: f32(vectors, [B, d]),
       read_positions: i64(targets.map((x) => x.position)),
       read_slots: i64(targets.map((x) => x.slot)),
-      token_vectors: f32(this.cache.tokenVectors.subarray(0, t * d), [t, d]),
     };
-    this.frozenFeeds(t, feeds, backward.inputNames);
-    for (let l = 0; l < L; l++) {
-      const block = this.space.blocks[l];
-      if (!inputs.has(linearInputs.sources(l))) continue;
-      feeds[linearInputs.sources(l)] = f32(block.vectors.subarray(0, t * d * block.n), [t, d, block.n]);
-    }
+    for (const name of backward.inputNames) if (constants[name]) feeds[name] = constants[name];
     const out = await backward.run(feeds);
     const C = this.space.nColumns;
     const buffer = new Float32Array(B * C);
@@ -247,6 +292,19 @@ export class LinearModelRunner {
     columnScale: (column: number) => number,
     extraWrites: readonly { layer: number; position: number; vector: Float32Array }[] = [],
   ): Promise<Float64Array> {
+    const change = await this.frozenUnembedInChange(columnScale, extraWrites);
+    return Float64Array.from(await this.head.logitsPre(change, 1));
+  }
+
+  /**
+   * The change of the unembedding's input [d] at the last position under the same edit (see
+   * frozenLogitChange): what a direction target (target-spec.ts) reads, without the float32
+   * rounding of two full runs.
+   */
+  async frozenUnembedInChange(
+    columnScale: (column: number) => number,
+    extraWrites: readonly { layer: number; position: number; vector: Float32Array }[] = [],
+  ): Promise<Float32Array> {
     const { T, d } = this.cache;
     const run = async (scale: (col: number) => number, extra: typeof extraWrites) =>
       (
@@ -261,19 +319,8 @@ export class LinearModelRunner {
     return Float32Array.from(delta, (v, i) => v - zero[i]);
   }
 
-  /** Sessions belong to the Attributor (shared by every prompt); nothing to free here. */
-  async release(): Promise<void> {}
-}
-    const change = await this.frozenUnembedInChange(columnScale, extraWrites);
-    return Float64Array.from(await this.head.logitsPre(change, 1));
+  /** Sessions belong to the Attributor (shared by every prompt); the per-t constants are this prompt's. */
+  async release(): Promise<void> {
+    await this.dropConstants();
   }
-
-  /**
-   * The change of the unembedding's input [d] at the last position under the same edit (see
-   * frozenLogitChange): what a direction target (target-spec.ts) reads, without the float32
-   * rounding of two full runs.
-   */
-  async frozenUnembedInChange(
-    columnScale: (column: number) => number,
-    extraWrites: readonly { layer: number; position: number; vector: Float32Array }[] = [],
-  ): Promise<Float32Array> {
+}

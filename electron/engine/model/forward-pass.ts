@@ -6,6 +6,7 @@
  */
 import { forwardInputs } from '../arch/transformer.ts';
 import { EngineError } from '../errors.ts';
+import { type DeviceTensors, deviceTensors } from '../runtime/device-tensors.ts';
 import type { ProviderName } from '../runtime/providers.ts';
 import { createSession, ort, type SessionOptions } from '../runtime/session.ts';
 import type { TranscoderSet } from '../transcoders/types.ts';
@@ -41,6 +42,8 @@ export class ForwardPass {
     readonly head: LogitHead,
     readonly feeder: WeightFeeder,
     readonly provider: ProviderName,
+    /** Where tensors that stay the same across runs are kept (the GPU's memory on a GPU). */
+    readonly device: DeviceTensors,
   ) {}
 
   static async create(model: OpenedModel, opts: ForwardPassOptions = {}): Promise<ForwardPass> {
@@ -52,9 +55,12 @@ export class ForwardPass {
     const first = await createSession(compiled.segments[0].graph, { ...opts, ...arena });
     const sessionOpts = { ...opts, ...arena, provider: first.provider };
     const sessions = [first.session];
+    const device = deviceTensors(first.provider);
     try {
       for (const seg of compiled.segments.slice(1))
         sessions.push((await createSession(seg.graph, sessionOpts)).session);
+      feeder.useDevice(device);
+      for (const s of sessions) await feeder.ready(s.inputNames);
       const names = model.weightNames;
       const head = await LogitHead.create(
         model.tensors,
@@ -62,6 +68,9 @@ export class ForwardPass {
         model.config.finalSoftcap,
         {
           ...sessionOpts,
+          // A few rows against the unembedding: on a GPU provider each pass would copy the
+          // whole unembedding to the device, so it runs on the CPU.
+          provider: 'cpu',
           // What the layers leave of the budget (the unembedding is kept only if it fits too);
           // the complete graph already holds it decoded.
           residentBytes: compiled.streamed ? 0 : residentWeightBytes - compiled.layerWeightBytes,
@@ -70,9 +79,11 @@ export class ForwardPass {
             : undefined,
         },
       );
-      return new ForwardPass(model, compiled, sessions, head, feeder, first.provider);
+      return new ForwardPass(model, compiled, sessions, head, feeder, first.provider, device);
     } catch (e) {
       await Promise.all(sessions.map((s) => s.release()));
+      feeder.clear();
+      await device.release();
       throw e;
     }
   }
@@ -187,7 +198,10 @@ export class ForwardPass {
     return out;
   }
 
+  /** Releases the sessions and the weights kept on a device (host-resident weights stay with the feeder). */
   async close(): Promise<void> {
     await Promise.all([...this.sessions.map((s) => s.release()), this.head.close()]);
+    if (this.device.onDevice) this.feeder.clear();
+    await this.device.release();
   }
 }

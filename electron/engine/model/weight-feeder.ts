@@ -9,7 +9,12 @@
  *   backward, frozen forward, interventions), so a weight is never held twice;
  * - streamed weights are decoded for one session run and dropped after it (big checkpoints run
  *   layer by layer, see forward-pass.ts).
+ *
+ * On a GPU provider, `ready()` moves the resident weights of a session to the device once
+ * (runtime/device-tensors.ts) and drops their host arrays: runs are then fed the device
+ * tensors, and no weight crosses the bus per run.
  */
+import type { DeviceTensors } from '../runtime/device-tensors.ts';
 import { ort } from '../runtime/session.ts';
 
 export interface FedWeight {
@@ -42,6 +47,12 @@ export class WeightFeeder {
   /** Reusable arrays for streamed weights, by length, and those handed out since `recycle`. */
   private readonly pool = new Map<number, Float32Array[]>();
   private readonly lent: Float32Array[] = [];
+  /** Where resident weights are kept when a GPU runs the sessions (see `ready`). */
+  private device?: DeviceTensors;
+  /** Host copies of resident weights that live on the device, decoded when asked for. */
+  private readonly hostCopies = new Map<string, Float32Array>();
+  /** Bytes of resident weights held in device memory. */
+  deviceBytes = 0;
 
   /** Registers a weight input; a name registered twice keeps its first loader. */
   register(w: FedWeight): void {
@@ -85,7 +96,45 @@ export class WeightFeeder {
   residentValues(input: string): Float32Array {
     const w = this.weights.get(input);
     if (!w?.resident) throw new Error(`no resident weight is registered for graph input ${input}`);
-    return this.tensor(input, w).data as Float32Array;
+    const tensor = this.tensor(input, w);
+    if (tensor.location === 'cpu') return tensor.data as Float32Array;
+    let host = this.hostCopies.get(input);
+    if (!host) {
+      host = w.load();
+      this.hostCopies.set(input, host);
+    }
+    return host;
+  }
+
+  /** Keeps resident weights on `device` from now on (a GPU provider's sessions). */
+  useDevice(device: DeviceTensors): void {
+    this.device = device.onDevice ? device : undefined;
+  }
+
+  /**
+   * Moves the resident weights among `inputNames` to the device, one at a time (the host holds
+   * one decoded tensor at most). Without a device, or for streamed weights, nothing happens:
+   * `feeds` decodes those as before.
+   */
+  async ready(inputNames: readonly string[]): Promise<void> {
+    const device = this.device;
+    if (!device) return;
+    let moved = false;
+    for (const name of inputNames) {
+      const w = this.weights.get(name);
+      if (!w?.resident) continue;
+      const kept = this.residentTensors.get(name);
+      if (kept && kept.location !== 'cpu') continue;
+      const host = kept ?? new ort.Tensor('float32', w.load(), [...w.dims]);
+      const onDevice = await device.upload(host);
+      const bytes = (host.data as Float32Array).byteLength;
+      if (kept) this.residentTotal -= bytes;
+      this.residentTensors.set(name, onDevice);
+      this.deviceBytes += bytes;
+      moved = true;
+    }
+    // Memoized feeds may hold the host tensors just replaced.
+    if (moved) this.residentFeeds = new WeakMap();
   }
 
   /** Tensors for every weight input among `inputNames` (a session's inputs). */
@@ -127,7 +176,10 @@ export class WeightFeeder {
 
   /** Frees every resident weight and pooled array. */
   clear(): void {
+    for (const t of this.residentTensors.values()) this.device?.dispose(t);
     this.residentTensors.clear();
+    this.hostCopies.clear();
+    this.deviceBytes = 0;
     this.residentFeeds = new WeakMap();
     this.residentTotal = 0;
     this.pool.clear();

@@ -1,0 +1,102 @@
+/**
+ * Tensors kept on the execution provider's device between runs. A GPU session copies every
+ * host tensor it is fed to the device on every run; what stays the same across runs (weights,
+ * an attribution's frozen patterns and source vectors) is uploaded once instead, as a tensor
+ * whose data lives in device memory (ONNX Runtime's `gpu-buffer` location), and fed as is.
+ *
+ * The upload is a session run: an Identity graph whose output is asked to stay on the device
+ * (`preferredOutputLocation`). Sessions of one provider share its device, so the tensor can be
+ * fed to any other session of the same provider. On the CPU provider an upload is the host
+ * tensor itself, so the same code runs everywhere.
+ */
+import { GraphBuilder } from '../onnx/graph-builder.ts';
+import type { ElemType } from '../onnx/model-proto.ts';
+import type { ProviderName } from './providers.ts';
+import { ort } from './session.ts';
+
+export interface DeviceTensors {
+  readonly provider: ProviderName;
+  /** True when uploads land in device memory (a GPU provider). */
+  readonly onDevice: boolean;
+  /** The tensor on the device; on the CPU, `host` itself. The host array may be dropped after. */
+  upload(host: ort.Tensor): Promise<ort.Tensor>;
+  /** Bytes uploaded so far (a figure for reports). */
+  readonly uploadedBytes: number;
+  /** Frees a tensor this returned (device memory); a no-op on the CPU. */
+  dispose(tensor: ort.Tensor): void;
+  release(): Promise<void>;
+}
+
+const ELEM: Record<string, ElemType> = { float32: 'float32', float16: 'float16', int64: 'int64' };
+
+class HostTensors implements DeviceTensors {
+  readonly onDevice = false;
+  readonly uploadedBytes = 0;
+  constructor(readonly provider: ProviderName) {}
+  async upload(host: ort.Tensor): Promise<ort.Tensor> {
+    return host;
+  }
+  dispose(): void {}
+  async release(): Promise<void> {}
+}
+
+class GpuTensors implements DeviceTensors {
+  readonly onDevice = true;
+  uploadedBytes = 0;
+  /** One Identity session per element type and rank (dims are symbolic). */
+  private readonly sessions = new Map<string, Promise<ort.InferenceSession>>();
+
+  constructor(readonly provider: ProviderName) {}
+
+  private session(type: string, rank: number): Promise<ort.InferenceSession> {
+    const key = `${type}/${rank}`;
+    let s = this.sessions.get(key);
+    if (!s) {
+      const elem = ELEM[type];
+      if (!elem) throw new Error(`cannot keep a ${type} tensor on the device`);
+      const g = new GraphBuilder('upload');
+      const dims = Array.from({ length: rank }, (_, i) => `d${i}`);
+      g.input('x', elem, dims);
+      g.output(g.op('Identity', ['x']), 'y', elem, dims);
+      s = ort.InferenceSession.create(g.serialize(), {
+        executionProviders: [this.provider],
+        // Kept as a copy: an optimizer may not fold the Identity into the graph's input.
+        graphOptimizationLevel: 'disabled',
+        logSeverityLevel: 3,
+        preferredOutputLocation: 'gpu-buffer',
+      });
+      this.sessions.set(key, s);
+    }
+    return s;
+  }
+
+  async upload(host: ort.Tensor): Promise<ort.Tensor> {
+    if (host.location !== 'cpu') return host;
+    const session = await this.session(host.type, host.dims.length);
+    const { y } = await session.run({ x: host });
+    if (y.location !== 'gpu-buffer') {
+      throw new Error(`the ${this.provider} provider kept an uploaded tensor in ${y.location} memory`);
+    }
+    this.uploadedBytes += (host.data as ArrayBufferView).byteLength;
+    return y;
+  }
+
+  dispose(tensor: ort.Tensor): void {
+    if (tensor.location === 'gpu-buffer') tensor.dispose();
+  }
+
+  async release(): Promise<void> {
+    const sessions = await Promise.allSettled(this.sessions.values());
+    this.sessions.clear();
+    await Promise.all(sessions.map((s) => (s.status === 'fulfilled' ? s.value.release() : undefined)));
+  }
+}
+
+/**
+ * Device tensors for `provider`. `CIRCUIT_DEVICE_TENSORS=0` keeps every tensor on the host
+ * (each run copies it), for comparing the two on a GPU.
+ */
+export function deviceTensors(provider: ProviderName): DeviceTensors {
+  if (provider === 'cpu' || process.env.CIRCUIT_DEVICE_TENSORS === '0') return new HostTensors(provider);
+  return new GpuTensors(provider);
+}
