@@ -1,9 +1,11 @@
 /**
  * Registering a model: open the checkpoint and the transcoders, report every problem (as
- * `circuit inspect` does), and compute the content hashes that identify them.
+ * `circuit inspect` does), and compute the content hashes that identify them. The server runs
+ * the check on a worker thread (checkModelFoldersOffThread), since it reads synchronously.
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { TRANSCODER_HOOKS } from '../engine/arch/hooks.ts';
 import { isEngineError } from '../engine/errors.ts';
 import { type OpenedModel, openModel } from '../engine/model/open-model.ts';
@@ -13,6 +15,7 @@ import type { TranscoderSet } from '../engine/transcoders/types.ts';
 import { transcoderModelProblems } from '../engine/transcoders/validate.ts';
 import type { ModelInput, TranscoderSetInput } from '../store/models.ts';
 import type { ValidationProblem } from '../store/types.ts';
+import { ApiError } from './errors.ts';
 
 function problemOf(e: unknown): ValidationProblem {
   if (!isEngineError(e)) throw e;
@@ -136,4 +139,58 @@ export function checkModelFolders(dirs: {
     set?.close();
     model?.close();
   }
+}
+
+/**
+ * How long a folder check may take before it is stopped. Headers, sampled hashes and bounded
+ * folder walks take seconds even for multi-gigabyte checkpoints; a slow network mount or a
+ * pathological folder should fail, not hold a thread for ever.
+ */
+export const CHECK_TIMEOUT_MS = 120_000;
+
+const CHECK_WORKER = new URL('./model-check-worker.mjs', import.meta.url);
+
+type CheckReply = { ok: true; result: ModelInput } | { ok: false; message: string };
+
+/**
+ * checkModelFolders on a worker thread of its own: opening a checkpoint reads headers, samples
+ * files for the content hash and walks folders synchronously, which on the main thread would
+ * stall every API call and /health for as long as it takes. Past `timeoutMs` the thread is
+ * terminated and the call fails with `unavailable`.
+ */
+export function checkModelFoldersOffThread(
+  dirs: { checkpointDir: string; transcoderDir: string; name?: string },
+  timeoutMs = CHECK_TIMEOUT_MS,
+): Promise<ModelInput> {
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(CHECK_WORKER, { workerData: { ...dirs } });
+    let settled = false;
+    const finish = (settle: () => void) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      void worker.terminate();
+      settle();
+    };
+    const timer = setTimeout(
+      () =>
+        finish(() =>
+          reject(
+            new ApiError(
+              'unavailable',
+              `checking the model folders took longer than ${timeoutMs / 1000} s and was stopped`,
+              { field: 'checkpointDir' },
+            ),
+          ),
+        ),
+      timeoutMs,
+    );
+    worker.once('message', (m: CheckReply) =>
+      finish(() => (m.ok ? resolve(m.result) : reject(new Error(`model check failed: ${m.message}`)))),
+    );
+    worker.once('error', (e) => finish(() => reject(e)));
+    worker.once('exit', (code) =>
+      finish(() => reject(new Error(`the model check thread exited (${code}) without a result`))),
+    );
+  });
 }
