@@ -7,6 +7,7 @@ import { isApiError } from '../api/errors.ts';
 import { isEngineError } from '../engine/errors.ts';
 import { isStoreError } from '../store/errors.ts';
 import { dashboardsCommand } from './commands/dashboards.ts';
+import { diffCommand } from './commands/diff.ts';
 import { inspectCommand } from './commands/inspect.ts';
 import { interveneCommand } from './commands/intervene.ts';
 import { libraryCommand } from './commands/library.ts';
@@ -16,6 +17,10 @@ import { traceCommand } from './commands/trace.ts';
 
 const COMMANDS: Record<string, { run: (argv: string[]) => Promise<number>; summary: string }> = {
   dashboards: { run: dashboardsCommand, summary: 'compute (or import) feature dashboards over a corpus' },
+  diff: {
+    run: diffCommand,
+    summary: 'compare two graph JSON files: nodes and edges only in A, only in B, changed',
+  },
   intervene: {
     run: interveneCommand,
     summary: 'set, scale or ablate features and compare next-token predictions',
