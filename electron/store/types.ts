@@ -54,6 +54,16 @@ export interface ModelRecord {
   validatedAt: number;
 }
 
+/**
+ * An attribution target in place of the top logits (engine/attribution/target-spec.ts):
+ * a token's demeaned logit, a weighted combination of tokens, or a direction (d_model numbers)
+ * at the unembedding input; `weight` is its influence weight.
+ */
+export type TraceTarget =
+  | { token: string | number; weight?: number }
+  | { label: string; weights: Record<string, number>; weight?: number }
+  | { label: string; vector: number[]; weight?: number };
+
 /** Everything that decides a trace's graph (attribution.md §7). */
 export interface TraceSettings {
   maxNLogits: number;
@@ -63,6 +73,8 @@ export interface TraceSettings {
   nodeThreshold: number;
   edgeThreshold: number;
   provider: string;
+  /** The targets in place of the top logits; absent or null: the top logits. */
+  targets?: TraceTarget[] | null;
 }
 
 export interface TraceProgress {

@@ -14,7 +14,9 @@ import {
 import { DEFAULT_MAX_FEATURE_NODES } from '../../engine/attribution/defaults.ts';
 import { nodeLayout } from '../../engine/attribution/graph-types.ts';
 import { writeRawGraph } from '../../engine/attribution/raw-file.ts';
-import { EngineError } from '../../engine/errors.ts';
+import { readTargetsFile, targetSpecsToJson } from '../../engine/attribution/target-json.ts';
+import { resolveTargetSpecs, targetVocabulary } from '../../engine/attribution/target-spec.ts';
+import { EngineError, isEngineError } from '../../engine/errors.ts';
 import { type OpenedModel, openModel } from '../../engine/model/open-model.ts';
 import { assertTranscodersFit } from '../../engine/model/transcoder-fit.ts';
 import { pruneGraph } from '../../engine/pruning/index.ts';
@@ -30,12 +32,23 @@ import { formatSeconds, progressPrinter } from '../progress.ts';
 const HELP = `usage: circuit trace --model DIR --transcoders DIR --prompt TEXT (--out graph.json | --save)
        [--max-n-logits 10] [--desired-logit-prob 0.95] [--max-feature-nodes 7500] [--batch-size 256]
        [--node-threshold 0.8] [--edge-threshold 0.98] [--provider cpu|webgpu|cuda|auto]
-       [--raw raw.safetensors] [--slug NAME] [--json]
+       [--targets targets.json] [--raw raw.safetensors] [--slug NAME] [--json]
        [--save [--data DIR] [--project NAME] [--tag TAG]...]
 
 --max-feature-nodes: feature rows computed, the most influential first (default 7500, which
 bounds memory; a value above the number of active features means all of them). A trace that
 would not fit in memory is refused before the backward pass (exit 2), naming what it needs.
+
+--targets FILE: attribute to these targets instead of the top logits (--max-n-logits and
+--desired-logit-prob are then unused). FILE is a JSON list of
+  {"token": " Austin"}                                    a token's demeaned logit (or {"token": 1234})
+  {"label": "Austin vs Dallas", "weights": {" Austin": 1, " Dallas": -1}}   a combination of them
+  {"label": "d", "vector": "dir.npy"}                     a direction at the unembedding input
+                                                          (.npy or .safetensors with one tensor of
+                                                          d_model floats, relative to FILE's folder)
+each with an optional "weight" (its influence weight; default: a token's probability, a
+combination's summed positive-term probability, 1/n for a vector). A token string that is not
+one token, a vector of the wrong size, empty weights… exit 2 naming FILE and the target.
 
 --out / --raw write only a new path or a regular file (replaced atomically). A symlink to a
 regular file is written through (the link stays). A directory, FIFO, device, socket or dangling
@@ -74,6 +87,7 @@ export async function traceCommand(argv: string[]): Promise<number> {
     'edge-threshold': { type: 'string' },
     provider: { type: 'string' },
     raw: { type: 'string' },
+    targets: { type: 'string' },
     slug: { type: 'string' },
     json: { type: 'boolean' },
     save: { type: 'boolean' },
@@ -121,6 +135,10 @@ export async function traceCommand(argv: string[]): Promise<number> {
     batchSize: positiveIntFlag(flags['batch-size'], 'batch-size', DEFAULT_ATTRIBUTION_SETTINGS.batchSize),
   };
   validateAttributionSettings(settings);
+  // The file's form and vector files are checked before any weights load; tokens and sizes below.
+  const targetsFile = flags.targets;
+  const targets = targetsFile === undefined ? null : readTargetsFile(targetsFile);
+  if (targets) settings.targets = targets;
   const capIsDefault = flags['max-feature-nodes'] === undefined;
   const nodeThreshold = thresholdFlag(flags['node-threshold'], 'node-threshold', 0.8);
   const edgeThreshold = thresholdFlag(flags['edge-threshold'], 'edge-threshold', 0.98);
@@ -152,6 +170,15 @@ export async function traceCommand(argv: string[]): Promise<number> {
     }
     if (tokenIds.length < 2)
       throw new EngineError('argument', 'the prompt has no tokens after BOS', { field: 'prompt' });
+    const vocab = targetVocabulary(c.vocabSize, tokenizer);
+    if (targets) {
+      try {
+        resolveTargetSpecs(targets, vocab, c.hiddenSize);
+      } catch (e) {
+        if (isEngineError(e)) throw new EngineError(e.code, `targets file ${targetsFile}: ${e.message}`);
+        throw e;
+      }
+    }
 
     const progress = progressPrinter();
     const startedAt = Date.now();
@@ -164,6 +191,7 @@ export async function traceCommand(argv: string[]): Promise<number> {
     const result = await attributor.attribute(tokenIds, settings, {
       onProgress: (p) => progress.update(p),
       tokenToString: (id) => tokenizer.tokenToString(id),
+      targetVocabulary: vocab,
       storesGraph: store !== null,
     });
     const pruneStart = performance.now();
@@ -172,11 +200,18 @@ export async function traceCommand(argv: string[]): Promise<number> {
     progress.done();
     await result.prepared.runner.release();
 
+    const targetsJson = targets ? targetSpecsToJson(targets) : null;
     const info = {
       model: model.dir,
       transcoders: set.dir,
       prompt,
-      settings: { ...settings, nodeThreshold, edgeThreshold, provider: attributor.provider },
+      settings: {
+        ...settings,
+        targets: targetsJson,
+        nodeThreshold,
+        edgeThreshold,
+        provider: attributor.provider,
+      },
     };
     if (out !== null) {
       writeTraceGraphJson(out, result.graph, pruned, {
@@ -197,6 +232,7 @@ export async function traceCommand(argv: string[]): Promise<number> {
         tokenIds,
         settings: {
           ...settings,
+          targets: targetsJson,
           maxFeatureNodes: settings.maxFeatureNodes ?? null, // the cap in force (default included)
           nodeThreshold,
           edgeThreshold,
@@ -222,7 +258,11 @@ export async function traceCommand(argv: string[]): Promise<number> {
       features_with_rows: lay.nFeatures,
       max_feature_nodes: settings.maxFeatureNodes,
       max_feature_nodes_default: capIsDefault,
-      logits: result.logitTokens.map((t) => ({ token: tokenizer.tokenToString(t.tokenId), prob: t.prob })),
+      // With --targets: each target's label and influence weight (a token's probability).
+      logits: result.logitTokens.map((t) => ({
+        token: t.label ?? tokenizer.tokenToString(t.tokenId),
+        prob: t.prob,
+      })),
       unpruned: { nodes: lay.total },
       pruned: { nodes: pruned.keptNodes.length, edges: pruned.edges.weight.length },
       replacement_score: pruned.replacementScore,
@@ -240,7 +280,7 @@ export async function traceCommand(argv: string[]): Promise<number> {
         `prompt       ${tokenIds.length} tokens: ${tokenIds.map((t) => JSON.stringify(tokenizer.tokenToString(t))).join(' ')}`,
       );
       console.log(
-        `top logits   ${summary.logits.map((l) => `${JSON.stringify(l.token)} ${(l.prob * 100).toFixed(1)}%`).join(', ')}`,
+        `${targets ? 'targets    ' : 'top logits '}  ${summary.logits.map((l) => `${JSON.stringify(l.token)} ${(l.prob * 100).toFixed(1)}%`).join(', ')}`,
       );
       const cap = `--max-feature-nodes ${summary.max_feature_nodes}${capIsDefault ? ' (the default)' : ''}`;
       console.log(
