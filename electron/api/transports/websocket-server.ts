@@ -15,7 +15,9 @@
  *   MAX_BUFFERED_BYTES) already wait for that client to read them; the call gets an
  *   `unavailable` error instead, so a client that never reads cannot grow the server. A client
  *   that stops reading also stops answering pings and is dropped at the next heartbeat, which
- *   frees what was buffered for it.
+ *   frees what was buffered for it. A client that closes gets no further replies, and what
+ *   still waits for it is dropped within CLOSE_GRACE_MS (its socket is destroyed then, instead
+ *   of after ws's 30 s close timeout); the transport keeps no other per-client state.
  * - A malformed or oversized frame closes that connection only (1002 protocol error, 1007
  *   invalid UTF-8, 1009 too big); every socket has an error handler, so no client can take the
  *   server down.
@@ -25,7 +27,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { WebSocket, WebSocketServer } from 'ws';
+import { type ServerOptions, WebSocket, WebSocketServer } from 'ws';
 import type { ApiEvents, ClientMessage, EventName, ServerMessage } from '../contract.ts';
 import { API_VERSION, EVENT_NAMES } from '../contract.ts';
 import { ApiError, toApiError } from '../errors.ts';
@@ -65,6 +67,10 @@ export interface RunningApiServer {
   token: string | null;
   /** Whether the UI is served. */
   servesUi: boolean;
+  /** Reply and event bytes waiting for the connected clients to read them (0 when none wait). */
+  queuedBytes(): number;
+  /** Connections open or closing. */
+  connections(): number;
   close(): Promise<void>;
 }
 
@@ -83,6 +89,13 @@ export const MAX_MESSAGE_BYTES = 2 ** 29 - 24;
  * is always sent when nothing waits, however large, so no valid call is cut.
  */
 export const MAX_BUFFERED_BYTES = 64 * 2 ** 20;
+
+/**
+ * How long a closing connection may take to finish its close handshake before its socket is
+ * destroyed. A client that closes without reading would otherwise keep every reply queued for
+ * it in memory for ws's default 30 s, since its close frame waits behind them.
+ */
+export const CLOSE_GRACE_MS = 1000;
 
 export function isLoopbackHost(host: string): boolean {
   const h = host.replace(/^\[|\]$/g, '').toLowerCase();
@@ -161,7 +174,13 @@ export async function startApiServer(opts: ApiServerOptions): Promise<RunningApi
     );
   });
 
-  const wss = new WebSocketServer({ noServer: true, maxPayload: opts.maxPayloadBytes ?? MAX_MESSAGE_BYTES });
+  // closeTimeout is a ws 8.x option @types/ws does not list yet
+  const wsOptions: ServerOptions & { closeTimeout: number } = {
+    noServer: true,
+    maxPayload: opts.maxPayloadBytes ?? MAX_MESSAGE_BYTES,
+    closeTimeout: CLOSE_GRACE_MS,
+  };
+  const wss = new WebSocketServer(wsOptions);
   // Errors of a socket or a connection concern that client only: log them, never throw.
   wss.on('error', (e) => log(`WebSocket server error: ${e.message}`));
 
@@ -327,6 +346,12 @@ export async function startApiServer(opts: ApiServerOptions): Promise<RunningApi
     wsUrl: `ws://${base}/api`,
     token,
     servesUi: staticDir !== null,
+    queuedBytes() {
+      let n = 0;
+      for (const ws of wss.clients) n += ws.bufferedAmount;
+      return n;
+    },
+    connections: () => wss.clients.size,
     async close() {
       clearInterval(heartbeat);
       for (const u of unsubscribe) u();
