@@ -9,6 +9,7 @@
  */
 import { DEFAULT_MAX_FEATURE_NODES } from '../engine/attribution/defaults.ts';
 import type { FeatureRecord } from '../engine/dashboards/types.ts';
+import type { GraphDiff } from '../engine/graph-diff/types.ts';
 import type { FeatureInfo } from '../store/features.ts';
 import type {
   Annotations,
@@ -158,6 +159,22 @@ export interface InterventionInput {
   label?: string;
 }
 
+/** One side of `graphs.diff`: a trace at its thresholds (default: the trace's own). */
+export interface DiffSide {
+  traceId: number;
+  nodeThreshold?: number;
+  edgeThreshold?: number;
+}
+
+/** The graph diff (engine/graph-diff) of two traces, with what each side was. */
+export interface TraceDiff extends GraphDiff {
+  traces: Record<
+    'a' | 'b',
+    { traceId: number; prompt: string; nodeThreshold: number; edgeThreshold: number }
+  >;
+  nLayers: number;
+}
+
 export interface TraceDetail extends TraceRecord {
   views: ViewSummary[];
 }
@@ -269,6 +286,12 @@ export interface ApiMethods {
     { json: string; fileName?: string; projectId?: number; tags?: string[] },
     { trace: TraceRecord; notes: string[] }
   >;
+  /**
+   * What differs between two traces of one model and transcoder set (their pruned views):
+   * nodes and edges only in A, only in B, changed; `top` bounds the lists, `merged` adds every
+   * node and edge of both with its status (the compare diff view draws it).
+   */
+  'graphs.diff': Method<{ a: DiffSide; b: DiffSide; top?: number; merged?: boolean }, TraceDiff>;
 
   'features.get': Method<{ transcoderSetId: number; layer: number; index: number }, FeatureInfo>;
   /** '' clears the label. Labels are shared by every graph of the transcoder set. */

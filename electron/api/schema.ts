@@ -42,6 +42,7 @@ const NAME = string({
 });
 const THRESHOLD = number({ min: 0, max: 1 });
 const FOLDER = string({ min: 1, max: 4096 });
+const DIFF_SIDE = { traceId: id(), nodeThreshold: optional(THRESHOLD), edgeThreshold: optional(THRESHOLD) };
 
 export const TRACE_SETTINGS = object({
   maxNLogits: optional(int({ min: 1, max: 1000 })),
@@ -163,6 +164,12 @@ export const PARAMS = {
     fileName: optional(string({ min: 1, max: 255 })),
     projectId: optional(id()),
     tags: optional(array(TAG, { max: 100 })),
+  }),
+  'graphs.diff': object({
+    a: object(DIFF_SIDE),
+    b: object(DIFF_SIDE),
+    top: optional(int({ min: 0, max: 1_000_000 })),
+    merged: optional(boolean()),
   }),
 
   'features.get': object(FEATURE_REF),

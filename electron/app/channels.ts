@@ -42,6 +42,7 @@ export const API_METHODS = [
   'graphs.views',
   'graphs.exportJson',
   'graphs.importJson',
+  'graphs.diff',
   'features.get',
   'features.setLabel',
   'features.search',

@@ -51,6 +51,7 @@ const SAMPLE: { [M in MethodName]: Params<M> } = {
   'graphs.views': { traceId: 1 },
   'graphs.exportJson': { traceId: 1 },
   'graphs.importJson': { json: '{}' },
+  'graphs.diff': { a: { traceId: 1 }, b: { traceId: 2 } },
   'features.get': { transcoderSetId: 1, layer: 0, index: 3 },
   'features.setLabel': { transcoderSetId: 1, layer: 0, index: 3, label: 'x' },
   'features.search': { transcoderSetId: 1, query: 'x' },

@@ -7,11 +7,17 @@ import type { DiffGraph, DiffGraphNode } from './types.ts';
 const TOKEN_CLERP = /^Output "(.*)" \(p=[-+0-9.eE]+\)$/s;
 
 /**
- * How a logit is matched: an output token by its id; a target named by something other than
- * a token clerp (e.g. "Austin vs Dallas") by that name.
+ * How a logit is matched: by the text it stands for, the output token's string, or the label
+ * of a custom target (e.g. "Austin vs Dallas"). Not by its id: a custom target's id is a
+ * virtual one (vocabulary size + its rank among the targets), which differs between traces.
  */
-export function logitKeyOf(index: number, label: string): string {
-  return label === '' || TOKEN_CLERP.test(label) ? `token:${index}` : `label:${label}`;
+export function logitKeyOf(text: string): string {
+  return `text:${text}`;
+}
+
+/** The text of a logit clerp: the token of `Output " tok" (p=0.123)`, else the clerp itself. */
+export function logitText(clerp: string): string {
+  return TOKEN_CLERP.exec(clerp)?.[1] ?? clerp;
 }
 
 /**
@@ -41,8 +47,8 @@ export function diffGraphFromDocument(doc: GraphDocument | ImportedGraph, name: 
       label: p.kind === 'token' ? (tokens[p.position] ?? n.clerp) : n.clerp,
     };
     if (p.kind === 'logit') {
-      node.logitKey = logitKeyOf(p.index, n.clerp);
-      node.label = TOKEN_CLERP.exec(n.clerp)?.[1] ?? n.clerp;
+      node.label = logitText(n.clerp);
+      node.logitKey = node.label === '' ? `token:${p.index}` : logitKeyOf(node.label);
     }
     return node;
   });

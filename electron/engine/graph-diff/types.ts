@@ -21,8 +21,8 @@ export interface DiffGraphNode {
   /** What a person reads: the token of a token or logit node, else the label (or ''). */
   label: string;
   /**
-   * Logits only: what a logit is matched by across graphs. `token:{id}` for an output token;
-   * `label:{text}` for a target that is not one token (e.g. a logit difference), by its label.
+   * Logits only: what a logit is matched by across graphs (input.ts `logitKeyOf`: the token
+   * string, or a custom target's label); absent: `token:{index}`.
    */
   logitKey?: string;
 }

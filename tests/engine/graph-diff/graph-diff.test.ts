@@ -18,6 +18,8 @@ import {
   type GraphDiff,
   GraphDiffMismatchError,
   isEmptyDiff,
+  logitKeyOf,
+  logitText,
 } from '../../../electron/engine/graph-diff/index.ts';
 import { buildGraphDocument, stringifyGraphDocument } from '../../../electron/engine/graph-json/export.ts';
 import { importGraphJson } from '../../../electron/engine/graph-json/import.ts';
@@ -293,6 +295,31 @@ describe('diffGraphs on a hand-built pair', () => {
       expect(d.edges).toMatchObject({ only_a: 0, only_b: 0, changed: [] });
       expect(d.nodes.totals.unchanged).toBe(g.nodes.length);
     }
+  });
+
+  it('logits match by token text or target label, not by (virtual) id', () => {
+    expect(logitText('Output " Austin" (p=0.985)')).toBe(' Austin');
+    expect(logitText('Austin vs Dallas')).toBe('Austin vs Dallas');
+    const target = (id: number, p: number): DiffGraphNode => ({
+      ...logit(id, 2, 'Austin vs Dallas', p),
+      logitKey: logitKeyOf('Austin vs Dallas'),
+    });
+    const x = graph(
+      'X',
+      ['a', 'b', 'c'],
+      [target(1000, 0.5), token(1, 2, 'c', 0.1)],
+      [['E_1_2', '3_1000_2', 1]],
+    );
+    const y = graph(
+      'Y',
+      ['a', 'b', 'c'],
+      [token(1, 2, 'c', 0.1), target(1001, 0.25)],
+      [['E_1_2', '3_1001_2', 1]],
+    );
+    const d = diffGraphs(x, y);
+    expect(d.nodes.totals).toMatchObject({ only_a: 0, only_b: 0, changed: 1 });
+    expect(d.nodes.changed[0]).toMatchObject({ id_a: '3_1000_2', id_b: '3_1001_2', change: -0.25 });
+    expect(d.edges).toMatchObject({ only_a: 0, only_b: 0, changed: [] });
   });
 
   it('graphs of other models or transcoder sets are a typed error naming the field', () => {
