@@ -6,12 +6,23 @@
  */
 import path from 'node:path';
 import vue from '@vitejs/plugin-vue';
-import { defineConfig } from 'vite';
+import { defineConfig, type Plugin } from 'vite';
+
+/**
+ * The dev server's page talks to a `circuit serve` on another port (?api=ws://127.0.0.1:…),
+ * which the page's connect-src 'self' refuses: widen it to loopback WebSockets, in dev only.
+ */
+const devApiCsp: Plugin = {
+  name: 'dev-api-csp',
+  apply: 'serve',
+  transformIndexHtml: (html) =>
+    html.replace("connect-src 'self';", "connect-src 'self' ws://127.0.0.1:* ws://localhost:* ws://[::1]:*;"),
+};
 
 export default defineConfig({
   root: path.resolve(import.meta.dirname, 'renderer'),
   base: './',
-  plugins: [vue()],
+  plugins: [vue(), devApiCsp],
   build: {
     outDir: path.resolve(import.meta.dirname, 'renderer/dist'),
     emptyOutDir: true,
