@@ -43,6 +43,20 @@ export function serverCsp(hostHeader: string | undefined, allowedOrigins: Iterab
   ].join('; ');
 }
 
+/**
+ * A request's URL, or null when it does not parse. The raw target is appended to a fixed origin
+ * rather than resolved against it: `//` or `//host/x` would otherwise read as a scheme-relative
+ * URL (an exception for `//`, which used to end the server, or another host's path).
+ */
+export function requestUrl(raw: string | undefined): URL | null {
+  const target = raw ?? '/';
+  try {
+    return new URL(`http://x${target.startsWith('/') ? target : `/${target}`}`);
+  } catch {
+    return null;
+  }
+}
+
 /** The file under `root` a URL path names, or null (outside the root, missing, not a file). */
 export function resolveStatic(root: string, urlPath: string): string | null {
   let rel: string;

@@ -31,7 +31,7 @@ import { type ServerOptions, WebSocket, WebSocketServer } from 'ws';
 import type { ApiEvents, ClientMessage, EventName, ServerMessage } from '../contract.ts';
 import { API_VERSION, EVENT_NAMES } from '../contract.ts';
 import { ApiError, toApiError } from '../errors.ts';
-import { BASE_HEADERS, serverCsp, serveStatic } from './http-static.ts';
+import { BASE_HEADERS, requestUrl, serverCsp, serveStatic } from './http-static.ts';
 
 /** What the transport needs from the backend (WorkbenchService implements it). */
 export interface ApiBackend {
@@ -148,8 +148,13 @@ export async function startApiServer(opts: ApiServerOptions): Promise<RunningApi
   let port = opts.port ?? 0;
 
   const httpServer = http.createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://x');
+    const url = requestUrl(req.url);
     const headers = { ...BASE_HEADERS, 'Content-Security-Policy': serverCsp(req.headers.host, allowed) };
+    if (!url) {
+      res.writeHead(400, { ...headers, 'Content-Type': 'text/plain' });
+      res.end('bad request target\n');
+      return;
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { ...headers, Allow: 'GET, HEAD', 'Content-Type': 'text/plain' });
       res.end('method not allowed\n');
@@ -170,7 +175,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<RunningApi
     });
     res.end(
       `Circuit Workbench server. API: WebSocket at /api (see electron/api/contract.ts).\n` +
-        'The UI is not built here (renderer/dist is missing).\n',
+        'The UI is not built here (renderer/dist is missing): run `npm run build:ui`, then restart circuit serve.\n',
     );
   });
 
@@ -191,8 +196,8 @@ export async function startApiServer(opts: ApiServerOptions): Promise<RunningApi
 
   httpServer.on('upgrade', (req, socket, head) => {
     socket.on('error', () => socket.destroy());
-    const url = new URL(req.url ?? '/', 'http://x');
-    if (url.pathname !== '/api') return reject(socket, 404, 'the API is at /api');
+    const url = requestUrl(req.url);
+    if (url?.pathname !== '/api') return reject(socket, 404, 'the API is at /api');
     const hostHeader = (req.headers.host ?? '').toLowerCase();
     if (loopback && !ownOrigins().has(`http://${hostHeader}`)) {
       log(`rejected a connection with Host "${hostHeader}"`);

@@ -1,6 +1,6 @@
 /**
  * `circuit serve`: the backend without Electron — the API over WebSocket (/api) and the built
- * UI (renderer/dist, when present) over HTTP. Loopback only unless --host says otherwise, and
+ * UI (renderer/dist, built on first use from a source checkout) over HTTP. Loopback only unless --host says otherwise, and
  * then a token is required (generated and printed unless --token or $CIRCUIT_TOKEN gives one).
  */
 import path from 'node:path';
@@ -12,14 +12,16 @@ import { PoolCompute } from '../../jobs/compute.ts';
 import { resolveDataDir } from '../../store/data-dir.ts';
 import { Store } from '../../store/store.ts';
 import { parseFlags } from '../args.ts';
+import { DEFAULT_UI_DIR, prepareUi } from './serve-ui.ts';
 
 export const DEFAULT_PORT = 7411;
 
 const HELP = `usage: circuit serve [--port ${DEFAULT_PORT}] [--host 127.0.0.1] [--data DIR] [--token TOKEN]
-       [--allow-origin URL]... [--ui DIR] [--in-process] [--json]
+       [--allow-origin URL]... [--ui DIR] [--no-ui-build] [--in-process] [--json]
 
 Serves the API over WebSocket at ws://HOST:PORT/api and the built UI (renderer/dist) at
-http://HOST:PORT/. Binding anything but loopback requires a token: one is generated and printed
+http://HOST:PORT/. When renderer/dist is missing in a source checkout it is built first
+(npm run build:ui, once); --no-ui-build (or --json, for scripts) serves the API without it. Binding anything but loopback requires a token: one is generated and printed
 unless --token (or $CIRCUIT_TOKEN) sets it; clients send "Authorization: Bearer TOKEN" or
 ?token=TOKEN. Browsers may connect only from the server's own origin or an --allow-origin.
 --port 0 picks a free port. --json prints one JSON line {url, ws_url, port, token, data} once
@@ -36,6 +38,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     'allow-origin': { type: 'string', multiple: true },
     ui: { type: 'string' },
     'in-process': { type: 'boolean' },
+    'no-ui-build': { type: 'boolean' },
     json: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   });
@@ -66,12 +69,16 @@ export async function serveCommand(argv: string[]): Promise<number> {
     }
   }
   const dataDir = resolveDataDir(flags.data);
-  const uiDir = flags.ui
-    ? path.resolve(flags.ui)
-    : path.resolve(import.meta.dirname, '../../../renderer/dist');
+  const uiDir = flags.ui ? path.resolve(flags.ui) : DEFAULT_UI_DIR;
+  const log = (line: string) => console.error(line);
+  const uiMissing = await prepareUi(uiDir, {
+    explicit: flags.ui !== undefined,
+    build: !flags.json && !flags['no-ui-build'],
+    log,
+  });
+  if (uiMissing && flags.json) log(`ui: ${uiMissing}`);
 
   const store = Store.open(dataDir);
-  const log = (line: string) => console.error(line);
   const compute: ComputeBackend = flags['in-process']
     ? new InProcessCompute({ onWarning: (m) => log(`warning: ${m}`) })
     : new PoolCompute();
@@ -88,7 +95,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
       port,
       token,
       allowedOrigins: flags['allow-origin'],
-      staticDir: uiDir,
+      staticDir: uiMissing ? undefined : uiDir,
       log,
     });
   } catch (e) {
@@ -111,7 +118,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     console.log(`  data   ${dataDir}`);
     console.log(`  api    ${server.wsUrl}`);
     console.log(
-      `  ui     ${server.servesUi ? server.url + (server.token ? `?token=${server.token}` : '') : `not built (${uiDir} is missing)`}`,
+      `  ui     ${server.servesUi ? server.url + (server.token ? `?token=${server.token}` : '') : (uiMissing ?? `not built (${uiDir} is missing)`)}`,
     );
     if (server.token) {
       console.log(`  token  ${server.token}`);
