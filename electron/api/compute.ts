@@ -9,6 +9,8 @@ import path from 'node:path';
 import { Attributor } from '../engine/attribution/attribute.ts';
 import { DEFAULT_MAX_FEATURE_NODES } from '../engine/attribution/defaults.ts';
 import type { RawAttributionGraph } from '../engine/attribution/graph-types.ts';
+import { parseTargetSpecs } from '../engine/attribution/target-json.ts';
+import { targetVocabulary } from '../engine/attribution/target-spec.ts';
 import { type DashboardProgress, runDashboards } from '../engine/dashboards/run.ts';
 import type { FeatureRecord } from '../engine/dashboards/types.ts';
 import { EngineError } from '../engine/errors.ts';
@@ -173,9 +175,11 @@ export class InProcessCompute implements ComputeBackend {
           desiredLogitProb: s.desiredLogitProb,
           maxFeatureNodes: s.maxFeatureNodes ?? DEFAULT_MAX_FEATURE_NODES,
           batchSize: s.batchSize,
+          targets: s.targets ? parseTargetSpecs(s.targets) : null,
         },
         {
           signal: run.signal,
+          targetVocabulary: targetVocabulary(c.vocabSize, tokenizer),
           storesGraph: true, // the service keeps it in the library
           onProgress: (p) => run.onProgress?.({ ...p }),
           tokenToString: tokenizer ? (id) => tokenizer.tokenToString(id) : undefined,

@@ -28,6 +28,7 @@ import type {
   TraceRecord,
   TraceSettings,
   TraceStatus,
+  TraceTarget,
   TranscoderSetRecord,
   ViewSummary,
 } from '../store/types.ts';
@@ -51,6 +52,7 @@ export type {
   TraceRecord,
   TraceSettings,
   TraceStatus,
+  TraceTarget,
   TranscoderSetRecord,
   ViewSummary,
 };
@@ -135,6 +137,19 @@ export interface TraceSettingsInput {
   nodeThreshold?: number;
   edgeThreshold?: number;
   provider?: 'cpu' | 'webgpu' | 'cuda' | 'auto';
+  /**
+   * Attribution targets in place of the top logits (a token, a weighted combination of tokens,
+   * or a direction of d_model numbers); null: the top logits. Re-trace keeps them unless given.
+   */
+  targets?: TraceTarget[] | null;
+}
+
+/** A model's tokens for choosing targets: vocabulary matches and the prompt's top next tokens. */
+export interface ModelTokens {
+  /** Tokens whose string contains the query (case-insensitive), shortest first. */
+  matches: Array<{ id: number; token: string }>;
+  /** The top next tokens after `prompt` (softmax of the final logits); null without a prompt. */
+  top: Array<{ id: number; token: string; prob: number }> | null;
 }
 
 export const DEFAULT_TRACE_SETTINGS: TraceSettings = {
@@ -211,6 +226,8 @@ export interface ApiMethods {
   'models.rename': Method<{ id: number; name: string }, ModelRecord>;
   'models.delete': Method<{ id: number }, { id: number }>;
   'models.transcoderSets': Method<Empty, TranscoderSetRecord[]>;
+  /** Vocabulary search and the top next tokens of a prompt, to pick attribution targets. */
+  'models.tokens': Method<{ modelId: number; query?: string; prompt?: string; limit?: number }, ModelTokens>;
 
   /** Queues a trace. Give `prompt` (tokenized with the model's tokenizer) or `tokenIds` (used as given). */
   'traces.start': Method<

@@ -2,8 +2,10 @@
  * The params schema of every API method: what the transports validate before a handler runs.
  * `satisfies` ties each schema to the contract's declared params, so they cannot drift apart.
  */
+
+import { parseTargetSpecs } from '../engine/attribution/target-json.ts';
 import type { FeatureRecord } from '../engine/dashboards/types.ts';
-import type { MethodName, Params } from './contract.ts';
+import type { MethodName, Params, TraceTarget } from './contract.ts';
 import {
   array,
   boolean,
@@ -44,6 +46,20 @@ const THRESHOLD = number({ min: 0, max: 1 });
 const FOLDER = string({ min: 1, max: 4096 });
 const DIFF_SIDE = { traceId: id(), nodeThreshold: optional(THRESHOLD), edgeThreshold: optional(THRESHOLD) };
 
+/**
+ * Attribution targets (engine/attribution/target-json.ts), checked strictly: fields, types,
+ * labels, inline vectors of at most MAX_VECTOR_LENGTH numbers (the model's d_model is checked
+ * when the trace is queued).
+ */
+const TRACE_TARGETS = refine(json({ maxDepth: 3 }), (v) => {
+  try {
+    parseTargetSpecs(v);
+    return null;
+  } catch (e) {
+    return e instanceof Error ? e.message : String(e);
+  }
+}) as Schema<TraceTarget[]>;
+
 export const TRACE_SETTINGS = object({
   maxNLogits: optional(int({ min: 1, max: 1000 })),
   desiredLogitProb: optional(
@@ -54,6 +70,7 @@ export const TRACE_SETTINGS = object({
   nodeThreshold: optional(THRESHOLD),
   edgeThreshold: optional(THRESHOLD),
   provider: optional(oneOf(['cpu', 'webgpu', 'cuda', 'auto'] as const)),
+  targets: optional(nullable(TRACE_TARGETS)),
 });
 
 const FEATURE_RECORD = refine(json({ maxDepth: 8 }), (v) => {
@@ -114,6 +131,12 @@ export const PARAMS = {
   'models.rename': object({ id: id(), name: NAME }),
   'models.delete': BY_ID,
   'models.transcoderSets': EMPTY,
+  'models.tokens': object({
+    modelId: id(),
+    query: optional(string({ max: 200 })),
+    prompt: optional(string({ max: 20_000 })),
+    limit: optional(int({ min: 1, max: 200 })),
+  }),
 
   'traces.start': object({
     modelId: id(),

@@ -14,6 +14,7 @@
 
 import { DEFAULT_MAX_FEATURE_NODES } from '../engine/attribution/defaults.ts';
 import { nodeLayout } from '../engine/attribution/graph-types.ts';
+import { realLogitTokens } from '../engine/attribution/target-spec.ts';
 import { EngineError, isEngineError } from '../engine/errors.ts';
 import { importGraphJson } from '../engine/graph-json/import.ts';
 import type { PrunedGraph } from '../engine/pruning/prune.ts';
@@ -57,6 +58,7 @@ import { diffTraces } from './graph-diff-handler.ts';
 import { exportGraphJsonText, importedToStorable } from './graph-json-io.ts';
 import { featureNodeId } from './intervention-run.ts';
 import { checkModelFoldersOffThread } from './model-check.ts';
+import { checkTraceTargets, ModelTokenLookup } from './model-tokens.ts';
 import { isMethodName, METHOD_NAMES, parseParams } from './schema.ts';
 import { buildGraphView, nodeIndexById, nodeKind } from './view.ts';
 
@@ -138,6 +140,7 @@ export class WorkbenchService {
   private closed = false;
   private started = false;
   private lock: ServiceLock | null = null;
+  private readonly tokenLookup = new ModelTokenLookup();
 
   constructor(private readonly opts: ServiceOptions) {
     this.store = opts.store;
@@ -319,6 +322,7 @@ export class WorkbenchService {
       return { id: p.id };
     },
     'models.transcoderSets': () => this.store.models.listTranscoderSets(),
+    'models.tokens': (p) => this.tokenLookup.lookup(this.store.models.get(p.modelId), p),
 
     'traces.start': (p) => {
       if (p.prompt === undefined && p.tokenIds === undefined) {
@@ -340,6 +344,7 @@ export class WorkbenchService {
       }
       const projectId = p.projectId ?? this.store.projects.ensureDefault().id;
       this.store.projects.get(projectId);
+      checkTraceTargets(p.settings?.targets, model);
       return this.enqueueTrace({
         projectId,
         modelId: model.id,
@@ -381,13 +386,15 @@ export class WorkbenchService {
         });
       }
       const model = this.store.models.get(t.modelId);
+      const settings = mergeSettings(t.settings, p.settings); // keeps the trace's targets unless given
+      checkTraceTargets(settings.targets, model);
       return this.enqueueTrace({
         projectId: p.projectId ?? t.projectId,
         modelId: model.id,
         transcoderSetId: model.transcoderSetId,
         prompt: t.prompt,
         tokenIds: t.tokenIds,
-        settings: mergeSettings(t.settings, p.settings),
+        settings,
         tags: t.tags,
         notes: t.notes,
       });
@@ -826,7 +833,8 @@ export class WorkbenchService {
           tokenIds: trace.tokenIds,
           provider: trace.settings.provider,
           spec: iv.spec,
-          trackTokens: nodes ? Array.from(nodes.logits.tokenId) : undefined,
+          // Combination and vector targets have virtual ids (vocab + k): only real tokens are tracked.
+          trackTokens: nodes ? realLogitTokens(nodes.logits.tokenId, trace.settings.targets) : undefined,
         },
         {
           signal: running.controller.signal,

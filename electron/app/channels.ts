@@ -26,6 +26,7 @@ export const API_METHODS = [
   'models.rename',
   'models.delete',
   'models.transcoderSets',
+  'models.tokens',
   'traces.start',
   'traces.get',
   'traces.list',

@@ -110,6 +110,7 @@ export class PoolCompute implements ComputeBackend {
       nodeThreshold: s.nodeThreshold,
       edgeThreshold: s.edgeThreshold,
       provider: s.provider,
+      targets: s.targets ?? null,
       cacheRoot: this.opts.cacheRoot ?? null,
     };
     const job = await this.pool.submit('trace', params);

@@ -35,6 +35,7 @@ const SAMPLE: { [M in MethodName]: Params<M> } = {
   'models.rename': { id: 1, name: 'n' },
   'models.delete': { id: 1 },
   'models.transcoderSets': {},
+  'models.tokens': { modelId: 1, query: 'Aus' },
   'traces.start': { modelId: 1, prompt: 'The capital of Texas is', settings: { nodeThreshold: 0.5 } },
   'traces.get': { id: 1 },
   'traces.list': { query: 'x', limit: 10 },

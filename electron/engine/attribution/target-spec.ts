@@ -209,9 +209,9 @@ export function targetVocabulary(
  */
 export function realLogitTokens(
   logitTokenIds: ArrayLike<number>,
-  targets: readonly { token?: unknown }[] | null | undefined,
+  targets: readonly object[] | null | undefined,
 ): number[] {
   const ids = Array.from(logitTokenIds);
   if (!targets) return ids;
-  return ids.filter((_, k) => targets[k] !== undefined && targets[k].token !== undefined);
+  return ids.filter((_, k) => targets[k] !== undefined && 'token' in targets[k]);
 }

@@ -2,7 +2,8 @@
  * Job kind `trace`: attribution of one prompt (text, or token ids when the model folder has
  * no tokenizer) and pruning. Params (JSON): model, transcoders, prompt | tokenIds, and
  * optionally maxNLogits, desiredLogitProb, maxFeatureNodes (default 7500), batchSize, nodeThreshold,
- * edgeThreshold, provider, cacheRoot, out (graph JSON), raw (unpruned safetensors), slug.
+ * edgeThreshold, provider, targets (JSON targets, engine/attribution/target-json.ts, in place of
+ * the top logits), cacheRoot, out (graph JSON), raw (unpruned safetensors), slug.
  *
  * Result: a JSON summary. Payload (for the pool's onResult, e.g. the store): the raw graph and
  * its pruned view, typed arrays moved (not copied) to the main thread. Files are written
@@ -23,6 +24,8 @@ import {
 import { DEFAULT_MAX_FEATURE_NODES } from '../../engine/attribution/defaults.ts';
 import { nodeLayout } from '../../engine/attribution/graph-types.ts';
 import { writeRawGraph } from '../../engine/attribution/raw-file.ts';
+import { parseTargetSpecs, targetSpecsToJson } from '../../engine/attribution/target-json.ts';
+import { targetVocabulary } from '../../engine/attribution/target-spec.ts';
 import { EngineError } from '../../engine/errors.ts';
 import { type OpenedModel, openModel } from '../../engine/model/open-model.ts';
 import { assertTranscodersFit } from '../../engine/model/transcoder-fit.ts';
@@ -123,6 +126,7 @@ const handler: JobHandler = {
       maxFeatureNodes: optNum(p, 'maxFeatureNodes') ?? DEFAULT_MAX_FEATURE_NODES,
       batchSize: optNum(p, 'batchSize') ?? DEFAULT_ATTRIBUTION_SETTINGS.batchSize,
     };
+    if (p.targets !== undefined && p.targets !== null) settings.targets = parseTargetSpecs(p.targets);
     const nodeThreshold = optNum(p, 'nodeThreshold') ?? 0.8;
     const edgeThreshold = optNum(p, 'edgeThreshold') ?? 0.98;
     const provider = (optStr(p, 'provider') ?? 'cpu') as ProviderChoice;
@@ -168,6 +172,7 @@ const handler: JobHandler = {
         }),
       signal: ctx.signal,
       tokenToString,
+      targetVocabulary: targetVocabulary(L.model.config.vocabSize, L.tokenizer),
       storesGraph: true, // the payload goes to the library
     });
     try {
@@ -182,7 +187,13 @@ const handler: JobHandler = {
         model: L.model.dir,
         transcoders: L.set.dir,
         prompt: prompt ?? null,
-        settings: { ...settings, nodeThreshold, edgeThreshold, provider: L.attributor.provider },
+        settings: {
+          ...settings,
+          targets: settings.targets ? targetSpecsToJson(settings.targets) : null,
+          nodeThreshold,
+          edgeThreshold,
+          provider: L.attributor.provider,
+        },
       };
       if (out) {
         writeTraceGraphJson(out, result.graph, pruned, {
@@ -204,7 +215,7 @@ const handler: JobHandler = {
         maxFeatureNodesDefault: optNum(p, 'maxFeatureNodes') === undefined,
         logits: result.logitTokens.map((t) => ({
           tokenId: t.tokenId,
-          token: tokenToString(t.tokenId),
+          token: t.label ?? tokenToString(t.tokenId),
           prob: t.prob,
         })),
         unpruned: { nodes: lay.total },
