@@ -8,6 +8,7 @@ export type {
   ApiErrorCode,
   ApiErrorData,
   ApiEvents,
+  DashboardsStatus,
   EventName,
   FeatureChange,
   FeatureEdit,
