@@ -309,6 +309,11 @@ export interface ApiMethods {
    * node and edge of both with its status (the compare diff view draws it).
    */
   'graphs.diff': Method<{ a: DiffSide; b: DiffSide; top?: number; merged?: boolean }, TraceDiff>;
+  /**
+   * Every node id of a trace's graph before pruning (imported: the file's nodes), to tell
+   * "not in this trace" from "pruned at these thresholds".
+   */
+  'graphs.nodeIds': Method<{ traceId: number }, { traceId: number; ids: string[] }>;
 
   'features.get': Method<{ transcoderSetId: number; layer: number; index: number }, FeatureInfo>;
   /** '' clears the label. Labels are shared by every graph of the transcoder set. */

@@ -3,6 +3,7 @@
  * own thresholds (default: the trace's own), e.g. the two panes of a compare.
  */
 
+import { nodeLayout } from '../engine/attribution/graph-types.ts';
 import { diffGraphs } from '../engine/graph-diff/diff.ts';
 import { logitKeyOf } from '../engine/graph-diff/input.ts';
 import type { DiffGraph, GraphDiff } from '../engine/graph-diff/types.ts';
@@ -10,6 +11,7 @@ import type { Store } from '../store/store.ts';
 import type { TraceRecord } from '../store/types.ts';
 import type { GraphView, Params, TraceDiff } from './contract.ts';
 import { ApiError } from './errors.ts';
+import { nodeId } from './view.ts';
 
 export interface GraphDiffDeps {
   store: Store;
@@ -74,4 +76,22 @@ export async function diffTraces(p: Params<'graphs.diff'>, deps: GraphDiffDeps):
     edgeThreshold: x.view.edgeThreshold,
   });
   return { ...diff, traces: { a: side(a), b: side(b) }, nLayers: a.view.nLayers };
+}
+
+/**
+ * `graphs.nodeIds`: every node id of a trace's graph before pruning (for an imported graph: the
+ * file's nodes). Compare tells "not in this trace" from "pruned at these thresholds" with it.
+ */
+export function traceNodeIds(store: Store, traceId: number): { traceId: number; ids: string[] } {
+  const trace = store.traces.get(traceId);
+  if (!store.graphs.has(traceId)) {
+    throw new ApiError('conflict', `trace ${traceId} has no graph yet (it is ${trace.status})`, {
+      field: 'traceId',
+    });
+  }
+  const nodes = store.graphs.nodes(traceId);
+  const lay = nodeLayout(nodes);
+  const ids = new Array<string>(lay.total);
+  for (let i = 0; i < lay.total; i++) ids[i] = nodeId(nodes, lay, i);
+  return { traceId, ids };
 }

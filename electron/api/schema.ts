@@ -194,6 +194,7 @@ export const PARAMS = {
     top: optional(int({ min: 0, max: 1_000_000 })),
     merged: optional(boolean()),
   }),
+  'graphs.nodeIds': object({ traceId: id() }),
 
   'features.get': object(FEATURE_REF),
   'features.setLabel': object({ ...FEATURE_REF, label: string({ max: 2000 }) }),

@@ -54,7 +54,7 @@ import {
   modelForSet,
 } from './dashboards-job.ts';
 import { ApiError, toApiError } from './errors.ts';
-import { diffTraces } from './graph-diff-handler.ts';
+import { diffTraces, traceNodeIds } from './graph-diff-handler.ts';
 import { exportGraphJsonText, importedToStorable } from './graph-json-io.ts';
 import { featureNodeId } from './intervention-run.ts';
 import { checkModelFoldersOffThread } from './model-check.ts';
@@ -467,6 +467,7 @@ export class WorkbenchService {
       return { fileName: `${slug}.json`, json };
     },
     'graphs.diff': (p) => diffTraces(p, { store: this.store, view: (id, q) => this.view(id, q) }),
+    'graphs.nodeIds': (p) => traceNodeIds(this.store, p.traceId),
     'graphs.importJson': (p) => {
       let doc: ReturnType<typeof importGraphJson>;
       try {

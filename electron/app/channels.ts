@@ -44,6 +44,7 @@ export const API_METHODS = [
   'graphs.exportJson',
   'graphs.importJson',
   'graphs.diff',
+  'graphs.nodeIds',
   'features.get',
   'features.setLabel',
   'features.search',

@@ -105,6 +105,22 @@ describe('graphs.diff', () => {
     expect(e.message).toMatch(new RegExp(`trace ${a.id} but .* in trace ${other.id}`));
   });
 
+  it('graphs.nodeIds: every node of the unpruned graph, a superset of any view', async () => {
+    const { ids } = await h.client.call('graphs.nodeIds', { traceId: a.id });
+    const v = await h.client.call('graphs.view', { traceId: a.id });
+    expect(ids.length).toBe(v.unprunedNodes);
+    expect(new Set(ids).size).toBe(ids.length);
+    const all = new Set(ids);
+    for (const n of v.nodes) expect(all.has(n.id)).toBe(true);
+    // The substituted token is in B's graph only.
+    const idsB = new Set((await h.client.call('graphs.nodeIds', { traceId: b.id })).ids);
+    expect(all.has(`E_${TINY.tokenIds[5]}_5`)).toBe(true);
+    expect(idsB.has(`E_${TINY.tokenIds[5]}_5`)).toBe(false);
+    expect(idsB.has('E_30_5')).toBe(true);
+    const e = await rejection(h.client.call('graphs.nodeIds', { traceId: 99_999 }));
+    expect(e.code).toBe('not_found');
+  });
+
   it('refuses an imported graph and bad params', async () => {
     const { json } = await h.client.call('graphs.exportJson', { traceId: a.id });
     const imported = (await h.client.call('graphs.importJson', { json, fileName: 'a.json' })).trace;

@@ -53,6 +53,7 @@ const SAMPLE: { [M in MethodName]: Params<M> } = {
   'graphs.exportJson': { traceId: 1 },
   'graphs.importJson': { json: '{}' },
   'graphs.diff': { a: { traceId: 1 }, b: { traceId: 2 } },
+  'graphs.nodeIds': { traceId: 1 },
   'features.get': { transcoderSetId: 1, layer: 0, index: 3 },
   'features.setLabel': { transcoderSetId: 1, layer: 0, index: 3, label: 'x' },
   'features.search': { transcoderSetId: 1, query: 'x' },
