@@ -5,6 +5,7 @@
 import { defineStore } from 'pinia';
 import { api } from '../api/inject.ts';
 import type {
+import type { TraceTarget } from '../../../electron/api/contract.ts';
   ProjectRecord,
   TraceProgress,
   TraceRecord,
@@ -14,6 +15,15 @@ import type {
 
 /** Traces whose graph holds this feature of this transcoder set. */
 export interface FeatureFilter {
+/** A trace's attribution targets in one line (the library card), e.g. `Austin vs Dallas · " Austin"`. */
+export function targetsSummary(targets: readonly TraceTarget[] | null | undefined): string {
+  return (targets ?? [])
+    .map((t) =>
+      'token' in t ? (typeof t.token === 'number' ? `#${t.token}` : JSON.stringify(t.token)) : t.label,
+    )
+    .join(' · ');
+}
+
   transcoderSetId: number;
   layer: number;
   index: number;
