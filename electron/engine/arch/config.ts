@@ -188,6 +188,11 @@ export const MAX_CONFIG_BYTES = 4 * 2 ** 20;
  * `io` when it is not a regular file, `limit` when it is too large.
  */
 export function readSmallRegularFile(file: string, maxBytes: number, what = path.basename(file)): string {
+  return readSmallRegularBytes(file, maxBytes, what).toString('utf8');
+}
+
+/** readSmallRegularFile's bytes, undecoded (a gzip'd index, say). */
+export function readSmallRegularBytes(file: string, maxBytes: number, what = path.basename(file)): Buffer {
   let fd: number;
   try {
     fd = fs.openSync(file, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0));
@@ -211,7 +216,7 @@ export function readSmallRegularFile(file: string, maxBytes: number, what = path
       if (n === 0) break;
       off += n;
     }
-    return buf.subarray(0, off).toString('utf8');
+    return buf.subarray(0, off);
   } catch (e) {
     if (e instanceof EngineError) throw e;
     throw new EngineError('io', `cannot read ${what}: ${(e as Error).message}`, { file });

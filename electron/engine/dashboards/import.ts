@@ -27,6 +27,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
+import { readSmallRegularBytes } from '../arch/config.ts';
 import { EngineError } from '../errors.ts';
 import { cantorPair, cantorUnpair } from './cantor.ts';
 import { readCorpus } from './corpus.ts';
@@ -296,14 +297,8 @@ interface BinIndexLayer {
 }
 
 export function readBinaryIndex(indexFile: string): BinIndexLayer[] {
-  let raw: Buffer;
-  try {
-    raw = fs.readFileSync(indexFile);
-  } catch (e) {
-    throw new EngineError('io', `cannot read the feature index: ${(e as Error).message}`, {
-      file: indexFile,
-    });
-  }
+  // a FIFO, device or oversized index is refused before anything is read
+  const raw = readSmallRegularBytes(indexFile, IMPORT_LIMITS.indexBytes, 'the feature index');
   const text =
     raw[0] === 0x1f && raw[1] === 0x8b ? gunzipBounded(raw, IMPORT_LIMITS.indexBytes, indexFile) : raw;
   let v: unknown;
@@ -400,9 +395,8 @@ function featureIdentity(name: string, v: unknown): { layer: number; index: numb
 }
 
 function readJsonFile(file: string): unknown {
-  const raw = fs.readFileSync(file);
-  if (raw.length > IMPORT_LIMITS.featureBytes) bad('file is too large', file);
-  return decodeFeatureChunk(raw, file);
+  // a FIFO, device or oversized file is refused before anything is read
+  return decodeFeatureChunk(readSmallRegularBytes(file, IMPORT_LIMITS.featureBytes), file);
 }
 
 async function* importFolder(dir: string, opts: ImportOptions): AsyncGenerator<FeatureRecord> {

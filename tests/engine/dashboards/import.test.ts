@@ -1,4 +1,5 @@
 /** Import of published feature data: circuit-tracer's binary layout, per-feature JSON, JSONL. */
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -7,6 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { cantorPair } from '../../../electron/engine/dashboards/cantor.ts';
 import {
   decodeFeatureChunk,
+  IMPORT_LIMITS,
   importFeatureData,
   writeBinaryFeatureData,
 } from '../../../electron/engine/dashboards/import.ts';
@@ -180,5 +182,21 @@ describe('feature data import', () => {
     );
     await expect(all(f)).rejects.toThrow(/differ in length/);
     expect(() => decodeFeatureChunk(Buffer.from([0x1f, 0x8b, 0, 1, 2]), 'x')).toThrow(/cannot decompress/);
+  });
+  it('refuses a FIFO, a device or an oversized file before reading it, naming it', async () => {
+    const dir = path.join(tmp, 'hostile');
+    fs.mkdirSync(dir);
+    const fifo = path.join(dir, '0_1.json');
+    execFileSync('mkfifo', [fifo]);
+    const t0 = performance.now();
+    await expect(all(fifo)).rejects.toThrow(/0_1\.json is not a regular file.*0_1\.json/);
+    const index = path.join(dir, 'index.json.gz');
+    fs.symlinkSync('/dev/zero', index);
+    await expect(all(dir)).rejects.toThrow(/the feature index is not a regular file/);
+    expect(performance.now() - t0).toBeLessThan(2000);
+    const big = path.join(dir, '0_2.json');
+    fs.writeFileSync(big, '');
+    fs.truncateSync(big, IMPORT_LIMITS.featureBytes + 1);
+    await expect(all(big)).rejects.toThrow(new RegExp(`at most ${IMPORT_LIMITS.featureBytes} are read`));
   });
 });
