@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TraceRecord } from '../../electron/api/contract.ts';
-import { type Harness, harness, rejection, settled } from './helpers.ts';
+import { type Harness, harness, nextEvent, rejection, settled } from './helpers.ts';
 
 const DEMO = path.resolve('resources/models/gemma2-demo');
 const PROMPT = 'The capital of state containing Dallas is';
@@ -72,6 +72,24 @@ describe('traces.start with targets', () => {
     expect(logits[1].index).toBe(b.id);
     // The combination's weight is the probability of its positive term.
     expect(logits[0].probability).toBeCloseTo(a.prob, 5);
+
+    // An intervention on it tracks the real-token target only (the combination has a virtual id).
+    const feature = view.nodes.find((n) => n.kind === 'feature')!;
+    let ivId = -1;
+    const ivEnd = nextEvent(
+      h.client,
+      'intervention.updated',
+      (e) => e.intervention.id === ivId && ['done', 'failed'].includes(e.intervention.status),
+    );
+    ivId = (
+      await h.client.call('interventions.start', {
+        traceId: t.id,
+        edits: [{ layer: feature.layer, feature: feature.index, position: feature.position, mode: 'ablate' }],
+      })
+    ).id;
+    const iv = (await ivEnd).intervention;
+    expect(iv.status, JSON.stringify(iv.error)).toBe('done');
+    expect(iv.result?.logitChanges.map((c) => c.tokenId)).toEqual([b.id]);
 
     const again = await toEnd(() =>
       h.client.call('traces.retrace', { id: t.id, settings: { nodeThreshold: 0.9 } }),

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nodeLayout } from '../../electron/engine/attribution/graph-types.ts';
 import { readRawGraph } from '../../electron/engine/attribution/raw-file.ts';
 import { writeSafetensors } from '../../electron/engine/checkpoint/safetensors-writer.ts';
+import { importGraphJson } from '../../electron/engine/graph-json/import.ts';
 import { circuitRunner } from '../fixtures/circuit-cli.ts';
 import { fixturePath } from '../fixtures/tiny-checkpoints.ts';
 import { writeWordTokenizer } from '../fixtures/word-tokenizer.ts';
@@ -106,6 +107,11 @@ describe('circuit trace --targets', () => {
       expect.stringContaining('"e"'),
     ]);
     expect(new Set(logits.map((n) => n.node_id)).size).toBe(4);
+    // The file reads back (a logit node with a virtual id past the vocabulary is valid JSON here).
+    const back = importGraphJson(fs.readFileSync(out, 'utf8'), { file: out });
+    expect(back.nodes.filter((n) => n.feature_type === 'logit').map((n) => n.node_id)).toEqual(
+      logits.map((n) => n.node_id),
+    );
 
     // Edges into top1 − top2 equal the difference of the ordinary graph's edges (1e-4 of the row scale).
     const plain = readRawGraph(rawPlain).graph;
