@@ -82,7 +82,7 @@ describe.skipIf(!chromiumAvailable())("the page's CSP in Chromium", () => {
     try {
       const tab = await browser.newPage();
       await tab.goto(`http://127.0.0.1:${port}/`);
-      await tab.waitForFunction(() => document.title.startsWith('done '), undefined, { timeout: 10_000 });
+      await tab.waitForFunction("document.title.startsWith('done ')", undefined, { timeout: 10_000 });
       const blocked = JSON.parse((await tab.title()).slice(5)) as string[];
       expect(blocked.map((u) => u.replace(/\/api$/, ''))).toEqual(['ws://127.0.0.1:1', 'ws://example.com']);
     } finally {
