@@ -8,6 +8,7 @@
  */
 import { defineStore } from 'pinia';
 import { markRaw } from 'vue';
+import type { TraceDiff } from '../../../electron/api/contract.ts';
 import { api, errorMessage } from '../api/inject.ts';
 import type { GraphView, TraceDetail } from '../api/types.ts';
 import { type FilterResult, filterView, needsRefetch } from '../graph/filter.ts';
@@ -26,6 +27,23 @@ export interface Pane {
   loading: boolean;
   error: string | null;
 }
+
+/** Compare's diff mode: one merged graph of two panes' traces (at their thresholds). */
+export interface DiffState {
+  open: boolean;
+  /** The panes compared (A, B). */
+  paneA: number | null;
+  paneB: number | null;
+  result: TraceDiff | null;
+  loading: boolean;
+  error: string | null;
+  /** Bumped when result changes. */
+  version: number;
+}
+
+/** Longest change lists the diff view asks for (the merged graph holds everything). */
+export const DIFF_LIST_TOP = 200;
+let diffSeq = 0;
 
 export interface Selection {
   traceId: number;
@@ -52,10 +70,21 @@ export const useWorkspace = defineStore('workspace', {
     panes: [] as Pane[],
     traces: {} as Record<number, TraceDetail>,
     layouts: {} as Record<number, Layout>,
+    /** Every node id of a trace's unpruned graph (graphs.nodeIds), for compare's marks. */
+    nodeIds: {} as Record<number, ReadonlySet<string>>,
     layoutVersion: 0,
     hovered: null as string | null,
     selected: null as Selection | null,
     subgraphOpen: false,
+    diff: {
+      open: false,
+      paneA: null,
+      paneB: null,
+      result: null,
+      loading: false,
+      error: null,
+      version: 0,
+    } as DiffState,
     /** Bumped to ask the panes to centre on a node (search, inspector). */
     focusRequest: { nodeId: '', seq: 0 },
   }),
@@ -72,7 +101,10 @@ export const useWorkspace = defineStore('workspace', {
         return `#/trace/${p.traceId}?nt=${p.nodeThreshold}&et=${p.edgeThreshold}${sg}`;
       }
       const spec = s.panes.map((p) => `${p.traceId}:${p.nodeThreshold}:${p.edgeThreshold}`).join(',');
-      return `#/compare?panes=${spec}${sg}`;
+      const ia = s.panes.findIndex((p) => p.id === s.diff.paneA);
+      const ib = s.panes.findIndex((p) => p.id === s.diff.paneB);
+      const diff = s.diff.open && ia >= 0 && ib >= 0 ? `&diff=${ia},${ib}` : '';
+      return `#/compare?panes=${spec}${sg}${diff}`;
     },
   },
   actions: {
@@ -107,7 +139,83 @@ export const useWorkspace = defineStore('workspace', {
       if (nt === undefined && id === base?.traceId) nt = round3(Math.max(0.1, base.nodeThreshold - 0.2));
       await this.addPane(id, nt, edgeThreshold ?? (id === base?.traceId ? base.edgeThreshold : undefined));
     },
+    /**
+     * Shows another trace in a pane, in place: the panes keep their order (compare reads left
+     * to right) and the pane starts at the new trace's own thresholds.
+     */
+    async setPaneTrace(paneId: number, traceId: number): Promise<void> {
+      const pane = this.panes.find((p) => p.id === paneId);
+      if (!pane || pane.traceId === traceId) return;
+      const old = pane.traceId;
+      clearTimeout(fetchTimers.get(paneId));
+      fetchSeq.set(paneId, (fetchSeq.get(paneId) ?? 0) + 1);
+      pane.traceId = traceId;
+      pane.view = null;
+      pane.filter = null;
+      pane.nodeThreshold = Number.NaN;
+      pane.edgeThreshold = Number.NaN;
+      pane.version++;
+      this.relayout(old);
+      await this.loadPane(paneId);
+      if (this.diff.open && (this.diff.paneA === paneId || this.diff.paneB === paneId)) await this.loadDiff();
+    },
+    /** Opens the diff of two panes (default: the first two). */
+    async openDiff(paneA?: number, paneB?: number): Promise<void> {
+      const a = paneA ?? this.panes[0]?.id;
+      const b = paneB ?? this.panes.find((p) => p.id !== a)?.id;
+      if (a === undefined || b === undefined) return;
+      this.diff.open = true;
+      this.diff.paneA = a;
+      this.diff.paneB = b;
+      await this.loadDiff();
+    },
+    closeDiff(): void {
+      diffSeq++;
+      this.diff = {
+        open: false,
+        paneA: null,
+        paneB: null,
+        result: null,
+        loading: false,
+        error: null,
+        version: this.diff.version + 1,
+      };
+    },
+    /** (Re)computes the open diff from its panes' traces and thresholds. */
+    async loadDiff(): Promise<void> {
+      const a = this.panes.find((p) => p.id === this.diff.paneA);
+      const b = this.panes.find((p) => p.id === this.diff.paneB);
+      if (!this.diff.open || !a || !b) return;
+      const seq = ++diffSeq;
+      this.diff.loading = true;
+      this.diff.error = null;
+      const side = (p: Pane) => ({
+        traceId: p.traceId,
+        ...(Number.isNaN(p.nodeThreshold) ? {} : { nodeThreshold: p.nodeThreshold }),
+        ...(Number.isNaN(p.edgeThreshold) ? {} : { edgeThreshold: p.edgeThreshold }),
+      });
+      try {
+        const result = await api().call('graphs.diff', {
+          a: side(a),
+          b: side(b),
+          top: DIFF_LIST_TOP,
+          merged: true,
+        });
+        if (seq !== diffSeq) return;
+        this.diff.result = markRaw(result);
+      } catch (e) {
+        if (seq !== diffSeq) return;
+        this.diff.result = null;
+        this.diff.error = errorMessage(e);
+      } finally {
+        if (seq === diffSeq) {
+          this.diff.loading = false;
+          this.diff.version++;
+        }
+      }
+    },
     closePane(paneId: number): void {
+      if (this.diff.paneA === paneId || this.diff.paneB === paneId) this.closeDiff();
       const p = this.panes.find((x) => x.id === paneId);
       this.panes = this.panes.filter((x) => x.id !== paneId);
       clearTimeout(fetchTimers.get(paneId));
@@ -115,9 +223,20 @@ export const useWorkspace = defineStore('workspace', {
       if (p) this.relayout(p.traceId);
     },
     closeAll(): void {
+      this.closeDiff();
       for (const p of this.panes) clearTimeout(fetchTimers.get(p.id));
       this.panes = [];
       this.layouts = {};
+    },
+    /** Loads a trace's node ids once (compare of different traces). */
+    async ensureNodeIds(traceId: number): Promise<void> {
+      if (this.nodeIds[traceId]) return;
+      try {
+        const r = await api().call('graphs.nodeIds', { traceId });
+        this.nodeIds[traceId] = markRaw(new Set(r.ids));
+      } catch {
+        // Unknown: compare marks the node as not in that trace (the safer reading).
+      }
     },
     async loadTrace(traceId: number, force = false): Promise<TraceDetail> {
       if (!force && this.traces[traceId]) return this.traces[traceId];
@@ -284,6 +403,10 @@ export const useWorkspace = defineStore('workspace', {
         const [id, nt, et] = s.split(':');
         await this.addPane(Number(id), num(nt), num(et));
       }
+      const d = /^(\d+),(\d+)$/.exec(q.get('diff') ?? '');
+      const pa = d ? this.panes[Number(d[1])] : undefined;
+      const pb = d ? this.panes[Number(d[2])] : undefined;
+      if (pa && pb && pa.id !== pb.id) await this.openDiff(pa.id, pb.id);
       return specs.length > 0;
     },
     /** A trace changed (annotations, re-prune): reload its panes' views. */
