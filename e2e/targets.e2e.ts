@@ -3,7 +3,7 @@
  * The demo model: "… Dallas is" traced for " Austin" vs " Boise", both picked by searching the
  * vocabulary; the tiny fixture (demo not installed): its top two predictions. Checks: the
  * target chip, the trace's logit node for the target (in the graph pane and its view), the
- * library card's targets line, and a re-trace that keeps them.
+ * library card's targets line, and a re-trace from the library that keeps them.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -130,9 +130,18 @@ describe.skipIf(!chromiumAvailable())('attribution targets from the trace form',
     const targetIndex = view.nodes.indexOf(logits[0]);
     expect(view.edges.target.filter((t) => t === targetIndex).length).toBeGreaterThan(0);
 
-    // Re-trace keeps the targets.
-    const again = await api.call('traces.retrace', { id: traceId, settings: { nodeThreshold: 0.9 } });
-    expect(again.settings.targets).toEqual(trace.settings.targets);
+    // Re-trace keeps the targets: the re-trace form starts with them, and the new trace has them.
+    await item.getByRole('button', { name: 'Re-trace…' }).click();
+    await expect
+      .poll(() => page.locator(tid('target-chip')).allTextContents())
+      .toEqual([expect.stringContaining(label)]);
+    await page.locator(tid('trace-button')).click();
+    await expect.poll(() => page.locator(tid('library-item')).count(), { timeout: 30_000 }).toBe(2);
+    const again = page.locator(tid('library-item')).first();
+    await expect.poll(() => again.getAttribute('data-status'), { timeout: 120_000 }).toBe('done');
+    const againId = Number(await again.getAttribute('data-trace-id'));
+    expect(againId).not.toBe(traceId);
+    expect((await api.call('traces.get', { id: againId })).settings.targets).toEqual(trace.settings.targets);
     expect(pageErrors).toEqual([]);
   });
 });
