@@ -4,8 +4,9 @@
  * the opt-in install), compared number for number and timed in the same run. A benchmark
  * prints figures; it is not a test (CI has no GPU).
  *
- *   npx tsx bench/gpu-check.ts [--synthetic mid|small|none] [--tokens 64] [--repeat 5]
+ *   npx tsx bench/gpu-check.ts [--synthetic mid|small|2b|none] [--tokens 64] [--repeat 5]
  *                              [--providers webgpu,cuda] [--cache-dir DIR] [--json FILE]
+ *                              [--skip-demo] [--layers 26] [--max-feature-nodes 8192] [--dump DIR]
  *
  * 1. Which providers start (a session on the demo model), with the error where one does not.
  * 2. Demo model: logits of the demo prompt and its attribution graph (CLT), per provider:
@@ -13,6 +14,9 @@
  *    and times.
  * 3. A synthetic Gemma-2-family checkpoint (bench/synthetic-gemma2.ts): forward median time at
  *    --tokens, and attribution of the first 1024 features, per provider, against the CPU.
+ *    `--synthetic 2b`: gemma-2-2b's shape instead, traced as the GPU issue asks (11 tokens,
+ *    8192 features, batch 256; see gpu-2b.ts), with --providers taken as given (cpu too) and
+ *    the graphs compared through --dump DIR.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -25,6 +29,7 @@ import type { ProviderName } from '../electron/engine/runtime/providers.ts';
 import { loadTokenizer } from '../electron/engine/tokenizer/index.ts';
 import { loadTranscoderSet } from '../electron/engine/transcoders/load.ts';
 import type { TranscoderSet } from '../electron/engine/transcoders/types.ts';
+import { runGpu2b } from './gpu-2b.ts';
 import { log, median, table } from './shared.ts';
 import { ensureSyntheticGemma2, GEMMA2_MID, GEMMA2_SMALL } from './synthetic-gemma2.ts';
 
@@ -33,7 +38,11 @@ const DEMO = path.join(ROOT, 'resources', 'models', 'gemma2-demo');
 const PROMPT = 'The capital of state containing Dallas is';
 
 interface Options {
-  synthetic: 'mid' | 'small' | 'none';
+  synthetic: 'mid' | 'small' | '2b' | 'none';
+  skipDemo: boolean;
+  layers: number;
+  maxFeatureNodes: number;
+  dump: string | null;
   tokens: number;
   repeat: number;
   providers: ProviderName[];
@@ -44,6 +53,10 @@ interface Options {
 function parseArgs(argv: string[]): Options {
   const o: Options = {
     synthetic: 'mid',
+    skipDemo: false,
+    layers: 26,
+    maxFeatureNodes: 8192,
+    dump: null,
     tokens: 64,
     repeat: 5,
     providers: ['webgpu', 'cuda'],
@@ -54,8 +67,24 @@ function parseArgs(argv: string[]): Options {
     const v = argv[i + 1];
     switch (argv[i]) {
       case '--synthetic':
-        if (v !== 'mid' && v !== 'small' && v !== 'none') throw new Error('--synthetic: mid, small or none');
+        if (v !== 'mid' && v !== 'small' && v !== '2b' && v !== 'none')
+          throw new Error('--synthetic: mid, small, 2b or none');
         o.synthetic = v;
+        i++;
+        break;
+      case '--skip-demo':
+        o.skipDemo = true;
+        break;
+      case '--layers':
+        o.layers = Number(v);
+        i++;
+        break;
+      case '--max-feature-nodes':
+        o.maxFeatureNodes = Number(v);
+        i++;
+        break;
+      case '--dump':
+        o.dump = v;
         i++;
         break;
       case '--tokens':
@@ -150,6 +179,24 @@ async function main(argv: string[]): Promise<number> {
     if (o.json) fs.writeFileSync(o.json, `${JSON.stringify(report, null, 1)}\n`);
   };
 
+  if (o.synthetic === '2b') {
+    const tokens = argv.includes('--tokens') ? o.tokens : 11;
+    report.gemma2_2b = await runGpu2b({
+      providers: o.providers,
+      cacheDir: o.cacheDir,
+      tokens,
+      layers: o.layers,
+      maxFeatureNodes: o.maxFeatureNodes,
+      batchSize: 256,
+      repeat: Math.min(o.repeat, 3),
+      dump: o.dump,
+      log,
+    });
+    console.log(JSON.stringify(report.gemma2_2b, null, 1));
+    save();
+    if (o.skipDemo) return 0;
+  }
+
   // 1. Which providers start.
   const demo = openModel(DEMO);
   const clt = loadTranscoderSet(path.join(DEMO, 'transcoders', 'clt'));
@@ -212,7 +259,7 @@ async function main(argv: string[]): Promise<number> {
   demo.close();
 
   // 3. A synthetic checkpoint at a realistic width.
-  if (o.synthetic !== 'none') {
+  if (o.synthetic === 'mid' || o.synthetic === 'small') {
     // About 64 active features per token and layer (θ ≈ Φ⁻¹(1 − 64/8192)), as GemmaScope sets
     // have; the generator's default keeps a quarter active, which makes the source space, not
     // the providers, the cost.

@@ -20,15 +20,21 @@ const i64 = (values: number[]) =>
 export const MICRO_BATCH_BYTES = 30 * 1024 * 1024;
 /** The same on a GPU, where no page faults are paid and bigger runs use the device better. */
 export const DEVICE_MICRO_BATCH_BYTES = 512 * 1024 * 1024;
+/** Device memory for the backward's per-t constants of one prompt, at most (least recent t goes first). */
+export const DEVICE_CONSTANT_BYTES = 4 * 1024 ** 3;
 
 export class LinearModelRunner {
   private readonly patternCache = new Map<number, Float32Array[]>();
   /**
    * The backward's inputs that are the same for every batch of one t (frozen patterns and
-   * scales, token vectors, source vectors), kept for the latest t: on a GPU they are uploaded
-   * once, and a batch sends only its read vectors and gets its rows back.
+   * scales, token vectors, source vectors), by t: on a GPU they are uploaded once per t and
+   * kept up to DEVICE_CONSTANT_BYTES (batches come in rounds of increasing t), and a batch
+   * sends only its read vectors and gets its rows back. On the CPU only the latest t is kept.
    */
-  private constants?: { t: number; feeds: Promise<Record<string, ort.Tensor>> };
+  private readonly constants = new Map<
+    number,
+    { bytes: number; feeds: Promise<Record<string, ort.Tensor>> }
+  >();
 
   constructor(
     private readonly cfg: ModelConfig,
@@ -59,35 +65,51 @@ export class LinearModelRunner {
   }
 
   private constantFeeds(t: number): Promise<Record<string, ort.Tensor>> {
-    if (this.constants?.t === t) return this.constants.feeds;
-    void this.dropConstants();
+    const hit = this.constants.get(t);
+    if (hit) {
+      // Most recently used last.
+      this.constants.delete(t);
+      this.constants.set(t, hit);
+      return hit.feeds;
+    }
+    const { d, nLayers: L } = this.cache;
+    const host: Record<string, ort.Tensor> = {
+      token_vectors: f32(this.cache.tokenVectors.subarray(0, t * d), [t, d]),
+    };
+    this.frozenFeeds(t, host, null);
+    for (let l = 0; l < L; l++) {
+      const block = this.space.blocks[l];
+      host[linearInputs.sources(l)] = f32(block.vectors.subarray(0, t * d * block.n), [t, d, block.n]);
+    }
+    const bytes = Object.values(host).reduce((n, x) => n + (x.data as Float32Array).byteLength, 0);
+    const budget = this.device.onDevice ? DEVICE_CONSTANT_BYTES : 0;
+    let held = [...this.constants.values()].reduce((n, c) => n + c.bytes, 0);
+    for (const [oldT, c] of this.constants) {
+      if (held + bytes <= budget) break;
+      this.constants.delete(oldT);
+      held -= c.bytes;
+      void this.dispose(c.feeds);
+    }
     const feeds = (async () => {
-      const { d, nLayers: L } = this.cache;
-      const host: Record<string, ort.Tensor> = {
-        token_vectors: f32(this.cache.tokenVectors.subarray(0, t * d), [t, d]),
-      };
-      this.frozenFeeds(t, host, null);
-      for (let l = 0; l < L; l++) {
-        const block = this.space.blocks[l];
-        host[linearInputs.sources(l)] = f32(block.vectors.subarray(0, t * d * block.n), [t, d, block.n]);
-      }
       const kept: Record<string, ort.Tensor> = {};
       for (const [name, tensor] of Object.entries(host)) kept[name] = await this.device.upload(tensor);
-      // On the device the host prefix copies of the patterns are not needed again.
-      if (this.device.onDevice) this.patternCache.clear();
       return kept;
     })();
-    this.constants = { t, feeds };
+    this.constants.set(t, { bytes, feeds });
     return feeds;
+  }
+
+  private async dispose(feeds: Promise<Record<string, ort.Tensor>>): Promise<void> {
+    if (!this.device.onDevice) return;
+    const f = await feeds.catch(() => ({}));
+    for (const t of Object.values(f)) this.device.dispose(t);
   }
 
   /** Frees the per-t constants (device memory on a GPU); they are rebuilt when needed. */
   async dropConstants(): Promise<void> {
-    const old = this.constants;
-    this.constants = undefined;
-    if (!old || !this.device.onDevice) return;
-    const feeds = await old.feeds.catch(() => ({}));
-    for (const t of Object.values(feeds)) this.device.dispose(t);
+    const all = [...this.constants.values()];
+    this.constants.clear();
+    for (const c of all) await this.dispose(c.feeds);
   }
 
   /** Frozen patterns restricted to the first `t` positions ([H, t, t], causal, so exact). */

@@ -20,8 +20,9 @@ export interface DeviceTensors {
   readonly onDevice: boolean;
   /** The tensor on the device; on the CPU, `host` itself. The host array may be dropped after. */
   upload(host: ort.Tensor): Promise<ort.Tensor>;
-  /** Bytes uploaded so far (a figure for reports). */
+  /** Bytes uploaded so far, and the time it took (figures for reports). */
   readonly uploadedBytes: number;
+  readonly uploadMs: number;
   /** Frees a tensor this returned (device memory); a no-op on the CPU. */
   dispose(tensor: ort.Tensor): void;
   release(): Promise<void>;
@@ -32,6 +33,7 @@ const ELEM: Record<string, ElemType> = { float32: 'float32', float16: 'float16',
 class HostTensors implements DeviceTensors {
   readonly onDevice = false;
   readonly uploadedBytes = 0;
+  readonly uploadMs = 0;
   constructor(readonly provider: ProviderName) {}
   async upload(host: ort.Tensor): Promise<ort.Tensor> {
     return host;
@@ -43,6 +45,7 @@ class HostTensors implements DeviceTensors {
 class GpuTensors implements DeviceTensors {
   readonly onDevice = true;
   uploadedBytes = 0;
+  uploadMs = 0;
   /** One Identity session per element type and rank (dims are symbolic). */
   private readonly sessions = new Map<string, Promise<ort.InferenceSession>>();
 
@@ -73,7 +76,9 @@ class GpuTensors implements DeviceTensors {
   async upload(host: ort.Tensor): Promise<ort.Tensor> {
     if (host.location !== 'cpu') return host;
     const session = await this.session(host.type, host.dims.length);
+    const t0 = performance.now();
     const { y } = await session.run({ x: host });
+    this.uploadMs += performance.now() - t0;
     if (y.location !== 'gpu-buffer') {
       throw new Error(`the ${this.provider} provider kept an uploaded tensor in ${y.location} memory`);
     }

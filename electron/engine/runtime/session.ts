@@ -41,6 +41,7 @@ export async function createSession(
         intraOpNumThreads: opts.threads ?? 0,
         logSeverityLevel: 3,
         enableCpuMemArena: opts.cpuMemArena ?? true,
+        ...(provider === 'webgpu' ? webgpuExtra() : {}),
       };
       const session =
         typeof model === 'string'
@@ -65,6 +66,16 @@ export async function createSession(
   throw new EngineError('provider', `no execution provider could run the model: ${errors.join('; ')}`, {
     file: modelPath,
   });
+}
+
+/**
+ * WebGPU's int64 kernels are off by default in ONNX Runtime, so the graph's index ops
+ * (positions, slots) would run on the CPU with copies around them;
+ * `CIRCUIT_WEBGPU_INT64=1` turns them on (an experiment until measured on a GPU).
+ */
+function webgpuExtra(): Pick<ort.InferenceSession.SessionOptions, 'extra'> {
+  if (process.env.CIRCUIT_WEBGPU_INT64 !== '1') return {};
+  return { extra: { ep: { webgpuexecutionprovider: { enableInt64: '1' } } } };
 }
 
 /** What to do about a provider that failed to start, where we know. */

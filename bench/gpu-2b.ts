@@ -1,0 +1,266 @@
+/**
+ * gpu-check's gemma-2-2b part (`--synthetic 2b`): one attribution of the issue's shape
+ * (gemma-2-2b, 26 per-layer transcoders of 16384 features, 11 tokens, 8192 feature rows,
+ * batch 256) per provider, in this process, with
+ *
+ * - per-phase times of a warm trace (sessions made and weights on the device beforehand),
+ * - the backward's matrix-product FLOPs (trace-flops.ts, over the batches actually run) over
+ *   the logits + features phases and over `session.run` alone, as TFLOP/s and as a share of
+ *   the same provider's MatMul rate measured here (device-resident operands),
+ * - the device memory held (weights, per-t constants) and the batch shape,
+ * - the graph's difference from the other providers' dumps in `--dump DIR` (each run writes
+ *   its adjacency and node keys there): the largest |Δ| of each row relative to that row's
+ *   largest entry, over the nodes both graphs hold, and the pruned node sets (0.8 / 0.98).
+ *
+ * Each provider can run in its own process (`--providers webgpu`, then `--providers cpu`
+ * with the same --dump), so a GPU failure leaves the CPU figures, and the CPU reference need
+ * not be recomputed.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { Attributor } from '../electron/engine/attribution/attribute.ts';
+import type { RawAttributionGraph } from '../electron/engine/attribution/graph-types.ts';
+import { openModel } from '../electron/engine/model/open-model.ts';
+import { GraphBuilder } from '../electron/engine/onnx/graph-builder.ts';
+import { pruneGraph } from '../electron/engine/pruning/index.ts';
+import { deviceTensors } from '../electron/engine/runtime/device-tensors.ts';
+import type { ProviderName } from '../electron/engine/runtime/providers.ts';
+import { ort } from '../electron/engine/runtime/session.ts';
+import { loadTranscoderSet } from '../electron/engine/transcoders/load.ts';
+import { ensureSyntheticGemma2, GEMMA2_2B, withLayers } from './synthetic-gemma2.ts';
+import { type BackwardShape, sumFlops } from './trace-flops.ts';
+import { installRowsProbe } from './trace-profile.ts';
+
+export interface Gpu2bOptions {
+  providers: ProviderName[];
+  cacheDir: string;
+  tokens: number;
+  layers: number;
+  maxFeatureNodes: number;
+  batchSize: number;
+  repeat: number;
+  dump: string | null;
+  log: (msg: string) => void;
+}
+
+/** Node keys in raw order: features by (layer, position, index), the rest by kind and slot. */
+function nodeKeys(g: RawAttributionGraph): string[] {
+  const f = g.nodes.features;
+  const keys = Array.from(f.layer, (l, i) => `f${l}/${f.position[i]}/${f.index[i]}`);
+  for (let i = 0; i < g.nodes.nLayers * g.nodes.nPositions; i++) keys.push(`e${i}`);
+  for (let p = 0; p < g.nodes.nPositions; p++) keys.push(`t${p}`);
+  for (const id of g.nodes.logits.tokenId) keys.push(`l${id}`);
+  return keys;
+}
+
+interface Dump {
+  keys: string[];
+  adjacency: Float32Array;
+  kept: string[];
+}
+
+function writeDump(dir: string, provider: string, g: RawAttributionGraph, kept: string[]): void {
+  fs.mkdirSync(dir, { recursive: true });
+  const a = g.adjacency;
+  fs.writeFileSync(path.join(dir, `${provider}.f32`), new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
+  fs.writeFileSync(path.join(dir, `${provider}.json`), JSON.stringify({ keys: nodeKeys(g), kept }));
+}
+
+function readDump(dir: string, provider: string): Dump | null {
+  const json = path.join(dir, `${provider}.json`);
+  if (!fs.existsSync(json)) return null;
+  const { keys, kept } = JSON.parse(fs.readFileSync(json, 'utf8')) as { keys: string[]; kept: string[] };
+  const bytes = fs.readFileSync(path.join(dir, `${provider}.f32`));
+  const adjacency = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+  return { keys, adjacency, kept };
+}
+
+/** Largest |a − b| of each row relative to the row's largest |b|, over the nodes both hold. */
+function compareDumps(a: Dump, b: Dump) {
+  const ib = new Map(b.keys.map((k, i) => [k, i]));
+  const common: [number, number][] = [];
+  for (const [i, k] of a.keys.entries()) {
+    const j = ib.get(k);
+    if (j !== undefined) common.push([i, j]);
+  }
+  const Na = a.keys.length;
+  const Nb = b.keys.length;
+  let worst = 0;
+  for (const [ra, rb] of common) {
+    let scale = 0;
+    let diff = 0;
+    for (const [ca, cb] of common) {
+      const vb = b.adjacency[rb * Nb + cb];
+      scale = Math.max(scale, Math.abs(vb));
+      diff = Math.max(diff, Math.abs(a.adjacency[ra * Na + ca] - vb));
+    }
+    if (scale > 0) worst = Math.max(worst, diff / scale);
+  }
+  const keptB = new Set(b.kept);
+  const both = a.kept.filter((k) => keptB.has(k)).length;
+  return {
+    commonNodes: common.length,
+    nodesA: Na,
+    nodesB: Nb,
+    rowRelativeDiff: worst,
+    prunedA: a.kept.length,
+    prunedB: b.kept.length,
+    prunedBoth: both,
+    prunedSame: both === a.kept.length && both === b.kept.length,
+  };
+}
+
+/**
+ * The provider's float32 MatMul rate on device-resident operands (TFLOP/s, best of runs).
+ * Products are queued with their outputs left on the device; a small read-back of the last
+ * one waits for the queue.
+ */
+async function matmulRate(provider: ProviderName, n: number): Promise<number> {
+  const g = new GraphBuilder('matmul-rate');
+  g.input('a', 'float32', [n, n]);
+  g.input('b', 'float32', [n, n]);
+  g.output(g.matmul('a', 'b'), 'c', 'float32', [n, n]);
+  const probe = new GraphBuilder('read-back');
+  probe.input('c', 'float32', [n, n]);
+  probe.output(probe.op('ReduceMax', ['c'], { keepdims: { i: 0 } }), 'm', 'float32', []);
+  const opts = { executionProviders: [provider], logSeverityLevel: 3 as const };
+  const session = await ort.InferenceSession.create(g.serialize(), {
+    ...opts,
+    ...(provider === 'cpu' ? {} : { preferredOutputLocation: 'gpu-buffer' as const }),
+  });
+  const wait = await ort.InferenceSession.create(probe.serialize(), opts);
+  const device = deviceTensors(provider);
+  try {
+    const values = Float32Array.from({ length: n * n }, (_, i) => ((i * 2654435761) % 1000) / 1000 - 0.5);
+    const a = await device.upload(new ort.Tensor('float32', values, [n, n]));
+    const b = await device.upload(new ort.Tensor('float32', values, [n, n]));
+    let best = Number.POSITIVE_INFINITY;
+    for (let r = 0; r < 6; r++) {
+      const reps = 4;
+      const outs: ort.Tensor[] = [];
+      const t0 = performance.now();
+      for (let k = 0; k < reps; k++) outs.push((await session.run({ a, b })).c);
+      await wait.run({ c: outs[reps - 1] });
+      const ms = (performance.now() - t0) / reps;
+      for (const o of outs) device.dispose(o);
+      if (r > 0) best = Math.min(best, ms);
+    }
+    device.dispose(a);
+    device.dispose(b);
+    return (2 * n ** 3) / (best / 1000) / 1e12;
+  } finally {
+    await session.release();
+    await wait.release();
+    await device.release();
+  }
+}
+
+export async function runGpu2b(o: Gpu2bOptions): Promise<Record<string, unknown>> {
+  const spec = o.layers < GEMMA2_2B.layers ? withLayers(GEMMA2_2B, o.layers) : GEMMA2_2B;
+  const ck = ensureSyntheticGemma2(spec, path.join(o.cacheDir, 'synthetic'), o.log);
+  const model = openModel(ck.modelDir);
+  const set = loadTranscoderSet(ck.transcoderDir);
+  const ids = [2, ...Array.from({ length: o.tokens - 1 }, (_, i) => 3 + ((i * 7919) % (spec.vocab - 3)))];
+  const report: Record<string, unknown> = {
+    shape: `${spec.name}: ${spec.layers} layers, d ${spec.hidden}, vocab ${spec.vocab}, ${spec.features} features/layer`,
+    tokens: o.tokens,
+    maxFeatureNodes: o.maxFeatureNodes,
+    batchSize: o.batchSize,
+  };
+  const cfg = model.config;
+  for (const provider of o.providers.filter((p) => (p as string) !== 'none')) {
+    const r: Record<string, unknown> = {};
+    report[provider] = r;
+    try {
+      const t0 = performance.now();
+      const a = await Attributor.create(model, set, { provider });
+      r.createS = (performance.now() - t0) / 1000;
+      r.deviceWeightGiB = a.forward.feeder.deviceBytes / 2 ** 30;
+      r.createUploadS = a.forward.device.uploadMs / 1000;
+      o.log(`${provider}: Attributor.create ${(r.createS as number).toFixed(1)} s`);
+      const settings = {
+        maxNLogits: 10,
+        desiredLogitProb: 0.95,
+        batchSize: o.batchSize,
+        maxFeatureNodes: o.maxFeatureNodes,
+      };
+      const probe = installRowsProbe();
+      try {
+        const t1 = performance.now();
+        const first = await a.attribute(ids, settings);
+        r.firstTraceS = (performance.now() - t1) / 1000;
+        if (o.repeat > 0) await first.prepared.runner.release();
+        o.log(
+          `${provider}: first trace ${(r.firstTraceS as number).toFixed(1)} s (backward sessions made on first use)`,
+        );
+        const traces: number[] = [];
+        let last = first;
+        let calls = probe.take(); // --repeat 0: the first trace's figures
+        for (let k = 0; k < o.repeat; k++) {
+          probe.take();
+          const t2 = performance.now();
+          last = await a.attribute(ids, settings);
+          traces.push((performance.now() - t2) / 1000);
+          if (k < o.repeat - 1) await last.prepared.runner.release();
+        }
+        if (o.repeat > 0) calls = probe.take();
+        r.traceS = traces;
+        r.phasesS = Object.fromEntries(Object.entries(last.timingsMs).map(([k, v]) => [k, v / 1000]));
+        const space = last.prepared.space;
+        const shape: BackwardShape = {
+          nLayers: cfg.nLayers,
+          d: cfg.hiddenSize,
+          nHeads: cfg.nHeads,
+          nKvHeads: cfg.nKvHeads,
+          headDim: cfg.headDim,
+          blockWidth: space.blocks.map((b) => b.n),
+          skip: Array.from({ length: cfg.nLayers }, (_, l) => set.layerTensors(l).W_skip !== undefined),
+        };
+        const flops = sumFlops(shape, calls).total;
+        const backwardS = (last.timingsMs.logits + last.timingsMs.features) / 1000;
+        const runS = calls.reduce((s, c) => s + c.runMs, 0) / 1000;
+        r.activeFeatures = space.nActive;
+        r.batches = calls.map((c) => `${c.B}x${c.t}@${c.top}`).join(' ');
+        r.backwardTflop = flops / 1e12;
+        r.backwardTflops = flops / backwardS / 1e12;
+        r.runTflops = flops / runS / 1e12;
+        r.runS = runS;
+        r.deviceGiBAfter = a.forward.feeder.deviceBytes / 2 ** 30;
+        r.hostResidentGiB = a.forward.feeder.residentBytes / 2 ** 30;
+        r.headInGraph = a.forward.compiled.headInGraph;
+        r.streamed = a.forward.compiled.streamed;
+        r.uploadedGiB = a.forward.device.uploadedBytes / 2 ** 30;
+        r.uploadS = a.forward.device.uploadMs / 1000;
+        r.maxRssGiB = (process.resourceUsage().maxRSS * 1024) / 2 ** 30;
+        const pruned = pruneGraph(last.graph, { nodeThreshold: 0.8, edgeThreshold: 0.98 });
+        const keys = nodeKeys(last.graph);
+        const kept = Array.from(pruned.keptNodes, (i) => keys[i]);
+        r.nodes = keys.length;
+        r.prunedNodes = kept.length;
+        if (o.dump) {
+          writeDump(o.dump, provider, last.graph, kept);
+          for (const other of ['cpu', 'webgpu', 'cuda']) {
+            if (other === provider) continue;
+            const d = readDump(o.dump, other);
+            if (d) r[`vs_${other}`] = compareDumps({ keys, adjacency: last.graph.adjacency, kept }, d);
+          }
+        }
+        await last.prepared.runner.release();
+      } finally {
+        probe.uninstall();
+        await a.close();
+      }
+      const n = provider === 'cpu' ? 2048 : 8192;
+      r.matmulTflops = await matmulRate(provider, n);
+      r.matmulN = n;
+      r.backwardShareOfMatmul = (r.backwardTflops as number) / (r.matmulTflops as number);
+      o.log(`${provider}: ${JSON.stringify(r)}`);
+    } catch (e) {
+      r.error = (e as Error).stack ?? String(e);
+      o.log(`${provider}: failed: ${r.error}`);
+    }
+  }
+  set.close();
+  model.close();
+  return report;
+}
