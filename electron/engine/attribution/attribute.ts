@@ -5,6 +5,7 @@
 import { EngineError } from '../errors.ts';
 import { ForwardPass } from '../model/forward-pass.ts';
 import type { OpenedModel } from '../model/open-model.ts';
+import type { DeviceTensors } from '../runtime/device-tensors.ts';
 import type { ProviderChoice, ProviderName } from '../runtime/providers.ts';
 import { createSession, type ort, type SessionOptions } from '../runtime/session.ts';
 import type { TranscoderSet } from '../transcoders/types.ts';
@@ -99,6 +100,8 @@ export interface AttributorOptions {
   onWarning?: (message: string) => void;
   /** Decoded float32 weights kept in memory at most (see model/forward-graph.ts). */
   residentWeightBytes?: number;
+  /** Where weights and per-prompt constants stay between runs (default: the provider's device). */
+  device?: (provider: ProviderName) => DeviceTensors;
 }
 
 /** One prompt prepared for attribution and interventions. */

@@ -27,6 +27,8 @@ export interface ForwardPassOptions extends SessionOptions {
   feeder?: WeightFeeder;
   /** Decoded float32 weights kept in memory at most (see forward-graph.ts). */
   residentWeightBytes?: number;
+  /** Where tensors that stay the same across runs go (default: the provider's device, see device-tensors.ts). */
+  device?: (provider: ProviderName) => DeviceTensors;
 }
 
 export interface ForwardRunOptions {
@@ -55,7 +57,7 @@ export class ForwardPass {
     const first = await createSession(compiled.segments[0].graph, { ...opts, ...arena });
     const sessionOpts = { ...opts, ...arena, provider: first.provider };
     const sessions = [first.session];
-    const device = deviceTensors(first.provider);
+    const device = (opts.device ?? deviceTensors)(first.provider);
     try {
       for (const seg of compiled.segments.slice(1))
         sessions.push((await createSession(seg.graph, sessionOpts)).session);

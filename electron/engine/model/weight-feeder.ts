@@ -49,6 +49,8 @@ export class WeightFeeder {
   private readonly lent: Float32Array[] = [];
   /** Where resident weights are kept when a GPU runs the sessions (see `ready`). */
   private device?: DeviceTensors;
+  /** Resident weights held by the device (their tensors are the device's). */
+  private readonly onDevice = new Set<string>();
   /** Host copies of resident weights that live on the device, decoded when asked for. */
   private readonly hostCopies = new Map<string, Float32Array>();
   /** Bytes of resident weights held in device memory. */
@@ -97,7 +99,7 @@ export class WeightFeeder {
     const w = this.weights.get(input);
     if (!w?.resident) throw new Error(`no resident weight is registered for graph input ${input}`);
     const tensor = this.tensor(input, w);
-    if (tensor.location === 'cpu') return tensor.data as Float32Array;
+    if (!this.onDevice.has(input)) return tensor.data as Float32Array;
     let host = this.hostCopies.get(input);
     if (!host) {
       host = w.load();
@@ -123,13 +125,14 @@ export class WeightFeeder {
     for (const name of inputNames) {
       const w = this.weights.get(name);
       if (!w?.resident) continue;
+      if (this.onDevice.has(name)) continue;
       const kept = this.residentTensors.get(name);
-      if (kept && kept.location !== 'cpu') continue;
       const host = kept ?? new ort.Tensor('float32', w.load(), [...w.dims]);
       const onDevice = await device.upload(host);
       const bytes = (host.data as Float32Array).byteLength;
       if (kept) this.residentTotal -= bytes;
       this.residentTensors.set(name, onDevice);
+      this.onDevice.add(name);
       this.deviceBytes += bytes;
       moved = true;
     }
@@ -176,8 +179,9 @@ export class WeightFeeder {
 
   /** Frees every resident weight and pooled array. */
   clear(): void {
-    for (const t of this.residentTensors.values()) this.device?.dispose(t);
+    for (const [name, t] of this.residentTensors) if (this.onDevice.has(name)) this.device?.dispose(t);
     this.residentTensors.clear();
+    this.onDevice.clear();
     this.hostCopies.clear();
     this.deviceBytes = 0;
     this.residentFeeds = new WeakMap();

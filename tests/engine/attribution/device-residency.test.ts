@@ -1,0 +1,107 @@
+/**
+ * The GPU data path's bookkeeping, run on the CPU provider: a device stand-in that keeps its
+ * own copy of every tensor it is given (as device memory would, so a host array dropped after
+ * an upload cannot leak into a run) and counts uploads and frees. A real GPU is checked by
+ * bench/gpu-check.ts (CI has none).
+ *
+ * Checked: the graph equals the host-fed one; each resident weight crosses once for every
+ * session of the model (forward, frozen, every backward top) and every prompt; the
+ * backward's per-t constants cross once per distinct t of a prompt; the decoded unembedding is
+ * still readable on the host; and everything uploaded is freed on close.
+ */
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { Attributor } from '../../../electron/engine/attribution/attribute.ts';
+import { openModel } from '../../../electron/engine/model/open-model.ts';
+import type { DeviceTensors } from '../../../electron/engine/runtime/device-tensors.ts';
+import type { ProviderName } from '../../../electron/engine/runtime/providers.ts';
+import { ort } from '../../../electron/engine/runtime/session.ts';
+import { loadTranscoderSet } from '../../../electron/engine/transcoders/load.ts';
+
+const DEMO_DIR = path.resolve(import.meta.dirname, '../../../resources/models/gemma2-demo');
+const PROMPTS = [
+  [2, 651, 6037, 576, 2329, 10751, 26865, 603],
+  [2, 651, 6037, 576, 2329, 10751, 1234, 603, 99],
+];
+
+class CopyingDevice implements DeviceTensors {
+  readonly onDevice = true;
+  uploadedBytes = 0;
+  uploadMs = 0;
+  readonly live = new Set<ort.Tensor>();
+  readonly uploadsByShape = new Map<string, number>();
+  freed = 0;
+  released = false;
+  constructor(readonly provider: ProviderName) {}
+  async upload(host: ort.Tensor): Promise<ort.Tensor> {
+    const data = host.data as Float32Array | BigInt64Array;
+    const copy = new ort.Tensor(host.type as 'float32', data.slice() as Float32Array, [...host.dims]);
+    this.live.add(copy);
+    this.uploadedBytes += data.byteLength;
+    const key = `${host.type}[${host.dims.join(',')}]`;
+    this.uploadsByShape.set(key, (this.uploadsByShape.get(key) ?? 0) + 1);
+    return copy;
+  }
+  dispose(tensor: ort.Tensor): void {
+    if (!this.live.delete(tensor)) throw new Error('freed a tensor the device does not hold (or twice)');
+    this.freed++;
+  }
+  async release(): Promise<void> {
+    this.released = true;
+  }
+}
+
+describe('device residency (GPU data path, on the CPU provider)', () => {
+  it('uploads each weight once, each t once per prompt, frees everything, and gives the same graph', async () => {
+    const model = openModel(DEMO_DIR);
+    const set = loadTranscoderSet(path.join(DEMO_DIR, 'transcoders', 'clt'));
+    const settings = { maxNLogits: 5, desiredLogitProb: 0.95, batchSize: 64, maxFeatureNodes: 120 };
+    const host = await Attributor.create(model, set);
+    let device: CopyingDevice | undefined;
+    const onDevice = await Attributor.create(model, set, {
+      device: (p) => {
+        device = new CopyingDevice(p);
+        return device;
+      },
+    });
+    try {
+      const dev = device!;
+      const weightUploads = dev.uploadedBytes;
+      expect(weightUploads).toBeGreaterThan(0);
+      expect(onDevice.forward.feeder.deviceBytes).toBe(weightUploads);
+      expect(onDevice.forward.feeder.residentBytes).toBe(0); // host arrays dropped
+      for (const prompt of PROMPTS) {
+        const ids = prompt.map((t) => t % model.config.vocabSize);
+        const before = new Map(dev.uploadsByShape);
+        const a = await host.attribute(ids, settings);
+        const b = await onDevice.attribute(ids, settings);
+        expect(b.graph.adjacency).toEqual(a.graph.adjacency);
+        // Per-t constants: the token vectors [t, d] are one upload per distinct t of this prompt.
+        const d = model.config.hiddenSize;
+        const tokenUploads = [...dev.uploadsByShape]
+          .filter(([k]) => k.startsWith('float32[') && k.endsWith(`,${d}]`) && k.split(',').length === 2)
+          .reduce((n, [k, c]) => n + c - (before.get(k) ?? 0), 0);
+        const distinctT = new Set(
+          [...b.selected.map((i) => b.prepared.space.featurePosition[i] + 1), ids.length].filter(Boolean),
+        );
+        expect(tokenUploads).toBeGreaterThan(0);
+        expect(tokenUploads).toBeLessThanOrEqual(distinctT.size);
+      }
+      // No weight crossed again, and none was decoded into a host tensor for a run.
+      expect(onDevice.forward.feeder.deviceBytes).toBe(weightUploads);
+      expect(onDevice.forward.feeder.residentBytes).toBe(0);
+      // The unembedding is still readable on the host (the logit head's copy), and right.
+      const mean = await onDevice.forward.head.meanRow();
+      const hostMean = await host.forward.head.meanRow();
+      expect(Math.max(...mean.map((v, i) => Math.abs(v - hostMean[i])))).toBeLessThan(1e-6);
+    } finally {
+      await host.close();
+      await onDevice.close();
+    }
+    expect(device!.live.size).toBe(0);
+    expect(device!.freed).toBeGreaterThan(0);
+    expect(device!.released).toBe(true);
+    set.close();
+    model.close();
+  });
+});
