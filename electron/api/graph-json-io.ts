@@ -1,8 +1,9 @@
 /**
  * Graph JSON (circuit-tracer / Neuronpedia) in and out of the library.
  *
- * Export: a stored pruned view + the trace's labels, pins and supernodes, through the engine's
- * exporter. Import: the validated document becomes a node table (features, every error, every
+ * Export: a stored pruned view + the trace's labels, pins, supernodes and node notes (qParams
+ * `nodeNotes`: node id → note, beside Neuronpedia's pinnedIds and supernodes), through the
+ * engine's exporter; import reads the notes back. Import: the validated document becomes a node table (features, every error, every
  * token, logits), a sparse adjacency holding exactly the file's links (weights as float32, as
  * the engine computes them) and one pruned view holding every node of the file with its
  * influence. There is no unpruned adjacency behind an imported graph, so it is never re-pruned.
@@ -10,6 +11,7 @@
 import type { AttributionNodes, RawAttributionGraph } from '../engine/attribution/graph-types.ts';
 import { nodeLayout } from '../engine/attribution/graph-types.ts';
 import { buildGraphDocument, stringifyGraphDocument } from '../engine/graph-json/export.ts';
+import { embeddingNodeId, errorNodeId, featureNodeId, logitNodeId } from '../engine/graph-json/ids.ts';
 import type { ImportedGraph } from '../engine/graph-json/import.ts';
 import type { JsonObject } from '../engine/graph-json/types.ts';
 import type { PrunedGraph } from '../engine/pruning/prune.ts';
@@ -24,6 +26,8 @@ export interface ExportInput {
   labels: ReadonlyMap<string, string>;
   pinned: string[];
   supernodes: Supernode[];
+  /** node id → the researcher's note (written for the nodes of the view only). */
+  notes?: Readonly<Record<string, string>>;
   slug: string;
   scan: string;
   prompt: string;
@@ -45,7 +49,11 @@ export function exportGraphJsonText(x: ExportInput): string {
     raw,
     pruned: { ...x.pruned, nodeInfluence: influence },
     labels: x.labels,
-    qParams: { pinnedIds: x.pinned, supernodes: x.supernodes.map((s) => [s.label, ...s.nodeIds]) },
+    qParams: {
+      pinnedIds: x.pinned,
+      supernodes: x.supernodes.map((s) => [s.label, ...s.nodeIds]),
+      extra: nodeNotesOf(x),
+    },
     metadata: {
       slug: x.slug,
       scan: x.scan,
@@ -60,6 +68,34 @@ export function exportGraphJsonText(x: ExportInput): string {
   return stringifyGraphDocument(doc);
 }
 
+/** The `nodeNotes` qParam: the non-empty notes of nodes the view keeps (none: no field). */
+function nodeNotesOf(x: ExportInput): JsonObject {
+  const notes = Object.entries(x.notes ?? {}).filter(([, v]) => v.trim() !== '');
+  if (notes.length === 0) return {};
+  const lay = nodeLayout(x.nodes);
+  const kept = new Set<string>();
+  for (const i of x.pruned.keptNodes) kept.add(rawNodeId(x.nodes, lay, i));
+  const out: JsonObject = {};
+  for (const [id, note] of notes.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+    if (kept.has(id)) out[id] = note;
+  return Object.keys(out).length ? { nodeNotes: out } : {};
+}
+
+/** The graph JSON id of raw node `i`. */
+function rawNodeId(n: AttributionNodes, lay: ReturnType<typeof nodeLayout>, i: number): string {
+  if (i < lay.errorOffset)
+    return featureNodeId(n.features.layer[i], n.features.index[i], n.features.position[i]);
+  if (i < lay.tokenOffset) {
+    const e = i - lay.errorOffset;
+    return errorNodeId(Math.floor(e / n.nPositions), e % n.nPositions);
+  }
+  if (i < lay.logitOffset) {
+    const p = i - lay.tokenOffset;
+    return embeddingNodeId(n.promptTokenIds[p], p);
+  }
+  return logitNodeId(n.nLayers, n.logits.tokenId[i - lay.logitOffset], n.nPositions - 1);
+}
+
 export interface ImportedForStore {
   nodes: AttributionNodes;
   csr: CsrAdjacency;
@@ -67,6 +103,8 @@ export interface ImportedForStore {
   labels: Record<string, string>;
   pinned: string[];
   supernodes: Supernode[];
+  /** Node notes from qParams `nodeNotes` (nodes of the file, strings only). */
+  nodeNotes: Record<string, string>;
   prompt: string;
   notes: string[];
 }
@@ -193,7 +231,18 @@ export function importedToStorable(doc: ImportedGraph): ImportedForStore {
     supernodes: doc.qParams.supernodes
       .map((g) => ({ label: g[0], nodeIds: g.slice(1).filter((id) => doc.nodeIndex.has(id)) }))
       .filter((s) => s.nodeIds.length > 0),
+    nodeNotes: importedNodeNotes(doc),
     prompt: doc.metadata.prompt,
     notes: doc.conversions.notes,
   };
+}
+
+/** qParams `nodeNotes` of an imported file: string notes of its own nodes; anything else is ignored. */
+function importedNodeNotes(doc: ImportedGraph): Record<string, string> {
+  const raw = doc.qParams.extra.nodeNotes;
+  const out: Record<string, string> = {};
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return out;
+  for (const [id, note] of Object.entries(raw))
+    if (typeof note === 'string' && note.trim() !== '' && doc.nodeIndex.has(id)) out[id] = note;
+  return out;
 }

@@ -455,6 +455,7 @@ export class WorkbenchService {
         labels,
         pinned: ann.pinned,
         supernodes: ann.supernodes,
+        notes: ann.notes,
         slug,
         scan: model?.name ?? '',
         prompt: trace.prompt,
@@ -503,7 +504,7 @@ export class WorkbenchService {
         },
         raw: { nodes: g.nodes, csr: g.csr },
         views: [{ pruned: g.view }],
-        annotations: { labels: g.labels, pinned: g.pinned, supernodes: g.supernodes },
+        annotations: { labels: g.labels, pinned: g.pinned, supernodes: g.supernodes, notes: g.nodeNotes },
       });
       this.traceUpdated(trace);
       return { trace, notes: g.notes };

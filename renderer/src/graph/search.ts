@@ -1,6 +1,7 @@
 /**
  * Node search over a view: by id ("3_1207_4"), layer/feature ("L3/1207", "3/1207", "L3 #1207" —
- * every position of that feature), layer alone ("L3"), or text in labels and tokens.
+ * every position of that feature), layer alone ("L3"), or text in labels, tokens and the
+ * researcher's node notes.
  */
 import type { GraphView, ViewNode } from '../api/types.ts';
 import { nodeLabel } from './style.ts';
@@ -10,7 +11,12 @@ export interface SearchHit {
   score: number;
 }
 
-export function searchNodes(view: GraphView, query: string, limit = 30): SearchHit[] {
+export function searchNodes(
+  view: GraphView,
+  query: string,
+  limit = 30,
+  notes: Readonly<Record<string, string>> = {},
+): SearchHit[] {
   const q = query.trim().toLowerCase();
   if (!q) return [];
   const feat = /^l?(\d+)\s*[/#:\s]\s*#?(\d+)$/.exec(q);
@@ -27,6 +33,7 @@ export function searchNodes(view: GraphView, query: string, limit = 30): SearchH
     else if (label === q || (n.token ?? '').trim().toLowerCase() === q) score = 80;
     else if (label.startsWith(q)) score = 60;
     else if (label.includes(q) || (n.token ?? '').toLowerCase().includes(q)) score = 50;
+    else if ((notes[n.id] ?? '').toLowerCase().includes(q)) score = 45;
     else if (n.id.toLowerCase().startsWith(q)) score = 30;
     if (score > 0) hits.push({ node: n, score: score + (1 - (n.influence ?? 0)) + (n.probability ?? 0) });
   }
