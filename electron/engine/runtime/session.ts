@@ -39,7 +39,7 @@ export async function createSession(
         executionProviders: [provider],
         graphOptimizationLevel: 'all',
         intraOpNumThreads: opts.threads ?? 0,
-        logSeverityLevel: 3,
+        logSeverityLevel: ortLogLevel(),
         enableCpuMemArena: opts.cpuMemArena ?? true,
         ...(provider === 'webgpu' ? webgpuExtra() : {}),
       };
@@ -66,6 +66,15 @@ export async function createSession(
   throw new EngineError('provider', `no execution provider could run the model: ${errors.join('; ')}`, {
     file: modelPath,
   });
+}
+
+/**
+ * ONNX Runtime's log level: errors only, unless `CIRCUIT_ORT_LOG_LEVEL` (0 verbose … 4 fatal)
+ * asks for more, e.g. 1 lists the nodes a GPU provider leaves to the CPU.
+ */
+function ortLogLevel(): 0 | 1 | 2 | 3 | 4 {
+  const v = Number(process.env.CIRCUIT_ORT_LOG_LEVEL ?? 3);
+  return (Number.isInteger(v) && v >= 0 && v <= 4 ? v : 3) as 0 | 1 | 2 | 3 | 4;
 }
 
 /**
