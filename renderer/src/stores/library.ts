@@ -3,9 +3,9 @@
  * events), and the trace actions (start, cancel, re-trace, delete with undo, import).
  */
 import { defineStore } from 'pinia';
+import type { TraceTarget } from '../../../electron/api/contract.ts';
 import { api } from '../api/inject.ts';
 import type {
-import type { TraceTarget } from '../../../electron/api/contract.ts';
   ProjectRecord,
   TraceProgress,
   TraceRecord,
@@ -13,8 +13,6 @@ import type { TraceTarget } from '../../../electron/api/contract.ts';
   TraceStatus,
 } from '../api/types.ts';
 
-/** Traces whose graph holds this feature of this transcoder set. */
-export interface FeatureFilter {
 /** A trace's attribution targets in one line (the library card), e.g. `Austin vs Dallas · " Austin"`. */
 export function targetsSummary(targets: readonly TraceTarget[] | null | undefined): string {
   return (targets ?? [])
@@ -24,6 +22,8 @@ export function targetsSummary(targets: readonly TraceTarget[] | null | undefine
     .join(' · ');
 }
 
+/** Traces whose graph holds this feature of this transcoder set. */
+export interface FeatureFilter {
   transcoderSetId: number;
   layer: number;
   index: number;
