@@ -3,12 +3,14 @@
  * in headless Chromium (SwiftShader WebGL2, i.e. rendering on the CPU: absolute numbers are
  * far slower than on a GPU; compare sizes and changes, not machines).
  *
- *   npm run bench:render            (builds the harness, then runs 1k/10k, 5k/50k, 10k/100k)
+ *   npm run bench:render            (builds the harness, then runs 1k/10k, 10k/100k, 10k/1M)
  *   npx tsx bench/render.ts 2000:20000 …   (other sizes, nodes:edges)
  *
- * Per size: time to first frame (data → layout → scene → first drawn frame, gl.finish()ed),
- * JS heap after load (after a GC), and median / p95 frame time while panning (camera moved
- * every frame) and while hovering (a new node's neighbourhood highlighted every frame).
+ * Graphs are shaped like circuit-tracer's: 26 layers, 24 tokens, edges from lower to higher
+ * layers. Per size: time to first frame ("ready": data → layout → scene → first drawn frame,
+ * gl.finish()ed), edges actually drawn, JS heap after load (after a GC), median / p95 frame
+ * time while panning, and input latencies: pointer move → the hovered node's neighbourhood
+ * drawn, click → the selected node drawn (median / p95 over BENCH_FRAMES targets).
  */
 import fs from 'node:fs';
 import http from 'node:http';
@@ -21,7 +23,7 @@ const ROOT = path.resolve(import.meta.dirname, '..');
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
 const sizes = (
-  process.argv.slice(2).length ? process.argv.slice(2) : ['1000:10000', '5000:50000', '10000:100000']
+  process.argv.slice(2).length ? process.argv.slice(2) : ['1000:10000', '10000:100000', '10000:1000000']
 ).map((s) => {
   const [n, e] = s.split(':').map(Number);
   return { n, e };
@@ -79,19 +81,25 @@ interface Measured {
   js: Stats;
 }
 type Bench = {
-  load(n: number, e: number): Promise<{ nodes: number; edges: number; prepMs: number; firstFrameMs: number }>;
+  load(
+    n: number,
+    e: number,
+  ): Promise<{ nodes: number; edges: number; drawnEdges: number; prepMs: number; firstFrameMs: number }>;
   heapMb(): number | null;
   frameCount(): number;
   framesSince(from: number): Measured;
-  nodeTargets(k: number): Array<{ x: number; y: number }>;
+  nodeTargets(k: number): Array<{ x: number; y: number; id: string }>;
+  latencies(): { hover: Stats; hoverN: number; click: Stats; clickN: number };
 };
 interface Row {
   size: string;
+  drawn: number;
   prep: number;
   first: number;
   heap: number | null;
   pan: Measured;
   hover: Measured;
+  lat: { hover: Stats; hoverN: number; click: Stats; clickN: number };
 }
 
 const STEPS = Number(process.env.BENCH_FRAMES ?? 20);
@@ -112,6 +120,8 @@ try {
         [f.toString(), arg] as const,
       ) as Promise<Awaited<T>>;
     const loaded = await bench((b, [n, e]) => b.load(n, e), [n, e]);
+    const log = (m: string) => process.stderr.write(`[${n}/${e}] ${m}\n`);
+    log(`ready in ${loaded.firstFrameMs.toFixed(0)} ms, ${loaded.drawnEdges} edges drawn`);
     const heap = await bench((b) => b.heapMb());
     const waitFrame = async (before: number) => {
       await page.waitForFunction(
@@ -132,24 +142,44 @@ try {
     }
     await page.mouse.up();
     const pan = await bench((b, [f]) => b.framesSince(f), [from, 0]);
+    log(`panned (${pan.frames} frames)`);
     await page.waitForTimeout(500);
 
-    // Hover: the mouse moves from node to node (neighbourhood highlighted each time).
+    // Hover: the mouse moves from node to node (neighbourhood highlighted each time), with a
+    // step off the nodes in between so every target is a fresh enter.
     const targets = await bench((b, [k]) => b.nodeTargets(k), [STEPS, 0]);
+    const latN = async (kind: 'hoverN' | 'clickN') => (await bench((b) => b.latencies()))[kind];
+    const waitLat = async (kind: 'hoverN' | 'clickN', before: number) => {
+      const t0 = Date.now();
+      while ((await latN(kind)) <= before && Date.now() - t0 < 60_000) await page.waitForTimeout(5);
+    };
     from = await bench((b) => b.frameCount());
     for (const t of targets) {
-      const c = await bench((b) => b.frameCount());
+      // Off the graph first (the stage's top-left corner, inside its padding: no node there).
+      await page.mouse.move(3, 3);
+      await page.waitForTimeout(30);
+      const before = await latN('hoverN');
       await page.mouse.move(t.x, t.y);
-      await waitFrame(c).catch(() => {});
+      await waitLat('hoverN', before);
+      log(`hover ${t.id}: ${(await latN('hoverN')) > before ? 'shown' : 'TIMED OUT'}`);
     }
     const hover = await bench((b, [f]) => b.framesSince(f), [from, 0]);
+    // Click: select nodes (the first few targets).
+    for (const t of targets.slice(0, Math.min(8, targets.length))) {
+      const before = await latN('clickN');
+      await page.mouse.click(t.x, t.y);
+      await waitLat('clickN', before);
+    }
+    const lat = await bench((b) => b.latencies());
     rows.push({
       size: `${loaded.nodes} / ${loaded.edges}`,
+      drawn: loaded.drawnEdges,
       prep: loaded.prepMs,
       first: loaded.firstFrameMs,
       heap,
       pan,
       hover,
+      lat,
     });
     await page.close();
   }
@@ -167,13 +197,13 @@ console.log(
   'frame = render start → GPU finished (gl.finish); js = main-thread part of it (what a real GPU leaves)\n',
 );
 console.log(
-  '| nodes / edges   | prep ms | first frame ms | JS heap MB | pan frame median / p95 ms | pan js median | hover frame median / p95 ms | hover js median |',
+  '| nodes / edges    | drawn edges | prep ms | ready (first frame) ms | JS heap MB | pan frame median / p95 ms | hover frame median / p95 ms | hover latency median / p95 ms (n) | click latency median / p95 ms (n) |',
 );
 console.log(
-  '|-----------------|--------:|---------------:|-----------:|--------------------------:|--------------:|----------------------------:|----------------:|',
+  '|------------------|------------:|--------:|-----------------------:|-----------:|--------------------------:|----------------------------:|----------------------------------:|----------------------------------:|',
 );
 for (const r of rows) {
   console.log(
-    `| ${r.size.padEnd(15)} | ${f(r.prep).padStart(7)} | ${f(r.first).padStart(14)} | ${f(r.heap, 1).padStart(10)} | ${`${f(r.pan.total.median, 1)} / ${f(r.pan.total.p95, 1)}`.padStart(25)} | ${f(r.pan.js.median, 1).padStart(13)} | ${`${f(r.hover.total.median, 1)} / ${f(r.hover.total.p95, 1)}`.padStart(27)} | ${f(r.hover.js.median, 1).padStart(15)} |`,
+    `| ${r.size.padEnd(16)} | ${String(r.drawn).padStart(11)} | ${f(r.prep).padStart(7)} | ${f(r.first).padStart(22)} | ${f(r.heap, 1).padStart(10)} | ${`${f(r.pan.total.median, 1)} / ${f(r.pan.total.p95, 1)}`.padStart(25)} | ${`${f(r.hover.total.median, 1)} / ${f(r.hover.total.p95, 1)}`.padStart(27)} | ${`${f(r.lat.hover.median, 1)} / ${f(r.lat.hover.p95, 1)} (${r.lat.hoverN})`.padStart(33)} | ${`${f(r.lat.click.median, 1)} / ${f(r.lat.click.p95, 1)} (${r.lat.clickN})`.padStart(33)} |`,
   );
 }

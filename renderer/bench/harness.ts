@@ -139,6 +139,13 @@ export function syntheticView(nNodes: number, nEdges: number, seed = 1): GraphVi
 
 let canvas: GraphCanvas | null = null;
 let view: GraphView | null = null;
+/** Input → drawn latencies: pointer move to the hovered neighbourhood's frame, click to the selection's frame. */
+const hoverLatency: number[] = [];
+const clickLatency: number[] = [];
+let lastMove = 0;
+let lastUp = 0;
+let pendingHover = false;
+let pendingClick = false;
 
 function stats(xs: number[]): { median: number; p95: number } {
   const s = [...xs].sort((a, b) => a - b);
@@ -161,7 +168,12 @@ function recordFrames(c: GraphCanvas): void {
   s.on('afterRender', () => {
     const js = performance.now() - t0;
     gl.finish();
-    frameLog.push({ js, total: performance.now() - t0 });
+    const now = performance.now();
+    frameLog.push({ js, total: now - t0 });
+    if (pendingHover) hoverLatency.push(now - lastMove);
+    if (pendingClick) clickLatency.push(now - lastUp);
+    pendingHover = false;
+    pendingClick = false;
   });
 }
 
@@ -171,8 +183,33 @@ async function load(nNodes: number, nEdges: number) {
   const el = document.getElementById('graph') as HTMLElement;
   el.replaceChildren();
   view = syntheticView(nNodes, nEdges);
+  hoverLatency.length = 0;
+  clickLatency.length = 0;
+  el.addEventListener(
+    'mousemove',
+    () => {
+      lastMove = performance.now();
+    },
+    { capture: true },
+  );
+  el.addEventListener(
+    'mouseup',
+    () => {
+      lastUp = performance.now();
+    },
+    { capture: true },
+  );
   const t0 = performance.now();
-  const c = new GraphCanvas(el, { onHover: (id) => c.setHover(id) });
+  const c = new GraphCanvas(el, {
+    onHover: (id) => {
+      if (id !== null) pendingHover = true;
+      c.setHover(id);
+    },
+    onClick: (id) => {
+      pendingClick = true;
+      c.setSelected(id);
+    },
+  });
   canvas = c;
   const layout = layeredLayout([view]);
   const filter = filterView(view, 0.8, 0.98);
@@ -192,8 +229,18 @@ async function load(nNodes: number, nEdges: number) {
   return {
     nodes: view.nodes.length,
     edges: view.edges.source.length,
+    drawnEdges: c.counts().edges,
     prepMs: tPrep - t0,
     firstFrameMs: tFirst - t0,
+  };
+}
+
+function latencies() {
+  return {
+    hover: stats(hoverLatency),
+    hoverN: hoverLatency.length,
+    click: stats(clickLatency),
+    clickN: clickLatency.length,
   };
 }
 
@@ -207,16 +254,24 @@ function framesSince(from: number) {
   return { frames: xs.length, total: stats(xs.map((f) => f.total)), js: stats(xs.map((f) => f.js)) };
 }
 
-/** Viewport positions of k nodes spread over the graph (hover targets). */
-function nodeTargets(k: number): Array<{ x: number; y: number }> {
+/**
+ * Viewport positions of k nodes spread over the graph (hover and click targets): nodes whose
+ * own pick at that point is themselves (not hidden under a neighbour), when there are enough.
+ */
+function nodeTargets(k: number): Array<{ x: number; y: number; id: string }> {
   const c = canvas as GraphCanvas;
   const v = view as GraphView;
   const s = c.instance;
-  const out: Array<{ x: number; y: number }> = [];
-  for (let i = 0; i < k; i++) {
-    const n = v.nodes[Math.floor(((i + 0.5) / k) * v.nodes.length)];
+  const out: Array<{ x: number; y: number; id: string }> = [];
+  const rect = s.getContainer().getBoundingClientRect();
+  for (let i = 0; out.length < k && i < k * 20; i++) {
+    const n = v.nodes[Math.floor(((((i * 7919) % (k * 20)) + 0.5) / (k * 20)) * v.nodes.length)];
     const d = s.getNodeDisplayData(n.id);
-    if (d) out.push(s.framedGraphToViewport(d));
+    if (!d) continue;
+    const p = s.framedGraphToViewport(d);
+    if (p.x < 5 || p.y < 5 || p.x > rect.width - 5 || p.y > rect.height - 5) continue;
+    if (typeof c.pick === 'function' && c.pick(p.x, p.y) !== n.id) continue;
+    out.push({ x: p.x + rect.left, y: p.y + rect.top, id: n.id });
   }
   return out;
 }
@@ -228,4 +283,4 @@ function heapMb(): number | null {
   return m ? m.usedJSHeapSize / 2 ** 20 : null;
 }
 
-Object.assign(window, { bench: { load, heapMb, frameCount, framesSince, nodeTargets } });
+Object.assign(window, { bench: { load, heapMb, frameCount, framesSince, nodeTargets, latencies } });

@@ -3,9 +3,17 @@
  *
  * - Updates are diffs: nodes and edges that leave the scene are dropped from the graph (not
  *   hidden in place), new ones added, moved ones updated; a large change rebuilds the graph.
- * - Hover, selection, pins and compare marks are sigma item states, so a hover re-evaluates
- *   the styles of the items whose state changed (plus node colours for dimming), never a full
- *   re-index of the graph.
+ * - Big scenes (more than BIG_GRAPH_EDGES edges) put in the graph only what the user looks
+ *   at: the strongest edges by |weight| within a budget, plus the hovered and selected nodes'
+ *   links and the links between pinned nodes, added and dropped as those change (O(degree)).
+ *   "Show all" raises the budget.
+ * - Hover dims the rest of the graph (a translucent veil between resting and highlighted
+ *   items) and lifts the neighbourhood above it; the restyle touches only the neighbourhood.
+ *   The link direction (inputs, outputs, both) picks which neighbours.
+ * - Picking is on the CPU (a grid over node positions; edges by distance to the segment):
+ *   sigma's pixel read-back stalls the GPU on every mouse move and click.
+ * - Labels never overlap: after the camera settles, labels are placed greedily by priority
+ *   (labels.ts) and only the placed ones are drawn; zooming in places more.
  * - The bounding box is fixed per frame (setCustomBBox), so a re-pruned view keeps its scale.
  * - kill() releases the WebGL context (compare panes open and close freely).
  */
@@ -13,7 +21,10 @@ import Graph from 'graphology';
 import Sigma from 'sigma';
 import { layerFill, sdfCircle, sdfDiamond, sdfSquare } from 'sigma/rendering';
 import type { CameraState } from 'sigma/types';
-import type { Scene, SceneEdge, SceneNode } from './scene.ts';
+import { strongestEdges } from './budget.ts';
+import { type LabelBox, type LabelCandidate, placeLabels } from './labels.ts';
+import { type EdgeTable, edgeKey, edgeStyle, type Scene, type SceneNode } from './scene.ts';
+import { GridIndex, segmentDistance } from './spatial.ts';
 import { COLORS } from './style.ts';
 import { createVeil } from './veil.ts';
 
@@ -25,8 +36,11 @@ interface NodeAttrs {
   color: string;
   shape: string;
   label: string;
-  labelVis: 'auto' | 'visible';
+  /** 'visible' for always-labelled nodes; the others are drawn when placed (state labelled). */
+  labelVis: 'visible' | 'hidden';
+  labelMode: SceneNode['labelMode'];
   labelPos: 'right' | 'below' | 'above';
+  priority: number;
   kind: string;
 }
 
@@ -41,6 +55,21 @@ interface NodeState {
   selected: boolean;
   pinned: boolean;
   marked: boolean;
+  hovered: boolean;
+  labelled: boolean;
+}
+
+/** Which of a hovered node's links are highlighted (and, in big scenes, drawn). */
+export type LinkDirection = 'in' | 'out' | 'both';
+
+/** The edge under the pointer, for the weight readout. */
+export interface EdgeHover {
+  source: string;
+  target: string;
+  weight: number;
+  /** Pointer position in the container (px). */
+  x: number;
+  y: number;
 }
 
 type G = Graph<NodeAttrs, EdgeAttrs>;
@@ -57,6 +86,10 @@ export interface CanvasOptions {
   onStageClick?: () => void;
   onDragEnd?: (id: string, pos: { x: number; y: number }) => void;
   onCamera?: (state: CameraState) => void;
+  /** The edge under the pointer changed (null: none). */
+  onEdgeHover?: (edge: EdgeHover | null) => void;
+  /** Camera, size or frame changed (after the frame is drawn): overlays reposition. */
+  onViewChange?: () => void;
 }
 
 function nodeAttrs(n: SceneNode): NodeAttrs {
@@ -68,14 +101,69 @@ function nodeAttrs(n: SceneNode): NodeAttrs {
     color: n.color,
     shape: n.glyph,
     label: n.label,
-    labelVis: n.labelMode === 'always' ? 'visible' : 'auto',
+    labelVis: n.labelMode === 'always' ? 'visible' : 'hidden',
+    labelMode: n.labelMode,
     labelPos: n.labelPos,
+    priority: n.priority ?? n.size / 100,
     kind: n.kind,
   };
 }
 
-function edgeAttrs(e: SceneEdge): EdgeAttrs {
-  return { size: e.width, strongSize: e.width * 1.4 + 0.6, color: e.color, strongColor: e.strongColor };
+function edgeAttrs(t: EdgeTable, e: number): EdgeAttrs {
+  const st = edgeStyle(t.weight[e], t.rel[e]);
+  return { size: st.width, strongSize: st.width * 1.4 + 0.6, color: st.color, strongColor: st.strongColor };
+}
+
+/** The edges of a scene as a table (scenes built from edge objects: the subgraph). */
+function tableOf(scene: Scene, index: ReadonlyMap<string, number>): EdgeTable {
+  if (scene.edgeTable) return scene.edgeTable;
+  const E = scene.edges.length;
+  const t: EdgeTable = {
+    source: new Int32Array(E),
+    target: new Int32Array(E),
+    weight: new Float32Array(E),
+    rel: new Float32Array(E),
+  };
+  scene.edges.forEach((e, i) => {
+    t.source[i] = index.get(e.source) ?? -1;
+    t.target[i] = index.get(e.target) ?? -1;
+    t.weight[i] = e.weight;
+    t.rel[i] = e.rel;
+  });
+  return t;
+}
+
+/** Compressed adjacency: the edges out of / into node i are list[start[i] .. start[i + 1]). */
+interface Adjacency {
+  outStart: Int32Array;
+  outList: Int32Array;
+  inStart: Int32Array;
+  inList: Int32Array;
+}
+
+function adjacencyOf(n: number, t: EdgeTable): Adjacency {
+  const E = t.source.length;
+  const outStart = new Int32Array(n + 1);
+  const inStart = new Int32Array(n + 1);
+  for (let e = 0; e < E; e++) {
+    if (t.source[e] < 0 || t.target[e] < 0) continue;
+    outStart[t.source[e] + 1]++;
+    inStart[t.target[e] + 1]++;
+  }
+  for (let i = 0; i < n; i++) {
+    outStart[i + 1] += outStart[i];
+    inStart[i + 1] += inStart[i];
+  }
+  const outList = new Int32Array(outStart[n]);
+  const inList = new Int32Array(inStart[n]);
+  const o = outStart.slice(0, n);
+  const q = inStart.slice(0, n);
+  for (let e = 0; e < E; e++) {
+    if (t.source[e] < 0 || t.target[e] < 0) continue;
+    outList[o[t.source[e]]++] = e;
+    inList[q[t.target[e]]++] = e;
+  }
+  return { outStart, outList, inStart, inList };
 }
 
 function sameNode(a: NodeAttrs, b: NodeAttrs): boolean {
@@ -85,14 +173,38 @@ function sameNode(a: NodeAttrs, b: NodeAttrs): boolean {
     a.size === b.size &&
     a.color === b.color &&
     a.label === b.label &&
-    a.shape === b.shape
+    a.shape === b.shape &&
+    a.labelMode === b.labelMode &&
+    a.priority === b.priority
   );
 }
 
-/** Above this many edges, edges are hidden while the camera moves. */
+/** Above this many edges a scene is big: it draws a budget of edges, not all of them. */
 export const BIG_GRAPH_EDGES = 20_000;
+/** Edges drawn at rest in a big scene (the strongest by |weight|). */
+export const REST_EDGE_BUDGET = 5_000;
+/** Edges drawn in a big scene when the user asks for all of them. */
+export const ALL_EDGE_BUDGET = 150_000;
+/** Above this many drawn edges, edges and labels are hidden while the camera moves. */
+const HIDE_ON_MOVE_EDGES = 20_000;
+/** Labels placed besides the forced ones. */
+const MAX_LABELS = 300;
+const LABEL_FONT = 11;
 
 const BACKDROP_OFF = { backdropVisibility: 'hidden' } as const;
+
+/** The hovered node: on top, labelled, enlarged, on a white card. */
+const HOVERED = {
+  depth: 'topNodes',
+  labelVisibility: 'visible',
+  size: { attribute: 'hoverSize' },
+  backdropVisibility: 'visible',
+  backdropArea: 'both',
+  backdropColor: '#ffffff',
+  backdropShadowColor: 'rgba(0, 0, 0, 0.35)',
+  backdropShadowBlur: 10,
+  backdropPadding: 5,
+} as const;
 
 function createSigma(graph: G, container: HTMLElement, draggable: boolean) {
   return new Sigma<NodeAttrs, EdgeAttrs, object, NodeState>(graph, container, {
@@ -105,7 +217,7 @@ function createSigma(graph: G, container: HTMLElement, draggable: boolean) {
         label: { font: { family: 'system-ui, sans-serif' }, color: COLORS.text, margin: 4 },
       },
     },
-    customNodeState: { selected: false, pinned: false, marked: false },
+    customNodeState: { selected: false, pinned: false, marked: false, hovered: false, labelled: false },
     styles: {
       nodes: [
         {
@@ -117,10 +229,11 @@ function createSigma(graph: G, container: HTMLElement, draggable: boolean) {
           label: { attribute: 'label' },
           labelVisibility: { attribute: 'labelVis', defaultValue: 'auto' },
           labelPosition: { attribute: 'labelPos', defaultValue: 'right' },
-          labelSize: 11,
+          labelSize: LABEL_FONT,
           depth: 'nodes',
           ...BACKDROP_OFF,
         },
+        { whenState: 'labelled', then: { labelVisibility: 'visible' } },
         {
           whenState: 'marked',
           then: {
@@ -146,7 +259,7 @@ function createSigma(graph: G, container: HTMLElement, draggable: boolean) {
             labelVisibility: 'visible',
           },
         },
-        { whenState: 'isHighlighted', then: { depth: 'topNodes', labelVisibility: 'visible' } },
+        { whenState: 'isHighlighted', then: { depth: 'topNodes' } },
         {
           whenState: 'selected',
           then: {
@@ -163,20 +276,8 @@ function createSigma(graph: G, container: HTMLElement, draggable: boolean) {
             backdropCornerRadius: 4,
           },
         },
-        {
-          whenState: 'isHovered',
-          then: {
-            depth: 'topNodes',
-            labelVisibility: 'visible',
-            size: { attribute: 'hoverSize' },
-            backdropVisibility: 'visible',
-            backdropArea: 'both',
-            backdropColor: '#ffffff',
-            backdropShadowColor: 'rgba(0, 0, 0, 0.35)',
-            backdropShadowBlur: 10,
-            backdropPadding: 5,
-          },
-        },
+        { whenState: 'isHovered', then: HOVERED },
+        { whenState: 'hovered', then: HOVERED },
       ],
       edges: [
         { size: { attribute: 'size' }, color: { attribute: 'color' }, depth: 'edges' },
@@ -194,9 +295,12 @@ function createSigma(graph: G, container: HTMLElement, draggable: boolean) {
       enableCameraRotation: false,
       enableCameraMouseRotation: false,
       minEdgeThickness: 0.6,
-      labelDensity: 0.6,
-      labelGridCellSize: 120,
-      labelRenderedSizeThreshold: 7,
+      // Placement is ours (labels.ts): sigma draws the labels it is told to.
+      labelDensity: 1,
+      labelRenderedSizeThreshold: 0,
+      enableEdgeEvents: false,
+      // Node picking is on the CPU (see installCpuPicking); keep the unused buffer small.
+      pickingDownSizingRatio: draggable ? 2 : 8,
       stagePadding: 40,
       zoomDuration: 150,
       minCameraRatio: 0.02,
@@ -209,6 +313,18 @@ function createSigma(graph: G, container: HTMLElement, draggable: boolean) {
 
 type SigmaInstance = ReturnType<typeof createSigma>;
 
+/** Sigma internals the CPU picking replaces (not in its public types). */
+interface HoverResolverLike {
+  lastEvent: { x: number; y: number } | null;
+  options: { onIndex: (index: number, event: unknown) => void };
+  startRead: () => void;
+}
+interface SigmaInternalsLike {
+  internals: { hoverResolver: HoverResolverLike };
+  pickingState: { idsByKind: { node: Map<string, number> } };
+  getHitAtPosition: (pos: { x: number; y: number }) => { kind: string; key: string } | null;
+}
+
 export class GraphCanvas {
   private graph: G = new Graph<NodeAttrs, EdgeAttrs>({ type: 'directed', multi: false });
   /**
@@ -216,16 +332,37 @@ export class GraphCanvas {
    * sigma 4's setGraph leaves its parallel-edge index on the old graph, so it is never used.
    */
   private sigma: SigmaInstance | null = null;
+  private scene: Scene | null = null;
+  private nodeIndex = new Map<string, number>();
+  private table: EdgeTable | null = null;
+  private adj: Adjacency | null = null;
+  /** Edges drawn at rest (null: all of them). */
+  private base: Uint8Array | null = null;
+  /** Edges drawn beyond `base` because the user looks at them (big scenes). */
+  private focusEdges = new Set<number>();
+  /** Graph edge key → table index, for every edge in the graph. */
+  private edgeIndex = new Map<string, number>();
   private highlighted: { nodes: string[]; edges: string[] } = { nodes: [], edges: [] };
   private hoverId: string | null = null;
+  private hoverEdge: string | null = null;
   private selectedId: string | null = null;
   private pinnedIds = new Set<string>();
   private markedIds = new Set<string>();
+  private direction: LinkDirection = 'both';
+  private showAll = false;
   private bbox: Scene['frame']['bbox'] | null = null;
   private bboxKey = '';
   private big = false;
   private syncingCamera = false;
   private killed = false;
+  private grid: GridIndex | null = null;
+  private gridIds: string[] = [];
+  private maxSize = 1;
+  private labelled = new Set<string>();
+  private placed: LabelBox[] = [];
+  private labelTimer: ReturnType<typeof setTimeout> | null = null;
+  private edgeTimer: ReturnType<typeof setTimeout> | null = null;
+  private viewKey = '';
 
   constructor(
     readonly container: HTMLElement,
@@ -241,19 +378,49 @@ export class GraphCanvas {
     this.sigma = s;
     // 'veil' is declared in primitives.depthLayers (the explicit type arguments hide it from the type).
     s.addCustomLayerProgram('veil', 'veil' as never, (gl) =>
-      createVeil(gl, () => this.hoverId !== null && this.highlighted.nodes.length > 0, [1, 1, 1, 0.72]),
+      createVeil(gl, () => this.hoverId !== null && this.highlighted.nodes.length > 0, [1, 1, 1, 0.6]),
     );
     if (this.bbox) s.setCustomBBox(this.bbox);
-    s.setSetting('hideEdgesOnMove', this.big);
-    s.setSetting('hideLabelsOnMove', this.big);
+    const hide = graph.size > HIDE_ON_MOVE_EDGES;
+    s.setSetting('hideEdgesOnMove', hide);
+    s.setSetting('hideLabelsOnMove', hide);
     if (camera) s.getCamera().setState(camera);
+    if (!this.opts.draggable) this.installCpuPicking(s);
     this.bindEvents(s);
+    this.labelled = new Set();
     return s;
+  }
+
+  /**
+   * Replaces sigma's GPU picking (a pixel read-back per mouse move and per click) with a
+   * lookup in the node grid. Sigma's own hover pipeline (enter/leave/click events) is kept:
+   * only where the hit comes from changes. Dragging canvases keep the GPU picking.
+   */
+  private installCpuPicking(s: SigmaInstance): void {
+    const inner = s as unknown as SigmaInternalsLike;
+    const resolver = inner.internals.hoverResolver;
+    const idOf = (node: string | null) => (node ? (inner.pickingState.idsByKind.node.get(node) ?? 0) : 0);
+    resolver.startRead = () => {
+      const ev = resolver.lastEvent;
+      if (!ev) return;
+      const node = this.pick(ev.x, ev.y);
+      resolver.options.onIndex(idOf(node), ev);
+      if (node) this.setEdgeHover(null);
+      else this.scheduleEdgePick(ev.x, ev.y);
+    };
+    inner.getHitAtPosition = (pos) => {
+      const node = this.pick(pos.x, pos.y);
+      return node ? { kind: 'node', key: node } : null;
+    };
   }
 
   private bindEvents(s: SigmaInstance): void {
     s.on('enterNode', ({ node }) => this.opts.onHover?.(node));
     s.on('leaveNode', () => this.opts.onHover?.(null));
+    s.on('leaveStage', () => {
+      this.setEdgeHover(null);
+      this.opts.onHover?.(null);
+    });
     s.on('clickNode', ({ node, event }) => {
       const o = event.original as MouseEvent;
       this.opts.onClick?.(node, { ctrl: !!(o.ctrlKey || o.metaKey), shift: !!o.shiftKey });
@@ -262,84 +429,183 @@ export class GraphCanvas {
     s.on('nodeDragEnd', ({ node }) => {
       const a = this.graph.getNodeAttributes(node);
       this.opts.onDragEnd?.(node, { x: a.x, y: a.y });
+      this.buildGrid();
     });
     s.getCamera().on('updated', (state) => {
       if (!this.syncingCamera) this.opts.onCamera?.(state);
+    });
+    s.on('afterRender', () => {
+      const c = s.getCamera().getState();
+      const d = s.getDimensions();
+      const key = `${c.x},${c.y},${c.ratio},${d.width},${d.height},${this.bboxKey}`;
+      if (key === this.viewKey) return;
+      this.viewKey = key;
+      this.scheduleLabels();
+      this.opts.onViewChange?.();
     });
   }
 
   /** Replaces what is drawn by `scene` (a diff when it is small, a rebuild otherwise). */
   setScene(scene: Scene): void {
     if (this.killed) return;
-    // Big graphs: draw nodes only while the camera moves (edges and labels come back at rest).
-    const big = scene.edges.length > BIG_GRAPH_EDGES;
     const key = `${scene.frame.bbox.x.join(',')}|${scene.frame.bbox.y.join(',')}`;
     const bboxChanged = key !== this.bboxKey;
     this.bbox = scene.frame.bbox;
     this.bboxKey = key;
+    this.scene = scene;
+    this.nodeIndex = new Map(scene.nodes.map((n, i) => [n.id, i]));
+    const table = tableOf(scene, this.nodeIndex);
+    this.table = table;
+    this.adj = adjacencyOf(scene.nodes.length, table);
+    const E = table.source.length;
+    this.big = E > BIG_GRAPH_EDGES;
+    this.base = this.big
+      ? strongestEdges(table.weight, this.showAll ? ALL_EDGE_BUDGET : REST_EDGE_BUDGET)
+      : null;
+    this.focusEdges = this.computeFocus();
+    // The edges to draw: key → table index.
+    const wanted = new Map<string, number>();
+    for (let e = 0; e < E; e++) {
+      if (table.source[e] < 0 || table.target[e] < 0) continue;
+      if (this.base && !this.base[e] && !this.focusEdges.has(e)) continue;
+      wanted.set(this.keyOf(e), e);
+    }
     const g = this.graph;
-    const want = new Set<string>();
-    for (const n of scene.nodes) want.add(n.id);
-    const wantEdges = new Set<string>();
-    for (const e of scene.edges) wantEdges.add(e.id);
+    const want = this.nodeIndex;
     let removedEdges = 0;
     g.forEachEdge((e) => {
-      if (!wantEdges.has(e)) removedEdges++;
+      if (!wanted.has(e)) removedEdges++;
     });
-    const change = removedEdges + Math.abs(scene.edges.length - (g.size - removedEdges));
+    const change = removedEdges + Math.abs(wanted.size - (g.size - removedEdges));
     if (!this.sigma || change > 20_000) {
-      this.big = big;
-      this.rebuild(scene);
+      this.rebuild(scene, wanted);
     } else {
       const s = this.sigma;
       if (bboxChanged) s.setCustomBBox(scene.frame.bbox);
-      if (big !== this.big) {
-        this.big = big;
-        s.setSetting('hideEdgesOnMove', big);
-        s.setSetting('hideLabelsOnMove', big);
+      const hide = wanted.size > HIDE_ON_MOVE_EDGES;
+      if (hide !== s.getSetting('hideEdgesOnMove')) {
+        s.setSetting('hideEdgesOnMove', hide);
+        s.setSetting('hideLabelsOnMove', hide);
       }
       // Edges first, one by one: sigma 4 does not forget the edges graphology drops
       // implicitly with their node (its parallel-edge index keeps them).
       const dropEdges: string[] = [];
       g.forEachEdge((e, _a, src, tgt) => {
-        if (!wantEdges.has(e) || !want.has(src) || !want.has(tgt)) dropEdges.push(e);
+        if (!wanted.has(e) || !want.has(src) || !want.has(tgt)) dropEdges.push(e);
       });
       for (const e of dropEdges) g.dropEdge(e);
       const dropNodes: string[] = [];
       g.forEachNode((n) => {
         if (!want.has(n)) dropNodes.push(n);
       });
-      for (const n of dropNodes) g.dropNode(n);
+      for (const n of dropNodes) {
+        g.dropNode(n);
+        this.labelled.delete(n);
+      }
       for (const n of scene.nodes) {
         const a = nodeAttrs(n);
         if (!g.hasNode(n.id)) g.addNode(n.id, a);
         else if (!sameNode(g.getNodeAttributes(n.id), a)) g.replaceNodeAttributes(n.id, a);
       }
-      for (const e of scene.edges) {
-        const a = edgeAttrs(e);
-        if (!g.hasEdge(e.id)) g.addEdgeWithKey(e.id, e.source, e.target, a);
+      for (const [k, e] of wanted) {
+        const a = edgeAttrs(table, e);
+        if (!g.hasEdge(k))
+          g.addEdgeWithKey(k, scene.nodes[table.source[e]].id, scene.nodes[table.target[e]].id, a);
         else {
-          const old = g.getEdgeAttributes(e.id);
-          if (old.size !== a.size || old.color !== a.color) g.replaceEdgeAttributes(e.id, a);
+          const old = g.getEdgeAttributes(k);
+          if (old.size !== a.size || old.color !== a.color) g.replaceEdgeAttributes(k, a);
         }
       }
     }
+    this.edgeIndex = wanted;
+    this.buildGrid();
     this.reapplyStates();
+    this.scheduleLabels();
   }
 
-  private rebuild(scene: Scene): void {
+  private keyOf(e: number): string {
+    const t = this.table as EdgeTable;
+    const nodes = (this.scene as Scene).nodes;
+    return edgeKey(nodes[t.source[e]].id, nodes[t.target[e]].id);
+  }
+
+  private rebuild(scene: Scene, wanted: ReadonlyMap<string, number>): void {
     const g = new Graph<NodeAttrs, EdgeAttrs>({ type: 'directed', multi: false });
+    const t = this.table as EdgeTable;
     for (const n of scene.nodes) g.addNode(n.id, nodeAttrs(n));
-    for (const e of scene.edges) g.addEdgeWithKey(e.id, e.source, e.target, edgeAttrs(e));
+    for (const [k, e] of wanted)
+      g.addEdgeWithKey(k, scene.nodes[t.source[e]].id, scene.nodes[t.target[e]].id, edgeAttrs(t, e));
     const camera = this.sigma ? this.sigma.getCamera().getState() : null;
     this.highlighted = { nodes: [], edges: [] };
+    this.hoverEdge = null;
     this.create(g, camera);
+  }
+
+  /** Table indices of node i's links in the current direction. */
+  private linksOf(i: number, dir: LinkDirection, out: number[] = []): number[] {
+    const a = this.adj;
+    if (!a) return out;
+    if (dir !== 'in') for (let k = a.outStart[i]; k < a.outStart[i + 1]; k++) out.push(a.outList[k]);
+    if (dir !== 'out') for (let k = a.inStart[i]; k < a.inStart[i + 1]; k++) out.push(a.inList[k]);
+    return out;
+  }
+
+  /** Big scenes: edges beyond the budget that are drawn because the user looks at them. */
+  private computeFocus(): Set<number> {
+    const out = new Set<number>();
+    const base = this.base;
+    const t = this.table;
+    if (!base || !t) return out;
+    const add = (e: number) => {
+      if (!base[e]) out.add(e);
+    };
+    for (const id of [this.hoverId, this.selectedId]) {
+      const i = id === null ? undefined : this.nodeIndex.get(id);
+      if (i !== undefined) for (const e of this.linksOf(i, this.direction)) add(e);
+    }
+    // Links inside the pinned set.
+    for (const id of this.pinnedIds) {
+      const i = this.nodeIndex.get(id);
+      if (i === undefined) continue;
+      for (const e of this.linksOf(i, 'out')) {
+        const other = (this.scene as Scene).nodes[t.target[e]].id;
+        if (this.pinnedIds.has(other)) add(e);
+      }
+    }
+    return out;
+  }
+
+  /** Adds and drops focus edges after hover, selection, pins or direction changed: O(degree). */
+  private syncFocus(): void {
+    if (!this.base || !this.scene || !this.table) return;
+    const next = this.computeFocus();
+    const g = this.graph;
+    const t = this.table;
+    for (const e of this.focusEdges) {
+      if (next.has(e)) continue;
+      const k = this.keyOf(e);
+      if (g.hasEdge(k)) g.dropEdge(k);
+      this.edgeIndex.delete(k);
+      if (this.hoverEdge === k) this.hoverEdge = null;
+    }
+    for (const e of next) {
+      if (this.focusEdges.has(e)) continue;
+      const k = this.keyOf(e);
+      const src = this.scene.nodes[t.source[e]].id;
+      const tgt = this.scene.nodes[t.target[e]].id;
+      if (!g.hasEdge(k) && g.hasNode(src) && g.hasNode(tgt)) g.addEdgeWithKey(k, src, tgt, edgeAttrs(t, e));
+      this.edgeIndex.set(k, e);
+    }
+    this.focusEdges = next;
   }
 
   private reapplyStates(): void {
     const hover = this.hoverId;
     this.hoverId = null;
-    this.setHover(hover);
+    // A hovered node that left the scene (a filter, an intervention row removed under the
+    // pointer) must not leave the graph stuck in its neighbourhood: clear it for everyone.
+    if (hover !== null && !this.graph.hasNode(hover)) this.opts.onHover?.(null);
+    else this.setHover(hover, true);
     const sel = this.selectedId;
     this.selectedId = null;
     this.setSelected(sel);
@@ -351,13 +617,15 @@ export class GraphCanvas {
     this.setMarked(marks);
   }
 
-  /** Highlights a node's neighbourhood (or clears it with null). */
-  setHover(id: string | null): void {
-    if (this.killed || id === this.hoverId) return;
+  /** Highlights a node's neighbourhood (or clears it with null); the rest is dimmed. */
+  setHover(id: string | null, force = false): void {
+    if (this.killed || (id === this.hoverId && !force)) return;
     const s = this.sigma;
     const g = this.graph;
+    const prev = this.hoverId;
     this.hoverId = id;
     if (!s) return;
+    if (prev !== null && g.hasNode(prev)) s.setNodeState(prev, { hovered: false });
     if (this.highlighted.nodes.length) {
       s.setNodesState(
         this.highlighted.nodes.filter((n) => g.hasNode(n)),
@@ -368,17 +636,47 @@ export class GraphCanvas {
         { isHighlighted: false },
       );
     }
-    if (id === null || !g.hasNode(id)) {
-      this.highlighted = { nodes: [], edges: [] };
+    this.highlighted = { nodes: [], edges: [] };
+    this.syncFocus();
+    const i = id === null ? undefined : this.nodeIndex.get(id);
+    if (id === null || i === undefined || !g.hasNode(id)) {
       s.scheduleRender();
+      this.scheduleLabels();
       return;
     }
-    const nodes = [id, ...g.neighbors(id)];
-    const edges = g.edges(id);
-    s.setNodesState(nodes, { isHighlighted: true });
-    s.setEdgesState(edges, { isHighlighted: true });
-    this.highlighted = { nodes, edges };
+    const t = this.table as EdgeTable;
+    const nodes = (this.scene as Scene).nodes;
+    const hn = new Set<string>([id]);
+    const he: string[] = [];
+    for (const e of this.linksOf(i, this.direction)) {
+      const k = this.keyOf(e);
+      if (!g.hasEdge(k)) continue;
+      he.push(k);
+      hn.add(nodes[t.source[e]].id);
+      hn.add(nodes[t.target[e]].id);
+    }
+    const hnodes = [...hn];
+    s.setNodesState(hnodes, { isHighlighted: true });
+    s.setEdgesState(he, { isHighlighted: true });
+    s.setNodeState(id, { hovered: true });
+    this.highlighted = { nodes: hnodes, edges: he };
     s.scheduleRender();
+    this.scheduleLabels();
+  }
+
+  /** Which links a hovered node highlights (and draws, in big scenes). */
+  setLinkDirection(dir: LinkDirection): void {
+    if (this.killed || dir === this.direction) return;
+    this.direction = dir;
+    this.setHover(this.hoverId, true);
+    this.syncFocus();
+  }
+
+  /** Big scenes: draw every edge up to ALL_EDGE_BUDGET instead of the rest budget. */
+  setShowAllEdges(all: boolean): void {
+    if (this.killed || all === this.showAll) return;
+    this.showAll = all;
+    if (this.scene) this.setScene(this.scene);
   }
 
   setSelected(id: string | null): void {
@@ -388,13 +686,17 @@ export class GraphCanvas {
     if (s && this.selectedId && g.hasNode(this.selectedId))
       s.setNodeState(this.selectedId, { selected: false });
     this.selectedId = id;
+    this.syncFocus();
     if (s && id && g.hasNode(id)) s.setNodeState(id, { selected: true });
+    this.scheduleLabels();
   }
 
   setPinned(ids: ReadonlySet<string>): void {
     if (this.killed) return;
     this.setFlag('pinned', this.pinnedIds, ids);
     this.pinnedIds = new Set(ids);
+    this.syncFocus();
+    this.scheduleLabels();
   }
 
   /** Marks nodes (compare: present in this pane and missing from another). */
@@ -413,6 +715,167 @@ export class GraphCanvas {
     if (off.length) s.setNodesState(off, { [flag]: false });
     if (on.length) s.setNodesState(on, { [flag]: true });
   }
+
+  // ---- picking
+
+  private buildGrid(): void {
+    const ids: string[] = [];
+    const xs: number[] = [];
+    const ys: number[] = [];
+    let maxSize = 1;
+    this.graph.forEachNode((id, a) => {
+      ids.push(id);
+      xs.push(a.x);
+      ys.push(a.y);
+      maxSize = Math.max(maxSize, a.hoverSize);
+    });
+    const f = this.scene?.frame;
+    const extent = f ? Math.max(f.bbox.x[1] - f.bbox.x[0], f.bbox.y[1] - f.bbox.y[0]) : 1;
+    this.grid = new GridIndex(xs, ys, Math.max(extent / 256, 1e-9));
+    this.gridIds = ids;
+    this.maxSize = maxSize;
+  }
+
+  /** Viewport px per graph unit (uniform: sigma keeps the aspect ratio and no rotation). */
+  private pxPerUnit(): number {
+    const s = this.sigma as SigmaInstance;
+    const a = s.graphToViewport({ x: 0, y: 0 });
+    const b = s.graphToViewport({ x: 1, y: 0 });
+    return Math.hypot(b.x - a.x, b.y - a.y) || 1;
+  }
+
+  /** The node under a viewport point (px in the container), or null. O(nodes near it). */
+  pick(x: number, y: number): string | null {
+    const s = this.sigma;
+    const grid = this.grid;
+    if (!s || !grid || this.killed) return null;
+    const p = s.viewportToGraph({ x, y });
+    const k = this.pxPerUnit();
+    const g = this.graph;
+    const pad = 2;
+    const i = grid.nearest(p.x, p.y, (s.scaleSize(this.maxSize) + pad) / k, (j, d) => {
+      const id = this.gridIds[j];
+      const a = g.getNodeAttributes(id);
+      const size = id === this.hoverId || id === this.selectedId ? a.hoverSize : a.size;
+      return d * k <= s.scaleSize(size) + pad;
+    });
+    return i >= 0 ? this.gridIds[i] : null;
+  }
+
+  /** The drawn edge under a viewport point, or null (a scan of the drawn edges). */
+  pickEdge(x: number, y: number): string | null {
+    const s = this.sigma;
+    if (!s || this.killed) return null;
+    const p = s.viewportToGraph({ x, y });
+    const k = this.pxPerUnit();
+    let best: string | null = null;
+    let bestD = Number.POSITIVE_INFINITY;
+    this.graph.forEachEdge((key, a, _s, _t, sa, ta) => {
+      const d = segmentDistance(p.x, p.y, sa.x, sa.y, ta.x, ta.y) * k;
+      if (d < bestD && d <= a.size / 2 + 3) {
+        best = key;
+        bestD = d;
+      }
+    });
+    return best;
+  }
+
+  private scheduleEdgePick(x: number, y: number): void {
+    if (!this.opts.onEdgeHover) return;
+    if (this.edgeTimer) clearTimeout(this.edgeTimer);
+    this.edgeTimer = setTimeout(() => {
+      this.edgeTimer = null;
+      if (this.killed) return;
+      const key = this.pick(x, y) ? null : this.pickEdge(x, y);
+      this.setEdgeHover(key, x, y);
+    }, 40);
+  }
+
+  private setEdgeHover(key: string | null, x = 0, y = 0): void {
+    const s = this.sigma;
+    if (!s) return;
+    if (key === this.hoverEdge) {
+      if (key === null) return;
+    } else {
+      const g = this.graph;
+      const prev = this.hoverEdge;
+      // A hovered node's highlighted links keep their highlight.
+      if (prev && g.hasEdge(prev) && !this.highlighted.edges.includes(prev))
+        s.setEdgeState(prev, { isHighlighted: false });
+      this.hoverEdge = key;
+      if (key && g.hasEdge(key)) s.setEdgeState(key, { isHighlighted: true });
+    }
+    const e = key === null ? undefined : this.edgeIndex.get(key);
+    if (e === undefined || !this.table || !this.scene) {
+      this.opts.onEdgeHover?.(null);
+      return;
+    }
+    const t = this.table;
+    this.opts.onEdgeHover?.({
+      source: this.scene.nodes[t.source[e]].id,
+      target: this.scene.nodes[t.target[e]].id,
+      weight: t.weight[e],
+      x,
+      y,
+    });
+  }
+
+  // ---- labels
+
+  private scheduleLabels(): void {
+    if (this.killed || this.labelTimer) return;
+    this.labelTimer = setTimeout(() => {
+      this.labelTimer = null;
+      this.placeLabelsNow();
+    }, 50);
+  }
+
+  /** Places labels by priority without overlap and draws the placed ones. */
+  placeLabelsNow(): LabelBox[] {
+    const s = this.sigma;
+    if (!s || this.killed) return [];
+    const { width, height } = s.getDimensions();
+    const g = this.graph;
+    const lifted = new Set(this.highlighted.nodes);
+    const cands: LabelCandidate[] = [];
+    g.forEachNode((id, a) => {
+      if (a.labelMode === 'none' || !a.label) return;
+      const p = s.graphToViewport({ x: a.x, y: a.y });
+      if (p.x < -300 || p.y < -30 || p.x > width + 30 || p.y > height + 30) return;
+      const forced =
+        a.labelMode === 'always' || id === this.hoverId || id === this.selectedId || this.pinnedIds.has(id);
+      cands.push({
+        id,
+        x: p.x,
+        y: p.y,
+        radius: s.scaleSize(a.size),
+        text: a.label,
+        position: a.labelPos,
+        priority: a.priority + (lifted.has(id) ? 10 : 0),
+        forced,
+      });
+    });
+    const placed = placeLabels(cands, { width, height, fontSize: LABEL_FONT, max: MAX_LABELS });
+    const next = new Set<string>();
+    for (const b of placed) {
+      const a = g.getNodeAttributes(b.id);
+      if (a.labelMode === 'auto') next.add(b.id);
+    }
+    const on = [...next].filter((id) => !this.labelled.has(id));
+    const off = [...this.labelled].filter((id) => !next.has(id) && g.hasNode(id));
+    if (on.length) s.setNodesState(on, { labelled: true });
+    if (off.length) s.setNodesState(off, { labelled: false });
+    this.labelled = next;
+    this.placed = placed;
+    return placed;
+  }
+
+  /** The label boxes last placed (viewport px; checks and tests). */
+  labelBoxes(): LabelBox[] {
+    return this.placed;
+  }
+
+  // ---- camera and queries
 
   getCamera(): CameraState {
     return this.sigma?.getCamera().getState() ?? { x: 0.5, y: 0.5, ratio: 1, angle: 0 };
@@ -443,12 +906,28 @@ export class GraphCanvas {
     void cam.animate({ x: d.x, y: d.y, ratio: Math.min(cam.ratio, 0.6) }, { duration: 250 });
   }
 
+  /** A graph point in viewport px (overlays: the layer and token axes). */
+  toViewport(x: number, y: number): { x: number; y: number } | null {
+    return this.sigma && !this.killed ? this.sigma.graphToViewport({ x, y }) : null;
+  }
+
+  /** The node whose neighbourhood is highlighted (null: none). */
+  hoveredNode(): string | null {
+    return this.hoverId;
+  }
+
   hasNode(id: string): boolean {
     return this.graph.hasNode(id);
   }
 
-  counts(): { nodes: number; edges: number } {
-    return { nodes: this.graph.order, edges: this.graph.size };
+  /** Nodes and edges in the graph (drawn), and the edges of the scene. */
+  counts(): { nodes: number; edges: number; sceneEdges: number; big: boolean } {
+    return {
+      nodes: this.graph.order,
+      edges: this.graph.size,
+      sceneEdges: this.table?.source.length ?? 0,
+      big: this.big,
+    };
   }
 
   /** The container changed size: sigma resizes itself on the next render; refit the scene. */
@@ -471,6 +950,8 @@ export class GraphCanvas {
     if (this.killed) return;
     this.killed = true;
     registry.delete(this);
+    if (this.labelTimer) clearTimeout(this.labelTimer);
+    if (this.edgeTimer) clearTimeout(this.edgeTimer);
     this.sigma?.kill();
     this.sigma = null;
     this.graph.clear();

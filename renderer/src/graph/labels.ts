@@ -20,6 +20,9 @@ export interface LabelCandidate {
 
 export interface LabelBox {
   id: string;
+  text?: string;
+  /** Placed whatever the overlap (hovered, selected, pinned, logits). */
+  forced?: boolean;
   x0: number;
   y0: number;
   x1: number;
@@ -91,6 +94,8 @@ export function placeLabels(candidates: readonly LabelCandidate[], opts: PlaceOp
       if (hits(b)) continue;
       free++;
     }
+    b.text = c.text;
+    if (c.forced) b.forced = true;
     add(b);
     placed.push(b);
   }

@@ -3,7 +3,8 @@
  * width). Built from a stored view, its layout and the client-side filter; the WebGL view and
  * the SVG/PNG exports both draw from it, so an export shows what the pane shows.
  */
-import type { GraphView, NodeKind } from '../api/types.ts';
+import type { GraphView, NodeKind, ViewNode } from '../api/types.ts';
+import { fmtProb } from '../util/format.ts';
 import type { FilterResult } from './filter.ts';
 import type { Highlight } from './intervention.ts';
 import type { Frame, Layout } from './layout.ts';
@@ -31,8 +32,13 @@ export interface SceneNode {
   glyph: Glyph;
   color: string;
   label: string;
-  /** 'always': drawn whatever the density (tokens, logits, subgraph nodes). */
-  labelMode: 'always' | 'auto';
+  /**
+   * 'always': drawn whatever the density (logits, subgraph nodes); 'auto': placed where it
+   * fits, by `priority`; 'none': not drawn on the canvas (tokens: the pane's axis shows them).
+   */
+  labelMode: 'always' | 'auto' | 'none';
+  /** Label placement order, higher first (features by influence, errors after features). */
+  priority?: number;
   labelPos: 'right' | 'below' | 'above';
 }
 
@@ -48,9 +54,22 @@ export interface SceneEdge {
   strongColor: string;
 }
 
+/**
+ * Every edge of a scene as typed arrays (endpoints are indices into `Scene.nodes`): what the
+ * canvas reads, so a big view never becomes a million edge objects.
+ */
+export interface EdgeTable {
+  source: Int32Array;
+  target: Int32Array;
+  weight: Float32Array;
+  rel: Float32Array;
+}
+
 export interface Scene {
   nodes: SceneNode[];
+  /** Edge objects; built on first read when the scene has an `edgeTable` (exports). */
   edges: SceneEdge[];
+  edgeTable?: EdgeTable;
   frame: Frame;
   /** Column labels (prompt tokens) with their x, drawn along the bottom of exports. */
   columns: Array<{ x: number; label: string; width?: number; empty?: boolean }>;
@@ -70,7 +89,7 @@ export function sceneFromView(
   layout: Layout,
   filter: FilterResult,
   title: string,
-  opts: { sizeBy?: NodeSizeBy } = {},
+  opts: { sizeBy?: NodeSizeBy; tokenAxis?: boolean } = {},
 ): Scene {
   const sizeBy = opts.sizeBy ?? 'influence';
   // The largest feature activation of the stored view, so sizes do not jump as filters move.
@@ -78,9 +97,11 @@ export function sceneFromView(
   for (const n of view.nodes)
     if (n.kind === 'feature') maxActivation = Math.max(maxActivation, Math.abs(n.activation ?? 0));
   const nodes: SceneNode[] = [];
+  const sceneIndex = new Int32Array(view.nodes.length).fill(-1);
   view.nodes.forEach((n, i) => {
     if (!filter.nodeMask[i]) return;
     const p = layout.positions.get(n.id) ?? { x: 0, y: 0 };
+    sceneIndex[i] = nodes.length;
     nodes.push({
       id: n.id,
       kind: n.kind,
@@ -90,25 +111,29 @@ export function sceneFromView(
       glyph: GLYPH[n.kind],
       color: nodeColor(n.kind),
       label: canvasLabel(n),
-      labelMode: n.kind === 'token' || n.kind === 'logit' ? 'always' : 'auto',
+      labelMode:
+        n.kind === 'logit' ? 'always' : n.kind === 'token' ? (opts.tokenAxis ? 'none' : 'always') : 'auto',
       labelPos: n.kind === 'token' ? 'below' : n.kind === 'logit' ? 'above' : 'right',
+      priority: labelPriority(n),
     });
   });
   const { source, target, weight } = view.edges;
   const rel = relativeWeights(target, weight, view.nodes.length, filter.edgeMask);
-  const edges: SceneEdge[] = [];
-  for (let e = 0; e < source.length; e++) {
+  const E = filter.edgeCount;
+  const table: EdgeTable = {
+    source: new Int32Array(E),
+    target: new Int32Array(E),
+    weight: new Float32Array(E),
+    rel: new Float32Array(E),
+  };
+  let k = 0;
+  for (let e = 0; e < source.length && k < E; e++) {
     if (!filter.edgeMask[e]) continue;
-    const s = view.nodes[source[e]].id;
-    const t = view.nodes[target[e]].id;
-    edges.push({
-      id: edgeKey(s, t),
-      source: s,
-      target: t,
-      weight: weight[e],
-      rel: rel[e],
-      ...edgeStyle(weight[e], rel[e]),
-    });
+    table.source[k] = sceneIndex[source[e]];
+    table.target[k] = sceneIndex[target[e]];
+    table.weight[k] = weight[e];
+    table.rel[k] = rel[e];
+    k++;
   }
   const columns = layout.columnX.map((x, p) => ({
     x,
@@ -120,7 +145,45 @@ export function sceneFromView(
     y,
     label: r === 0 ? 'Emb' : r === layout.rowY.length - 1 ? 'Logits' : `L${r - 1}`,
   }));
-  return { nodes, edges, frame: layout.frame, columns, rows, title };
+  return withLazyEdges({ nodes, edges: [], frame: layout.frame, columns, rows, title }, table);
+}
+
+/** Label order of a view node: features by influence, then errors; tokens and logits last. */
+export function labelPriority(n: ViewNode): number {
+  const inf = 1 - Math.min(1, Math.max(0, n.influence ?? 1));
+  if (n.kind === 'feature') return 1 + inf;
+  if (n.kind === 'error') return inf;
+  return 0;
+}
+
+/** The i-th edge of a table as an edge object. */
+export function tableEdge(nodes: readonly SceneNode[], t: EdgeTable, e: number): SceneEdge {
+  const s = nodes[t.source[e]].id;
+  const d = nodes[t.target[e]].id;
+  return {
+    id: edgeKey(s, d),
+    source: s,
+    target: d,
+    weight: t.weight[e],
+    rel: t.rel[e],
+    ...edgeStyle(t.weight[e], t.rel[e]),
+  };
+}
+
+/** `scene` with its `edges` read from `table` on first access (and kept). */
+function withLazyEdges(scene: Scene, table: EdgeTable): Scene {
+  let built: SceneEdge[] | null = null;
+  Object.defineProperty(scene, 'edges', {
+    enumerable: true,
+    configurable: true,
+    get: () => {
+      if (!built)
+        built = Array.from({ length: table.source.length }, (_, e) => tableEdge(scene.nodes, table, e));
+      return built;
+    },
+  });
+  scene.edgeTable = table;
+  return scene;
 }
 
 /**
@@ -141,7 +204,10 @@ export function withHighlight(scene: Scene, hl: Highlight | null, view?: Pick<Gr
     const color = changeColor(c);
     if (n.kind !== 'logit') return { ...n, color };
     const token = tokens.get(n.id) ?? n.label;
-    return { ...n, color, label: `${token} ${c.before.toFixed(2)}→${c.after.toFixed(2)}` };
+    return { ...n, color, label: `${token} ${fmtProb(c.before)}→${fmtProb(c.after)}` };
   });
-  return { ...scene, nodes };
+  // Same edges (the table, or the lazily built objects): only the nodes are restyled.
+  const out = Object.create(Object.getPrototypeOf(scene), Object.getOwnPropertyDescriptors(scene)) as Scene;
+  out.nodes = nodes;
+  return out;
 }
