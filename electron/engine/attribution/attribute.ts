@@ -14,6 +14,7 @@ import { DEFAULT_MAX_FEATURE_NODES } from './defaults.ts';
 import { attentionHalfPoint, FeaturesEta, type PlannedBatch, planBatches } from './eta.ts';
 import { type ForwardCache, runForwardCache } from './forward-cache.ts';
 import type { RawAttributionGraph } from './graph-types.ts';
+import type { BackwardInjection } from './linear-model.ts';
 import { LinearModelRunner } from './linear-runner.ts';
 import {
   assertFitsInMemory,
@@ -157,7 +158,8 @@ export class Attributor {
     let s = this.backwardByTop.get(top);
     if (!s) {
       // No per-session arena: one per top layer would each keep a batch's peak.
-      s = createSession(compileBackward(this.model, this.set, this.forward.feeder, top), {
+      const graph = compileBackward(this.model, this.set, this.forward.feeder, top, this.injection());
+      s = createSession(graph, {
         ...this.sessionOpts,
         cpuMemArena: false,
       }).then(async (o) => {
@@ -167,6 +169,16 @@ export class Attributor {
       this.backwardByTop.set(top, s);
     }
     return s;
+  }
+
+  /**
+   * ScatterND on the CPU; elementwise selects on a GPU provider (no host round trip if the
+   * provider lacks a ScatterND kernel). `CIRCUIT_BACKWARD_INJECTION` overrides, for benchmarks.
+   */
+  private injection(): BackwardInjection {
+    const forced = process.env.CIRCUIT_BACKWARD_INJECTION;
+    if (forced === 'scatter' || forced === 'select') return forced;
+    return this.provider === 'cpu' ? 'scatter' : 'select';
   }
 
   get provider(): ProviderName {

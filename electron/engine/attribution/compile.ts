@@ -9,7 +9,12 @@ import type { WeightFeeder } from '../model/weight-feeder.ts';
 import { FedWeightSource } from '../model/weight-source.ts';
 import { GraphBuilder } from '../onnx/graph-builder.ts';
 import type { TranscoderSet } from '../transcoders/types.ts';
-import { emitBackwardGraph, emitFrozenForwardGraph, type LinearModelTranscoderInfo } from './linear-model.ts';
+import {
+  type BackwardInjection,
+  emitBackwardGraph,
+  emitFrozenForwardGraph,
+  type LinearModelTranscoderInfo,
+} from './linear-model.ts';
 
 function build(
   model: OpenedModel,
@@ -40,9 +45,10 @@ export function compileBackward(
   set: TranscoderSet,
   feeder: WeightFeeder,
   top = model.config.nLayers,
+  injection: BackwardInjection = 'scatter',
 ): Uint8Array {
   return build(model, set, feeder, `backward-top-${top}`, (g, source, tc) =>
-    emitBackwardGraph(g, model.config, model.weightNames, source, tc, top),
+    emitBackwardGraph(g, model.config, model.weightNames, source, tc, top, injection),
   );
 }
 

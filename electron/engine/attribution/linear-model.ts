@@ -175,6 +175,9 @@ export function backwardTop(slots: readonly number[], nLayers: number): number {
  * for the layers above (their attr_l are zero): a batch of layer-l features costs about
  * (l + 1)/L of a full pass.
  */
+/** How read vectors enter the backward: ScatterND (CPU) or elementwise selects (GPU providers). */
+export type BackwardInjection = 'scatter' | 'select';
+
 export function emitBackwardGraph(
   g: GraphBuilder,
   cfg: ModelConfig,
@@ -182,6 +185,7 @@ export function emitBackwardGraph(
   weights: WeightSource,
   tc: LinearModelTranscoderInfo,
   top: number = cfg.nLayers,
+  injection: BackwardInjection = 'scatter',
 ): void {
   const b = new LinearModelBuilder(g, cfg, names, weights, tc);
   const { hiddenSize: d, nHeads: H, nKvHeads: KV, headDim: hd, nLayers: L } = cfg;
@@ -192,17 +196,38 @@ export function emitBackwardGraph(
   const readSlots = g.input('read_slots', 'int64', ['B']);
   const tokenVectors = g.input('token_vectors', 'float32', ['T', d]);
 
-  // Each target's read vector is scattered into G at (target, its position) when G reaches its
-  // slot: a ScatterND that adds B·d values and depends on G, so the runtime cannot schedule every
-  // slot's injection up front (dense one-hot [B, T, d] injections did, holding ~2·L of them).
+  // Each target's read vector is added into G at (target, its position) when G reaches its
+  // slot, in a form that depends on G, so the runtime cannot schedule every slot's injection up
+  // front (dense one-hot [B, T, d] injections did, holding ~2·L of them).
   const B = g.gather(g.op('Shape', [readVectors]), g.constInt64([0], []));
-  const batchIndex = g.op('Range', [g.constInt64([0], []), B, g.constInt64([1], [])]);
-  const scatterAt = g.concat([g.unsqueeze(batchIndex, [1]), g.unsqueeze(readPositions, [1])], 1); // [B, 2]
-  const inject = (G: string, slot: number): string => {
-    const mask = g.cast(g.op('Equal', [readSlots, g.constInt64([slot], [])]), ONNX_FLOAT);
-    const vecs = g.mul(readVectors, g.unsqueeze(mask, [1])); // [B, d], zero where the slot differs
-    return g.op('ScatterND', [G, scatterAt, vecs], { reduction: { s: 'add' } });
-  };
+  let inject: (G: string, slot: number) => string;
+  if (injection === 'scatter') {
+    // CPU: a ScatterND that adds B·d values.
+    const batchIndex = g.op('Range', [g.constInt64([0], []), B, g.constInt64([1], [])]);
+    const scatterAt = g.concat([g.unsqueeze(batchIndex, [1]), g.unsqueeze(readPositions, [1])], 1); // [B, 2]
+    inject = (G, slot) => {
+      const mask = g.cast(g.op('Equal', [readSlots, g.constInt64([slot], [])]), ONNX_FLOAT);
+      const vecs = g.mul(readVectors, g.unsqueeze(mask, [1])); // [B, d], zero where the slot differs
+      return g.op('ScatterND', [G, scatterAt, vecs], { reduction: { s: 'add' } });
+    };
+  } else {
+    // GPU providers: elementwise ops only (a provider without a ScatterND kernel would run it on
+    // the CPU, copying G across the bus and back at every slot). G' = where(at, G + v, G), where
+    // `at` [B, T, 1] marks (target, position) for the targets reading at this slot: the same
+    // additions as the scatter. Positions and slots are folded into one index key.
+    const S = 2 * L + 2;
+    const key = g.unsqueeze(g.add(g.mul(readPositions, g.constInt64([S], [])), readSlots), [1]); // [B, 1]
+    const T = g.gather(g.op('Shape', [tokenVectors]), g.constInt64([0], []));
+    const grid = g.unsqueeze(
+      g.mul(g.op('Range', [g.constInt64([0], []), T, g.constInt64([1], [])]), g.constInt64([S], [])),
+      [0],
+    ); // [1, T]
+    const vecs = g.unsqueeze(readVectors, [1]); // [B, 1, d]
+    inject = (G, slot) => {
+      const at = g.unsqueeze(g.op('Equal', [key, g.add(grid, g.constInt64([slot], []))]), [2]);
+      return g.where(at, g.add(G, vecs), G);
+    };
+  }
   const zeros = (): string => {
     const shape = g.concat(
       [g.unsqueeze(B, [0]), g.slice(g.op('Shape', [tokenVectors]), [0], [1], [0]), g.constInt64([d])],

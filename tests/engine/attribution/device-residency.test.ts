@@ -104,4 +104,28 @@ describe('device residency (GPU data path, on the CPU provider)', () => {
     set.close();
     model.close();
   });
+
+  it('the GPU providers’ select injection gives the scatter injection’s graph exactly', async () => {
+    const model = openModel(DEMO_DIR);
+    const settings = { maxNLogits: 5, desiredLogitProb: 0.95, batchSize: 48, maxFeatureNodes: 100 };
+    const ids = PROMPTS[1].map((t) => t % model.config.vocabSize);
+    for (const kind of ['clt', 'plt']) {
+      const set = loadTranscoderSet(path.join(DEMO_DIR, 'transcoders', kind));
+      const scatter = await Attributor.create(model, set);
+      const a = await scatter.attribute(ids, settings); // backward sessions made here, with ScatterND
+      process.env.CIRCUIT_BACKWARD_INJECTION = 'select';
+      const select = await Attributor.create(model, set);
+      try {
+        const b = await select.attribute(ids, settings);
+        expect(b.graph.adjacency.length, kind).toBe(a.graph.adjacency.length);
+        expect(b.graph.adjacency, kind).toEqual(a.graph.adjacency);
+      } finally {
+        delete process.env.CIRCUIT_BACKWARD_INJECTION;
+        await scatter.close();
+        await select.close();
+        set.close();
+      }
+    }
+    model.close();
+  });
 });
