@@ -99,6 +99,11 @@ export interface ViewNode {
   token: string | null;
   /** The label shown: the trace's own label for the node, else the feature's label, else ''. */
   label: string;
+  /**
+   * Features with a dashboard: a label made from it (top activating tokens, then the top
+   * logit), shown when `label` is empty — what a researcher reads before anyone annotated.
+   */
+  autoLabel?: string;
 }
 
 /** A pruned graph as the UI draws it. Edge endpoints are indices into `nodes`. */

@@ -60,7 +60,7 @@ import { featureNodeId } from './intervention-run.ts';
 import { checkModelFoldersOffThread } from './model-check.ts';
 import { checkTraceTargets, ModelTokenLookup } from './model-tokens.ts';
 import { isMethodName, METHOD_NAMES, parseParams } from './schema.ts';
-import { buildGraphView, nodeIndexById, nodeKind } from './view.ts';
+import { applyAutoLabels, buildGraphView, nodeIndexById, nodeKind } from './view.ts';
 
 export interface ServiceOptions {
   store: Store;
@@ -962,6 +962,14 @@ export class WorkbenchService {
       cached,
       imported,
     });
+    if (trace.transcoderSetId !== null)
+      applyAutoLabels(
+        view,
+        this.store.features.dashboardDigests(
+          trace.transcoderSetId,
+          view.nodes.filter((n) => n.kind === 'feature'),
+        ),
+      );
     return { trace, view, stored, nodes };
   }
 

@@ -59,6 +59,48 @@ export interface ViewInput {
   imported?: boolean;
 }
 
+/** A token as a label shows it: trimmed, newlines visible, '' when only whitespace. */
+function labelToken(t: string): string {
+  return t.replace(/\n/g, '⏎').trim();
+}
+
+/**
+ * A feature's automatic label from its dashboard: its most frequent top-activating tokens (up
+ * to three), then "→" and its top logit, e.g. "Dallas · Houston → Austin". '' when the
+ * dashboard has neither.
+ */
+export function autoFeatureLabel(d: { topTokens: readonly string[]; topLogits: readonly string[] }): string {
+  const count = new Map<string, number>();
+  for (const t of d.topTokens) {
+    const s = labelToken(t);
+    if (s) count.set(s, (count.get(s) ?? 0) + 1);
+  }
+  // Most frequent first; ties keep the examples' order (strongest first).
+  const tokens = [...count.entries()]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 3)
+    .map(([t]) => t);
+  const logit = d.topLogits.map(labelToken).find((t) => t.length > 0) ?? '';
+  const clip = (s: string, n: number) => (s.length > n ? `${s.slice(0, n - 1)}…` : s);
+  const head = clip(tokens.join(' · '), 34);
+  if (head && logit) return `${head} → ${clip(logit, 14)}`;
+  if (head) return head;
+  return logit ? `→ ${clip(logit, 20)}` : '';
+}
+
+/** Sets `autoLabel` on the view's features that have a dashboard digest. */
+export function applyAutoLabels(
+  view: GraphView,
+  digests: ReadonlyMap<string, { topTokens: readonly string[]; topLogits: readonly string[] }>,
+): void {
+  for (const n of view.nodes) {
+    if (n.kind !== 'feature') continue;
+    const d = digests.get(featureKey(n.layer, n.index));
+    const label = d ? autoFeatureLabel(d) : '';
+    if (label) n.autoLabel = label;
+  }
+}
+
 export function buildGraphView(v: ViewInput): GraphView {
   const { nodes, pruned } = v;
   const lay = nodeLayout(nodes);

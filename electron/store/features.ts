@@ -112,6 +112,54 @@ export class FeatureRepository {
     return new Map(rows.map((r) => [featureKey(r.layer, r.feature_index), r.label]));
   }
 
+  /**
+   * For the given features that have a dashboard: the tokens their top-activation examples were
+   * selected for, and their top logits (read inside SQLite, so no dashboard is parsed here).
+   */
+  dashboardDigests(
+    setId: number,
+    features: ReadonlyArray<{ layer: number; index: number }>,
+  ): Map<string, { topTokens: string[]; topLogits: string[] }> {
+    const out = new Map<string, { topTokens: string[]; topLogits: string[] }>();
+    const byLayer = new Map<number, number[]>();
+    for (const f of features) {
+      const l = byLayer.get(f.layer);
+      if (l) l.push(f.index);
+      else byLayer.set(f.layer, [f.index]);
+    }
+    const parse = (s: string | null): string[] => {
+      if (!s) return [];
+      const v: unknown = JSON.parse(s);
+      return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
+    };
+    for (const [layer, all] of byLayer) {
+      const indices = [...new Set(all)];
+      for (let k = 0; k < indices.length; k += 500) {
+        const chunk = indices.slice(k, k + 500);
+        const rows = this.db
+          .prepare(
+            `SELECT feature_index,
+               (SELECT json_group_array(json_extract(e.value, '$.tokens[' || json_extract(e.value, '$.train_token_ind') || ']'))
+                  FROM json_each(dashboard, '$.examples_quantiles[0].examples') e) AS top_tokens,
+               json_extract(dashboard, '$.top_logits') AS top_logits
+             FROM features WHERE transcoder_set_id = ? AND layer = ? AND dashboard IS NOT NULL
+             AND feature_index IN (${chunk.map(() => '?').join(',')})`,
+          )
+          .all(setId, layer, ...chunk) as Array<{
+          feature_index: number;
+          top_tokens: string | null;
+          top_logits: string | null;
+        }>;
+        for (const r of rows)
+          out.set(featureKey(layer, r.feature_index), {
+            topTokens: parse(r.top_tokens),
+            topLogits: parse(r.top_logits),
+          });
+      }
+    }
+    return out;
+  }
+
   /** Labelled features of the set whose label contains `query` (case-insensitive). */
   search(setId: number, query: string, limit = 100): FeatureInfo[] {
     const pattern = `%${query.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;

@@ -41,6 +41,7 @@ export function nodeLabel(n: ViewNode): string {
   if (n.kind === 'token') return n.token ?? n.id;
   if (n.kind === 'logit') return n.label || `${JSON.stringify(n.token ?? '')} (p=${fmtProb(n.probability)})`;
   if (n.label) return n.label;
+  if (n.autoLabel) return n.autoLabel;
   if (n.kind === 'error') return `err L${n.layer}@${n.position}`;
   return `L${n.layer}/${n.index}`;
 }
