@@ -1,13 +1,20 @@
 // Entry of the thread that checks model folders (model-check.ts, checkModelFoldersOffThread).
 // The engine is TypeScript run through tsx, which a worker does not inherit: register it here
-// (as the job workers do), then run the check and post its result or its error.
-import { parentPort, workerData } from 'node:worker_threads';
+// (as the job workers do), then answer each {id, dirs} with {id, ok, result} or {id, ok, message}.
+// Messages sent while the modules load wait on the port.
+import { parentPort } from 'node:worker_threads';
 import { register } from 'tsx/esm/api';
 
 register();
 const { checkModelFolders } = await import('./model-check.ts');
-try {
-  parentPort.postMessage({ ok: true, result: checkModelFolders(workerData) });
-} catch (e) {
-  parentPort.postMessage({ ok: false, message: e instanceof Error ? (e.stack ?? e.message) : String(e) });
-}
+parentPort.on('message', ({ id, dirs }) => {
+  try {
+    parentPort.postMessage({ id, ok: true, result: checkModelFolders(dirs) });
+  } catch (e) {
+    parentPort.postMessage({
+      id,
+      ok: false,
+      message: e instanceof Error ? (e.stack ?? e.message) : String(e),
+    });
+  }
+});

@@ -148,49 +148,116 @@ export function checkModelFolders(dirs: {
  */
 export const CHECK_TIMEOUT_MS = 120_000;
 
+/** An idle check thread exits after this long (it holds the engine's modules, ~50 MB). */
+const CHECK_THREAD_IDLE_MS = 10 * 60_000;
+
 const CHECK_WORKER = new URL('./model-check-worker.mjs', import.meta.url);
 
-type CheckReply = { ok: true; result: ModelInput } | { ok: false; message: string };
+type CheckReply = { id: number } & ({ ok: true; result: ModelInput } | { ok: false; message: string });
+interface PendingCheck {
+  resolve: (r: ModelInput) => void;
+  reject: (e: unknown) => void;
+}
 
 /**
- * checkModelFolders on a worker thread of its own: opening a checkpoint reads headers, samples
- * files for the content hash and walks folders synchronously, which on the main thread would
- * stall every API call and /health for as long as it takes. Past `timeoutMs` the thread is
- * terminated and the call fails with `unavailable`.
+ * The thread checks run on: started on first use (or by warmModelCheckThread) and kept, since
+ * starting one (TypeScript loader, engine modules) takes seconds and a check on a warm one
+ * takes what it takes inline. Checks queue on it one at a time; it does not keep the process
+ * alive while idle.
+ */
+interface CheckThread {
+  worker: Worker;
+  pending: Map<number, PendingCheck>;
+  idle?: NodeJS.Timeout;
+}
+let thread = null as CheckThread | null;
+let nextCheckId = 1;
+
+function checkThread(): CheckThread {
+  if (thread) return thread;
+  const worker = new Worker(CHECK_WORKER);
+  const t: CheckThread = { worker, pending: new Map() };
+  worker.unref();
+  worker.on('message', (m: CheckReply) => {
+    const p = t.pending.get(m.id);
+    if (!p) return;
+    t.pending.delete(m.id);
+    settleIdle(t);
+    if (m.ok) p.resolve(m.result);
+    else p.reject(new Error(`model check failed: ${m.message}`));
+  });
+  const stopped = (why: unknown) => {
+    if (thread === t) thread = null;
+    clearTimeout(t.idle);
+    for (const p of t.pending.values()) p.reject(why);
+    t.pending.clear();
+  };
+  worker.on('error', stopped);
+  worker.on('exit', (code) =>
+    stopped(
+      new ApiError(
+        'unavailable',
+        `the model check thread stopped (exit ${code}) before this check ran; try again`,
+      ),
+    ),
+  );
+  thread = t;
+  return t;
+}
+
+/** Holds the process open while checks are pending; schedules the idle exit when none are. */
+function settleIdle(t: CheckThread): void {
+  clearTimeout(t.idle);
+  if (t.pending.size > 0) {
+    t.worker.ref();
+    return;
+  }
+  t.worker.unref();
+  t.idle = setTimeout(() => void t.worker.terminate(), CHECK_THREAD_IDLE_MS);
+  t.idle.unref();
+}
+
+/** Starts the check thread now, so the first registration does not wait for it (server start). */
+export function warmModelCheckThread(): void {
+  settleIdle(checkThread());
+}
+
+/**
+ * checkModelFolders on the check thread: opening a checkpoint reads headers, samples files for
+ * the content hash and walks folders synchronously, which on the main thread would stall every
+ * API call and /health for as long as it takes. Past `timeoutMs` the thread is terminated (a
+ * fresh one serves the next check) and the call fails with `unavailable`.
  */
 export function checkModelFoldersOffThread(
   dirs: { checkpointDir: string; transcoderDir: string; name?: string },
   timeoutMs = CHECK_TIMEOUT_MS,
 ): Promise<ModelInput> {
-  return new Promise((resolve, reject) => {
-    const worker = new Worker(CHECK_WORKER, { workerData: { ...dirs } });
-    let settled = false;
-    const finish = (settle: () => void) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      void worker.terminate();
-      settle();
-    };
-    const timer = setTimeout(
-      () =>
-        finish(() =>
-          reject(
-            new ApiError(
-              'unavailable',
-              `checking the model folders took longer than ${timeoutMs / 1000} s and was stopped`,
-              { field: 'checkpointDir' },
-            ),
-          ),
+  const t = checkThread();
+  const id = nextCheckId++;
+  return new Promise<ModelInput>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      t.pending.delete(id);
+      if (thread === t) thread = null; // the next check starts a fresh thread
+      void t.worker.terminate();
+      reject(
+        new ApiError(
+          'unavailable',
+          `checking the model folders took longer than ${timeoutMs / 1000} s and was stopped`,
+          { field: 'checkpointDir' },
         ),
-      timeoutMs,
-    );
-    worker.once('message', (m: CheckReply) =>
-      finish(() => (m.ok ? resolve(m.result) : reject(new Error(`model check failed: ${m.message}`)))),
-    );
-    worker.once('error', (e) => finish(() => reject(e)));
-    worker.once('exit', (code) =>
-      finish(() => reject(new Error(`the model check thread exited (${code}) without a result`))),
-    );
+      );
+    }, timeoutMs);
+    t.pending.set(id, {
+      resolve: (r) => {
+        clearTimeout(timer);
+        resolve(r);
+      },
+      reject: (e) => {
+        clearTimeout(timer);
+        reject(e);
+      },
+    });
+    settleIdle(t);
+    t.worker.postMessage({ id, dirs: { ...dirs } });
   });
 }

@@ -121,10 +121,14 @@ describe('model validation runs off the event loop', () => {
     expect(performance.now() - t0).toBeLessThan(1000);
   });
 
-  it('a fast check gives the same record on the thread as inline', async () => {
+  it('a fast check gives the same record on the thread as inline; checks queue on one thread', async () => {
     const dirs = { checkpointDir: TINY.checkpointDir(), transcoderDir: TINY.transcoderDir() };
     const threaded = await checkModelFoldersOffThread(dirs);
     expect(threaded.validation.valid).toBe(true);
     expect(threaded).toEqual(checkModelFolders(dirs));
+    // three at once on the warm thread, each answered with its own folders
+    const names = ['a', 'b', 'c'];
+    const records = await Promise.all(names.map((name) => checkModelFoldersOffThread({ ...dirs, name })));
+    expect(records.map((r) => r.name)).toEqual(names);
   });
 });
