@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { ComputeBackend } from '../api/compute.ts';
 import type { ApiClient } from '../api/contract.ts';
+import { warmModelCheckThread } from '../api/model-check.ts';
 import { WorkbenchService } from '../api/service.ts';
 import { createDirectClient } from '../api/transports/direct.ts';
 import { PoolCompute } from '../jobs/compute.ts';
@@ -55,6 +56,7 @@ export function openBackend(opts: OpenBackendOptions): Backend {
       runJobs: opts.runJobs,
       onBackgroundError: (e) => opts.log(`error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`),
     }).start();
+    warmModelCheckThread(); // the first model registration then need not wait seconds for it
   } catch (e) {
     void compute.close();
     store.close();

@@ -5,6 +5,7 @@
  */
 import path from 'node:path';
 import { type ComputeBackend, InProcessCompute } from '../../api/compute.ts';
+import { warmModelCheckThread } from '../../api/model-check.ts';
 import { WorkbenchService } from '../../api/service.ts';
 import { isLoopbackHost, startApiServer } from '../../api/transports/websocket-server.ts';
 import { EngineError } from '../../engine/errors.ts';
@@ -87,6 +88,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     compute,
     onBackgroundError: (e) => log(`error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`),
   }).start();
+  warmModelCheckThread(); // the first model registration then need not wait seconds for it
   let server: Awaited<ReturnType<typeof startApiServer>>;
   try {
     server = await startApiServer({
