@@ -1,6 +1,8 @@
 /**
  * The library: projects and their traces, search, live status and progress (from the API's
- * events), and the trace actions (start, cancel, re-trace, delete with undo, import).
+ * events), and the trace actions (start, cancel, re-trace, delete with undo, import, move to
+ * another project, trace note). Project counts follow every change that moves a trace in or
+ * out of a project (refetched, debounced).
  */
 import { defineStore } from 'pinia';
 import type { TraceTarget } from '../../../electron/api/contract.ts';
@@ -37,6 +39,8 @@ export interface LibraryFilters {
   feature: FeatureFilter | null;
 }
 
+let countsTimer: ReturnType<typeof setTimeout> | undefined;
+
 export const useLibrary = defineStore('library', {
   state: () => ({
     projects: [] as ProjectRecord[],
@@ -64,7 +68,17 @@ export const useLibrary = defineStore('library', {
       });
       client.on('trace.updated', ({ trace }) => {
         const i = this.traces.findIndex((t) => t.id === trace.id);
-        if (i >= 0) this.traces.splice(i, 1, trace);
+        // a new trace, or one moved to another project: the project counts change
+        if (
+          i < 0 ||
+          this.traces[i].projectId !== trace.projectId ||
+          this.traces[i].deletedAt !== trace.deletedAt
+        )
+          this.refreshCounts();
+        if (i >= 0 && this.leftList(trace)) {
+          this.traces.splice(i, 1);
+          this.total--;
+        } else if (i >= 0) this.traces.splice(i, 1, trace);
         else if (this.matches(trace)) {
           this.traces.unshift(trace);
           this.total++;
@@ -76,6 +90,7 @@ export const useLibrary = defineStore('library', {
         if (trace.status === 'done') onTraceDone(trace);
       });
       client.on('trace.deleted', ({ traceId }) => {
+        this.refreshCounts();
         const before = this.traces.length;
         this.traces = this.traces.filter((t) => t.id !== traceId);
         if (this.traces.length < before) this.total--;
@@ -84,17 +99,45 @@ export const useLibrary = defineStore('library', {
         if (entity === 'project') void this.refreshProjects();
       });
     },
+    /** Whether a listed trace no longer belongs here: moved to another project, or trashed. */
+    leftList(t: TraceRecord): boolean {
+      return (this.projectId !== null && t.projectId !== this.projectId) || t.deletedAt !== null;
+    },
     /** Whether a trace that appeared by event belongs in the current list. */
     matches(t: TraceRecord): boolean {
       const f = this.filters;
       if (this.projectId !== null && t.projectId !== this.projectId) return false;
-      if (f.query && !t.prompt.toLowerCase().includes(f.query.toLowerCase())) return false;
+      // the API searches prompts and notes alike
+      if (f.query && !`${t.prompt}\n${t.notes}`.toLowerCase().includes(f.query.toLowerCase())) return false;
       if (f.tag && !t.tags.includes(f.tag)) return false;
       if (f.modelId !== null && t.modelId !== f.modelId) return false;
       if (f.status && t.status !== f.status) return false;
       // Whether a new trace's graph holds the feature shows on the next refresh.
       if (f.feature) return false;
       return t.deletedAt === null;
+    },
+    /** Refetches the projects (their trace counts) soon, once for a burst of changes. */
+    refreshCounts(): void {
+      clearTimeout(countsTimer);
+      countsTimer = setTimeout(() => void this.refreshProjects().catch(() => undefined), 150);
+    },
+    /** Files a trace under another project (the list drops it when it no longer matches). */
+    async move(id: number, projectId: number): Promise<TraceRecord> {
+      const t = await api().call('traces.update', { id, projectId });
+      const i = this.traces.findIndex((x) => x.id === id);
+      if (i >= 0 && this.leftList(t)) {
+        this.traces.splice(i, 1);
+        this.total--;
+      } else if (i >= 0) this.traces.splice(i, 1, t);
+      await this.refreshProjects();
+      return t;
+    },
+    /** The trace-level note (searchable with the prompts). */
+    async setNotes(id: number, notes: string): Promise<TraceRecord> {
+      const t = await api().call('traces.update', { id, notes });
+      const i = this.traces.findIndex((x) => x.id === id);
+      if (i >= 0) this.traces.splice(i, 1, t);
+      return t;
     },
     async refreshProjects(): Promise<void> {
       this.projects = await api().call('projects.list', {});
