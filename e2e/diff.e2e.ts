@@ -139,6 +139,31 @@ describe.skipIf(!chromiumAvailable())('compare and diff', () => {
     }
     await shot('compare-3-panes');
 
+    // Zooming one pane zooms the others by the same factor of their own fit; Fit fits each.
+    const cameras = () =>
+      page.evaluate(() =>
+        [
+          ...((
+            globalThis as {
+              __circuitCanvases?: Set<{ container: HTMLElement; getCamera(): { ratio: number } }>;
+            }
+          ).__circuitCanvases ?? []),
+        ]
+          .filter((c) => c.container.closest('[data-testid="compare-pane"]'))
+          .map((c) => c.getCamera().ratio),
+      );
+    const box = await panes.nth(0).locator(tid('graph-view')).boundingBox();
+    await page.mouse.move(box!.x + box!.width / 2, box!.y + box!.height / 2);
+    await page.mouse.wheel(0, -600);
+    await expect.poll(async () => Math.max(...(await cameras())), { timeout: 10_000 }).toBeLessThan(0.95);
+    await page.waitForTimeout(400);
+    const zoomed = await cameras();
+    expect(zoomed).toHaveLength(3);
+    for (const r of zoomed) expect(r).toBeCloseTo(zoomed[0], 6);
+    await page.locator(tid('fit-button')).click();
+    await page.waitForTimeout(600);
+    for (const r of await cameras()) expect(r).toBeCloseTo(1, 6);
+
     const before = await paneOrder();
     // The middle pane shows the third trace, then the second again: same pane, same place.
     await panes.nth(1).locator('select.trace-select').selectOption(String(ids[2]));
