@@ -213,7 +213,10 @@ function settleIdle(t: CheckThread): void {
     return;
   }
   t.worker.unref();
-  t.idle = setTimeout(() => void t.worker.terminate(), CHECK_THREAD_IDLE_MS);
+  t.idle = setTimeout(() => {
+    if (thread === t) thread = null; // a check arriving now starts a fresh thread
+    void t.worker.terminate();
+  }, CHECK_THREAD_IDLE_MS);
   t.idle.unref();
 }
 
