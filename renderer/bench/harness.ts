@@ -7,7 +7,7 @@ import type { GraphView, ViewNode } from '../src/api/types.ts';
 import { GraphCanvas } from '../src/graph/canvas.ts';
 import { filterView } from '../src/graph/filter.ts';
 import { layeredLayout } from '../src/graph/layout.ts';
-import { sceneFromView } from '../src/graph/scene.ts';
+import { crowdScale, sceneFromView } from '../src/graph/scene.ts';
 
 function rng(seed: number): () => number {
   let s = seed >>> 0;
@@ -213,7 +213,10 @@ async function load(nNodes: number, nEdges: number) {
   canvas = c;
   const layout = layeredLayout([view]);
   const filter = filterView(view, 0.8, 0.98);
-  const scene = sceneFromView(view, layout, filter, 'bench');
+  const scene = sceneFromView(view, layout, filter, 'bench', {
+    tokenAxis: true,
+    nodeScale: crowdScale(filter.nodeCount, el.clientWidth, el.clientHeight),
+  });
   const tPrep = performance.now();
   c.setScene(scene);
   const first = new Promise<number>((resolve) => {

@@ -39,7 +39,9 @@ interface NodeAttrs {
   /** 'visible' for always-labelled nodes; the others are drawn when placed (state labelled). */
   labelVis: 'visible' | 'hidden';
   labelMode: SceneNode['labelMode'];
-  labelPos: 'right' | 'below' | 'above';
+  labelPos: 'right' | 'below' | 'above' | 'left';
+  /** The side the scene asked for (labelPos moves when placement picks another side). */
+  labelHome: 'right' | 'below' | 'above';
   priority: number;
   kind: string;
 }
@@ -104,6 +106,7 @@ function nodeAttrs(n: SceneNode): NodeAttrs {
     labelVis: n.labelMode === 'always' ? 'visible' : 'hidden',
     labelMode: n.labelMode,
     labelPos: n.labelPos,
+    labelHome: n.labelPos,
     priority: n.priority ?? n.size / 100,
     kind: n.kind,
   };
@@ -175,6 +178,7 @@ function sameNode(a: NodeAttrs, b: NodeAttrs): boolean {
     a.label === b.label &&
     a.shape === b.shape &&
     a.labelMode === b.labelMode &&
+    a.labelHome === b.labelHome &&
     a.priority === b.priority
   );
 }
@@ -378,7 +382,7 @@ export class GraphCanvas {
     this.sigma = s;
     // 'veil' is declared in primitives.depthLayers (the explicit type arguments hide it from the type).
     s.addCustomLayerProgram('veil', 'veil' as never, (gl) =>
-      createVeil(gl, () => this.hoverId !== null && this.highlighted.nodes.length > 0, [1, 1, 1, 0.6]),
+      createVeil(gl, () => this.hoverId !== null && this.highlighted.nodes.length > 0, [1, 1, 1, 0.45]),
     );
     if (this.bbox) s.setCustomBBox(this.bbox);
     const hide = graph.size > HIDE_ON_MOVE_EDGES;
@@ -839,7 +843,6 @@ export class GraphCanvas {
     const lifted = new Set(this.highlighted.nodes);
     const cands: LabelCandidate[] = [];
     g.forEachNode((id, a) => {
-      if (a.labelMode === 'none' || !a.label) return;
       const p = s.graphToViewport({ x: a.x, y: a.y });
       if (p.x < -300 || p.y < -30 || p.x > width + 30 || p.y > height + 30) return;
       const forced =
@@ -849,8 +852,9 @@ export class GraphCanvas {
         x: p.x,
         y: p.y,
         radius: s.scaleSize(a.size),
-        text: a.label,
-        position: a.labelPos,
+        // Unlabelled nodes (tokens: the axis names them) still block other labels.
+        text: a.labelMode === 'none' ? '' : a.label,
+        position: a.labelHome,
         priority: a.priority + (lifted.has(id) ? 10 : 0),
         forced,
       });
@@ -860,6 +864,8 @@ export class GraphCanvas {
     for (const b of placed) {
       const a = g.getNodeAttributes(b.id);
       if (a.labelMode === 'auto') next.add(b.id);
+      const side = b.forced ? a.labelHome : (b.position ?? a.labelHome);
+      if (side !== a.labelPos) g.setNodeAttribute(b.id, 'labelPos', side);
     }
     const on = [...next].filter((id) => !this.labelled.has(id));
     const off = [...this.labelled].filter((id) => !next.has(id) && g.hasNode(id));

@@ -1,8 +1,9 @@
 /**
  * Label placement that never overlaps: candidates are taken in priority order (forced ones
  * first: hovered, selected, pinned, logits; then the most influential), and a label is drawn
- * only when its box misses every box already placed (a grid of placed boxes keeps the test
- * cheap). Boxes are in screen pixels, so zooming in spreads nodes apart and more labels fit.
+ * only when its box misses every box already placed and every node glyph on screen (a grid of
+ * boxes keeps the test cheap). A free label tries its preferred side, then right, left, above
+ * and below. Boxes are in screen pixels, so zooming in spreads nodes apart and more labels fit.
  */
 export interface LabelCandidate {
   id: string;
@@ -20,6 +21,8 @@ export interface LabelCandidate {
 
 export interface LabelBox {
   id: string;
+  /** The side of the node the label went to. */
+  position?: LabelCandidate['position'] | 'left';
   text?: string;
   /** Placed whatever the overlap (hovered, selected, pinned, logits). */
   forced?: boolean;
@@ -30,7 +33,7 @@ export interface LabelBox {
 }
 
 export interface PlaceOptions {
-  /** Font size (px); the width of a label is estimated from it. */
+  /** Font size (px); the width of a label is estimated from it. Candidates with no text are obstacles only. */
   fontSize?: number;
   /** Viewport (px): labels outside it are not placed. */
   width: number;
@@ -41,15 +44,24 @@ export interface PlaceOptions {
   margin?: number;
 }
 
-/** Estimated box of a label drawn next to its node. */
-export function labelBox(c: LabelCandidate, fontSize = 11, margin = 2): LabelBox {
+/** Estimated box of a label drawn next to its node (on `side`, else its own position). */
+export function labelBox(
+  c: LabelCandidate,
+  fontSize = 11,
+  margin = 2,
+  side: LabelCandidate['position'] | 'left' = c.position,
+): LabelBox {
   const w = c.text.length * fontSize * 0.58 + 2 * margin;
   const h = fontSize * 1.25 + 2 * margin;
-  if (c.position === 'above') {
+  if (side === 'left') {
+    const x1 = c.x - c.radius - 2;
+    return { id: c.id, x0: x1 - w, x1, y0: c.y - h / 2, y1: c.y + h / 2 };
+  }
+  if (side === 'above') {
     const y1 = c.y - c.radius - 2;
     return { id: c.id, x0: c.x - w / 2, x1: c.x + w / 2, y0: y1 - h, y1 };
   }
-  if (c.position === 'below') {
+  if (side === 'below') {
     const y0 = c.y + c.radius + 2;
     return { id: c.id, x0: c.x - w / 2, x1: c.x + w / 2, y0, y1: y0 + h };
   }
@@ -80,18 +92,39 @@ export function placeLabels(candidates: readonly LabelCandidate[], opts: PlaceOp
       else grid.set(k, [b]);
       return false;
     });
-  const hits = (b: LabelBox) => keys(b, (k) => grid.get(k)?.some((o) => overlaps(o, b)) ?? false);
+  // Node glyphs block labels (a label never covers a node); the owner's own glyph is skipped.
+  for (const c of candidates) {
+    const r = c.radius + 1;
+    const g = { id: c.id, x0: c.x - r, x1: c.x + r, y0: c.y - r, y1: c.y + r };
+    if (g.x1 >= 0 && g.y1 >= 0 && g.x0 <= opts.width && g.y0 <= opts.height) add(g);
+  }
+  const blocked = (b: LabelBox, own: string) =>
+    keys(b, (k) => grid.get(k)?.some((o) => o.id !== own && overlaps(o, b)) ?? false);
   const order = candidates
     .filter((c) => c.text.length > 0)
     .sort((a, b) => Number(!!b.forced) - Number(!!a.forced) || b.priority - a.priority);
   const placed: LabelBox[] = [];
   let free = 0;
   for (const c of order) {
-    const b = labelBox(c, font, margin);
+    let b = labelBox(c, font, margin);
+    b.position = c.position;
     if (!c.forced) {
       if (free >= max) break;
-      if (b.x1 < 0 || b.y1 < 0 || b.x0 > opts.width || b.y0 > opts.height) continue;
-      if (hits(b)) continue;
+      const sides = [
+        c.position,
+        ...(['right', 'left', 'above', 'below'] as const).filter((x) => x !== c.position),
+      ];
+      let found: LabelBox | null = null;
+      for (const side of sides) {
+        const t = labelBox(c, font, margin, side);
+        if (t.x0 < 0 || t.y0 < 0 || t.x1 > opts.width || t.y1 > opts.height) continue;
+        if (blocked(t, c.id)) continue;
+        t.position = side;
+        found = t;
+        break;
+      }
+      if (!found) continue;
+      b = found;
       free++;
     }
     b.text = c.text;

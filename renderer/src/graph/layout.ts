@@ -191,7 +191,7 @@ export function arrangeLayout(
     const span = step * (s.count - 1);
     // Cells denser than a slot per node spread vertically inside their row band.
     const crowd = s.count > 1 && step < SLOT * 0.9 && s.row > 0 && s.row < rows - 1;
-    const amp = crowd ? Math.min(0.5, 0.25 + 0.25 * (1 - step / SLOT)) * rowH : 0;
+    const amp = crowd ? Math.min(0.6, 0.3 + 0.3 * (1 - step / SLOT)) * rowH : 0;
     positions.set(id, {
       x: columnX[s.column] - span / 2 + s.rank * step,
       y: rowY[s.row] + (crowd ? jitterOf(s.rank) * amp : 0),

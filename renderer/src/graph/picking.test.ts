@@ -67,12 +67,51 @@ describe('placeLabels', () => {
       for (let j = i + 1; j < placed.length; j++)
         if (!(i < 3 && j < 3))
           expect(overlaps(placed[i], placed[j]), `${placed[i].id} × ${placed[j].id}`).toBe(false);
+    // no free label covers another node's glyph
+    for (const b of placed.filter((p) => !p.forced))
+      for (const n of c)
+        if (n.id !== b.id) {
+          const g = {
+            id: n.id,
+            x0: n.x - n.radius,
+            x1: n.x + n.radius,
+            y0: n.y - n.radius,
+            y1: n.y + n.radius,
+          };
+          expect(overlaps(b, g), `${b.id} covers ${n.id}`).toBe(false);
+        }
     const ids = new Set(placed.map((b) => b.id));
     for (const f of ['n0', 'n1', 'n2']) expect(ids.has(f)).toBe(true);
-    // the best free candidate always gets its label
+    // the best free candidate gets its label unless something already blocks every side
     const best = c.filter((x) => !x.forced).sort((a, b) => b.priority - a.priority)[0];
-    const bestBox = labelBox(best);
-    if (!placed.slice(0, 3).some((p) => overlaps(p, bestBox))) expect(ids.has(best.id)).toBe(true);
+    const sides = (['right', 'left', 'above', 'below'] as const).map((side) => labelBox(best, 11, 2, side));
+    const free = sides.some(
+      (box) =>
+        !placed.slice(0, 3).some((p) => overlaps(p, box)) &&
+        !c.some(
+          (n) =>
+            n.id !== best.id &&
+            overlaps(box, { id: n.id, x0: n.x - 5, x1: n.x + 5, y0: n.y - 5, y1: n.y + 5 }),
+        ),
+    );
+    if (free) expect(ids.has(best.id)).toBe(true);
+  });
+
+  it('keeps labels off other nodes, trying the other sides of its node', () => {
+    const c: LabelCandidate[] = [
+      { id: 'a', x: 100, y: 100, radius: 4, text: 'abcdefgh', position: 'right', priority: 2 },
+      { id: 'b', x: 130, y: 100, radius: 4, text: '', position: 'right', priority: 0 },
+    ];
+    const placed = placeLabels(c, { width: 400, height: 400 });
+    expect(placed.map((p) => [p.id, p.position])).toEqual([['a', 'left']]);
+    // boxed in on every side: no label at all
+    const boxed = [
+      ...c,
+      { id: 'c', x: 75, y: 100, radius: 4, text: '', position: 'right' as const, priority: 0 },
+      { id: 'd', x: 100, y: 88, radius: 4, text: '', position: 'right' as const, priority: 0 },
+      { id: 'e', x: 100, y: 112, radius: 4, text: '', position: 'right' as const, priority: 0 },
+    ];
+    expect(placeLabels(boxed, { width: 400, height: 400 })).toEqual([]);
   });
 
   it('shows more labels when zoomed in (nodes further apart on screen)', () => {

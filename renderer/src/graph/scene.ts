@@ -33,7 +33,7 @@ export interface SceneNode {
   color: string;
   label: string;
   /**
-   * 'always': drawn whatever the density (logits, subgraph nodes); 'auto': placed where it
+   * 'always': drawn whatever the density (subgraph nodes); 'auto': placed where it
    * fits, by `priority`; 'none': not drawn on the canvas (tokens: the pane's axis shows them).
    */
   labelMode: 'always' | 'auto' | 'none';
@@ -89,7 +89,13 @@ export function sceneFromView(
   layout: Layout,
   filter: FilterResult,
   title: string,
-  opts: { sizeBy?: NodeSizeBy; tokenAxis?: boolean } = {},
+  opts: {
+    sizeBy?: NodeSizeBy;
+    /** Token nodes unlabelled on the canvas (the pane draws a token axis). */
+    tokenAxis?: boolean;
+    /** Factor on feature and error glyphs (crowded views draw them smaller: see crowdScale). */
+    nodeScale?: number;
+  } = {},
 ): Scene {
   const sizeBy = opts.sizeBy ?? 'influence';
   // The largest feature activation of the stored view, so sizes do not jump as filters move.
@@ -107,12 +113,14 @@ export function sceneFromView(
       kind: n.kind,
       x: p.x,
       y: p.y,
-      size: nodeSize(n, sizeBy, maxActivation),
+      size:
+        nodeSize(n, sizeBy, maxActivation) *
+        (n.kind === 'feature' || n.kind === 'error' ? (opts.nodeScale ?? 1) : 1),
       glyph: GLYPH[n.kind],
       color: nodeColor(n.kind),
       label: canvasLabel(n),
-      labelMode:
-        n.kind === 'logit' ? 'always' : n.kind === 'token' ? (opts.tokenAxis ? 'none' : 'always') : 'auto',
+      // Logits are placed first (highest priority) but never on top of each other.
+      labelMode: n.kind === 'token' ? (opts.tokenAxis ? 'none' : 'always') : 'auto',
       labelPos: n.kind === 'token' ? 'below' : n.kind === 'logit' ? 'above' : 'right',
       priority: labelPriority(n),
     });
@@ -148,11 +156,21 @@ export function sceneFromView(
   return withLazyEdges({ nodes, edges: [], frame: layout.frame, columns, rows, title }, table);
 }
 
-/** Label order of a view node: features by influence, then errors; tokens and logits last. */
+/**
+ * Glyph scale for `nodes` nodes in a `width` × `height` px pane: 1 while each node has ~28 px
+ * of room, smaller beyond (down to 0.3), so a 10k-node view is dots, not overlapping discs.
+ */
+export function crowdScale(nodes: number, width: number, height: number): number {
+  const room = Math.sqrt((Math.max(1, width) * Math.max(1, height)) / Math.max(1, nodes));
+  return Math.min(1, Math.max(0.3, room / 28));
+}
+
+/** Label order of a view node: logits by probability, then features by influence, then errors. */
 export function labelPriority(n: ViewNode): number {
   const inf = 1 - Math.min(1, Math.max(0, n.influence ?? 1));
   if (n.kind === 'feature') return 1 + inf;
   if (n.kind === 'error') return inf;
+  if (n.kind === 'logit') return 10 + (n.probability ?? 0);
   return 0;
 }
 

@@ -1,7 +1,8 @@
 /**
  * A full-screen translucent layer (a custom sigma layer program) drawn between the resting
  * items and the highlighted ones: hovering dims the whole graph in O(1) — no node or edge has
- * to be restyled, only the hovered neighbourhood moves to the top depth layers.
+ * to be restyled, only the hovered neighbourhood moves to the top depth layers. It blends over
+ * the resting items (they stay visible, lighter), never replaces them.
  */
 const VERT = `#version 300 es
 void main() {
@@ -52,8 +53,17 @@ export function createVeil(
       const prevVao = gl.getParameter(gl.VERTEX_ARRAY_BINDING) as WebGLVertexArrayObject | null;
       const prevFb = gl.getParameter(gl.FRAMEBUFFER_BINDING) as WebGLFramebuffer | null;
       const depthTest = gl.isEnabled(gl.DEPTH_TEST);
+      const blend = gl.isEnabled(gl.BLEND);
+      const srcRgb = gl.getParameter(gl.BLEND_SRC_RGB) as number;
+      const dstRgb = gl.getParameter(gl.BLEND_DST_RGB) as number;
+      const srcA = gl.getParameter(gl.BLEND_SRC_ALPHA) as number;
+      const dstA = gl.getParameter(gl.BLEND_DST_ALPHA) as number;
       gl.bindFramebuffer(gl.FRAMEBUFFER, null);
       if (depthTest) gl.disable(gl.DEPTH_TEST);
+      // Blend over what is drawn: without it the veil replaces every pixel, and its
+      // premultiplied white composites as pure white over the page (hover hid the graph).
+      gl.enable(gl.BLEND);
+      gl.blendFunc(gl.ONE, gl.ONE_MINUS_SRC_ALPHA);
       gl.useProgram(program);
       gl.bindVertexArray(vao);
       gl.uniform4f(uColor, r * a, g * a, b * a, a);
@@ -62,6 +72,8 @@ export function createVeil(
       gl.useProgram(prevProgram);
       gl.bindFramebuffer(gl.FRAMEBUFFER, prevFb);
       if (depthTest) gl.enable(gl.DEPTH_TEST);
+      if (!blend) gl.disable(gl.BLEND);
+      gl.blendFuncSeparate(srcRgb, dstRgb, srcA, dstA);
     },
     kill() {
       gl.deleteProgram(program);
