@@ -211,7 +211,10 @@ async function load(nNodes: number, nEdges: number) {
     },
   });
   canvas = c;
-  const layout = layeredLayout([view]);
+  const layout = layeredLayout([view], {
+    aspect: (el.clientWidth - 80) / Math.max(1, el.clientHeight - 80),
+    widthPx: el.clientWidth - 80,
+  });
   const filter = filterView(view, 0.8, 0.98);
   const scene = sceneFromView(view, layout, filter, 'bench', {
     tokenAxis: true,

@@ -202,6 +202,14 @@ describe('layeredLayout', () => {
       .map(([id]) => l.positions.get(id)!.y);
     const distinct = new Set(ys.map((y) => y.toFixed(3)));
     expect(distinct.size).toBeGreaterThan(20);
+    // a cell with a slot per node in layout units is jittered when the pane is too narrow for it
+    const roomy = wide(4, 12);
+    const band = (lay: ReturnType<typeof layeredLayout>) =>
+      new Set(
+        [...lay.slots].filter(([, s]) => s.row === 1).map(([id]) => lay.positions.get(id)!.y.toFixed(3)),
+      ).size;
+    expect(band(layeredLayout([roomy], { widthPx: 4000 }))).toBe(1);
+    expect(band(layeredLayout([roomy], { widthPx: 120 }))).toBeGreaterThan(6);
     expect(jitterOf(0)).toBe(-0.5);
   });
 });

@@ -46,6 +46,11 @@ export interface LayoutOptions {
   collapseEmpty?: boolean;
   /** Width / height of the pane the frame should fill (default 1.6). */
   aspect?: number;
+  /**
+   * Width of the pane in px (0: unknown). Cells whose nodes would sit closer than ~9 px on
+   * screen are jittered inside their row band even when the layout units have room.
+   */
+  widthPx?: number;
 }
 
 export interface Layout {
@@ -160,6 +165,7 @@ export function arrangeLayout(
   const options: Required<LayoutOptions> = {
     collapseEmpty: opts.collapseEmpty ?? true,
     aspect: Math.min(8, Math.max(0.25, opts.aspect ?? DEFAULT_ASPECT)),
+    widthPx: Math.max(0, opts.widthPx ?? 0),
   };
   const { slots, load, empty, nLayers, nPositions: T } = base;
   const rows = nLayers + 2;
@@ -180,6 +186,7 @@ export function arrangeLayout(
   const padY = rowH * 0.7;
   const frame: Frame = { width, height, bbox: { x: [-padX, width + padX], y: [-padY, height + padY] } };
   const rowY = Array.from({ length: rows }, (_, r) => r * rowH);
+  const pxPerUnit = options.widthPx > 0 ? options.widthPx / (width + 2 * padX) : 0;
 
   const positions = new Map<string, Point>();
   for (const [id, s] of slots) {
@@ -189,9 +196,11 @@ export function arrangeLayout(
     const maxStep = s.row === rows - 1 ? SLOT * LOGIT_SLOTS : SLOT * 1.6;
     const step = s.count > 1 ? Math.min(usable / (s.count - 1), maxStep) : 0;
     const span = step * (s.count - 1);
-    // Cells denser than a slot per node spread vertically inside their row band.
-    const crowd = s.count > 1 && step < SLOT * 0.9 && s.row > 0 && s.row < rows - 1;
-    const amp = crowd ? Math.min(0.6, 0.3 + 0.3 * (1 - step / SLOT)) * rowH : 0;
+    // Cells denser than a slot per node (in units, or ~9 px on screen) spread vertically
+    // inside their row band.
+    const room = pxPerUnit > 0 ? Math.min(step / SLOT, (step * pxPerUnit) / 9) : step / SLOT;
+    const crowd = s.count > 1 && room < 0.9 && s.row > 0 && s.row < rows - 1;
+    const amp = crowd ? Math.min(0.6, 0.3 + 0.3 * (1 - room)) * rowH : 0;
     positions.set(id, {
       x: columnX[s.column] - span / 2 + s.rank * step,
       y: rowY[s.row] + (crowd ? jitterOf(s.rank) * amp : 0),
