@@ -9,6 +9,7 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiClient, FeatureRecord } from '../electron/api/contract.ts';
 import { connectApi } from '../electron/api/transports/node-client.ts';
+import { fmtProb } from '../renderer/src/util/format.ts';
 import { chromiumAvailable, launchChromium } from './helpers/browser.ts';
 import { ensureUiBuilt } from './helpers/build.ts';
 import { circuitTracerJson, HOSTILE_LABEL } from './helpers/graph-json.ts';
@@ -561,7 +562,7 @@ describe.skipIf(!chromiumAvailable())('workbench UI', () => {
     await expect.poll(() => drawnColor(feat.id)).toBe('#7c3aed');
     // Logits show their probability before → after.
     expect(await drawnColor(logit.id, 'label')).toContain(
-      `${top!.probBefore.toFixed(2)}→${top!.probAfter.toFixed(2)}`,
+      `${fmtProb(top!.probBefore)}→${fmtProb(top!.probAfter)}`,
     );
     expect(await canvasInk(tid('graph-view'))).toBeGreaterThan(0.002);
     // Room for the graph in the screenshot: the subgraph pane (open since the pins test) closes.
