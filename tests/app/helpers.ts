@@ -75,7 +75,7 @@ export async function startApp(
 }
 
 /** Waits until `f` holds (polling), for effects of fire-and-forget menu actions. */
-export async function until(f: () => boolean, ms = 5000): Promise<void> {
+export async function until(f: () => boolean, ms = 20_000): Promise<void> {
   const end = Date.now() + ms;
   while (!f()) {
     if (Date.now() > end) throw new Error('timed out waiting for a condition');

@@ -30,7 +30,7 @@ it('300k tiny entries are refused quickly, naming the file', () => {
   const err = expectEngineError(() => openSafetensors(file), 'header', file, `${MAX_HEADER_ENTRIES}`);
   const seconds = (performance.now() - t0) / 1000;
   expect(err.file).toBe(file);
-  expect(seconds).toBeLessThan(1);
+  expect(seconds).toBeLessThan(5); // ~0.1 s alone; generous for a loaded CI machine
   expect((process.memoryUsage().rss - rss0) / 2 ** 20).toBeLessThan(100);
 });
 
