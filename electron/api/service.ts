@@ -1174,6 +1174,17 @@ export class WorkbenchService {
     this.running = running;
     const update = (progress: TraceProgress | null) =>
       this.emit('dashboards.updated', dashboardsStatus(this.store, set.id, { jobId: job.id, progress }));
+    // A cancel reaches the job only while it reads the corpus, where it stops between windows.
+    // Aborted while it loads the model (ONNX Runtime sessions being created), a worker does not
+    // stop within the pool's grace period and is terminated, and terminating a worker inside
+    // ONNX Runtime aborts the whole process; while it writes records it is nearly done. So the
+    // abort waits for the 'activations' phase, and a run cancelled later is discarded.
+    const inner = new AbortController();
+    let phase = '';
+    const forwardAbort = () => {
+      if (phase === 'activations' && !inner.signal.aborted) inner.abort(running.controller.signal.reason);
+    };
+    running.controller.signal.addEventListener('abort', forwardAbort, { once: true });
     try {
       update(null);
       let lastEmit = 0;
@@ -1187,8 +1198,10 @@ export class WorkbenchService {
           provider: 'cpu',
         },
         {
-          signal: running.controller.signal,
+          signal: inner.signal,
           onProgress: (progress) => {
+            phase = progress.phase;
+            if (running.controller.signal.aborted) forwardAbort();
             const now = Date.now();
             if (progress.phase === lastPhase && now - lastEmit < 200 && progress.done !== progress.total)
               return;

@@ -8,6 +8,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DashboardsStatus } from '../../electron/api/contract.ts';
+import { WorkbenchService } from '../../electron/api/service.ts';
+import { createDirectClient } from '../../electron/api/transports/direct.ts';
+import { PoolCompute } from '../../electron/jobs/compute.ts';
+import { Store } from '../../electron/store/store.ts';
 import { type Harness, harness, nextEvent, rejection, TINY } from './helpers.ts';
 
 const DEMO = path.resolve('resources/models/gemma2-demo');
@@ -106,4 +110,37 @@ describe('dashboards job', () => {
     expect(e2.field).toBe('corpus');
     expect(e2.message).toContain('corpus/');
   });
+});
+
+describe('dashboards job on the worker pool (as circuit serve runs it)', () => {
+  it('a cancel while the model loads ends the job cancelled, stores nothing, and the next job runs', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cw-dash-pool-'));
+    const store = Store.open(dir);
+    const service = new WorkbenchService({ store, compute: new PoolCompute({ cacheRoot }) }).start();
+    const client = createDirectClient(service);
+    try {
+      const m = await client.call('models.register', {
+        checkpointDir: DEMO,
+        transcoderDir: path.join(DEMO, 'transcoders', 'clt'),
+      });
+      const set = m.transcoderSetId as number;
+      const loading = nextEvent(client, 'dashboards.updated', (s) => s.job?.progress?.phase === 'load');
+      const end = nextEvent(client, 'dashboards.updated', ended);
+      await client.call('features.computeDashboards', { transcoderSetId: set, maxTokens: 5000 });
+      await loading;
+      await client.call('features.cancelDashboards', { transcoderSetId: set });
+      const last = await end;
+      expect(last.job?.state).toBe('cancelled');
+      expect(last.stored).toBe(0);
+      // the service still computes afterwards
+      const again = nextEvent(client, 'dashboards.updated', (s) => ended(s) && s.job?.id !== last.job?.id);
+      await client.call('features.computeDashboards', { transcoderSetId: set, maxTokens: 1000 });
+      expect((await again).job?.state).toBe('done');
+    } finally {
+      client.close();
+      await service.close();
+      store.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }, 180_000);
 });
