@@ -189,6 +189,11 @@ export const BIG_GRAPH_EDGES = 20_000;
 export const REST_EDGE_BUDGET = 5_000;
 /** Edges drawn in a big scene when the user asks for all of them. */
 export const ALL_EDGE_BUDGET = 150_000;
+/**
+ * Big scenes: most links drawn for the hovered or selected node (the strongest by |weight|).
+ * A hub (a token, a logit) can have tens of thousands; each added edge costs sigma an update.
+ */
+export const FOCUS_LINKS = 500;
 /** Above this many drawn edges, edges and labels are hidden while the camera moves. */
 const HIDE_ON_MOVE_EDGES = 20_000;
 /** Labels placed besides the forced ones. */
@@ -565,7 +570,13 @@ export class GraphCanvas {
     };
     for (const id of [this.hoverId, this.selectedId]) {
       const i = id === null ? undefined : this.nodeIndex.get(id);
-      if (i !== undefined) for (const e of this.linksOf(i, this.direction)) add(e);
+      if (i === undefined) continue;
+      let links = this.linksOf(i, this.direction);
+      if (links.length > FOCUS_LINKS) {
+        const w = t.weight;
+        links = links.sort((a, b) => Math.abs(w[b]) - Math.abs(w[a])).slice(0, FOCUS_LINKS);
+      }
+      for (const e of links) add(e);
     }
     // Links inside the pinned set.
     for (const id of this.pinnedIds) {
