@@ -837,12 +837,17 @@ export class GraphCanvas {
 
   // ---- labels
 
+  /**
+   * Places labels once hover and camera have been still for a moment (a debounce: a pointer
+   * sweeping across nodes or a pan does not pay for a placement per frame).
+   */
   private scheduleLabels(): void {
-    if (this.killed || this.labelTimer) return;
+    if (this.killed) return;
+    if (this.labelTimer) clearTimeout(this.labelTimer);
     this.labelTimer = setTimeout(() => {
       this.labelTimer = null;
       this.placeLabelsNow();
-    }, 50);
+    }, 120);
   }
 
   /** Places labels by priority without overlap and draws the placed ones. */
