@@ -1,7 +1,7 @@
 /**
  * The one contract between a UI and the backend: every method (name → params → result) and
- * every event (name → payload). The WebSocket transport (server mode) carries it now and the
- * Electron IPC bridge will carry it later; neither adds methods of its own. Types only (plus a
+ * every event (name → payload). The WebSocket transport (server mode) and the Electron IPC
+ * bridge (electron/app) carry it; neither adds methods of its own. Types only (plus a
  * few constants): importable from the renderer without pulling in Node.
  *
  * Ids of graph nodes are graph JSON node ids (attribution.md §6): feature `{layer}_{index}_{pos}`,

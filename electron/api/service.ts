@@ -1,7 +1,7 @@
 /**
  * The backend behind the API contract: every method's implementation over the store, the
- * compute backend (in-process today, the job pool's workers later) and the persisted job
- * queue. Dependencies are injected; nothing here is global, so tests, the server and the
+ * compute backend (in-process, or the job pool's worker threads: PoolCompute) and the
+ * persisted job queue. Dependencies are injected; nothing here is global, so tests, the server and the
  * Electron main process each build their own.
  *
  * Traces and interventions run one at a time from the persisted queue: queued → running

@@ -1,6 +1,6 @@
 /**
- * In-memory JobQueueStore: the default for CLI use, where nothing outlives the process.
- * The app uses the SQLite implementation from electron/store.
+ * In-memory JobQueueStore: the pool's queue in every caller today (PoolCompute); what must
+ * outlive a restart is the service's own SQLite job table.
  */
 import type {
   JobDevice,

@@ -3,8 +3,9 @@
  * (one GPU job per GPU; CPU jobs as configured), streaming progress and handling cancel,
  * crashes and shutdown.
  *
- * - Queue: every job lives in a JobQueueStore (SQLite in the app, memory for the CLI); the
- *   pool claims from it as slots free up, so queued jobs survive a restart.
+ * - Queue: every job lives in a JobQueueStore, claimed as slots free up. Today every caller
+ *   (PoolCompute) gives it the in-memory store: the service persists the trace queue itself in
+ *   SQLite (see issue 16 on running one queue, not two).
  * - Workers: one job at a time each, kept warm between jobs (a kind may cache models and ONNX
  *   Runtime sessions), retired after `idleWorkerMs`. A worker that crashes (uncaught
  *   exception, process.exit, V8 heap limit from `resourceLimits`) fails its job with the
