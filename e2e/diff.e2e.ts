@@ -5,20 +5,24 @@
  * Checks: stable pane order when a pane's trace changes, the diff's merged graph (every node of
  * the diff drawn, coloured by its status), the change list and selection from it, the route.
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiClient, TraceDiff } from '../electron/api/contract.ts';
-import { connectApi } from '../electron/api/transports/node-client.ts';
-import { chromiumAvailable, launchChromium } from './helpers/browser.ts';
-import { ensureUiBuilt } from './helpers/build.ts';
-import { type E2EModel, e2eModel } from './helpers/model.ts';
+import { chromiumAvailable } from './helpers/browser.ts';
+import type { E2EModel } from './helpers/model.ts';
 import { decodePng, inkShare } from './helpers/png.ts';
-import { type RunningServer, startServer } from './helpers/server.ts';
+import type { RunningServer } from './helpers/server.ts';
+import {
+  closeAll,
+  openPage,
+  registerModel,
+  SHOTS,
+  startBackend,
+  tid,
+  traceToDone,
+} from './helpers/workbench.ts';
 
-const SHOTS = path.join(import.meta.dirname, 'screenshots');
-const tid = (id: string) => `[data-testid="${id}"]`;
 /** DIFF_COLORS of renderer/src/graph/diff-style.ts. */
 const COLOR = { only_a: '#d97706', only_b: '#7c3aed', up: '#15803d', down: '#dc2626', same: '#cbd5e1' };
 
@@ -41,19 +45,8 @@ function prompts(m: E2EModel): string[] {
 }
 
 async function traceToEnd(modelId: number, prompt: string): Promise<number> {
-  const t = await api.call('traces.start', {
-    modelId,
-    prompt,
-    ...(model.demo ? {} : { settings: { nodeThreshold: 0.95 } }),
-  });
-  for (let i = 0; i < 600; i++) {
-    const r = await api.call('traces.get', { id: t.id });
-    if (r.status === 'done') return t.id;
-    if (r.status === 'failed' || r.status === 'cancelled')
-      throw new Error(`trace ${t.id}: ${JSON.stringify(r.error)}`);
-    await new Promise((res) => setTimeout(res, 200));
-  }
-  throw new Error(`trace ${t.id} did not finish`);
+  const params = { modelId, prompt, ...(model.demo ? {} : { settings: { nodeThreshold: 0.95 } }) };
+  return (await traceToDone(api, params, 120_000)).id;
 }
 
 /** The live canvas drawn into the element with this test id: node count and nodes by colour. */
@@ -89,30 +82,14 @@ async function paneOrder(): Promise<string[]> {
 
 describe.skipIf(!chromiumAvailable())('compare and diff', () => {
   beforeAll(async () => {
-    fs.mkdirSync(SHOTS, { recursive: true });
-    await ensureUiBuilt();
-    model = e2eModel();
-    server = await startServer();
-    api = await connectApi(server.wsUrl);
-    const m = await api.call('models.register', {
-      checkpointDir: model.checkpointDir,
-      transcoderDir: model.transcoderDir,
-      name: 'diff e2e model',
-    });
-    expect(m.valid, JSON.stringify(m.validation.problems)).toBe(true);
-    for (const p of prompts(model)) ids.push(await traceToEnd(m.id, p));
-    browser = await launchChromium();
-    const context = await browser.newContext({ viewport: { width: 1600, height: 1000 } });
-    page = await context.newPage();
-    page.on('pageerror', (e) => pageErrors.push(e.message));
+    const b = await startBackend();
+    ({ server, api, model } = b);
+    const modelId = await registerModel(b, 'diff e2e model');
+    for (const p of prompts(model)) ids.push(await traceToEnd(modelId, p));
+    ({ browser, page } = await openPage(server, pageErrors, { goto: false }));
   });
 
-  afterAll(async () => {
-    await browser?.close();
-    await api?.close();
-    await server?.close();
-    if (server) fs.rmSync(server.dataDir, { recursive: true, force: true });
-  });
+  afterAll(() => closeAll({ server, api }, browser));
 
   it('opens three traces side by side; a pane keeps its place when its trace changes', async () => {
     await page.goto(`${server.url}/#/compare?panes=${ids.map((id) => `${id}::`).join(',')}`);

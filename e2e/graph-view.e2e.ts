@@ -5,20 +5,23 @@
  * demo prompt, a 40-token prompt) and imports a synthetic 10k-node / 100k-edge graph in
  * circuit-tracer's format; screenshots at 1600×1000 go to e2e/screenshots/.
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiClient } from '../electron/api/contract.ts';
-import { connectApi } from '../electron/api/transports/node-client.ts';
-import { chromiumAvailable, launchChromium } from './helpers/browser.ts';
-import { ensureUiBuilt } from './helpers/build.ts';
-import { type E2EModel, e2eModel } from './helpers/model.ts';
+import { chromiumAvailable } from './helpers/browser.ts';
+import type { E2EModel } from './helpers/model.ts';
 import { decodePng, inkShare } from './helpers/png.ts';
-import { type RunningServer, startServer } from './helpers/server.ts';
-
-const SHOTS = path.join(import.meta.dirname, 'screenshots');
-const tid = (id: string) => `[data-testid="${id}"]`;
+import type { RunningServer } from './helpers/server.ts';
+import {
+  closeAll,
+  openPage,
+  registerModel,
+  SHOTS,
+  startBackend,
+  tid,
+  traceToDone,
+} from './helpers/workbench.ts';
 
 let server: RunningServer;
 let browser: Browser;
@@ -38,16 +41,7 @@ async function canvasInk(): Promise<number> {
 }
 
 async function traceAndWait(prompt: string): Promise<number> {
-  const t = await api.call('traces.start', { modelId, prompt });
-  const t0 = Date.now();
-  for (;;) {
-    const d = await api.call('traces.get', { id: t.id });
-    if (d.status === 'done') return t.id;
-    if (d.status === 'failed' || d.status === 'cancelled')
-      throw new Error(`trace ${t.id}: ${d.status} ${d.error ?? ''}`);
-    if (Date.now() - t0 > 600_000) throw new Error(`trace ${t.id} did not finish`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
+  return (await traceToDone(api, { modelId, prompt }, 600_000)).id;
 }
 
 async function openTrace(id: number): Promise<void> {
@@ -249,39 +243,18 @@ function syntheticGraphJson(nNodes: number, nEdges: number): string {
 
 describe.skipIf(!chromiumAvailable())('graph view', () => {
   beforeAll(async () => {
-    fs.mkdirSync(SHOTS, { recursive: true });
-    await ensureUiBuilt();
-    model = e2eModel();
-    server = await startServer();
-    api = await connectApi(server.wsUrl);
+    const b = await startBackend();
+    ({ server, api, model } = b);
     if (model.demo) {
       const list = await api.call('models.list', {});
       const demo = list.find((m) => m.valid) ?? null;
       if (demo) modelId = demo.id;
     }
-    if (!modelId) {
-      const m = await api.call('models.register', {
-        checkpointDir: model.checkpointDir,
-        transcoderDir: model.transcoderDir,
-        name: 'graph-view model',
-      });
-      expect(m.valid, JSON.stringify(m.validation.problems)).toBe(true);
-      modelId = m.id;
-    }
-    browser = await launchChromium();
-    const context = await browser.newContext({ viewport: { width: 1600, height: 1000 } });
-    page = await context.newPage();
-    page.on('pageerror', (e) => pageErrors.push(e.message));
-    await page.goto(server.url);
-    await page.locator(tid('connection-status')).filter({ hasText: 'connected' }).waitFor();
+    if (!modelId) modelId = await registerModel(b, 'graph-view model');
+    ({ browser, page } = await openPage(server, pageErrors));
   });
 
-  afterAll(async () => {
-    await browser?.close();
-    await api?.close();
-    await server?.close();
-    if (server && !process.env.E2E_KEEP_DATA) fs.rmSync(server.dataDir, { recursive: true, force: true });
-  });
+  afterAll(() => closeAll({ server, api }, browser));
 
   it('draws the layer axis and the prompt tokens along the bottom, labels without overlap', async () => {
     const id = await traceAndWait(model.prompt);

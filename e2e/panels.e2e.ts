@@ -5,19 +5,22 @@
  * counts) and the intervention panel's width. The built UI in Debian's Chromium against a real
  * `circuit serve`; each test seeds its traces through the API.
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiClient, TraceRecord } from '../electron/api/contract.ts';
-import { connectApi } from '../electron/api/transports/node-client.ts';
-import { chromiumAvailable, launchChromium } from './helpers/browser.ts';
-import { ensureUiBuilt } from './helpers/build.ts';
+import { chromiumAvailable } from './helpers/browser.ts';
 import { type E2EModel, e2eModel } from './helpers/model.ts';
-import { type RunningServer, startServer } from './helpers/server.ts';
-
-const SHOTS = path.join(import.meta.dirname, 'screenshots');
-const tid = (id: string) => `[data-testid="${id}"]`;
+import type { RunningServer } from './helpers/server.ts';
+import {
+  closeAll,
+  openPage,
+  registerModel,
+  SHOTS,
+  startBackend,
+  tid,
+  traceToDone,
+} from './helpers/workbench.ts';
 
 let server: RunningServer;
 let browser: Browser;
@@ -37,14 +40,7 @@ async function seedTrace(
   prompt: string,
   extra: { projectId?: number; settings?: Record<string, number> } = {},
 ): Promise<TraceRecord> {
-  const t = await api.call('traces.start', { modelId, prompt, ...extra });
-  for (let i = 0; i < 600; i++) {
-    const got = await api.call('traces.get', { id: t.id });
-    if (got.status === 'done') return got;
-    if (got.status === 'failed' || got.status === 'cancelled') throw new Error(`trace ${t.id} ${got.status}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`trace ${t.id} did not finish`);
+  return traceToDone(api, { modelId, prompt, ...extra }, 120_000);
 }
 
 /** The strongest feature node of a trace's default view. */
@@ -69,30 +65,13 @@ async function selectNode(query: string): Promise<void> {
 
 describe.skipIf(!chromiumAvailable())('side panels', () => {
   beforeAll(async () => {
-    fs.mkdirSync(SHOTS, { recursive: true });
-    await ensureUiBuilt();
-    model = e2eModel();
-    server = await startServer();
-    api = await connectApi(server.wsUrl);
-    const m = await api.call('models.register', {
-      checkpointDir: model.checkpointDir,
-      transcoderDir: model.transcoderDir,
-      name: model.demo ? 'gemma2-demo (clt)' : 'tiny-gemma2 (fixture)',
-    });
-    expect(m.valid, JSON.stringify(m.validation.problems)).toBe(true);
-    modelId = m.id;
-    browser = await launchChromium();
-    const context = await browser.newContext({ viewport: { width: 1600, height: 1000 } });
-    page = await context.newPage();
-    page.on('pageerror', (e) => pageErrors.push(e.message));
+    const b = await startBackend();
+    ({ server, api, model } = b);
+    modelId = await registerModel(b, model.demo ? 'gemma2-demo (clt)' : 'tiny-gemma2 (fixture)');
+    ({ browser, page } = await openPage(server, pageErrors, { goto: false }));
   });
 
-  afterAll(async () => {
-    await browser?.close();
-    await api?.close();
-    await server?.close();
-    if (server && !process.env.E2E_KEEP_DATA) fs.rmSync(server.dataDir, { recursive: true, force: true });
-  });
+  afterAll(() => closeAll({ server, api }, browser));
 
   it.skipIf(!e2eModel().demo)(
     'computes the demo dashboards on first use; the open card fills in live',

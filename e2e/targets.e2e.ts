@@ -5,19 +5,14 @@
  * target chip, the trace's logit node for the target (in the graph pane and its view), the
  * library card's targets line, and a re-trace from the library that keeps them.
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiClient } from '../electron/api/contract.ts';
-import { connectApi } from '../electron/api/transports/node-client.ts';
-import { chromiumAvailable, launchChromium } from './helpers/browser.ts';
-import { ensureUiBuilt } from './helpers/build.ts';
-import { type E2EModel, e2eModel } from './helpers/model.ts';
-import { type RunningServer, startServer } from './helpers/server.ts';
-
-const SHOTS = path.join(import.meta.dirname, 'screenshots');
-const tid = (id: string) => `[data-testid="${id}"]`;
+import { chromiumAvailable } from './helpers/browser.ts';
+import type { E2EModel } from './helpers/model.ts';
+import type { RunningServer } from './helpers/server.ts';
+import { closeAll, openPage, registerModel, SHOTS, startBackend, tid } from './helpers/workbench.ts';
 
 let server: RunningServer;
 let browser: Browser;
@@ -28,33 +23,14 @@ const pageErrors: string[] = [];
 
 describe.skipIf(!chromiumAvailable())('attribution targets from the trace form', () => {
   beforeAll(async () => {
-    fs.mkdirSync(SHOTS, { recursive: true });
-    await ensureUiBuilt();
-    model = e2eModel();
-    server = await startServer();
-    api = await connectApi(server.wsUrl);
-    if (!model.demo) {
-      const m = await api.call('models.register', {
-        checkpointDir: model.checkpointDir,
-        transcoderDir: model.transcoderDir,
-        name: 'tiny-gemma2 (fixture)',
-      });
-      expect(m.valid, JSON.stringify(m.validation.problems)).toBe(true);
-    }
-    browser = await launchChromium();
-    const context = await browser.newContext({ viewport: { width: 1600, height: 1000 } });
-    page = await context.newPage();
-    page.on('pageerror', (e) => pageErrors.push(e.message));
-    await page.goto(server.url);
-    await page.locator(tid('connection-status')).filter({ hasText: 'connected' }).waitFor();
+    const b = await startBackend();
+    ({ server, api, model } = b);
+    // The demo registers itself; the fixture stands in when it is not installed.
+    if (!model.demo) await registerModel(b, 'tiny-gemma2 (fixture)');
+    ({ browser, page } = await openPage(server, pageErrors));
   });
 
-  afterAll(async () => {
-    await browser?.close();
-    await api?.close();
-    await server?.close();
-    if (server && !process.env.E2E_KEEP_DATA) fs.rmSync(server.dataDir, { recursive: true, force: true });
-  });
+  afterAll(() => closeAll({ server, api }, browser));
 
   it('traces "Austin vs Boise" and the graph has that target node', async () => {
     await page.locator(tid('model-select')).locator('option').first().waitFor({ state: 'attached' });

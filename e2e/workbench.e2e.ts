@@ -8,17 +8,13 @@ import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiClient, FeatureRecord } from '../electron/api/contract.ts';
-import { connectApi } from '../electron/api/transports/node-client.ts';
 import { fmtProb } from '../renderer/src/util/format.ts';
-import { chromiumAvailable, launchChromium } from './helpers/browser.ts';
-import { ensureUiBuilt } from './helpers/build.ts';
+import { chromiumAvailable } from './helpers/browser.ts';
 import { circuitTracerJson, HOSTILE_LABEL } from './helpers/graph-json.ts';
-import { type E2EModel, e2eModel } from './helpers/model.ts';
+import type { E2EModel } from './helpers/model.ts';
 import { decodePng, inkShare } from './helpers/png.ts';
-import { type RunningServer, startServer } from './helpers/server.ts';
-
-const SHOTS = path.join(import.meta.dirname, 'screenshots');
-const tid = (id: string) => `[data-testid="${id}"]`;
+import type { RunningServer } from './helpers/server.ts';
+import { closeAll, openPage, registerModel, SHOTS, startBackend, tid } from './helpers/workbench.ts';
 
 let server: RunningServer;
 let browser: Browser;
@@ -45,37 +41,17 @@ async function canvasInk(selector: string): Promise<number> {
 
 describe.skipIf(!chromiumAvailable())('workbench UI', () => {
   beforeAll(async () => {
-    fs.mkdirSync(SHOTS, { recursive: true });
-    await ensureUiBuilt();
-    model = e2eModel();
-    server = await startServer();
-    api = await connectApi(server.wsUrl);
-    if (!model.demo) {
-      // The demo model is not installed: register the fixture (the UI registers the demo itself).
-      const m = await api.call('models.register', {
-        checkpointDir: model.checkpointDir,
-        transcoderDir: model.transcoderDir,
-        name: 'tiny-gemma2 (fixture)',
-      });
-      expect(m.valid, JSON.stringify(m.validation.problems)).toBe(true);
-    }
-    browser = await launchChromium();
-    const context = await browser.newContext({
+    const b = await startBackend();
+    ({ server, api, model } = b);
+    // The demo model is not installed: register the fixture (the UI registers the demo itself).
+    if (!model.demo) await registerModel(b, 'tiny-gemma2 (fixture)');
+    ({ browser, page } = await openPage(server, pageErrors, {
       viewport: { width: 1600, height: 950 },
       acceptDownloads: true,
-    });
-    page = await context.newPage();
-    page.on('pageerror', (e) => pageErrors.push(e.message));
-    await page.goto(server.url);
-    await page.locator(tid('connection-status')).filter({ hasText: 'connected' }).waitFor();
+    }));
   });
 
-  afterAll(async () => {
-    await browser?.close();
-    await api?.close();
-    await server?.close();
-    if (server && !process.env.E2E_KEEP_DATA) fs.rmSync(server.dataDir, { recursive: true, force: true });
-  });
+  afterAll(() => closeAll({ server, api }, browser));
 
   it('traces a prompt from the form and shows its graph with the expected logit', async () => {
     await page.locator(tid('model-select')).locator('option').first().waitFor({ state: 'attached' });
