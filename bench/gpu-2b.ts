@@ -17,16 +17,15 @@
  * not be recomputed.
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { Attributor } from '../electron/engine/attribution/attribute.ts';
 import type { RawAttributionGraph } from '../electron/engine/attribution/graph-types.ts';
 import { openModel } from '../electron/engine/model/open-model.ts';
-import { GraphBuilder } from '../electron/engine/onnx/graph-builder.ts';
 import { pruneGraph } from '../electron/engine/pruning/index.ts';
-import { deviceTensors } from '../electron/engine/runtime/device-tensors.ts';
 import type { ProviderName } from '../electron/engine/runtime/providers.ts';
-import { ort } from '../electron/engine/runtime/session.ts';
 import { loadTranscoderSet } from '../electron/engine/transcoders/load.ts';
+import { measureDeviceGemm, measureGemm } from './gemm.ts';
 import { ensureSyntheticGemma2, GEMMA2_2B, withLayers } from './synthetic-gemma2.ts';
 import { type BackwardShape, sumFlops } from './trace-flops.ts';
 import { installRowsProbe } from './trace-profile.ts';
@@ -108,51 +107,6 @@ function compareDumps(a: Dump, b: Dump) {
     prunedBoth: both,
     prunedSame: both === a.kept.length && both === b.kept.length,
   };
-}
-
-/**
- * The provider's float32 MatMul rate on device-resident operands (TFLOP/s, best of runs).
- * Products are queued with their outputs left on the device; a small read-back of the last
- * one waits for the queue.
- */
-async function matmulRate(provider: ProviderName, n: number): Promise<number> {
-  const g = new GraphBuilder('matmul-rate');
-  g.input('a', 'float32', [n, n]);
-  g.input('b', 'float32', [n, n]);
-  g.output(g.matmul('a', 'b'), 'c', 'float32', [n, n]);
-  const probe = new GraphBuilder('read-back');
-  probe.input('c', 'float32', [n, n]);
-  probe.output(probe.op('ReduceMax', ['c'], { keepdims: { i: 0 } }), 'm', 'float32', []);
-  const opts = { executionProviders: [provider], logSeverityLevel: 3 as const };
-  const session = await ort.InferenceSession.create(g.serialize(), {
-    ...opts,
-    ...(provider === 'cpu' ? {} : { preferredOutputLocation: 'gpu-buffer' as const }),
-  });
-  const wait = await ort.InferenceSession.create(probe.serialize(), opts);
-  const device = deviceTensors(provider);
-  try {
-    const values = Float32Array.from({ length: n * n }, (_, i) => ((i * 2654435761) % 1000) / 1000 - 0.5);
-    const a = await device.upload(new ort.Tensor('float32', values, [n, n]));
-    const b = await device.upload(new ort.Tensor('float32', values, [n, n]));
-    let best = Number.POSITIVE_INFINITY;
-    for (let r = 0; r < 6; r++) {
-      const reps = 4;
-      const outs: ort.Tensor[] = [];
-      const t0 = performance.now();
-      for (let k = 0; k < reps; k++) outs.push((await session.run({ a, b })).c);
-      await wait.run({ c: outs[reps - 1] });
-      const ms = (performance.now() - t0) / reps;
-      for (const o of outs) device.dispose(o);
-      if (r > 0) best = Math.min(best, ms);
-    }
-    device.dispose(a);
-    device.dispose(b);
-    return (2 * n ** 3) / (best / 1000) / 1e12;
-  } finally {
-    await session.release();
-    await wait.release();
-    await device.release();
-  }
 }
 
 export async function runGpu2b(o: Gpu2bOptions): Promise<Record<string, unknown>> {
@@ -251,7 +205,10 @@ export async function runGpu2b(o: Gpu2bOptions): Promise<Record<string, unknown>
         await a.close();
       }
       const n = provider === 'cpu' ? 2048 : 8192;
-      r.matmulTflops = await matmulRate(provider, n);
+      r.matmulTflops =
+        provider === 'cpu'
+          ? (await measureGemm(n, 5, os.cpus().length)).gflops / 1000
+          : await measureDeviceGemm(provider, n);
       r.matmulN = n;
       r.backwardShareOfMatmul = (r.backwardTflops as number) / (r.matmulTflops as number);
       o.log(`${provider}: ${JSON.stringify(r)}`);

@@ -141,19 +141,18 @@ export class LinearModelRunner {
     const H = this.cfg.nHeads;
     const patterns = this.patterns(t);
     const named = names && new Set(names);
-    const want = { has: (name: string) => named === null || named.has(name) };
+    const want = (name: string) => named === null || named.has(name);
     for (let l = 0; l < c.nLayers; l++) {
-      if (want.has(linearInputs.pattern(l))) feeds[linearInputs.pattern(l)] = f32(patterns[l], [H, t, t]);
+      if (want(linearInputs.pattern(l))) feeds[linearInputs.pattern(l)] = f32(patterns[l], [H, t, t]);
       const scales: [string, Float32Array[] | undefined][] = [
         [linearInputs.ln1Scale(l), c.ln1Scale],
         [linearInputs.ln2Scale(l), c.ln2Scale],
         [linearInputs.ln1PostScale(l), c.ln1PostScale],
         [linearInputs.ln2PostScale(l), c.ln2PostScale],
       ];
-      for (const [name, arr] of scales)
-        if (want.has(name) && arr) feeds[name] = f32(arr[l].subarray(0, t), [t]);
+      for (const [name, arr] of scales) if (want(name) && arr) feeds[name] = f32(arr[l].subarray(0, t), [t]);
     }
-    if (want.has(linearInputs.lnFinalScale))
+    if (want(linearInputs.lnFinalScale))
       feeds[linearInputs.lnFinalScale] = f32(c.finalScale.subarray(0, t), [t]);
   }
 

@@ -98,8 +98,7 @@ export class WeightFeeder {
   residentValues(input: string): Float32Array {
     const w = this.weights.get(input);
     if (!w?.resident) throw new Error(`no resident weight is registered for graph input ${input}`);
-    const tensor = this.tensor(input, w);
-    if (!this.onDevice.has(input)) return tensor.data as Float32Array;
+    if (!this.onDevice.has(input)) return this.tensor(input, w).data as Float32Array;
     let host = this.hostCopies.get(input);
     if (!host) {
       host = w.load();
