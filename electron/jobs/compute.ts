@@ -74,13 +74,21 @@ export class PoolCompute implements ComputeBackend {
     this.ready = this.pool.start();
   }
 
+  /** Waits for a submitted job (cancelled with `signal`), forwarding its progress. */
   private async run(
     job: JobRecord,
     signal: AbortSignal | undefined,
+    onProgress?: (p: TraceProgress) => void,
   ): Promise<{ record: JobRecord; payload: unknown }> {
     const onAbort = () => void this.pool.cancel(job.id);
     if (signal?.aborted) onAbort();
     signal?.addEventListener('abort', onAbort, { once: true });
+    const forward = (e: { id: JobId; progress: TraceProgress }) => {
+      if (e.id !== job.id || !onProgress) return;
+      const { phase, done, total, etaSeconds } = e.progress;
+      onProgress(etaSeconds === undefined ? { phase, done, total } : { phase, done, total, etaSeconds });
+    };
+    this.pool.on('progress', forward);
     try {
       const record = await this.pool.wait(job.id);
       const payload = this.payloads.get(job.id);
@@ -89,6 +97,7 @@ export class PoolCompute implements ComputeBackend {
       return { record, payload };
     } finally {
       signal?.removeEventListener('abort', onAbort);
+      this.pool.off('progress', forward);
     }
   }
 
@@ -114,28 +123,16 @@ export class PoolCompute implements ComputeBackend {
       cacheRoot: this.opts.cacheRoot ?? null,
     };
     const job = await this.pool.submit('trace', params);
-    const onProgress = (e: { id: JobId; progress: TraceProgress }) => {
-      if (e.id !== job.id) return;
-      const { phase, done, total, etaSeconds } = e.progress;
-      run.onProgress?.(
-        etaSeconds === undefined ? { phase, done, total } : { phase, done, total, etaSeconds },
-      );
+    const { record, payload } = await this.run(job, run.signal, run.onProgress);
+    const p = payload as { graph: RawAttributionGraph; pruned: PrunedGraph };
+    const r = record.result as { tokenIds: number[]; timingsMs: Record<string, number>; provider: string };
+    return {
+      raw: p.graph,
+      pruned: p.pruned,
+      tokenIds: r.tokenIds,
+      timingsMs: r.timingsMs,
+      provider: r.provider,
     };
-    this.pool.on('progress', onProgress);
-    try {
-      const { record, payload } = await this.run(job, run.signal);
-      const p = payload as { graph: RawAttributionGraph; pruned: PrunedGraph };
-      const r = record.result as { tokenIds: number[]; timingsMs: Record<string, number>; provider: string };
-      return {
-        raw: p.graph,
-        pruned: p.pruned,
-        tokenIds: r.tokenIds,
-        timingsMs: r.timingsMs,
-        provider: r.provider,
-      };
-    } finally {
-      this.pool.off('progress', onProgress);
-    }
   }
 
   async prune(req: PruneRequest): Promise<PrunedGraph> {
@@ -168,18 +165,10 @@ export class PoolCompute implements ComputeBackend {
       cacheRoot: this.opts.cacheRoot ?? null,
     };
     const job = await this.pool.submit('intervene', params);
-    const onProgress = (e: { id: JobId; progress: TraceProgress }) => {
-      if (e.id !== job.id) return;
-      const { phase, done, total } = e.progress;
-      run.onProgress?.({ phase, done, total });
-    };
-    this.pool.on('progress', onProgress);
-    try {
-      const { record } = await this.run(job, run.signal);
-      return record.result as unknown as InterventionOutcome;
-    } finally {
-      this.pool.off('progress', onProgress);
-    }
+    const { record } = await this.run(job, run.signal, ({ phase, done, total }) =>
+      run.onProgress?.({ phase, done, total }),
+    );
+    return record.result as unknown as InterventionOutcome;
   }
 
   async dashboards(req: DashboardsRequest, run: DashboardsRun): Promise<FeatureRecord[]> {
@@ -194,20 +183,8 @@ export class PoolCompute implements ComputeBackend {
       ...(this.opts.cacheRoot ? { cacheRoot: this.opts.cacheRoot } : {}),
     };
     const job = await this.pool.submit('dashboards', params);
-    const onProgress = (e: { id: JobId; progress: TraceProgress }) => {
-      if (e.id !== job.id) return;
-      const { phase, done, total, etaSeconds } = e.progress;
-      run.onProgress?.(
-        etaSeconds === undefined ? { phase, done, total } : { phase, done, total, etaSeconds },
-      );
-    };
-    this.pool.on('progress', onProgress);
-    try {
-      const { payload } = await this.run(job, run.signal);
-      return (payload as { records: FeatureRecord[] }).records;
-    } finally {
-      this.pool.off('progress', onProgress);
-    }
+    const { payload } = await this.run(job, run.signal, run.onProgress);
+    return (payload as { records: FeatureRecord[] }).records;
   }
 
   async close(): Promise<void> {
