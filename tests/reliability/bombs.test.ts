@@ -14,8 +14,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NPZ_BOMB_MIN_BYTES } from '../../electron/engine/checkpoint/npz.ts';
 import { MAX_TOKENIZER_JSON_BYTES } from '../../electron/engine/tokenizer/tokenizer.ts';
-import { MAX_FEATURES_PER_LAYER } from '../../electron/engine/transcoders/validate.ts';
 import { writeNpz } from '../engine/transcoders/helpers.ts';
+import { writeGemmaScopeFeatureBomb, writeManyEntrySafetensors } from '../fixtures/bombs.ts';
 import { REPO_ROOT } from '../fixtures/circuit-cli.ts';
 import { fixturePath } from '../fixtures/tiny-checkpoints.ts';
 import { tempDir } from '../store/helpers.ts';
@@ -137,20 +137,7 @@ describe('bombs and oversize inputs fail fast, typed and small', () => {
 
   it('npz zip bomb: a GemmaScope layer declaring d_sae = 2^21', () => {
     const dir = path.join(tmp.dir, 'gemmascope');
-    const dT = MAX_FEATURES_PER_LAYER * 2;
-    const file = path.join(dir, 'layer_0/width_16k/average_l0_50/params.npz');
-    const z = new Float32Array(dT);
-    writeNpz(
-      file,
-      {
-        W_enc: { data: z, shape: [1, dT] },
-        W_dec: { data: z, shape: [dT, 1] },
-        b_enc: { data: z, shape: [dT] },
-        b_dec: { data: new Float32Array(1), shape: [1] },
-        threshold: { data: z, shape: [dT] },
-      },
-      true,
-    );
+    const file = writeGemmaScopeFeatureBomb(dir);
     const r = runCase(
       `const { loadTranscoderSet } = await import(mod('electron/engine/transcoders/load.ts'));`,
       `loadTranscoderSet(${q(dir)}).close();`,
@@ -167,20 +154,13 @@ describe('bombs and oversize inputs fail fast, typed and small', () => {
   it('safetensors header bomb: 300k tiny entries', () => {
     const file = path.join(tmp.dir, 'many.safetensors');
     const n = 300_000;
-    const parts: string[] = [];
-    for (let i = 0; i < n; i++)
-      parts.push(`"t${i}":{"dtype":"F32","shape":[1],"data_offsets":[${i * 4},${i * 4 + 4}]}`);
-    const json = Buffer.from(`{${parts.join(',')}}`);
-    const buf = Buffer.alloc(8 + json.length + n * 4);
-    buf.writeBigUInt64LE(BigInt(json.length), 0);
-    json.copy(buf, 8);
-    fs.writeFileSync(file, buf);
+    writeManyEntrySafetensors(file, n);
     const r = runCase(
       `const { openSafetensors } = await import(mod('electron/engine/checkpoint/safetensors.ts'));`,
       `openSafetensors(${q(file)}).close();`,
     );
     expectBounded(
-      `safetensors header of ${n / 1000}k entries (${buf.length >> 20} MiB)`,
+      `safetensors header of ${n / 1000}k entries (${fs.statSync(file).size >> 20} MiB)`,
       r,
       'header',
       /tensor entries allowed/,

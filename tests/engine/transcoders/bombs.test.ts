@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NPZ_BOMB_MIN_BYTES, openNpz } from '../../../electron/engine/checkpoint/npz.ts';
 import { loadTranscoderSet } from '../../../electron/engine/transcoders/load.ts';
 import { MAX_FEATURES_PER_LAYER } from '../../../electron/engine/transcoders/validate.ts';
+import { writeGemmaScopeFeatureBomb } from '../../fixtures/bombs.ts';
 import { engineErrorOf, tempDir, writeNpz } from './helpers.ts';
 
 let root: string;
@@ -44,26 +45,13 @@ describe('npz zip bomb', () => {
 
   it('a GemmaScope layer with d_sae above 2^20 is refused at load, naming b_enc', () => {
     const dir = path.join(root, 'gemmascope');
-    const dT = MAX_FEATURES_PER_LAYER * 2; // 2^21 features, d = 1: 8 MiB per tensor, zeros
-    const file = path.join(dir, 'layer_0/width_16k/average_l0_50/params.npz');
-    const z = new Float32Array(dT);
-    writeNpz(
-      file,
-      {
-        W_enc: { data: z, shape: [1, dT] },
-        W_dec: { data: z, shape: [dT, 1] },
-        b_enc: { data: z, shape: [dT] },
-        b_dec: { data: new Float32Array(1), shape: [1] },
-        threshold: { data: z, shape: [dT] },
-      },
-      true,
-    );
+    const file = writeGemmaScopeFeatureBomb(dir); // 2^21 features, d = 1: 8 MiB per tensor, zeros
     expect(fs.statSync(file).size).toBeLessThan(256 * 1024);
     const { err, seconds, grewMiB } = measure(() => loadTranscoderSet(dir).close());
     expect(err.code).toBe('bounds');
     expect(err.file).toBe(file);
     expect(err.tensor).toBe('b_enc');
-    expect(err.message).toContain(`${dT} features`);
+    expect(err.message).toContain(`${MAX_FEATURES_PER_LAYER * 2} features`);
     expect(seconds).toBeLessThan(1);
     expect(grewMiB).toBeLessThan(16);
   });
