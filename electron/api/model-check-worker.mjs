@@ -1,20 +1,8 @@
-// Entry of the thread that checks model folders (model-check.ts, checkModelFoldersOffThread).
-// The engine is TypeScript run through tsx, which a worker does not inherit: register it here
-// (as the job workers do), then answer each {id, dirs} with {id, ok, result} or {id, ok, message}.
-// Messages sent while the modules load wait on the port.
-import { parentPort } from 'node:worker_threads';
+// Entry of the model-check thread when the sources run through tsx (the CLI, the tests, the
+// dev server): a worker does not inherit tsx's hooks, so register them here, then load the
+// thread's TypeScript. The built app starts the bundled model-check-thread.ts instead
+// (electron/app/build.ts maps this file to out/app/model-check-worker.mjs).
 import { register } from 'tsx/esm/api';
 
 register();
-const { checkModelFolders } = await import('./model-check.ts');
-parentPort.on('message', ({ id, dirs }) => {
-  try {
-    parentPort.postMessage({ id, ok: true, result: checkModelFolders(dirs) });
-  } catch (e) {
-    parentPort.postMessage({
-      id,
-      ok: false,
-      message: e instanceof Error ? (e.stack ?? e.message) : String(e),
-    });
-  }
-});
+await import('./model-check-thread.ts');

@@ -1,8 +1,8 @@
 /**
- * `npm run dist`: the installers. Builds the UI (Vite) and out/app (esbuild), then runs
- * electron-builder with electron-builder.yml; extra arguments go to electron-builder (e.g.
- * `npm run dist -- --linux AppImage`, `--mac`, `--win`). Build each platform's installers on
- * that platform: the native modules and esbuild's binary are the build machine's.
+ * `npm run dist`: the installers. Builds the UI (Vite) and the app's JavaScript bundles in
+ * out/app (esbuild, build.ts), then runs electron-builder with electron-builder.yml; extra
+ * arguments go to electron-builder (e.g. `npm run dist -- --linux AppImage`, `--mac`, `--win`).
+ * Build each platform's installers on that platform: the native modules are the build machine's.
  *
  * electron-builder downloads Electron and rebuilds the native modules for Electron's ABI in
  * node_modules (needs internet). Afterwards better-sqlite3 is rebuilt for Node.js again, so the

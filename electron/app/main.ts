@@ -1,7 +1,7 @@
 /**
  * Electron main-process entry. Thin: the only main-process file that imports 'electron'; it
- * passes Electron's modules to the wiring in app.ts. Loaded (through tsx, like the CLI and
- * the job workers) by out/app/main.mjs, which build.ts compiles from bootstrap.ts.
+ * passes Electron's modules to the wiring in app.ts. Bundled by build.ts into out/app/main.mjs,
+ * the app's main (plain JavaScript: the built app runs no TypeScript loader).
  */
 import path from 'node:path';
 import { app, BrowserWindow, dialog, ipcMain, Menu, protocol, screen, session, shell } from 'electron';

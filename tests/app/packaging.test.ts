@@ -1,9 +1,10 @@
 /**
  * Packaging and start-up, without Electron's binary and without electron-builder's downloads:
  * electron-builder.yml (targets, the demo model as an extra resource, native modules unpacked
- * from asar, valid against electron-builder's own schema), the package.json scripts, the esbuild
- * step, `npm start`'s fallback to server mode, and the rule that only the thin entries import
- * 'electron'.
+ * from asar, only bundles and the built UI packaged, valid against electron-builder's own
+ * schema), the package.json scripts and dependencies, the esbuild step (bundle.test.ts runs the
+ * bundles), `npm start`'s fallback to server mode, and the rule that only the thin entries
+ * import 'electron'.
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -11,7 +12,6 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import YAML from 'yaml';
-import { unpackedEsbuildBinary } from '../../electron/app/bootstrap.ts';
 import { buildApp } from '../../electron/app/build.ts';
 import { findElectronBinary, serverModeMessage } from '../../electron/app/launch.ts';
 import { tempDir } from '../store/helpers.ts';
@@ -65,16 +65,14 @@ describe('electron-builder.yml', () => {
     expect(fs.existsSync(path.join(ROOT, 'resources/models/gemma2-demo'))).toBe(true);
   });
 
-  it('unpacks the native modules (and esbuild) from asar, and rebuilds for Electron at packaging time', () => {
+  it('unpacks the native modules from asar, and rebuilds for Electron at packaging time', () => {
     expect(config.asar).toBe(true);
-    expect(config.asarUnpack).toEqual(
-      expect.arrayContaining([
-        '**/node_modules/better-sqlite3/**',
-        '**/node_modules/onnxruntime-node/**',
-        '**/node_modules/@esbuild/**',
-        '**/*.node',
-      ]),
-    );
+    // no esbuild binary: the app runs bundles, not TypeScript
+    expect(config.asarUnpack).toEqual([
+      '**/node_modules/better-sqlite3/**',
+      '**/node_modules/onnxruntime-node/**',
+      '**/*.node',
+    ]);
     const { minimatch } = builderRequire('minimatch') as {
       minimatch: (p: string, pattern: string, o?: object) => boolean;
     };
@@ -85,11 +83,10 @@ describe('electron-builder.yml', () => {
       'node_modules/onnxruntime-node/bin/napi-v6/linux/x64/onnxruntime_binding.node',
       'node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1',
       'node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime_providers_cuda.so',
-      'node_modules/@esbuild/linux-x64/bin/esbuild',
     ]) {
       expect(unpacked(p), p).toBe(true);
     }
-    for (const p of ['out/app/main.mjs', 'renderer/dist/index.html', 'electron/api/service.ts']) {
+    for (const p of ['out/app/main.mjs', 'out/app/job-worker.mjs', 'renderer/dist/index.html']) {
       expect(unpacked(p), p).toBe(false);
     }
     expect(config.npmRebuild).toBe(true);
@@ -101,17 +98,15 @@ describe('electron-builder.yml', () => {
     expect(config.win.files).toEqual([...config.files, ort('darwin,linux')]);
   });
 
-  it('packages the built shell, the built UI and the backend sources; main is the bootstrap', () => {
+  it('packages the bundles and the built UI, not the TypeScript sources; main is the bundled main', () => {
     expect(config.extraMetadata.main).toBe('out/app/main.mjs');
-    expect(config.files).toEqual(
-      expect.arrayContaining([
-        'package.json',
-        'out/app/**',
-        'renderer/dist/**',
-        'electron/**/*.ts',
-        'electron/**/*.mjs',
-      ]),
-    );
+    expect(config.files).toEqual([
+      'package.json',
+      'out/app/**',
+      'renderer/dist/**',
+      '!**/*.map',
+      '!**/*.d.ts',
+    ]);
   });
 
   it('flips the fuses the security checklist asks for', () => {
@@ -143,12 +138,22 @@ describe('package.json', () => {
     }
   });
 
-  it('keeps Electron and electron-builder in devDependencies, the native modules in dependencies', () => {
-    for (const d of ['electron', 'electron-builder', 'esbuild']) {
+  it('ships only what the bundles import: the build tools, tsx and the UI libraries are devDependencies', () => {
+    // electron-builder packages `dependencies`; Vite bundles the UI libraries into renderer/dist
+    for (const d of [
+      'electron',
+      'electron-builder',
+      'esbuild',
+      'tsx',
+      'vue',
+      'pinia',
+      'sigma',
+      'graphology',
+    ]) {
       expect(pkg.devDependencies[d], d).toBeDefined();
       expect(pkg.dependencies[d], d).toBeUndefined();
     }
-    for (const d of ['better-sqlite3', 'onnxruntime-node', 'tsx'])
+    for (const d of ['better-sqlite3', 'onnxruntime-node', 'ws'])
       expect(pkg.dependencies[d], d).toBeDefined();
   });
 });
@@ -161,47 +166,15 @@ describe('the esbuild step', () => {
   });
   afterAll(() => tmp.cleanup());
 
-  it('writes an ESM main that registers tsx and imports the TypeScript entry, and an app package.json', () => {
+  it('writes an ESM main bundle that imports electron and no TypeScript, and an app package.json', () => {
     const main = fs.readFileSync(built.main, 'utf8');
-    expect(main).toMatch(/from "node:url"/);
-    expect(main).toContain('tsx/esm/api');
-    expect(main).toContain('../../electron/app/main.ts');
+    expect(main).toMatch(/from "electron"/);
+    expect(main).not.toContain('tsx');
+    expect(main).not.toMatch(/\.ts"/);
     expect(main).not.toMatch(/require\(/);
     const appPkg = JSON.parse(fs.readFileSync(built.packageJson, 'utf8'));
     expect(appPkg).toMatchObject({ main: 'main.mjs', type: 'module', productName: 'Circuit Workbench' });
     expect(fs.existsSync(built.preload)).toBe(true);
-  });
-
-  it('points tsx at the unpacked esbuild binary in a packaged app only', () => {
-    const asarMain = path.join(
-      '/opt',
-      'Circuit Workbench',
-      'resources',
-      'app.asar',
-      'out',
-      'app',
-      'main.mjs',
-    );
-    const resolve = (id: string) =>
-      path.join('/opt', 'Circuit Workbench', 'resources', 'app.asar', 'node_modules', id);
-    const bin = unpackedEsbuildBinary(asarMain, 'linux', 'x64', resolve, () => true);
-    expect(bin).toBe(
-      path.join(
-        '/opt',
-        'Circuit Workbench',
-        'resources',
-        'app.asar.unpacked',
-        'node_modules',
-        '@esbuild',
-        'linux-x64',
-        'bin',
-        'esbuild',
-      ),
-    );
-    expect(
-      unpackedEsbuildBinary(path.join(ROOT, 'out', 'app', 'main.mjs'), 'linux', 'x64', resolve, () => true),
-    ).toBeNull();
-    expect(unpackedEsbuildBinary(asarMain, 'linux', 'x64', resolve, () => false)).toBeNull();
   });
 });
 

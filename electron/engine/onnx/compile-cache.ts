@@ -58,12 +58,17 @@ const COMPILER_SOURCE_DIRS = [
   '../intervene',
 ];
 let compilerSourceHash: string | undefined;
+/** The same hash, computed at build time: the bundles (electron/app/build.ts) run without the sources. */
+declare const __COMPILER_SOURCE_HASH__: string | undefined;
 
 /**
  * A hash of the compiler's own source files, so an upgraded engine never trusts graphs an
  * older one compiled (the version number alone relies on someone remembering to bump it).
  */
-function compilerFingerprint(): string {
+export function compilerFingerprint(): string {
+  if (compilerSourceHash === undefined && typeof __COMPILER_SOURCE_HASH__ === 'string') {
+    compilerSourceHash = __COMPILER_SOURCE_HASH__;
+  }
   if (compilerSourceHash === undefined) {
     const h = crypto.createHash('sha256');
     for (const rel of COMPILER_SOURCE_DIRS) {
