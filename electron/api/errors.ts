@@ -1,33 +1,14 @@
-/** Typed API errors, and the mapping of every failure below the API to one. */
+/**
+ * The mapping of every failure below the API to an ApiError (server side; it reaches into the
+ * engine and the store). The class itself lives in api-error.ts, which clients import.
+ */
 import { isEngineError } from '../engine/errors.ts';
 import { isStoreError } from '../store/errors.ts';
-import type { ApiErrorCode, ApiErrorData } from './contract.ts';
+import { ApiError } from './api-error.ts';
+import type { ApiErrorCode } from './contract.ts';
 import { SchemaError } from './validator.ts';
 
-export class ApiError extends Error {
-  readonly code: ApiErrorCode;
-  readonly field?: string;
-  readonly engineCode?: string;
-
-  constructor(code: ApiErrorCode, message: string, extra: { field?: string; engineCode?: string } = {}) {
-    super(message);
-    this.name = 'ApiError';
-    this.code = code;
-    this.field = extra.field;
-    this.engineCode = extra.engineCode;
-  }
-
-  toJSON(): ApiErrorData {
-    const out: ApiErrorData = { code: this.code, message: this.message };
-    if (this.field !== undefined) out.field = this.field;
-    if (this.engineCode !== undefined) out.engineCode = this.engineCode;
-    return out;
-  }
-}
-
-export function isApiError(e: unknown): e is ApiError {
-  return e instanceof ApiError;
-}
+export { ApiError, fromApiErrorData, isApiError } from './api-error.ts';
 
 /** Any thrown value as an ApiError (unknown failures become 'internal' with their message). */
 export function toApiError(e: unknown): ApiError {
@@ -44,9 +25,4 @@ export function toApiError(e: unknown): ApiError {
   }
   const message = e instanceof Error ? e.message : String(e);
   return new ApiError('internal', `internal error: ${message}`);
-}
-
-/** Rebuilds the error on the client side of a transport. */
-export function fromApiErrorData(d: ApiErrorData): ApiError {
-  return new ApiError(d.code, d.message, { field: d.field, engineCode: d.engineCode });
 }

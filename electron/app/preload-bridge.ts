@@ -54,7 +54,7 @@ export interface BridgeError extends Error {
 
 export function bridgeError(data: ApiErrorData): BridgeError {
   const e = new Error(data.message) as BridgeError;
-  e.name = 'ApiCallError';
+  e.name = 'ApiError';
   e.code = data.code;
   if (data.field !== undefined) e.field = data.field;
   if (data.engineCode !== undefined) e.engineCode = data.engineCode;

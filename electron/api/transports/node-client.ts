@@ -1,7 +1,7 @@
 /** Connecting to `circuit serve` from Node (tests, scripts) with the `ws` package. */
 import { WebSocket } from 'ws';
+import { ApiError } from '../api-error.ts';
 import type { ApiClient } from '../contract.ts';
-import { ApiError } from '../errors.ts';
 import { createWebSocketClient, type WebSocketLike } from './websocket-client.ts';
 
 export interface NodeConnectOptions {

@@ -1,34 +1,23 @@
 /**
  * The one API client of the renderer. Stores talk to an `ApiClient` (the contract's interface),
  * injected at start-up: the Electron preload bridge provides one as `window.circuitApi`; in
- * server mode (a browser) it is this WebSocket client, which reconnects after a lost connection
- * and keeps its event subscriptions across reconnects.
+ * server mode (a browser) it is a WebSocket client that reconnects after a lost connection and
+ * keeps its event subscriptions across reconnects. The protocol's framing is not written here:
+ * each connection is electron/api/transports/websocket-client.ts (the same client the CLI and
+ * the tests use; it imports only types and the pure ApiError, so nothing Node-only reaches the
+ * bundle), and this file adds the reconnecting, the waiting for a connection and the status.
  */
-import type {
-  ApiClient,
-  ApiErrorCode,
-  ApiErrorData,
-  ApiEvents,
-  EventName,
-  MethodName,
-  Params,
-  Result,
-  ServerMessage,
-} from './types.ts';
+import { ApiError } from '../../../electron/api/api-error.ts';
+import {
+  ApiEventListeners,
+  createWebSocketClient,
+  type WebSocketApiClient,
+  type WebSocketLike,
+} from '../../../electron/api/transports/websocket-client.ts';
+import type { ApiClient, MethodName, Params, Result } from './types.ts';
 
-/** An error as the backend reported it (or 'unavailable' when the connection is down). */
-export class ApiCallError extends Error {
-  readonly code: ApiErrorCode;
-  readonly field?: string;
-  readonly engineCode?: string;
-  constructor(data: ApiErrorData) {
-    super(data.message);
-    this.name = 'ApiCallError';
-    this.code = data.code;
-    this.field = data.field;
-    this.engineCode = data.engineCode;
-  }
-}
+/** Every API failure a client sees: the backend's error, or 'unavailable' when the connection is down. */
+export { ApiError };
 
 export type ConnectionState = 'connecting' | 'open' | 'closed';
 
@@ -43,13 +32,8 @@ export interface ManagedClient extends ApiClient {
   onStatus(listener: (s: ConnectionStatus) => void): () => void;
 }
 
-interface Pending {
-  resolve: (v: unknown) => void;
-  reject: (e: unknown) => void;
-}
-
 /** The API URL of the page's own server, or the one `?api=` names (Vite's dev server). */
-export function defaultApiUrl(loc: Location): string {
+export function defaultApiUrl(loc: { search: string; protocol: string; host: string }): string {
   const params = new URLSearchParams(loc.search);
   const explicit = params.get('api');
   const token = params.get('token');
@@ -59,92 +43,82 @@ export function defaultApiUrl(loc: Location): string {
   return url;
 }
 
+/** Opens a socket to `url` (the browser's WebSocket by default; tests pass the `ws` package's). */
+export type OpenSocket = (url: string) => WebSocketLike;
+
+/** The browser's WebSocket, looked up on globalThis so that this file type-checks (and is tested) under Node too. */
+const browserSocket: OpenSocket = (url) =>
+  new (globalThis as unknown as { WebSocket: new (url: string) => WebSocketLike }).WebSocket(url);
+
 /**
- * A WebSocket client that (re)connects on its own. Calls made while it is connecting wait for
- * the connection (up to `callTimeoutMs`); calls in flight when it drops fail with 'unavailable'.
+ * A WebSocket client that (re)connects on its own, every `retryMs` after a lost or refused
+ * connection. Calls made while it is connecting wait for the connection; a call with no answer
+ * after `callTimeoutMs`, and the calls in flight when it drops, fail with 'unavailable'.
  */
 export function createWebSocketApi(
   url: string,
-  opts: { retryMs?: number; callTimeoutMs?: number } = {},
+  opts: { retryMs?: number; callTimeoutMs?: number; helloTimeoutMs?: number; openSocket?: OpenSocket } = {},
 ): ManagedClient {
   const retryMs = opts.retryMs ?? 1500;
   const callTimeoutMs = opts.callTimeoutMs ?? 600_000;
-  let socket: WebSocket | null = null;
-  let nextId = 1;
+  const openSocket = opts.openSocket ?? browserSocket;
+  const events = new ApiEventListeners();
+  const statusListeners = new Set<(s: ConnectionStatus) => void>();
+  let socket: WebSocketLike | null = null;
+  let session: WebSocketApiClient | null = null;
+  let retryTimer: ReturnType<typeof setTimeout> | null = null;
   let closedByUser = false;
   let status: ConnectionStatus = { state: 'connecting', detail: url };
-  const pending = new Map<number, Pending>();
-  const listeners = new Map<EventName, Set<(d: unknown) => void>>();
-  const statusListeners = new Set<(s: ConnectionStatus) => void>();
-  let waiters: Array<() => void> = [];
+  let waiters: Array<{ resolve: () => void; reject: (e: unknown) => void }> = [];
 
   const setStatus = (s: ConnectionStatus) => {
     status = s;
     for (const l of statusListeners) l(s);
   };
+  const settleWaiters = (error?: ApiError) => {
+    const w = waiters;
+    waiters = [];
+    for (const x of w) error ? x.reject(error) : x.resolve();
+  };
 
   const connect = () => {
+    retryTimer = null;
     if (closedByUser) return;
     setStatus({ state: 'connecting', detail: url });
-    const ws = new WebSocket(url);
+    const ws = openSocket(url);
     socket = ws;
-    let greeted = false;
-    ws.onmessage = (ev) => {
-      let m: ServerMessage;
-      try {
-        m = JSON.parse(String(ev.data));
-      } catch {
-        return;
-      }
-      if (m.type === 'hello') {
-        greeted = true;
-        setStatus({ state: 'open', detail: `API v${m.apiVersion}` });
-        const w = waiters;
-        waiters = [];
-        for (const f of w) f();
-      } else if (m.type === 'result' || (m.type === 'error' && m.id !== null)) {
-        const p = pending.get(m.id as number);
-        if (!p) return;
-        pending.delete(m.id as number);
-        if (m.type === 'result') p.resolve(m.result);
-        else p.reject(new ApiCallError(m.error));
-      } else if (m.type === 'event') {
-        for (const l of listeners.get(m.event) ?? []) {
-          try {
-            l(m.data);
-          } catch (e) {
-            console.error(`listener of ${m.event} failed`, e);
-          }
-        }
-      }
-    };
-    ws.onclose = (ev) => {
-      if (socket !== ws) return;
-      socket = null;
-      const err = new ApiCallError({
-        code: 'unavailable',
-        message: `the connection closed (${ev.code}${ev.reason ? `: ${ev.reason}` : ''})`,
-      });
-      for (const p of pending.values()) p.reject(err);
-      pending.clear();
-      setStatus({
-        state: closedByUser ? 'closed' : 'connecting',
-        detail: greeted ? 'connection lost, reconnecting…' : `cannot reach ${url}, retrying…`,
-      });
-      if (!closedByUser) setTimeout(connect, retryMs);
-    };
-    ws.onerror = () => {};
+    createWebSocketClient(ws, {
+      callTimeoutMs,
+      timeoutMs: opts.helloTimeoutMs,
+      events,
+      onClose: (_error, greeted) => {
+        if (socket !== ws) return;
+        socket = null;
+        session = null;
+        setStatus({
+          state: closedByUser ? 'closed' : 'connecting',
+          detail: greeted ? 'connection lost, reconnecting…' : `cannot reach ${url}, retrying…`,
+        });
+        if (!closedByUser) retryTimer = setTimeout(connect, retryMs);
+      },
+    }).then(
+      (s) => {
+        if (socket !== ws) return;
+        session = s;
+        setStatus({ state: 'open', detail: `API v${s.apiVersion}` });
+        settleWaiters();
+      },
+      // A connection that never greeted is reported (and retried) by onClose.
+      () => {},
+    );
   };
 
   const whenOpen = (): Promise<void> =>
     status.state === 'open'
       ? Promise.resolve()
       : new Promise<void>((resolve, reject) => {
-          if (closedByUser) {
-            reject(new ApiCallError({ code: 'unavailable', message: 'the client is closed' }));
-            return;
-          }
-          waiters.push(resolve);
+          if (closedByUser) reject(new ApiError('unavailable', 'the client is closed'));
+          else waiters.push({ resolve, reject });
         });
 
   const client: ManagedClient = {
@@ -157,42 +131,16 @@ export function createWebSocketApi(
     },
     async call<M extends MethodName>(method: M, params: Params<M>): Promise<Result<M>> {
       await whenOpen();
-      const ws = socket;
-      if (!ws || ws.readyState !== WebSocket.OPEN) {
-        throw new ApiCallError({ code: 'unavailable', message: 'the connection is not open' });
-      }
-      const id = nextId++;
-      return new Promise<Result<M>>((resolve, reject) => {
-        const timer = setTimeout(() => {
-          if (pending.delete(id))
-            reject(new ApiCallError({ code: 'unavailable', message: `${method} timed out` }));
-        }, callTimeoutMs);
-        pending.set(id, {
-          resolve: (v) => {
-            clearTimeout(timer);
-            resolve(v as Result<M>);
-          },
-          reject: (e) => {
-            clearTimeout(timer);
-            reject(e);
-          },
-        });
-        ws.send(JSON.stringify({ type: 'call', id, method, params }));
-      });
+      if (!session) throw new ApiError('unavailable', 'the connection is not open');
+      return session.call(method, params);
     },
-    on<E extends EventName>(event: E, listener: (data: ApiEvents[E]) => void): () => void {
-      let set = listeners.get(event);
-      if (!set) {
-        set = new Set();
-        listeners.set(event, set);
-      }
-      const l = listener as (d: unknown) => void;
-      set.add(l);
-      return () => set.delete(l);
-    },
+    on: (event, listener) => events.on(event, listener),
     close() {
       closedByUser = true;
-      socket?.close(1000, 'client closed');
+      if (retryTimer !== null) clearTimeout(retryTimer);
+      settleWaiters(new ApiError('unavailable', 'the client is closed'));
+      if (socket) socket.close(1000, 'client closed');
+      else setStatus({ state: 'closed', detail: 'client closed' });
     },
   };
   connect();
