@@ -151,6 +151,7 @@ export const CHECK_TIMEOUT_MS = 120_000;
 /** An idle check thread exits after this long (it holds the engine's modules, ~50 MB). */
 const CHECK_THREAD_IDLE_MS = 10 * 60_000;
 
+// registers tsx, then runs model-check-thread.ts; the built app starts that thread's bundle (build.ts)
 const CHECK_WORKER = new URL('./model-check-worker.mjs', import.meta.url);
 
 type CheckReply = { id: number } & ({ ok: true; result: ModelInput } | { ok: false; message: string });

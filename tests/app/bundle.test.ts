@@ -67,8 +67,10 @@ describe('out/app bundles, on Node without tsx', () => {
     for (const entry of Object.keys(ENTRIES)) expect(names).toContain(`${entry}.mjs`);
     for (const bundle of Object.values(SIBLINGS)) expect(names).toContain(`${bundle}.mjs`);
     const packages = new Set<string>();
+    const importElectron: string[] = [];
     for (const f of files) {
       const code = fs.readFileSync(f, 'utf8');
+      if (/from\s*["']electron["']/.test(code)) importElectron.push(path.basename(f));
       expect(code, f).not.toMatch(/\btsx\b/);
       expect(code, f).not.toMatch(/(from\s*|import\(\s*)["'][^"']+\.ts["']/);
       expect(code, f).not.toContain('worker-bootstrap'); // the tsx entry of the job workers
@@ -82,6 +84,8 @@ describe('out/app bundles, on Node without tsx', () => {
     // the compiled-graph cache keys on the sources' hash, built in (the sources are not shipped)
     const all = files.map((f) => fs.readFileSync(f, 'utf8')).join('\n');
     expect(all).toContain(`compilerSourceHash = ${JSON.stringify(compilerFingerprint())}`);
+    // worker threads cannot load Electron's module: only the main process's own file imports it
+    expect(importElectron).toEqual(['main.mjs']);
     const unshipped = [...packages].filter((p) => p !== 'electron' && !(p in pkg.dependencies));
     expect(unshipped).toEqual([]);
     expect(packages).toContain('onnxruntime-node');
