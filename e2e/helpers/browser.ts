@@ -20,8 +20,18 @@ export const CHROMIUM_ARGS = [
   '--ignore-gpu-blocklist',
 ];
 
+/**
+ * Whether the browser tests can run. Outside CI a missing Chromium skips them; in CI (`CI` set,
+ * as .ci/run does) it fails the run instead, so the UI tests are never skipped unnoticed.
+ */
 export function chromiumAvailable(): boolean {
-  return fs.existsSync(CHROMIUM);
+  if (fs.existsSync(CHROMIUM)) return true;
+  if (process.env.CI)
+    throw new Error(
+      `Chromium is missing at ${CHROMIUM} (set CHROMIUM_PATH, or install Debian's chromium): ` +
+        'CI must run the browser tests, not skip them',
+    );
+  return false;
 }
 
 export function launchChromium(): Promise<Browser> {
