@@ -5,13 +5,14 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Browser, Page } from 'playwright-core';
+import type { Browser, Locator, Page } from 'playwright-core';
 import { expect } from 'vitest';
 import type { ApiClient, Params, TraceRecord } from '../../electron/api/contract.ts';
 import { connectApi } from '../../electron/api/transports/node-client.ts';
 import { launchChromium } from './browser.ts';
 import { ensureUiBuilt } from './build.ts';
 import { type E2EModel, e2eModel } from './model.ts';
+import { decodePng, inkShare } from './png.ts';
 import { type RunningServer, startServer } from './server.ts';
 
 export const SHOTS = path.join(import.meta.dirname, '..', 'screenshots');
@@ -91,4 +92,70 @@ export async function traceToDone(
     if (Date.now() - t0 > timeoutMs) throw new Error(`trace ${t.id} did not finish`);
     await new Promise((r) => setTimeout(r, 200));
   }
+}
+
+/**
+ * The settings the UI tests trace with: the demo's defaults; the tiny fixture keeps more
+ * features (they carry little influence), as the trace form's test sets it.
+ */
+export function uiTraceSettings(model: E2EModel): Record<string, number> {
+  return model.demo ? {} : { nodeThreshold: 0.95 };
+}
+
+/** The number a counter element shows (the graph's node count, …). */
+export async function countOf(scope: Page | Locator, id: string): Promise<number> {
+  return Number(await scope.locator(tid(id)).first().textContent());
+}
+
+/** A screenshot into e2e/screenshots, once the page has settled. */
+export async function shot(page: Page, name: string, settleMs = 250): Promise<void> {
+  await page.waitForTimeout(settleMs);
+  await page.screenshot({ path: path.join(SHOTS, `${name}.png`) });
+}
+
+/** Share of non-white pixels in the element: the WebGL canvas really drew something. */
+export async function canvasInk(page: Page, selector: string): Promise<number> {
+  const png = await page.locator(selector).first().screenshot();
+  return inkShare(decodePng(png));
+}
+
+/**
+ * Opens a trace in a freshly loaded page (nothing left over from an earlier test: no panes,
+ * selection or panels) and waits until its graph is drawn.
+ */
+export async function openTrace(page: Page, server: RunningServer, traceId: number): Promise<void> {
+  await page.goto('about:blank');
+  await page.goto(`${server.url.replace(/\/$/, '')}/#/trace/${traceId}`);
+  await page.locator(tid('connection-status')).filter({ hasText: 'connected' }).waitFor();
+  await page.locator(tid('graph-node-count')).waitFor({ timeout: 60_000 });
+  await expect.poll(() => countOf(page, 'graph-node-count'), { timeout: 30_000 }).toBeGreaterThan(0);
+}
+
+/** Selects a node through the node search and pins it from the inspector. */
+export async function pinFromSearch(page: Page, nodeId: string): Promise<void> {
+  await page.locator(tid('node-search')).fill(nodeId);
+  await page.locator(tid('node-search-result')).first().click();
+  await expect.poll(() => page.locator(tid('inspector')).textContent()).toContain(nodeId);
+  await page.locator(tid('pin-button')).click();
+  await expect.poll(() => page.locator(tid('pin-button')).textContent()).toBe('Unpin');
+}
+
+/** An attribute sigma draws a node with in the main pane (null when the node is not drawn). */
+export function mainPaneNodeAttribute(page: Page, nodeId: string, attribute = 'color'): Promise<unknown> {
+  return page.evaluate(
+    ([id, attr]) => {
+      type C = {
+        container: HTMLElement;
+        instance: {
+          getGraph(): { hasNode(n: string): boolean; getNodeAttribute(n: string, a: string): unknown };
+        };
+      };
+      const c = [...((globalThis as { __circuitCanvases?: Set<C> }).__circuitCanvases ?? [])].find(
+        (x) => x.container.closest('[data-testid="main-pane"]') !== null,
+      );
+      const g = c?.instance.getGraph();
+      return g?.hasNode(id) ? g.getNodeAttribute(id, attr) : null;
+    },
+    [nodeId, attribute] as const,
+  );
 }
