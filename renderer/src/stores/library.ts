@@ -223,8 +223,10 @@ export const useLibrary = defineStore('library', {
     /** Moves a trace to the trash; returns the undo. */
     async remove(id: number): Promise<() => Promise<void>> {
       await api().call('traces.delete', { id });
+      // The server's trace.deleted (sent before the reply) may have removed it already.
+      const before = this.traces.length;
       this.traces = this.traces.filter((t) => t.id !== id);
-      this.total--;
+      if (this.traces.length < before) this.total--;
       return async () => {
         this.upsert(await api().call('traces.restore', { id }));
       };

@@ -1,0 +1,222 @@
+/**
+ * Test helper (imported by *.test.ts only, never by the app): an in-memory API client for the
+ * stores' unit tests. `FakeApi` records the calls, answers each method with the handler a test
+ * (or `FakeLibrary`) installs, rejects the others with an ApiError like the server's, and emits
+ * events the way the server pushes them.
+ */
+import { ApiError } from '../../../electron/api/api-error.ts';
+import { ApiEventListeners } from '../../../electron/api/transports/websocket-client.ts';
+import type { ConnectionStatus, ManagedClient } from './transport.ts';
+import {
+  type ApiEvents,
+  DEFAULT_SETTINGS,
+  type EventName,
+  type MethodName,
+  type Params,
+  type ProjectRecord,
+  type Result,
+  type TraceDetail,
+  type TraceRecord,
+} from './types.ts';
+
+type Handler<M extends MethodName> = (params: Params<M>) => Result<M> | Promise<Result<M>>;
+
+export class FakeApi implements ManagedClient {
+  readonly status: ConnectionStatus = { state: 'open', detail: 'in-memory' };
+  readonly calls: Array<{ method: MethodName; params: unknown }> = [];
+  private readonly events = new ApiEventListeners();
+  private readonly handlers = new Map<MethodName, Handler<MethodName>>();
+
+  /** Answers `method` with `handler` (replacing an earlier one). */
+  handle<M extends MethodName>(method: M, handler: Handler<M>): this {
+    this.handlers.set(method, handler as unknown as Handler<MethodName>);
+    return this;
+  }
+
+  call<M extends MethodName>(method: M, params: Params<M>): Promise<Result<M>> {
+    this.calls.push({ method, params });
+    const h = this.handlers.get(method) as Handler<M> | undefined;
+    if (!h) return Promise.reject(new ApiError('unknown_method', `unknown method ${method}`));
+    // Asynchronous like a real transport, and a throwing handler becomes a rejection.
+    return Promise.resolve().then(() => h(params));
+  }
+
+  /** The params of every call of `method`, in order. */
+  paramsOf<M extends MethodName>(method: M): Params<M>[] {
+    return this.calls.filter((c) => c.method === method).map((c) => c.params as Params<M>);
+  }
+
+  on<E extends EventName>(event: E, listener: (data: ApiEvents[E]) => void): () => void {
+    return this.events.on(event, listener);
+  }
+
+  emit<E extends EventName>(event: E, data: ApiEvents[E]): void {
+    this.events.emit(event, data);
+  }
+
+  onStatus(): () => void {
+    return () => {};
+  }
+
+  close(): void {}
+}
+
+/** A finished trace record with neutral defaults for every field the test does not set. */
+export function traceRecord(over: Partial<TraceRecord> & Pick<TraceRecord, 'id'>): TraceDetail {
+  return {
+    projectId: 1,
+    modelId: 1,
+    transcoderSetId: 1,
+    source: 'trace',
+    prompt: `prompt ${over.id}`,
+    tokenIds: null,
+    settings: { ...DEFAULT_SETTINGS },
+    status: 'done',
+    progress: null,
+    timings: null,
+    error: null,
+    notes: '',
+    tags: [],
+    createdAt: over.id,
+    updatedAt: over.id,
+    startedAt: null,
+    finishedAt: null,
+    deletedAt: null,
+    graph: null,
+    views: [],
+    ...over,
+  };
+}
+
+/**
+ * The library part of the backend, in memory: projects with live trace counts, traces with
+ * search / move / notes / tags / trash, started traces (queued until the test finishes them),
+ * re-traces and copies. It emits what the service emits: `trace.updated` on every change of a
+ * trace, `trace.deleted` when one goes to the trash, `library.changed` for projects.
+ */
+export class FakeLibrary {
+  readonly projects = new Map<number, ProjectRecord>();
+  readonly traces = new Map<number, TraceDetail>();
+  private nextId = 100;
+
+  constructor(readonly api: FakeApi) {
+    this.addProject('Default');
+    api
+      .handle('projects.list', () => [...this.projects.values()].map((p) => this.withCount(p)))
+      .handle('projects.create', ({ name }) => {
+        const p = this.addProject(name);
+        api.emit('library.changed', { entity: 'project', id: p.id });
+        return this.withCount(p);
+      })
+      .handle('traces.list', (q) => {
+        const hits = [...this.traces.values()]
+          .filter(
+            (t) =>
+              t.deletedAt === null &&
+              (q.projectId === undefined || t.projectId === q.projectId) &&
+              (!q.query || `${t.prompt}\n${t.notes}`.toLowerCase().includes(q.query.toLowerCase())) &&
+              (!q.tags || q.tags.every((tag) => t.tags.includes(tag))) &&
+              (q.status === undefined || t.status === q.status),
+          )
+          .sort((a, b) => b.id - a.id);
+        return { traces: hits.slice(0, q.limit ?? 200).map(record), total: hits.length };
+      })
+      .handle('traces.tags', () => {
+        const counts = new Map<string, number>();
+        for (const t of this.traces.values())
+          if (t.deletedAt === null) for (const tag of t.tags) counts.set(tag, (counts.get(tag) ?? 0) + 1);
+        return [...counts].map(([tag, count]) => ({ tag, count }));
+      })
+      .handle('traces.get', ({ id }) => this.get(id))
+      .handle('traces.update', ({ id, projectId, notes }) =>
+        this.change(id, {
+          ...(projectId === undefined ? {} : { projectId }),
+          ...(notes === undefined ? {} : { notes }),
+        }),
+      )
+      .handle('traces.tag', ({ id, add, remove }) => {
+        const t = this.get(id);
+        const tags = [...new Set([...t.tags, ...(add ?? [])])].filter((x) => !(remove ?? []).includes(x));
+        return this.change(id, { tags });
+      })
+      .handle('traces.start', (p) =>
+        this.add({
+          modelId: p.modelId,
+          prompt: p.prompt ?? '',
+          projectId: p.projectId ?? 1,
+          tags: p.tags ?? [],
+          status: 'queued',
+          settings: { ...DEFAULT_SETTINGS, ...p.settings },
+        }),
+      )
+      .handle('traces.retrace', ({ id, settings }) => {
+        const t = this.get(id);
+        return this.add({
+          modelId: t.modelId,
+          prompt: t.prompt,
+          projectId: t.projectId,
+          status: 'queued',
+          settings: { ...t.settings, ...settings },
+        });
+      })
+      .handle('traces.duplicate', ({ id, projectId }) => {
+        const t = this.get(id);
+        return this.add({ ...record(t), id: undefined, projectId: projectId ?? t.projectId });
+      })
+      .handle('traces.cancel', ({ id }) => this.change(id, { status: 'cancelled' }))
+      .handle('traces.delete', ({ id }) => {
+        this.change(id, { deletedAt: Date.now() }, false);
+        api.emit('trace.deleted', { traceId: id, permanent: false });
+        return { id, permanent: false };
+      })
+      .handle('traces.restore', ({ id }) => this.change(id, { deletedAt: null }));
+  }
+
+  addProject(name: string): ProjectRecord {
+    const id = this.projects.size + 1;
+    const p: ProjectRecord = { id, name, description: '', createdAt: id, updatedAt: id, traceCount: 0 };
+    this.projects.set(id, p);
+    return p;
+  }
+
+  /** Puts a trace in the library (no event: as if it was there before the store looked). */
+  seed(over: Partial<TraceRecord> = {}): TraceDetail {
+    const t = traceRecord({ ...over, id: over.id ?? this.nextId++ });
+    this.traces.set(t.id, t);
+    return t;
+  }
+
+  /** Changes a trace as the backend would (a trace finishing, …) and emits `trace.updated`. */
+  change(id: number, patch: Partial<TraceRecord>, emit = true): TraceRecord {
+    const t = { ...this.get(id), ...patch, updatedAt: Date.now() };
+    this.traces.set(id, t);
+    if (emit) this.api.emit('trace.updated', { trace: record(t) });
+    return record(t);
+  }
+
+  get(id: number): TraceDetail {
+    const t = this.traces.get(id);
+    if (!t) throw new ApiError('not_found', `trace ${id} not found`, { field: 'id' });
+    return t;
+  }
+
+  private add(over: Partial<TraceRecord>): TraceRecord {
+    const { id: _, ...rest } = over;
+    const t = this.seed(rest);
+    this.api.emit('trace.updated', { trace: record(t) });
+    return record(t);
+  }
+
+  private withCount(p: ProjectRecord): ProjectRecord {
+    const traceCount = [...this.traces.values()].filter(
+      (t) => t.projectId === p.id && t.deletedAt === null,
+    ).length;
+    return { ...p, traceCount };
+  }
+}
+
+/** A TraceDetail as the TraceRecord the list methods return (a copy: stores may keep it). */
+function record(t: TraceDetail | TraceRecord): TraceRecord {
+  const { views: _, ...r } = t as TraceDetail;
+  return structuredClone(r);
+}
