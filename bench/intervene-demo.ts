@@ -29,6 +29,7 @@ import {
   type InterventionResult,
 } from '../electron/engine/intervene/interventions.ts';
 import { strongestPaths } from '../electron/engine/intervene/paths.ts';
+import { featureEdit } from '../electron/engine/intervene/spec.ts';
 import { openModel } from '../electron/engine/model/open-model.ts';
 import { loadTokenizer } from '../electron/engine/tokenizer/index.ts';
 import { loadTranscoderSet } from '../electron/engine/transcoders/load.ts';
@@ -42,7 +43,7 @@ type Key = string; // "layer:feature:position"
 const keyOf = (layer: number, feature: number, position: number): Key => `${layer}:${feature}:${position}`;
 const edit = (k: Key, mode: FeatureIntervention['mode'], value?: number): FeatureIntervention => {
   const [layer, feature, position] = k.split(':').map(Number);
-  return { layer, feature, position, mode, value };
+  return featureEdit({ layer, feature, position }, mode, value);
 };
 
 async function main() {

@@ -7,7 +7,7 @@
  * Ids of graph nodes are graph JSON node ids (attribution.md §6): feature `{layer}_{index}_{pos}`,
  * error `{layer}_-1_{pos}`, embedding `E_{tokenId}_{pos}`, logit `{L+1}_{tokenId}_{T-1}`.
  */
-import { DEFAULT_MAX_FEATURE_NODES } from '../engine/attribution/defaults.ts';
+import type { TraceProvider } from '../engine/attribution/defaults.ts';
 import type { FeatureRecord } from '../engine/dashboards/types.ts';
 import type { GraphDiff } from '../engine/graph-diff/types.ts';
 import type { FeatureInfo } from '../store/features.ts';
@@ -33,6 +33,7 @@ import type {
   ViewSummary,
 } from '../store/types.ts';
 
+export { DEFAULT_TRACE_SETTINGS } from '../engine/attribution/defaults.ts';
 export type {
   Annotations,
   FeatureChange,
@@ -141,7 +142,7 @@ export interface TraceSettingsInput {
   batchSize?: number;
   nodeThreshold?: number;
   edgeThreshold?: number;
-  provider?: 'cpu' | 'webgpu' | 'cuda' | 'auto';
+  provider?: TraceProvider;
   /**
    * Attribution targets in place of the top logits (a token, a weighted combination of tokens,
    * or a direction of d_model numbers); null: the top logits. Re-trace keeps them unless given.
@@ -156,16 +157,6 @@ export interface ModelTokens {
   /** The top next tokens after `prompt` (softmax of the final logits); null without a prompt. */
   top: Array<{ id: number; token: string; prob: number }> | null;
 }
-
-export const DEFAULT_TRACE_SETTINGS: TraceSettings = {
-  maxNLogits: 10,
-  desiredLogitProb: 0.95,
-  maxFeatureNodes: DEFAULT_MAX_FEATURE_NODES,
-  batchSize: 256,
-  nodeThreshold: 0.8,
-  edgeThreshold: 0.98,
-  provider: 'cpu',
-};
 
 /** An intervention request; absent fields take the defaults (closed loop, top 10, no continuation). */
 export interface InterventionInput {

@@ -5,6 +5,7 @@
 
 import { parseTargetSpecs } from '../engine/attribution/target-json.ts';
 import type { FeatureRecord } from '../engine/dashboards/types.ts';
+import type { FeatureEdit } from '../engine/intervene/spec.ts';
 import type { MethodName, Params, TraceTarget } from './contract.ts';
 import {
   array,
@@ -12,6 +13,7 @@ import {
   id,
   int,
   json,
+  narrow,
   nullable,
   number,
   object,
@@ -84,7 +86,14 @@ const FEATURE_RECORD = refine(json({ maxDepth: 8 }), (v) => {
 }) as Schema<unknown> as Schema<FeatureRecord>;
 
 /** One feature edit; a value only where the mode takes one (set: activation, scale: factor). */
-const FEATURE_EDIT = refine(
+interface FeatureEditFields {
+  layer: number;
+  feature: number;
+  position: number;
+  mode: FeatureEdit['mode'];
+  value?: number;
+}
+const FEATURE_EDIT = narrow<FeatureEditFields, FeatureEdit>(
   object({
     layer: int({ min: 0, max: 10_000 }),
     feature: int({ min: 0, max: 2 ** 31 - 1 }),

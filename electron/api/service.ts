@@ -17,7 +17,9 @@ import { nodeLayout } from '../engine/attribution/graph-types.ts';
 import { realLogitTokens } from '../engine/attribution/target-spec.ts';
 import { EngineError, isEngineError } from '../engine/errors.ts';
 import { importGraphJson } from '../engine/graph-json/import.ts';
+import { featureNodeId } from '../engine/intervene/intervention-run.ts';
 import type { PrunedGraph } from '../engine/pruning/prune.ts';
+import type { ComputeBackend } from '../jobs/compute-backend.ts';
 import { deviceForProvider } from '../jobs/kinds/index.ts';
 import type { JobRecord } from '../jobs/types.ts';
 import { pinnedKey, type StoredView } from '../store/graphs.ts';
@@ -33,7 +35,6 @@ import type {
   TraceRecord,
   TraceSettings,
 } from '../store/types.ts';
-import type { ComputeBackend } from './compute.ts';
 import {
   API_VERSION,
   type ApiEvents,
@@ -56,7 +57,6 @@ import {
 import { ApiError, toApiError } from './errors.ts';
 import { diffTraces, traceNodeIds } from './graph-diff-handler.ts';
 import { exportGraphJsonText, importedToStorable } from './graph-json-io.ts';
-import { featureNodeId } from './intervention-run.ts';
 import { checkModelFoldersOffThread } from './model-check.ts';
 import { checkTraceTargets, ModelTokenLookup } from './model-tokens.ts';
 import { isMethodName, METHOD_NAMES, parseParams } from './schema.ts';
@@ -833,7 +833,7 @@ export class WorkbenchService {
           checkpointDir: model.checkpointDir,
           transcoderDir: model.transcoderDir,
           tokenIds: trace.tokenIds,
-          provider: trace.settings.provider,
+          provider: trace.settings.provider === 'none' ? 'cpu' : trace.settings.provider, // never an import here
           spec: iv.spec,
           // Combination and vector targets have virtual ids (vocab + k): only real tokens are tracked.
           trackTokens: nodes ? realLogitTokens(nodes.logits.tokenId, trace.settings.targets) : undefined,

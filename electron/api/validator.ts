@@ -225,6 +225,11 @@ export function json(o: { maxDepth?: number } = {}): Schema<unknown> {
   });
 }
 
+/** A refined schema whose check also proves a narrower type (e.g. a discriminated union). */
+export function narrow<T, U extends T>(s: Schema<T>, check: (v: T) => string | null): Schema<U> {
+  return refine(s, check) as Schema<U>;
+}
+
 /** A schema with an extra check on the parsed value (`check` returns an error message or null). */
 export function refine<T>(s: Schema<T>, check: (v: T) => string | null): Schema<T> {
   return make(s.expects, (v, path) => {

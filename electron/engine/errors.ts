@@ -3,22 +3,28 @@
  * and the file / tensor / field it concerns, so callers (CLI, API, UI) can show exactly
  * what is wrong without parsing messages.
  */
-export type EngineErrorCode =
-  | 'io' // a file could not be read
-  | 'truncated' // a file ends before its declared content
-  | 'header' // a malformed container header (safetensors JSON, npy dict, zip directory)
-  | 'bounds' // offsets outside the file, overlapping or with holes
-  | 'dtype' // an unknown or unsupported dtype
-  | 'shape' // a tensor whose shape disagrees with the config or its partners
-  | 'missing' // a tensor, file or config field that must exist does not
-  | 'config' // a config field with an invalid value
-  | 'unsupported' // a model_type / activation / hook the engine does not handle
-  | 'mismatch' // transcoders that do not fit the model
-  | 'provider' // an execution provider that is not available
-  | 'argument' // a bad argument from the caller (CLI flag, API parameter)
-  | 'tokenizer'
-  | 'cancelled' // the caller cancelled the job
-  | 'resources'; // the job would need more memory than the machine has
+export const ENGINE_ERROR_CODES = [
+  'io', // a file could not be read
+  'truncated', // a file ends before its declared content
+  'header', // a malformed container header (safetensors JSON, npy dict, zip directory)
+  'bounds', // offsets outside the file, overlapping or with holes
+  'dtype', // an unknown or unsupported dtype
+  'shape', // a tensor whose shape disagrees with the config or its partners
+  'missing', // a tensor, file or config field that must exist does not
+  'config', // a config field with an invalid value
+  'unsupported', // a model_type / activation / hook the engine does not handle
+  'mismatch', // transcoders that do not fit the model
+  'provider', // an execution provider that is not available
+  'argument', // a bad argument from the caller (CLI flag, API parameter)
+  'tokenizer',
+  'cancelled', // the caller cancelled the job
+  'resources', // the job would need more memory than the machine has
+] as const;
+export type EngineErrorCode = (typeof ENGINE_ERROR_CODES)[number];
+
+export function isEngineErrorCode(code: string): code is EngineErrorCode {
+  return (ENGINE_ERROR_CODES as readonly string[]).includes(code);
+}
 
 export interface EngineErrorContext {
   file?: string;

@@ -1,4 +1,17 @@
 /** Records the store returns (plain data; times are Unix milliseconds). */
+import type { TraceProgress, TraceSettings } from '../engine/attribution/defaults.ts';
+import type { InterventionOutcome, InterventionSpec } from '../engine/intervene/spec.ts';
+
+export type { TraceProgress, TraceSettings, TraceTarget } from '../engine/attribution/defaults.ts';
+export type {
+  FeatureChange,
+  FeatureEdit,
+  InterventionMode,
+  InterventionOutcome,
+  InterventionSpec,
+  LogitChange,
+  TokenPrediction,
+} from '../engine/intervene/spec.ts';
 
 export type TraceStatus = 'queued' | 'running' | 'done' | 'failed' | 'cancelled';
 export const TRACE_STATUSES: readonly TraceStatus[] = ['queued', 'running', 'done', 'failed', 'cancelled'];
@@ -52,36 +65,6 @@ export interface ModelRecord {
   validation: ModelValidation;
   createdAt: number;
   validatedAt: number;
-}
-
-/**
- * An attribution target in place of the top logits (engine/attribution/target-spec.ts):
- * a token's demeaned logit, a weighted combination of tokens, or a direction (d_model numbers)
- * at the unembedding input; `weight` is its influence weight.
- */
-export type TraceTarget =
-  | { token: string | number; weight?: number }
-  | { label: string; weights: Record<string, number>; weight?: number }
-  | { label: string; vector: number[]; weight?: number };
-
-/** Everything that decides a trace's graph (attribution.md §7). */
-export interface TraceSettings {
-  maxNLogits: number;
-  desiredLogitProb: number;
-  maxFeatureNodes: number | null;
-  batchSize: number;
-  nodeThreshold: number;
-  edgeThreshold: number;
-  provider: string;
-  /** The targets in place of the top logits; absent or null: the top logits. */
-  targets?: TraceTarget[] | null;
-}
-
-export interface TraceProgress {
-  phase: string;
-  done: number;
-  total: number;
-  etaSeconds?: number;
 }
 
 export interface TraceError {
@@ -158,100 +141,7 @@ export interface Annotations {
 
 // ---- interventions (steering and ablating features of a traced prompt)
 
-export type InterventionMode = 'set' | 'scale' | 'ablate';
-
-/** One edit of one transcoder feature at one prompt position. */
-export interface FeatureEdit {
-  layer: number;
-  feature: number;
-  /** Prompt position (1 … T−1; position 0 is BOS, where features are zeroed). */
-  position: number;
-  mode: InterventionMode;
-  /** The activation to set (set) or the factor (scale); absent for ablate. */
-  value?: number;
-}
-
-/**
- * What an intervention does. Open loop: attention, norms and every other feature frozen at the
- * prompt's values (direct effects: ablating one feature moves each logit target by −its edge).
- * Closed loop: everything downstream recomputed, transcoder activations included (optionally
- * with attention patterns frozen), and an optional greedy continuation.
- */
-export interface InterventionSpec {
-  loop: 'open' | 'closed';
-  edits: FeatureEdit[];
-  /** Closed loop only: keep every attention pattern at the prompt's values. */
-  freezeAttention: boolean;
-  /** Closed loop only: greedy tokens generated with the edits applied at the prompt positions. */
-  generate: number;
-  /** How many top next tokens to list before and after. */
-  top: number;
-}
-
 export type InterventionStatus = 'queued' | 'running' | 'done' | 'failed' | 'cancelled';
-
-export interface TokenPrediction {
-  tokenId: number;
-  token: string;
-  probBefore: number;
-  probAfter: number;
-  logitBefore: number;
-  logitAfter: number;
-}
-
-export interface LogitChange {
-  tokenId: number;
-  token: string;
-  before: number;
-  after: number;
-  /** after − before, computed directly (more precise than the difference of the two). */
-  delta: number;
-}
-
-export interface FeatureChange {
-  /** Graph JSON node id `{layer}_{feature}_{position}`. */
-  nodeId: string;
-  layer: number;
-  feature: number;
-  position: number;
-  /**
-   * 'activation': the feature's activation (closed loop; the open loop's edited features).
-   * 'input': its pre-activation (open loop: activations stay frozen, the edits change the
-   * inputs of the features downstream directly, by what the graph's edges say).
-   */
-  quantity: 'activation' | 'input';
-  before: number;
-  after: number;
-  /** Whether the trace's (unpruned) graph has this feature as a node. */
-  inGraph: boolean;
-  /** One of the intervention's own edits. */
-  edited: boolean;
-}
-
-export interface InterventionOutcome {
-  loop: 'open' | 'closed';
-  /** The union of the top-`top` lists before and after, sorted by probability after. */
-  predictions: TokenPrediction[];
-  /** Token ids of the top-`top` list before and after (indices into nothing: ids). */
-  topBefore: number[];
-  topAfter: number[];
-  /**
-   * Closed loop: the features whose activation changed, the edited ones included (largest
-   * change first, at most 500). Open loop: the edited features' activations, then the features
-   * whose input the edits change directly (quantity 'input', at most 500); every activation but
-   * the edited ones is held at its prompt value, which is what makes it match the graph's edges.
-   */
-  featureChanges: FeatureChange[];
-  /**
-   * The trace's logit targets: their demeaned pre-softcap logit (what a logit node of the graph
-   * measures) before and after. In the open loop, ablating one feature moves each by −(its edge
-   * from that feature).
-   */
-  logitChanges: LogitChange[];
-  /** Closed loop with `generate`: the greedy continuation. */
-  generated: Array<{ tokenId: number; token: string }>;
-  timingsMs: Record<string, number>;
-}
 
 export interface InterventionRecord {
   id: number;

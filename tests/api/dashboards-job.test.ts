@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DashboardsStatus } from '../../electron/api/contract.ts';
 import { WorkbenchService } from '../../electron/api/service.ts';
 import { createDirectClient } from '../../electron/api/transports/direct.ts';
-import { PoolCompute } from '../../electron/jobs/compute.ts';
+import { PoolCompute } from '../../electron/jobs/pool-compute.ts';
 import { Store } from '../../electron/store/store.ts';
 import { type Harness, harness, nextEvent, rejection, TINY } from './helpers.ts';
 

@@ -1,21 +1,21 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import {
-  type ComputeBackend,
-  type DashboardsRequest,
-  type DashboardsRun,
-  InProcessCompute,
-  type InterventionRequest,
-  type InterventionRun,
-  type PruneRequest,
-  type TraceOutcome,
-  type TraceRequest,
-} from '../../electron/api/compute.ts';
 import type { ApiClient, ApiEvents, EventName } from '../../electron/api/contract.ts';
 import { WorkbenchService } from '../../electron/api/service.ts';
 import { createDirectClient } from '../../electron/api/transports/direct.ts';
 import type { PrunedGraph } from '../../electron/engine/pruning/prune.ts';
+import type {
+  ComputeBackend,
+  DashboardsRequest,
+  DashboardsRun,
+  InterventionRequest,
+  InterventionRun,
+  PruneRequest,
+  TraceOutcome,
+  TraceRequest,
+} from '../../electron/jobs/compute-backend.ts';
+import { InProcessCompute } from '../../electron/jobs/in-process-compute.ts';
 import { Store } from '../../electron/store/store.ts';
 import { fixturePath } from '../fixtures/tiny-checkpoints.ts';
 

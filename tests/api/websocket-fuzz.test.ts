@@ -11,7 +11,6 @@ import net from 'node:net';
 import path from 'node:path';
 import readline from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { InProcessCompute } from '../../electron/api/compute.ts';
 import type { ApiClient } from '../../electron/api/contract.ts';
 import { WorkbenchService } from '../../electron/api/service.ts';
 import { connectApi } from '../../electron/api/transports/node-client.ts';
@@ -20,6 +19,7 @@ import {
   type RunningApiServer,
   startApiServer,
 } from '../../electron/api/transports/websocket-server.ts';
+import { InProcessCompute } from '../../electron/jobs/in-process-compute.ts';
 import { Store } from '../../electron/store/store.ts';
 import { tempDir } from '../store/helpers.ts';
 

@@ -7,7 +7,6 @@ import http from 'node:http';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
-import { InProcessCompute } from '../../electron/api/compute.ts';
 import { EVENT_NAMES, type EventName } from '../../electron/api/contract.ts';
 import { WorkbenchService } from '../../electron/api/service.ts';
 import { connectApi } from '../../electron/api/transports/node-client.ts';
@@ -17,6 +16,7 @@ import {
   serverToken,
   startApiServer,
 } from '../../electron/api/transports/websocket-server.ts';
+import { InProcessCompute } from '../../electron/jobs/in-process-compute.ts';
 import { Store } from '../../electron/store/store.ts';
 import { saveSynthetic, tempDir } from '../store/helpers.ts';
 import { syntheticGraph } from '../store/synthetic.ts';

@@ -4,9 +4,9 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { InProcessCompute } from '../../electron/api/compute.ts';
 import { DesktopApp, type DesktopAppOptions } from '../../electron/app/app.ts';
 import { openBackend } from '../../electron/app/backend.ts';
+import { InProcessCompute } from '../../electron/jobs/in-process-compute.ts';
 import { tempDir } from '../store/helpers.ts';
 import { createFakeElectron, type FakeBrowserWindow, type FakeElectron } from './fake-electron.ts';
 

@@ -6,9 +6,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { InProcessCompute, type TraceRequest } from '../../electron/api/compute.ts';
 import { nodeLayout } from '../../electron/engine/attribution/graph-types.ts';
-import { PoolCompute } from '../../electron/jobs/compute.ts';
+import type { TraceRequest } from '../../electron/jobs/compute-backend.ts';
+import { InProcessCompute } from '../../electron/jobs/in-process-compute.ts';
+import { PoolCompute } from '../../electron/jobs/pool-compute.ts';
 import { FIXTURE_PROMPTS } from '../fixtures/prompts.ts';
 import { fixturePath } from '../fixtures/tiny-checkpoints.ts';
 

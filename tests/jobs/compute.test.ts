@@ -6,8 +6,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { InProcessCompute, type TraceRequest } from '../../electron/api/compute.ts';
-import { PoolCompute } from '../../electron/jobs/compute.ts';
+import type { TraceRequest } from '../../electron/jobs/compute-backend.ts';
+import { InProcessCompute } from '../../electron/jobs/in-process-compute.ts';
+import { PoolCompute } from '../../electron/jobs/pool-compute.ts';
 import { FIXTURE_PROMPTS } from '../fixtures/prompts.ts';
 import { fixturePath } from '../fixtures/tiny-checkpoints.ts';
 
@@ -28,7 +29,7 @@ const request = (batchSize: number): TraceRequest => ({
     batchSize,
     nodeThreshold: 0.8,
     edgeThreshold: 0.98,
-    provider: 'cpu',
+    provider: 'cpu' as const,
   },
 });
 
@@ -92,7 +93,7 @@ describe('PoolCompute', () => {
         checkpointDir: FIX,
         transcoderDir: path.join(FIX, 'transcoders', 'plt'),
         tokenIds: traced.tokenIds,
-        provider: 'cpu',
+        provider: 'cpu' as const,
         trackTokens: Array.from(traced.raw.nodes.logits.tokenId),
         spec: {
           loop: 'closed' as const,

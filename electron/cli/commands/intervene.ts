@@ -10,6 +10,7 @@ import {
   Intervener,
   type InterventionResult,
 } from '../../engine/intervene/interventions.ts';
+import { featureEdit } from '../../engine/intervene/spec.ts';
 import { openModel } from '../../engine/model/open-model.ts';
 import { loadTokenizer } from '../../engine/tokenizer/index.ts';
 import { loadTranscoderSet } from '../../engine/transcoders/load.ts';
@@ -40,7 +41,7 @@ export function parseIntervention(text: string, mode: FeatureIntervention['mode'
   if (value !== undefined && !Number.isFinite(value)) {
     throw new EngineError('argument', `${flag} value must be a number, got "${m[4]}"`, { field: mode });
   }
-  return { layer: Number(m[1]), feature: Number(m[2]), position: Number(m[3]), mode, value };
+  return featureEdit({ layer: Number(m[1]), feature: Number(m[2]), position: Number(m[3]) }, mode, value);
 }
 
 export async function interveneCommand(argv: string[]): Promise<number> {

@@ -4,12 +4,13 @@
  * then a token is required (generated and printed unless --token or $CIRCUIT_TOKEN gives one).
  */
 import path from 'node:path';
-import { type ComputeBackend, InProcessCompute } from '../../api/compute.ts';
 import { warmModelCheckThread } from '../../api/model-check.ts';
 import { WorkbenchService } from '../../api/service.ts';
 import { isLoopbackHost, startApiServer } from '../../api/transports/websocket-server.ts';
 import { EngineError } from '../../engine/errors.ts';
-import { PoolCompute } from '../../jobs/compute.ts';
+import type { ComputeBackend } from '../../jobs/compute-backend.ts';
+import { InProcessCompute } from '../../jobs/in-process-compute.ts';
+import { PoolCompute } from '../../jobs/pool-compute.ts';
 import { resolveDataDir } from '../../store/data-dir.ts';
 import { Store } from '../../store/store.ts';
 import { parseFlags } from '../args.ts';

@@ -17,6 +17,7 @@ import { writeRawGraph } from '../../engine/attribution/raw-file.ts';
 import { readTargetsFile, targetSpecsToJson } from '../../engine/attribution/target-json.ts';
 import { resolveTargetSpecs, targetVocabulary } from '../../engine/attribution/target-spec.ts';
 import { EngineError, isEngineError } from '../../engine/errors.ts';
+import { outputTarget, writeTraceGraphJson } from '../../engine/graph-json/output-file.ts';
 import { type OpenedModel, openModel } from '../../engine/model/open-model.ts';
 import { assertTranscodersFit } from '../../engine/model/transcoder-fit.ts';
 import { pruneGraph } from '../../engine/pruning/index.ts';
@@ -26,7 +27,6 @@ import type { TranscoderSet } from '../../engine/transcoders/types.ts';
 import { resolveDataDir } from '../../store/data-dir.ts';
 import { Store } from '../../store/store.ts';
 import { parseFlags, positiveIntFlag, providerFlag, requireFlag } from '../args.ts';
-import { outputTarget, writeTraceGraphJson } from '../graph-output.ts';
 import { formatSeconds, progressPrinter } from '../progress.ts';
 
 const HELP = `usage: circuit trace --model DIR --transcoders DIR --prompt TEXT (--out graph.json | --save)

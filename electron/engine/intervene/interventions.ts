@@ -22,17 +22,10 @@ import { transcoderHookNames } from '../model/transcoder-encoder.ts';
 import { createSession, ort } from '../runtime/session.ts';
 import type { TranscoderSet } from '../transcoders/types.ts';
 import { compileClosedLoopGraph, interventionInputs, patternOutput } from './closed-loop-graph.ts';
+import type { FeatureEdit } from './spec.ts';
 
-export type InterventionMode = 'set' | 'scale' | 'ablate';
-
-export interface FeatureIntervention {
-  layer: number;
-  feature: number;
-  position: number;
-  mode: InterventionMode;
-  /** The value (set) or factor (scale); unused for ablate. */
-  value?: number;
-}
+/** One feature edit (spec.ts): set, scale, or ablate a feature at a position. */
+export type FeatureIntervention = FeatureEdit;
 
 export interface Prediction {
   tokenId: number;
@@ -264,7 +257,7 @@ export class Intervener {
         }
       }
       const was = active >= 0 ? space.featureActivation[active] : 0;
-      const now = iv.mode === 'ablate' ? 0 : iv.mode === 'scale' ? was * iv.value! : iv.value!;
+      const now = iv.mode === 'ablate' ? 0 : iv.mode === 'scale' ? was * iv.value : iv.value;
       if (now !== was) {
         editedActivations.push({
           layer: iv.layer,
@@ -276,7 +269,7 @@ export class Intervener {
       }
       if (active >= 0) {
         const a = space.featureActivation[active];
-        scale.set(active, iv.mode === 'ablate' ? 0 : iv.mode === 'scale' ? iv.value! : iv.value! / a);
+        scale.set(active, iv.mode === 'ablate' ? 0 : iv.mode === 'scale' ? iv.value : iv.value / a);
       } else if (iv.mode === 'set' && iv.value !== 0) {
         // An inactive feature switched on: its decoder rows, scaled, at every layer it writes.
         const rows = this.set.decoderRowsFloat32(iv.layer, [iv.feature]);
@@ -285,7 +278,7 @@ export class Intervener {
           extra.push({
             layer: iv.layer + j,
             position: iv.position,
-            vector: rows.slice(j * d, (j + 1) * d).map((v) => v * iv.value!),
+            vector: rows.slice(j * d, (j + 1) * d).map((v) => v * iv.value),
           });
         }
       }
@@ -418,8 +411,8 @@ export class Intervener {
       for (const iv of edits) {
         if (iv.layer !== l || iv.position >= promptLength) continue;
         const k = iv.position * dT + iv.feature;
-        mul[k] = iv.mode === 'scale' ? iv.value! : 0;
-        add[k] = iv.mode === 'set' ? iv.value! : 0;
+        mul[k] = iv.mode === 'scale' ? iv.value : 0;
+        add[k] = iv.mode === 'set' ? iv.value : 0;
       }
       feeds[interventionInputs.mul(l)] = new ort.Tensor('float32', mul, [T, dT]);
       feeds[interventionInputs.add(l)] = new ort.Tensor('float32', add, [T, dT]);

@@ -6,11 +6,24 @@
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import { TRACE_PROVIDERS, type TraceProvider } from '../attribution/defaults.ts';
 import { EngineError } from '../errors.ts';
 
 export type ProviderName = 'cpu' | 'webgpu' | 'cuda';
-export type ProviderChoice = ProviderName | 'auto';
-export const PROVIDER_CHOICES: readonly ProviderChoice[] = ['cpu', 'webgpu', 'cuda', 'auto'];
+/** What a caller may ask for: a provider, or `auto` (the trace settings' list, defaults.ts). */
+export type ProviderChoice = TraceProvider;
+export const PROVIDER_CHOICES: readonly ProviderChoice[] = TRACE_PROVIDERS;
+
+/** `value` as a provider choice, or an 'argument' error naming `field` and the choices. */
+export function providerChoice(value: unknown, field = 'provider'): ProviderChoice {
+  if (typeof value === 'string' && (PROVIDER_CHOICES as readonly string[]).includes(value))
+    return value as ProviderChoice;
+  throw new EngineError(
+    'argument',
+    `${field} must be one of ${PROVIDER_CHOICES.join(', ')}, got ${JSON.stringify(value)?.slice(0, 40)}`,
+    { field },
+  );
+}
 
 export const CUDA_INSTALL_HINT =
   "onnxruntime-node's CUDA provider is not bundled with the npm package (it is too large); install it once with\n" +

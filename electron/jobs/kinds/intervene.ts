@@ -7,13 +7,15 @@
  * Result: the InterventionOutcome (JSON, small: top tokens and the largest feature changes).
  * The worker keeps the last model's Intervener for the next intervention on it.
  */
+
+import { EngineError } from '../../engine/errors.ts';
 import {
   closeIntervener,
   type LoadedIntervener,
   runInterventionReusing,
-} from '../../api/intervention-run.ts';
-import { EngineError } from '../../engine/errors.ts';
-import type { InterventionSpec } from '../../store/types.ts';
+} from '../../engine/intervene/intervention-run.ts';
+import type { InterventionSpec } from '../../engine/intervene/spec.ts';
+import { providerChoice } from '../../engine/runtime/providers.ts';
 import type { JobContext, JobHandler, JobOutput, JsonValue } from '../types.ts';
 import { asParams, optInts, optStr, str } from './params.ts';
 
@@ -43,7 +45,7 @@ const handler: JobHandler = {
       {
         checkpointDir: str(p, 'model'),
         transcoderDir: str(p, 'transcoders'),
-        provider: optStr(p, 'provider') ?? 'cpu',
+        provider: providerChoice(p.provider ?? 'cpu'),
         tokenIds,
         spec: specOf(p.spec),
         trackTokens: optInts(p, 'trackTokens'),

@@ -15,7 +15,6 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { outputTarget, writeTraceGraphJson } from '../../cli/graph-output.ts';
 import {
   type AttributionSettings,
   Attributor,
@@ -27,6 +26,7 @@ import { writeRawGraph } from '../../engine/attribution/raw-file.ts';
 import { parseTargetSpecs, targetSpecsToJson } from '../../engine/attribution/target-json.ts';
 import { targetVocabulary } from '../../engine/attribution/target-spec.ts';
 import { EngineError } from '../../engine/errors.ts';
+import { outputTarget, writeTraceGraphJson } from '../../engine/graph-json/output-file.ts';
 import { type OpenedModel, openModel } from '../../engine/model/open-model.ts';
 import { assertTranscodersFit } from '../../engine/model/transcoder-fit.ts';
 import { pruneGraph } from '../../engine/pruning/index.ts';

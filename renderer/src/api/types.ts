@@ -1,6 +1,7 @@
 /**
- * The API contract, types only: the renderer imports nothing at run time from electron/ (no
- * Node code can reach the bundle), so every import here is `import type`.
+ * The API contract's types (`import type`: erased from the bundle), and the engine's trace
+ * defaults. The renderer's run-time imports from electron/ (this file's defaults, transport.ts's
+ * WebSocket client and ApiError) reach no Node code: tests/api/websocket-reconnect.test.ts checks.
  */
 export type {
   Annotations,
@@ -42,18 +43,5 @@ export type {
   ViewSummary,
 } from '../../../electron/api/contract.ts';
 
-import type { TraceSettings } from '../../../electron/api/contract.ts';
-
-/**
- * Mirror of contract.ts's DEFAULT_TRACE_SETTINGS (a value, so it cannot be imported as a type).
- * `satisfies` keeps it in step with the contract's type; types.test.ts checks the values.
- */
-export const DEFAULT_SETTINGS = {
-  maxNLogits: 10,
-  desiredLogitProb: 0.95,
-  maxFeatureNodes: 7500, // DEFAULT_MAX_FEATURE_NODES (electron/engine/attribution/defaults.ts)
-  batchSize: 256,
-  nodeThreshold: 0.8,
-  edgeThreshold: 0.98,
-  provider: 'cpu',
-} as const satisfies TraceSettings;
+/** The engine's defaults (a dependency-free module, bundled into the UI as it is). */
+export { DEFAULT_TRACE_SETTINGS as DEFAULT_SETTINGS } from '../../../electron/engine/attribution/defaults.ts';

@@ -4,6 +4,8 @@
  * the before/after prediction table, and the graph highlight (which nodes rose or fell) that
  * scene.ts turns into colours. No Vue, no sigma.
  */
+
+import { featureEdit } from '../../../electron/engine/intervene/spec.ts';
 import type {
   FeatureEdit,
   GraphView,
@@ -212,12 +214,11 @@ export function draftProblems(
   return { rows: out, general };
 }
 
+/** The edits of validated rows (a set or scale row has its value). */
 export function editsOf(rows: readonly DraftRow[]): FeatureEdit[] {
-  return rows.map((r) => {
-    const e: FeatureEdit = { layer: r.layer, feature: r.feature, position: r.position, mode: r.mode };
-    if (r.mode !== 'ablate' && r.value !== null) e.value = r.value;
-    return e;
-  });
+  return rows.map((r) =>
+    featureEdit({ layer: r.layer, feature: r.feature, position: r.position }, r.mode, r.value ?? undefined),
+  );
 }
 
 /** The API request of a draft (closed-loop-only options are left out of open-loop requests). */

@@ -12,6 +12,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type FeatureIntervention, Intervener } from '../../../electron/engine/intervene/interventions.ts';
 import { strongestPaths } from '../../../electron/engine/intervene/paths.ts';
+import { featureEdit } from '../../../electron/engine/intervene/spec.ts';
 import { openModel } from '../../../electron/engine/model/open-model.ts';
 import { loadTokenizer } from '../../../electron/engine/tokenizer/index.ts';
 import { loadTranscoderSet } from '../../../electron/engine/transcoders/load.ts';
@@ -90,7 +91,7 @@ describe.each(['plt', 'clt'])('demo model interventions with %s transcoders', (t
       expect(california.length).toBeGreaterThan(5);
       const edit = (k: string, mode: FeatureIntervention['mode'], value?: number): FeatureIntervention => {
         const [layer, feature, position] = k.split(':').map(Number);
-        return { layer, feature, position, mode, value };
+        return featureEdit({ layer, feature, position }, mode, value);
       };
       const ablateTexas = texas.map((k) => edit(k, 'ablate'));
       const texasOnly = await iv.closedLoopIntervention(ids, ablateTexas, track);

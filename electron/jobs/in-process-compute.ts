@@ -1,101 +1,37 @@
-/**
- * What the service needs computed, behind an interface so the job pool (worker threads) can
- * replace the in-process implementation here without the service changing: tracing a prompt
- * and pruning a stored graph at new thresholds.
- */
-
+/** ComputeBackend on the calling thread (the CLI, tests, `circuit serve --in-process`). */
 import fs from 'node:fs';
 import path from 'node:path';
 import { Attributor } from '../engine/attribution/attribute.ts';
-import { DEFAULT_MAX_FEATURE_NODES } from '../engine/attribution/defaults.ts';
+import { DEFAULT_MAX_FEATURE_NODES, type TraceProgress } from '../engine/attribution/defaults.ts';
 import type { RawAttributionGraph } from '../engine/attribution/graph-types.ts';
 import { parseTargetSpecs } from '../engine/attribution/target-json.ts';
 import { targetVocabulary } from '../engine/attribution/target-spec.ts';
-import { type DashboardProgress, runDashboards } from '../engine/dashboards/run.ts';
+import { runDashboards } from '../engine/dashboards/run.ts';
 import type { FeatureRecord } from '../engine/dashboards/types.ts';
 import { EngineError } from '../engine/errors.ts';
-import { openModel } from '../engine/model/open-model.ts';
-import { assertTranscodersFit } from '../engine/model/transcoder-fit.ts';
-import {
-  analyzeGraph,
-  type PruneAnalysis,
-  type PrunedGraph,
-  type PruneOptions,
-  pruneGraph,
-} from '../engine/pruning/index.ts';
-import type { ProviderChoice } from '../engine/runtime/providers.ts';
-import { loadTokenizer } from '../engine/tokenizer/index.ts';
-import { loadTranscoderSet } from '../engine/transcoders/load.ts';
-import type { InterventionOutcome, TraceProgress, TraceSettings } from '../store/types.ts';
 import {
   closeIntervener,
   type InterventionRequest,
   type InterventionRun,
   type LoadedIntervener,
   runInterventionReusing,
-} from './intervention-run.ts';
-
-export type { InterventionRequest, InterventionRun };
-
-export interface TraceRequest {
-  checkpointDir: string;
-  transcoderDir: string;
-  prompt: string;
-  /** Used as given when present (BOS included); otherwise the prompt is tokenized. */
-  tokenIds: number[] | null;
-  settings: TraceSettings;
-}
-
-export interface TraceOutcome {
-  raw: RawAttributionGraph;
-  /** Pruned at the request's thresholds. */
-  pruned: PrunedGraph;
-  tokenIds: number[];
-  timingsMs: Record<string, number>;
-  provider: string;
-}
-
-export interface PruneRequest {
-  /** Identifies the raw graph (a trace id): implementations may cache per key. */
-  key: string;
-  /** Loads the raw graph (called on a cache miss). */
-  raw: () => RawAttributionGraph;
-  options: PruneOptions;
-}
-
-export interface ComputeBackend {
-  trace(
-    req: TraceRequest,
-    run: { signal?: AbortSignal; onProgress?: (p: TraceProgress) => void },
-  ): Promise<TraceOutcome>;
-  prune(req: PruneRequest): Promise<PrunedGraph>;
-  /** Runs one intervention (open or closed loop) on a traced prompt. */
-  intervene(req: InterventionRequest, run: InterventionRun): Promise<InterventionOutcome>;
-  /** Feature dashboards of a transcoder set over a corpus (absent: the backend cannot compute them). */
-  dashboards?(req: DashboardsRequest, run: DashboardsRun): Promise<FeatureRecord[]>;
-  close(): Promise<void>;
-}
-
-export interface DashboardsRequest {
-  checkpointDir: string;
-  transcoderDir: string;
-  corpus: string;
-  /** Stop after this many tokens of the corpus (default: all of it). */
-  maxTokens?: number;
-  provider: ProviderChoice;
-}
-
-export interface DashboardsRun {
-  signal?: AbortSignal;
-  onProgress?: (p: TraceProgress) => void;
-}
-
-/** A dashboards progress report as the service's progress events carry it. */
-export function dashboardsProgress(x: DashboardProgress): TraceProgress {
-  const p: TraceProgress = { phase: x.phase, done: x.done, total: x.total };
-  if (x.etaSeconds !== undefined) p.etaSeconds = x.etaSeconds;
-  return p;
-}
+} from '../engine/intervene/intervention-run.ts';
+import type { InterventionOutcome } from '../engine/intervene/spec.ts';
+import { openModel } from '../engine/model/open-model.ts';
+import { assertTranscodersFit } from '../engine/model/transcoder-fit.ts';
+import { analyzeGraph, type PruneAnalysis, type PrunedGraph, pruneGraph } from '../engine/pruning/index.ts';
+import type { ProviderChoice } from '../engine/runtime/providers.ts';
+import { loadTokenizer } from '../engine/tokenizer/index.ts';
+import { loadTranscoderSet } from '../engine/transcoders/load.ts';
+import {
+  type ComputeBackend,
+  type DashboardsRequest,
+  type DashboardsRun,
+  dashboardsProgress,
+  type PruneRequest,
+  type TraceOutcome,
+  type TraceRequest,
+} from './compute-backend.ts';
 
 export interface InProcessComputeOptions {
   /** Compiled-graph cache folder (default: the engine's). */

@@ -5,15 +5,16 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { EngineError } from '../engine/errors.ts';
-import { Intervener, type InterventionResult } from '../engine/intervene/interventions.ts';
-import { type OpenedModel, openModel } from '../engine/model/open-model.ts';
-import { assertTranscodersFit } from '../engine/model/transcoder-fit.ts';
-import type { ProviderChoice } from '../engine/runtime/providers.ts';
-import { loadTokenizer, type PromptTokenizer, tokenNamer } from '../engine/tokenizer/index.ts';
-import { loadTranscoderSet } from '../engine/transcoders/load.ts';
-import type { TranscoderSet } from '../engine/transcoders/types.ts';
-import type { FeatureChange, InterventionOutcome, InterventionSpec, TraceProgress } from '../store/types.ts';
+import type { TraceProgress } from '../attribution/defaults.ts';
+import { EngineError } from '../errors.ts';
+import { type OpenedModel, openModel } from '../model/open-model.ts';
+import { assertTranscodersFit } from '../model/transcoder-fit.ts';
+import type { ProviderChoice } from '../runtime/providers.ts';
+import { loadTokenizer, type PromptTokenizer, tokenNamer } from '../tokenizer/index.ts';
+import { loadTranscoderSet } from '../transcoders/load.ts';
+import type { TranscoderSet } from '../transcoders/types.ts';
+import { Intervener, type InterventionResult } from './interventions.ts';
+import type { FeatureChange, InterventionOutcome, InterventionSpec } from './spec.ts';
 
 /** Closed-loop feature changes kept per outcome (largest first). */
 export const MAX_FEATURE_CHANGES = 500;
@@ -23,7 +24,7 @@ export interface InterventionRequest {
   transcoderDir: string;
   /** The trace's token ids (BOS included). */
   tokenIds: number[];
-  provider: string;
+  provider: ProviderChoice;
   spec: InterventionSpec;
   /** The trace's logit targets, reported in `logitChanges` (and always among the predictions). */
   trackTokens?: number[];
@@ -90,7 +91,7 @@ export interface IntervenerOptions {
 /** Opens an Intervener for `req`'s model, or returns `previous` when it is that model's (else closes it). */
 async function openIntervener(
   previous: LoadedIntervener | null,
-  req: { checkpointDir: string; transcoderDir: string; provider: string },
+  req: { checkpointDir: string; transcoderDir: string; provider: ProviderChoice },
   opts: IntervenerOptions,
 ): Promise<LoadedIntervener> {
   const key = JSON.stringify([
@@ -111,7 +112,7 @@ async function openIntervener(
       ? await loadTokenizer(model.dir)
       : null;
     const intervener = await Intervener.create(model, set, {
-      provider: req.provider as ProviderChoice,
+      provider: req.provider,
       cacheRoot: opts.cacheRoot,
       threads: opts.threads,
       onWarning: opts.onWarning,

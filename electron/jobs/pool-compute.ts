@@ -7,6 +7,13 @@
  * at a time; the pool behind it therefore uses an in-memory queue (the service's rows are the
  * persisted ones). Results come back through the pool's onResult hook, typed arrays moved.
  */
+
+import type { TraceProgress } from '../engine/attribution/defaults.ts';
+import type { RawAttributionGraph } from '../engine/attribution/graph-types.ts';
+import type { FeatureRecord } from '../engine/dashboards/types.ts';
+import { EngineError, isEngineErrorCode } from '../engine/errors.ts';
+import type { InterventionOutcome } from '../engine/intervene/spec.ts';
+import type { PrunedGraph } from '../engine/pruning/index.ts';
 import type {
   ComputeBackend,
   DashboardsRequest,
@@ -16,33 +23,10 @@ import type {
   PruneRequest,
   TraceOutcome,
   TraceRequest,
-} from '../api/compute.ts';
-import type { RawAttributionGraph } from '../engine/attribution/graph-types.ts';
-import type { FeatureRecord } from '../engine/dashboards/types.ts';
-import { EngineError, type EngineErrorCode } from '../engine/errors.ts';
-import type { PrunedGraph } from '../engine/pruning/index.ts';
-import type { InterventionOutcome, TraceProgress } from '../store/types.ts';
+} from './compute-backend.ts';
 import { MemoryJobQueueStore } from './memory-store.ts';
 import { JobPool, type JobPoolOptions } from './pool.ts';
 import type { JobId, JobRecord, JsonValue } from './types.ts';
-
-const ENGINE_CODES: readonly string[] = [
-  'io',
-  'truncated',
-  'header',
-  'bounds',
-  'dtype',
-  'shape',
-  'missing',
-  'config',
-  'unsupported',
-  'mismatch',
-  'provider',
-  'argument',
-  'tokenizer',
-  'cancelled',
-  'resources',
-];
 
 /** A failed or cancelled job as the error the in-process backend would have thrown. */
 export function jobError(r: JobRecord): Error {
@@ -50,7 +34,7 @@ export function jobError(r: JobRecord): Error {
     return new EngineError('cancelled', 'the job was cancelled');
   const code = r.error?.code ?? 'internal';
   const message = r.error?.message ?? `the job ended ${r.state}`;
-  return ENGINE_CODES.includes(code) ? new EngineError(code as EngineErrorCode, message) : new Error(message);
+  return isEngineErrorCode(code) ? new EngineError(code, message) : new Error(message);
 }
 
 export interface PoolComputeOptions extends Omit<JobPoolOptions, 'store' | 'onResult'> {

@@ -11,13 +11,13 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { RawAttributionGraph } from '../engine/attribution/graph-types.ts';
-import { writeAll } from '../engine/checkpoint/safetensors-writer.ts';
-import { EngineError } from '../engine/errors.ts';
-import { buildGraphDocument, graphJsonChunks } from '../engine/graph-json/export.ts';
-import type { JsonObject } from '../engine/graph-json/types.ts';
-import type { PrunedGraph } from '../engine/pruning/index.ts';
-import type { TranscoderSet } from '../engine/transcoders/types.ts';
+import type { RawAttributionGraph } from '../attribution/graph-types.ts';
+import { writeAll } from '../checkpoint/safetensors-writer.ts';
+import { EngineError } from '../errors.ts';
+import type { PrunedGraph } from '../pruning/index.ts';
+import type { TranscoderSet } from '../transcoders/types.ts';
+import { buildGraphDocument, graphJsonChunks } from './export.ts';
+import type { JsonObject } from './types.ts';
 
 export interface TraceOutputInfo {
   slug: string;
