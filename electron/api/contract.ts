@@ -1,8 +1,9 @@
 /**
  * The one contract between a UI and the backend: every method (name → params → result) and
  * every event (name → payload). The WebSocket transport (server mode) and the Electron IPC
- * bridge (electron/app) carry it; neither adds methods of its own. Types only (plus a
- * few constants): importable from the renderer without pulling in Node.
+ * bridge (electron/app) carry the same methods; the desktop shell's own extras (menu commands,
+ * the folder picker) live in electron/app/channels.ts. Types plus a few constants (API_VERSION,
+ * EVENT_NAMES, the engine's trace defaults), so the renderer imports it without pulling in Node.
  *
  * Ids of graph nodes are graph JSON node ids (attribution.md §6): feature `{layer}_{index}_{pos}`,
  * error `{layer}_-1_{pos}`, embedding `E_{tokenId}_{pos}`, logit `{L+1}_{tokenId}_{T-1}`.
