@@ -11,11 +11,14 @@ import {
   type ApiEvents,
   DEFAULT_SETTINGS,
   type EventName,
+  type InterventionOutcome,
+  type InterventionRecord,
   type MethodName,
   type Params,
   type ProjectRecord,
   type Result,
   type TraceDetail,
+  type TraceProgress,
   type TraceRecord,
 } from './types.ts';
 
@@ -219,4 +222,84 @@ export class FakeLibrary {
 function record(t: TraceDetail | TraceRecord): TraceRecord {
   const { views: _, ...r } = t as TraceDetail;
   return structuredClone(r);
+}
+
+/**
+ * The interventions part of the backend, in memory: started interventions stay queued until
+ * the test moves them on (`progress`, `finish`); cancel and delete as the service does them. It
+ * emits `intervention.progress` and `intervention.updated` (with `deleted` on a delete).
+ */
+export class FakeInterventions {
+  readonly records = new Map<number, InterventionRecord>();
+  private nextId = 1;
+
+  constructor(readonly api: FakeApi) {
+    api
+      .handle('interventions.start', (input) => {
+        const r: InterventionRecord = {
+          id: this.nextId++,
+          traceId: input.traceId,
+          label: input.label ?? `${input.edits.length} edit(s)`,
+          spec: {
+            loop: input.loop ?? 'closed',
+            edits: input.edits,
+            freezeAttention: input.freezeAttention ?? false,
+            generate: input.generate ?? 0,
+            top: input.top ?? 10,
+          },
+          status: 'queued',
+          progress: null,
+          error: null,
+          result: null,
+          createdAt: this.nextId,
+          startedAt: null,
+          finishedAt: null,
+        };
+        return this.put(r);
+      })
+      .handle('interventions.list', ({ traceId }) =>
+        [...this.records.values()]
+          .filter((r) => r.traceId === traceId)
+          .sort((a, b) => b.createdAt - a.createdAt)
+          .map((r) => structuredClone(r)),
+      )
+      .handle('interventions.get', ({ id }) => structuredClone(this.get(id)))
+      .handle('interventions.cancel', ({ id }) => this.put({ ...this.get(id), status: 'cancelled' }))
+      .handle('interventions.delete', ({ id }) => {
+        const r = this.get(id);
+        this.records.delete(id);
+        api.emit('intervention.updated', { intervention: structuredClone(r), deleted: true });
+        return { id, traceId: r.traceId };
+      });
+  }
+
+  get(id: number): InterventionRecord {
+    const r = this.records.get(id);
+    if (!r) throw new ApiError('not_found', `intervention ${id} not found`, { field: 'id' });
+    return r;
+  }
+
+  /** The intervention runs: status running, and a progress event (`emit` false: the event is lost). */
+  progress(id: number, progress: TraceProgress, emit = true): void {
+    const r = { ...this.get(id), status: 'running' as const, progress };
+    this.records.set(id, r);
+    if (emit) {
+      this.api.emit('intervention.progress', { interventionId: id, traceId: r.traceId, progress });
+      this.api.emit('intervention.updated', { intervention: structuredClone(r) });
+    }
+  }
+
+  /** The intervention finishes with `result` (`emit` false: the event is lost). */
+  finish(id: number, result: InterventionOutcome, emit = true): InterventionRecord {
+    const r = { ...this.get(id), status: 'done' as const, progress: null, result };
+    this.records.set(id, r);
+    if (emit) this.api.emit('intervention.updated', { intervention: structuredClone(r) });
+    return r;
+  }
+
+  private put(r: InterventionRecord): InterventionRecord {
+    this.records.set(r.id, r);
+    this.api.emit('intervention.updated', { intervention: structuredClone(r) });
+    return structuredClone(r);
+  }
 }
