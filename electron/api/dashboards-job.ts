@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import type { JobRecord } from '../jobs/types.ts';
+import type { JobRecord } from '../store/jobs.ts';
 import type { Store } from '../store/store.ts';
 import type { ModelRecord } from '../store/types.ts';
 import type { DashboardsStatus, TraceProgress } from './contract.ts';

@@ -21,7 +21,7 @@ import { featureNodeId } from '../engine/intervene/intervention-run.ts';
 import type { PrunedGraph } from '../engine/pruning/prune.ts';
 import type { ComputeBackend } from '../jobs/compute-backend.ts';
 import { deviceForProvider } from '../jobs/kinds/index.ts';
-import type { JobRecord } from '../jobs/types.ts';
+import type { JobRecord } from '../store/jobs.ts';
 import { pinnedKey, type StoredView } from '../store/graphs.ts';
 import { acquireServiceLock, type ServiceLock } from '../store/lock.ts';
 import { SCHEMA_VERSION } from '../store/migrations/index.ts';

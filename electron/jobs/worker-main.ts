@@ -1,9 +1,9 @@
 /**
- * A job worker: runs one job at a time from the pool. Job kinds are modules loaded on first
+ * A job worker: runs one job at a time for the runner (runner.ts). Job kinds are modules loaded on first
  * use (their `default` export is a JobHandler) and kept for the worker's life, so a kind can
  * keep models and ONNX Runtime sessions warm between jobs.
  *
- * Cancel is cooperative (the job's AbortSignal); the pool terminates the worker when a job
+ * Cancel is cooperative (the job's AbortSignal); the runner terminates the worker when a job
  * does not stop within its grace period.
  */
 import { parentPort } from 'node:worker_threads';
@@ -67,8 +67,8 @@ async function runJob({ job }: RunJobMessage): Promise<void> {
     kind: job.kind,
     device: job.device,
     signal: controller.signal,
-    resume: job.resume,
-    attempt: job.attempt,
+    resume: false,
+    attempt: 1,
     threads: job.threads,
     inputs: unpackViews(job.inputs),
     progress: progressReporter(job.id),

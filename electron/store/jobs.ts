@@ -1,24 +1,20 @@
 /**
- * The persisted job queue on SQLite: the `JobQueueStore` contract of electron/jobs/types.ts
- * (the job pool runs on it; so does the service's own trace queue).
+ * The persisted job queue on SQLite (the service's queue of traces, interventions and
+ * dashboards; the jobs are run by jobs/'s worker runner).
  *
  * - `claim` is one UPDATE … RETURNING, so two processes sharing a library never take the same job.
- * - Transitions apply only from the states the contract allows (a late message never
- *   resurrects a job): running → done | failed | interrupted; queued | running | interrupted →
- *   cancelled; interrupted | failed | cancelled → queued (requeue).
+ * - Transitions apply only from the states listed here (a late message never resurrects a
+ *   job), and `cancel` / `requeue` report whether they changed anything:
+ *
+ *   enqueue → queued ──claim──→ running ──complete──→ done
+ *                │                 │ ──fail──────→ failed
+ *                │                 │ ──cancel────→ cancelled
+ *                │                 └ ──interrupt─→ interrupted   (app shut down mid-run)
+ *                └──cancel──→ cancelled
+ *   interrupted | failed | cancelled ──requeue──→ queued
  * - `recoverInterrupted` (at startup): rows a dead process left 'running' become 'interrupted'.
  */
-import type {
-  JobDevice,
-  JobError,
-  JobId,
-  JobListFilter,
-  JobProgress,
-  JobQueueStore,
-  JobRecord,
-  JsonValue,
-  NewJob,
-} from '../jobs/types.ts';
+import type { JobDevice, JobError, JobId, JobProgress, JsonValue } from '../jobs/types.ts';
 import { parseJson } from './blobs.ts';
 import type { Db } from './database.ts';
 
@@ -58,9 +54,48 @@ const toRecord = (r: Row): JobRecord => ({
   finishedAt: r.finished_at,
 });
 
+export type JobState = 'queued' | 'running' | 'done' | 'failed' | 'cancelled' | 'interrupted';
+
+export interface NewJob {
+  kind: string;
+  device: JobDevice;
+  /** The job's parameters: JSON, enough to run it again after a restart. */
+  params: JsonValue;
+  /** Higher runs first (default 0); ties by id. */
+  priority?: number;
+  /** The trace this job computes, if any (lets the store join jobs and traces). */
+  traceId?: number | null;
+}
+
+export interface JobRecord {
+  id: JobId;
+  kind: string;
+  device: JobDevice;
+  params: JsonValue;
+  priority: number;
+  traceId: number | null;
+  state: JobState;
+  /** How many times the job was claimed (1 on its first run). */
+  attempts: number;
+  /** Set by requeue({resume: true}). */
+  resume: boolean;
+  progress: JobProgress | null;
+  result: JsonValue | null;
+  error: JobError | null;
+  createdAt: number;
+  startedAt: number | null;
+  finishedAt: number | null;
+}
+
+export interface JobListFilter {
+  states?: readonly JobState[];
+  kind?: string;
+  limit?: number;
+}
+
 const placeholders = (n: number) => Array.from({ length: n }, () => '?').join(', ');
 
-export class JobRepository implements JobQueueStore {
+export class JobRepository {
   constructor(
     private readonly db: Db,
     private readonly now: () => number,

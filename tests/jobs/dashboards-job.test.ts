@@ -1,15 +1,14 @@
 /**
- * The dashboards job in the pool: progress, and an app shutdown mid-run → interrupted →
- * restart → resume from the checkpoint, producing the same file as an uninterrupted run.
+ * The dashboards job on the worker runner: progress, and a shutdown mid-run (its checkpoint
+ * kept) → restart → resume from the checkpoint, producing the same file as an uninterrupted run.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { JobPool } from '../../electron/jobs/pool.ts';
+import { WorkerRunner } from '../../electron/jobs/runner.ts';
 import type { JobProgress, JsonValue } from '../../electron/jobs/types.ts';
 import { fixturePath, hash32 } from '../fixtures/tiny-checkpoints.ts';
-import { LibraryJobQueue } from './library-queue.ts';
 
 const FIX = fixturePath('tiny-gemma2');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cw-dashjob-'));
@@ -38,39 +37,29 @@ const params = (out: string): JsonValue => ({
 
 describe('dashboards job', () => {
   it('resumes after a shutdown with output identical to an uninterrupted run', async () => {
-    const db = path.join(tmp, 'library');
     const full = path.join(tmp, 'full.jsonl');
     const part = path.join(tmp, 'part.jsonl');
 
-    const store1 = new LibraryJobQueue(db);
-    const pool1 = new JobPool({ store: store1, slots: { cpu: 1 } });
-    await pool1.start();
-    const job = await pool1.submit('dashboards', params(part));
-    await new Promise<void>((resolve) => {
-      pool1.on('progress', (e) => {
-        if (e.id === job.id && Number(e.progress.detail?.windows ?? 0) >= 60) resolve();
-      });
+    const runner1 = new WorkerRunner({ slots: { cpu: 1 } });
+    let stopped: Promise<void> | undefined;
+    const first = runner1.run('dashboards', params(part), {
+      onProgress: (p) => {
+        if (Number(p.detail?.windows ?? 0) >= 60) stopped ??= runner1.close();
+      },
     });
-    await pool1.close();
-    const mid = store1.get(job.id)!;
-    expect(mid.state).toBe('interrupted');
+    await expect(first).rejects.toMatchObject({ code: 'cancelled' });
+    await stopped;
     expect(fs.existsSync(part)).toBe(false);
     expect(fs.existsSync(`${part}.checkpoint`)).toBe(true);
-    store1.close();
 
-    // restart: resume the interrupted job, and run the same job uninterrupted beside it
-    const store2 = new LibraryJobQueue(db);
-    const pool2 = new JobPool({ store: store2, slots: { cpu: 2 } });
-    expect((await pool2.start()).map((j) => j.id)).toEqual([job.id]);
+    // restart: resume the stopped job (params.resume defaults to true), and run the same job
+    // uninterrupted beside it
+    const runner2 = new WorkerRunner({ slots: { cpu: 2 } });
     const progress: JobProgress[] = [];
-    const ref = await pool2.submit('dashboards', params(full));
-    pool2.on('progress', (e) => {
-      if (e.id === ref.id) progress.push(e.progress);
-    });
-    await pool2.requeue(job.id, { resume: true });
-    const [done, refDone] = await Promise.all([pool2.wait(job.id), pool2.wait(ref.id)]);
-    expect(refDone.state, JSON.stringify(refDone.error)).toBe('done');
-    expect(done.state, JSON.stringify(done.error)).toBe('done');
+    const [done] = await Promise.all([
+      runner2.run('dashboards', params(part)),
+      runner2.run('dashboards', params(full), { onProgress: (p) => progress.push(p) }),
+    ]);
     const result = done.result as { resumedFromWindow: number; windows: number; features: number };
     expect(result.resumedFromWindow).toBeGreaterThanOrEqual(20);
     expect(result.features).toBe(144);
@@ -83,7 +72,6 @@ describe('dashboards job', () => {
     const act = progress.filter((p) => p.phase === 'activations');
     expect(act[act.length - 1].unit).toBe('tokens');
     expect(act.some((p) => p.etaSeconds !== undefined && p.detail?.windows !== undefined)).toBe(true);
-    await pool2.close();
-    store2.close();
+    await runner2.close();
   });
 });

@@ -5,7 +5,6 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { pruneGraph } from '../../electron/engine/pruning/index.ts';
-import { JobPool } from '../../electron/jobs/pool.ts';
 import { GRAPH_DIR, LIBRARY_FILE } from '../../electron/store/data-dir.ts';
 import { APPLICATION_ID } from '../../electron/store/database.ts';
 import { StoreError } from '../../electron/store/errors.ts';
@@ -512,19 +511,5 @@ describe('models, features, annotations, jobs', () => {
     expect(store.jobs.list({ kind: 'trace', limit: 1 }).map((j) => j.id)).toEqual([b.id]);
     store.purgeTrace(trace.id); // a trace's jobs go with it
     expect(store.jobs.get(a.id)).toBeNull();
-  });
-
-  it('the job pool runs on the library queue', async () => {
-    const pool = new JobPool({ store: store.jobs, slots: { cpu: 1 } });
-    pool.registerKind({ kind: 'sleep', module: new URL('../jobs/kinds/sleep.ts', import.meta.url).href });
-    await pool.start();
-    try {
-      const job = await pool.submit('sleep', { ms: 30, result: { slept: true } });
-      const done = await pool.wait(job.id);
-      expect(done.state).toBe('done');
-      expect(store.jobs.get(job.id)).toMatchObject({ state: 'done', result: { slept: true }, attempts: 1 });
-    } finally {
-      await pool.close();
-    }
   });
 });

@@ -1,6 +1,6 @@
 /**
  * The registry of built-in job kinds: name → the module a worker loads to run it, and the
- * device its params need. Other kinds are added here (or at run time with JobPool.registerKind,
+ * device its params need. Other kinds are added here (or at run time with WorkerRunner.registerKind,
  * as the tests do with their test-only kinds).
  */
 import { providerUnavailableReason } from '../../engine/runtime/providers.ts';

@@ -2,8 +2,10 @@
  * Test-only job kind `sleep`: params {ms, step?, ignoreCancel?, busy?}. Reports progress every
  * step; stops at cancel unless ignoreCancel (then only terminate() stops it); busy: spins the
  * thread synchronously instead of awaiting timers (a job that cannot even see the cancel).
+ * Its result names the worker thread that ran it (warm workers are reused).
  */
 import { setTimeout as delay } from 'node:timers/promises';
+import { threadId } from 'node:worker_threads';
 import type { JobContext, JobHandler, JsonValue } from '../../../electron/jobs/types.ts';
 
 const handler: JobHandler = {
@@ -30,7 +32,7 @@ const handler: JobHandler = {
       ctx.progress({ phase: 'sleep', done: i + 1, total: n, unit: 'steps' });
     }
     return {
-      result: p.result ?? { slept: p.ms, threads: ctx.threads, attempt: ctx.attempt, resume: ctx.resume },
+      result: p.result ?? { slept: p.ms, threads: ctx.threads, threadId },
     };
   },
 };
