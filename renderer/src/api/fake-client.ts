@@ -8,9 +8,11 @@ import { ApiError } from '../../../electron/api/api-error.ts';
 import { ApiEventListeners } from '../../../electron/api/transports/websocket-client.ts';
 import type { ConnectionStatus, ManagedClient } from './transport.ts';
 import {
+  type Annotations,
   type ApiEvents,
   DEFAULT_SETTINGS,
   type EventName,
+  type GraphView,
   type InterventionOutcome,
   type InterventionRecord,
   type MethodName,
@@ -20,6 +22,7 @@ import {
   type TraceDetail,
   type TraceProgress,
   type TraceRecord,
+  type ViewNode,
 } from './types.ts';
 
 type Handler<M extends MethodName> = (params: Params<M>) => Result<M> | Promise<Result<M>>;
@@ -42,6 +45,13 @@ export class FakeApi implements ManagedClient {
     if (!h) return Promise.reject(new ApiError('unknown_method', `unknown method ${method}`));
     // Asynchronous like a real transport, and a throwing handler becomes a rejection.
     return Promise.resolve().then(() => h(params));
+  }
+
+  /** The handler answering `method` now (to wrap it: delay or fail some answers). */
+  handlerOf<M extends MethodName>(method: M): Handler<M> {
+    const h = this.handlers.get(method) as Handler<M> | undefined;
+    if (!h) throw new Error(`no handler for ${method}`);
+    return h;
   }
 
   /** The params of every call of `method`, in order. */
@@ -301,5 +311,92 @@ export class FakeInterventions {
     this.records.set(r.id, r);
     this.api.emit('intervention.updated', { intervention: structuredClone(r) });
     return structuredClone(r);
+  }
+}
+
+/**
+ * Traces with graphs, in memory: each trace has the nodes of its unpruned graph (influence =
+ * cumulative share, lower = more important) and a chain of edges between consecutive nodes;
+ * graphs.view prunes them at the asked thresholds (the trace's own by default) as the service
+ * does: tokens and logits stay, features and errors below the node threshold stay.
+ */
+export class FakeGraphs {
+  readonly traces = new Map<number, TraceDetail>();
+  readonly graphs = new Map<number, ViewNode[]>();
+  readonly annotations = new Map<number, Annotations>();
+
+  constructor(readonly api: FakeApi) {
+    api
+      .handle('traces.get', ({ id }) => {
+        const t = this.traces.get(id);
+        if (!t) throw new ApiError('not_found', `trace ${id} not found`, { field: 'id' });
+        return structuredClone(t);
+      })
+      .handle('annotations.get', ({ traceId }) => structuredClone(this.annotationsOf(traceId)))
+      .handle('annotations.update', ({ traceId, ...changes }) => {
+        const a = { ...this.annotationsOf(traceId), ...changes };
+        this.annotations.set(traceId, a);
+        return structuredClone(a);
+      })
+      .handle('graphs.nodeIds', ({ traceId }) => ({ traceId, ids: this.nodesOf(traceId).map((n) => n.id) }))
+      .handle('graphs.view', (p) => {
+        const t = this.traces.get(p.traceId);
+        if (!t) throw new ApiError('not_found', `trace ${p.traceId} not found`, { field: 'traceId' });
+        const nt = p.nodeThreshold ?? t.settings.nodeThreshold;
+        const et = p.edgeThreshold ?? t.settings.edgeThreshold;
+        const nodes = this.nodesOf(p.traceId).filter(
+          (n) => n.kind === 'token' || n.kind === 'logit' || (n.influence ?? 0) < nt,
+        );
+        const edges = { source: [] as number[], target: [] as number[], weight: [] as number[] };
+        for (let i = 1; i < nodes.length; i++) {
+          edges.source.push(i - 1);
+          edges.target.push(i);
+          edges.weight.push(1 / i);
+        }
+        const view: GraphView = {
+          traceId: p.traceId,
+          nodeThreshold: nt,
+          edgeThreshold: et,
+          pinned: [],
+          nLayers: 4,
+          nPositions: 3,
+          promptTokens: ['<bos>', 'The', ' cat'],
+          unprunedNodes: this.nodesOf(p.traceId).length,
+          nodes: structuredClone(nodes),
+          edges,
+          replacementScore: null,
+          completenessScore: null,
+          cached: false,
+          ...(t.source === 'import' ? { imported: true } : {}),
+        };
+        return view;
+      });
+  }
+
+  /** A finished trace whose graph has `nodes` (by default its settings are the defaults). */
+  add(over: Partial<TraceRecord> & Pick<TraceRecord, 'id'>, nodes: ViewNode[]): TraceDetail {
+    const t = traceRecord(over);
+    this.traces.set(t.id, t);
+    this.graphs.set(t.id, nodes);
+    return t;
+  }
+
+  private nodesOf(traceId: number): ViewNode[] {
+    const nodes = this.graphs.get(traceId);
+    if (!nodes) throw new ApiError('not_found', `trace ${traceId} not found`, { field: 'traceId' });
+    return nodes;
+  }
+
+  private annotationsOf(traceId: number): Annotations {
+    const none: Annotations = {
+      traceId,
+      pinned: [],
+      supernodes: [],
+      layout: {},
+      labels: {},
+      notes: {},
+      updatedAt: null,
+    };
+    return this.annotations.get(traceId) ?? none;
   }
 }
