@@ -1,5 +1,6 @@
 /** Flag parsing shared by the commands, with errors that name the flag. */
 import { parseArgs } from 'node:util';
+import { DEFAULT_TRACE_SETTINGS } from '../engine/attribution/defaults.ts';
 import { EngineError } from '../engine/errors.ts';
 import { PROVIDER_CHOICES, type ProviderChoice } from '../engine/runtime/providers.ts';
 
@@ -31,7 +32,7 @@ export function positiveIntFlag(value: string | undefined, flag: string, fallbac
 }
 
 export function providerFlag(value: string | undefined): ProviderChoice {
-  const v = (value ?? 'cpu') as ProviderChoice;
+  const v = (value ?? DEFAULT_TRACE_SETTINGS.provider) as ProviderChoice;
   if (!PROVIDER_CHOICES.includes(v)) {
     throw new EngineError(
       'argument',

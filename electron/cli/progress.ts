@@ -2,14 +2,14 @@
  * Progress on stderr: a single rewritten line on a terminal (phase, i/n, ETA), plain lines
  * at phase changes otherwise (logs, CI).
  */
-import type { AttributionProgress } from '../engine/attribution/attribute.ts';
+import type { TraceProgress } from '../engine/attribution/defaults.ts';
 
 export function progressPrinter(stream: NodeJS.WriteStream = process.stderr) {
   let lastPhase = '';
   let lastWidth = 0;
   const tty = stream.isTTY === true;
   return {
-    update(p: AttributionProgress) {
+    update(p: TraceProgress) {
       const eta =
         p.etaSeconds !== undefined && p.done < p.total ? `, ETA ${formatSeconds(p.etaSeconds)}` : '';
       const line = `${p.phase.padEnd(9)} ${p.done}/${p.total}${eta}`;

@@ -1,14 +1,9 @@
 /** ComputeBackend on the calling thread (the CLI, tests, `circuit serve --in-process`). */
-import fs from 'node:fs';
-import path from 'node:path';
-import { Attributor } from '../engine/attribution/attribute.ts';
-import { DEFAULT_MAX_FEATURE_NODES, type TraceProgress } from '../engine/attribution/defaults.ts';
+import type { TraceProgress } from '../engine/attribution/defaults.ts';
 import type { RawAttributionGraph } from '../engine/attribution/graph-types.ts';
-import { parseTargetSpecs } from '../engine/attribution/target-json.ts';
-import { targetVocabulary } from '../engine/attribution/target-spec.ts';
+import { Tracer } from '../engine/attribution/tracer.ts';
 import { runDashboards } from '../engine/dashboards/run.ts';
 import type { FeatureRecord } from '../engine/dashboards/types.ts';
-import { EngineError } from '../engine/errors.ts';
 import {
   closeIntervener,
   type InterventionRequest,
@@ -17,12 +12,8 @@ import {
   runInterventionReusing,
 } from '../engine/intervene/intervention-run.ts';
 import type { InterventionOutcome } from '../engine/intervene/spec.ts';
-import { openModel } from '../engine/model/open-model.ts';
-import { assertTranscodersFit } from '../engine/model/transcoder-fit.ts';
 import { analyzeGraph, type PruneAnalysis, type PrunedGraph, pruneGraph } from '../engine/pruning/index.ts';
-import type { ProviderChoice } from '../engine/runtime/providers.ts';
-import { loadTokenizer } from '../engine/tokenizer/index.ts';
-import { loadTranscoderSet } from '../engine/transcoders/load.ts';
+import { providerChoice } from '../engine/runtime/providers.ts';
 import {
   type ComputeBackend,
   type DashboardsRequest,
@@ -45,6 +36,9 @@ export interface InProcessComputeOptions {
 export class InProcessCompute implements ComputeBackend {
   private readonly pruneCache = new Map<string, { raw: RawAttributionGraph; analysis: PruneAnalysis }>();
   private intervener: LoadedIntervener | null = null;
+  /** The last model's Tracer (compiled graphs, sessions), kept for the next trace of it. */
+  private tracer: Tracer | null = null;
+  private traceTurn: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly opts: InProcessComputeOptions = {}) {}
 
@@ -52,94 +46,40 @@ export class InProcessCompute implements ComputeBackend {
     req: TraceRequest,
     run: { signal?: AbortSignal; onProgress?: (p: TraceProgress) => void },
   ): Promise<TraceOutcome> {
-    const model = openModel(req.checkpointDir);
-    const set = (() => {
-      try {
-        return loadTranscoderSet(req.transcoderDir);
-      } catch (e) {
-        model.close();
-        throw e;
-      }
-    })();
-    let attributor: Attributor | undefined;
-    try {
-      assertTranscodersFit(model, set);
-      const c = model.config;
-      const hasTokenizer = fs.existsSync(path.join(model.dir, 'tokenizer.json'));
-      const tokenizer = hasTokenizer ? await loadTokenizer(model.dir) : null;
-      let tokenIds: number[];
-      if (req.tokenIds) tokenIds = req.tokenIds;
-      else if (tokenizer) tokenIds = tokenizer.encodePrompt(req.prompt);
-      else {
-        throw new EngineError(
-          'tokenizer',
-          'the model has no tokenizer.json: give token ids instead of a prompt',
-          {
-            file: path.join(model.dir, 'tokenizer.json'),
-          },
-        );
-      }
-      if (tokenIds.length < 2)
-        throw new EngineError('argument', 'the prompt has no tokens after BOS', { field: 'prompt' });
-      if (tokenIds.length > c.maxPositions) {
-        throw new EngineError(
-          'argument',
-          `the prompt is ${tokenIds.length} tokens, beyond the model's ${c.maxPositions}`,
-          {
-            field: 'prompt',
-          },
-        );
-      }
-      const bad = tokenIds.find((t) => t >= c.vocabSize);
-      if (bad !== undefined) {
-        throw new EngineError('argument', `token id ${bad} is outside the vocabulary (${c.vocabSize})`, {
-          field: 'tokenIds',
-        });
-      }
-      const s = req.settings;
-      const started = performance.now();
-      attributor = await Attributor.create(model, set, {
-        provider: s.provider as ProviderChoice,
-        cacheRoot: this.opts.cacheRoot,
-        onWarning: this.opts.onWarning,
-      });
-      const compileMs = performance.now() - started;
-      const result = await attributor.attribute(
-        tokenIds,
-        {
-          maxNLogits: s.maxNLogits,
-          desiredLogitProb: s.desiredLogitProb,
-          maxFeatureNodes: s.maxFeatureNodes ?? DEFAULT_MAX_FEATURE_NODES,
-          batchSize: s.batchSize,
-          targets: s.targets ? parseTargetSpecs(s.targets) : null,
-        },
-        {
-          signal: run.signal,
-          targetVocabulary: targetVocabulary(c.vocabSize, tokenizer),
-          storesGraph: true, // the service keeps it in the library
-          onProgress: (p) => run.onProgress?.({ ...p }),
-          tokenToString: tokenizer ? (id) => tokenizer.tokenToString(id) : undefined,
-        },
-      );
-      await result.prepared.runner.release();
-      const pruneStart = performance.now();
-      const pruned = pruneGraph(result.graph, {
-        nodeThreshold: s.nodeThreshold,
-        edgeThreshold: s.edgeThreshold,
-      });
-      const pruneMs = performance.now() - pruneStart;
-      return {
-        raw: result.graph,
-        pruned,
-        tokenIds,
-        timingsMs: { compile_and_load: compileMs, ...result.timingsMs, prune: pruneMs },
-        provider: attributor.provider,
-      };
-    } finally {
-      await attributor?.close();
-      set.close();
-      model.close();
-    }
+    // One trace at a time: the next one may replace the Tracer this one is using.
+    const turn = this.traceTurn.then(() => this.traceNow(req, run));
+    this.traceTurn = turn.catch(() => undefined);
+    return turn;
+  }
+
+  private async traceNow(
+    req: TraceRequest,
+    run: { signal?: AbortSignal; onProgress?: (p: TraceProgress) => void },
+  ): Promise<TraceOutcome> {
+    const opts = {
+      provider: providerChoice(req.settings.provider),
+      cacheRoot: this.opts.cacheRoot,
+      onWarning: this.opts.onWarning,
+    };
+    const previous = this.tracer;
+    this.tracer = null;
+    const tracer = await Tracer.reuseOrOpen(
+      previous,
+      req.checkpointDir,
+      req.transcoderDir,
+      opts,
+      run.onProgress,
+    );
+    this.tracer = tracer;
+    const input = req.tokenIds ? { tokenIds: req.tokenIds } : { prompt: req.prompt };
+    const t = await tracer.trace(input, req.settings, run);
+    return {
+      raw: t.raw,
+      pruned: t.pruned,
+      tokenIds: t.tokenIds,
+      timingsMs: t.timingsMs,
+      provider: t.provider,
+    };
   }
 
   async prune(req: PruneRequest): Promise<PrunedGraph> {
@@ -207,5 +147,9 @@ export class InProcessCompute implements ComputeBackend {
     const l = this.intervener;
     this.intervener = null;
     await closeIntervener(l);
+    await this.traceTurn;
+    const t = this.tracer;
+    this.tracer = null;
+    await t?.close();
   }
 }

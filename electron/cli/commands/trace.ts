@@ -6,36 +6,30 @@
 import path from 'node:path';
 import { saveTracedGraph } from '../../api/save-trace.ts';
 import {
-  type AttributionSettings,
-  Attributor,
-  DEFAULT_ATTRIBUTION_SETTINGS,
-  validateAttributionSettings,
-} from '../../engine/attribution/attribute.ts';
-import { DEFAULT_MAX_FEATURE_NODES } from '../../engine/attribution/defaults.ts';
+  DEFAULT_MAX_FEATURE_NODES,
+  DEFAULT_TRACE_SETTINGS,
+  type TraceSettings,
+} from '../../engine/attribution/defaults.ts';
 import { nodeLayout } from '../../engine/attribution/graph-types.ts';
 import { writeRawGraph } from '../../engine/attribution/raw-file.ts';
 import { readTargetsFile, targetSpecsToJson } from '../../engine/attribution/target-json.ts';
-import { resolveTargetSpecs, targetVocabulary } from '../../engine/attribution/target-spec.ts';
+import { Tracer } from '../../engine/attribution/tracer.ts';
 import { EngineError, isEngineError } from '../../engine/errors.ts';
 import { outputTarget, writeTraceGraphJson } from '../../engine/graph-json/output-file.ts';
-import { type OpenedModel, openModel } from '../../engine/model/open-model.ts';
-import { assertTranscodersFit } from '../../engine/model/transcoder-fit.ts';
-import { pruneGraph } from '../../engine/pruning/index.ts';
-import { loadTokenizer } from '../../engine/tokenizer/index.ts';
-import { loadTranscoderSet } from '../../engine/transcoders/load.ts';
-import type { TranscoderSet } from '../../engine/transcoders/types.ts';
 import { resolveDataDir } from '../../store/data-dir.ts';
 import { Store } from '../../store/store.ts';
 import { parseFlags, positiveIntFlag, providerFlag, requireFlag } from '../args.ts';
 import { formatSeconds, progressPrinter } from '../progress.ts';
 
+const D = DEFAULT_TRACE_SETTINGS;
+
 const HELP = `usage: circuit trace --model DIR --transcoders DIR --prompt TEXT (--out graph.json | --save)
-       [--max-n-logits 10] [--desired-logit-prob 0.95] [--max-feature-nodes 7500] [--batch-size 256]
-       [--node-threshold 0.8] [--edge-threshold 0.98] [--provider cpu|webgpu|cuda|auto]
+       [--max-n-logits ${D.maxNLogits}] [--desired-logit-prob ${D.desiredLogitProb}] [--max-feature-nodes ${D.maxFeatureNodes}] [--batch-size ${D.batchSize}]
+       [--node-threshold ${D.nodeThreshold}] [--edge-threshold ${D.edgeThreshold}] [--provider cpu|webgpu|cuda|auto]
        [--targets targets.json] [--raw raw.safetensors] [--slug NAME] [--json]
        [--save [--data DIR] [--project NAME] [--tag TAG]...]
 
---max-feature-nodes: feature rows computed, the most influential first (default 7500, which
+--max-feature-nodes: feature rows computed, the most influential first (default ${D.maxFeatureNodes}, which
 bounds memory; a value above the number of active features means all of them). A trace that
 would not fit in memory is refused before the backward pass (exit 2), naming what it needs.
 
@@ -110,137 +104,84 @@ export async function traceCommand(argv: string[]): Promise<number> {
     throw new EngineError('argument', '--data, --project and --tag go with --save', { field: 'save' });
   }
   const dataDir = flags.save ? resolveDataDir(flags.data) : null;
-  const desired = numberFlag(
-    flags['desired-logit-prob'],
-    'desired-logit-prob',
-    DEFAULT_ATTRIBUTION_SETTINGS.desiredLogitProb,
-  );
+  const desired = numberFlag(flags['desired-logit-prob'], 'desired-logit-prob', D.desiredLogitProb);
   if (!(desired > 0 && desired <= 1)) {
     throw new EngineError('argument', `--desired-logit-prob must be in (0, 1], got ${desired}`, {
       field: 'desired-logit-prob',
     });
   }
-  const settings: AttributionSettings = {
-    maxNLogits: positiveIntFlag(
-      flags['max-n-logits'],
-      'max-n-logits',
-      DEFAULT_ATTRIBUTION_SETTINGS.maxNLogits,
-    ),
-    desiredLogitProb: desired,
-    maxFeatureNodes: positiveIntFlag(
-      flags['max-feature-nodes'],
-      'max-feature-nodes',
-      DEFAULT_MAX_FEATURE_NODES,
-    ),
-    batchSize: positiveIntFlag(flags['batch-size'], 'batch-size', DEFAULT_ATTRIBUTION_SETTINGS.batchSize),
-  };
-  validateAttributionSettings(settings);
-  // The file's form and vector files are checked before any weights load; tokens and sizes below.
+  const maxNLogits = positiveIntFlag(flags['max-n-logits'], 'max-n-logits', D.maxNLogits);
+  const maxFeatureNodes = positiveIntFlag(
+    flags['max-feature-nodes'],
+    'max-feature-nodes',
+    DEFAULT_MAX_FEATURE_NODES,
+  );
+  const batchSize = positiveIntFlag(flags['batch-size'], 'batch-size', D.batchSize);
+  // The file's form and vector files are checked before any weights load; tokens and sizes by the Tracer.
   const targetsFile = flags.targets;
-  const targets = targetsFile === undefined ? null : readTargetsFile(targetsFile);
-  if (targets) settings.targets = targets;
+  const targets = targetsFile === undefined ? null : targetSpecsToJson(readTargetsFile(targetsFile));
   const capIsDefault = flags['max-feature-nodes'] === undefined;
-  const nodeThreshold = thresholdFlag(flags['node-threshold'], 'node-threshold', 0.8);
-  const edgeThreshold = thresholdFlag(flags['edge-threshold'], 'edge-threshold', 0.98);
   const provider = providerFlag(flags.provider);
+  const settings: TraceSettings = {
+    maxNLogits,
+    desiredLogitProb: desired,
+    maxFeatureNodes,
+    batchSize,
+    targets,
+    nodeThreshold: thresholdFlag(flags['node-threshold'], 'node-threshold', D.nodeThreshold),
+    edgeThreshold: thresholdFlag(flags['edge-threshold'], 'edge-threshold', D.edgeThreshold),
+    provider,
+  };
   // Only a new path or a regular file (or a symlink to one, written through) is written.
   if (out !== null) outputTarget(out, 'out');
   const rawTarget = flags.raw ? outputTarget(flags.raw, 'raw') : null;
 
   // Opened before the trace, so an unusable library fails at once, not after the compute.
   const store = dataDir === null ? null : Store.open(dataDir);
-  let model: OpenedModel | undefined;
-  let set: TranscoderSet | undefined;
-  let attributor: Attributor | undefined;
+  let tracer: Tracer | undefined;
   try {
-    model = openModel(modelDir);
-    set = loadTranscoderSet(transcoderDir);
-    assertTranscodersFit(model, set);
-    const c = model.config;
-    const tokenizer = await loadTokenizer(model.dir);
-    const tokenIds = tokenizer.encodePrompt(prompt);
-    if (tokenIds.length > c.maxPositions) {
-      throw new EngineError(
-        'argument',
-        `the prompt is ${tokenIds.length} tokens, beyond the model's context of ${c.maxPositions}`,
-        {
-          field: 'prompt',
-        },
-      );
-    }
-    if (tokenIds.length < 2)
-      throw new EngineError('argument', 'the prompt has no tokens after BOS', { field: 'prompt' });
-    const vocab = targetVocabulary(c.vocabSize, tokenizer);
-    if (targets) {
-      try {
-        resolveTargetSpecs(targets, vocab, c.hiddenSize);
-      } catch (e) {
-        if (isEngineError(e)) throw new EngineError(e.code, `targets file ${targetsFile}: ${e.message}`);
-        throw e;
-      }
-    }
-
-    const progress = progressPrinter();
     const startedAt = Date.now();
-    const started = performance.now();
-    attributor = await Attributor.create(model, set, {
+    tracer = await Tracer.open(modelDir, transcoderDir, {
       provider,
       onWarning: (m) => console.error(`warning: ${m}`),
     });
-    const compileMs = performance.now() - started;
-    const result = await attributor.attribute(tokenIds, settings, {
-      onProgress: (p) => progress.update(p),
-      tokenToString: (id) => tokenizer.tokenToString(id),
-      targetVocabulary: vocab,
-      storesGraph: store !== null,
-    });
-    const pruneStart = performance.now();
-    const pruned = pruneGraph(result.graph, { nodeThreshold, edgeThreshold });
-    const pruneMs = performance.now() - pruneStart;
+    const progress = progressPrinter();
+    const traced = await tracer
+      .trace({ prompt }, settings, {
+        // The attribution phases, as before; pruning takes milliseconds.
+        onProgress: (p) => p.phase !== 'prune' && progress.update(p),
+        storesGraph: store !== null,
+      })
+      .catch((e: unknown) => {
+        if (targetsFile !== undefined && isEngineError(e) && e.field?.startsWith('targets'))
+          throw new EngineError(e.code, `targets file ${targetsFile}: ${e.message}`);
+        throw e;
+      });
     progress.done();
-    await result.prepared.runner.release();
-
-    const targetsJson = targets ? targetSpecsToJson(targets) : null;
-    const info = {
-      model: model.dir,
-      transcoders: set.dir,
-      prompt,
-      settings: {
-        ...settings,
-        targets: targetsJson,
-        nodeThreshold,
-        edgeThreshold,
-        provider: attributor.provider,
-      },
-    };
+    const { raw, pruned, tokenIds } = traced;
+    const used = traced.settings; // the cap in force, the provider `auto` chose
+    const info = { model: tracer.model.dir, transcoders: tracer.set.dir, prompt, settings: used };
     if (out !== null) {
-      writeTraceGraphJson(out, result.graph, pruned, {
+      writeTraceGraphJson(out, raw, pruned, {
         slug: flags.slug ?? slugify(prompt),
         prompt,
-        modelId: path.basename(model.dir),
-        transcoderSet: set,
+        modelId: path.basename(tracer.model.dir),
+        transcoderSet: tracer.set,
         info,
       });
     }
-    if (rawTarget !== null) writeRawGraph(outputTarget(rawTarget, 'raw'), result.graph, info);
+    if (rawTarget !== null) writeRawGraph(outputTarget(rawTarget, 'raw'), raw, info);
     let saved: { trace_id: number; data: string } | null = null;
     if (store !== null) {
       const trace = saveTracedGraph(store, {
-        model,
-        set,
+        model: tracer.model,
+        set: tracer.set,
         prompt,
         tokenIds,
-        settings: {
-          ...settings,
-          targets: targetsJson,
-          maxFeatureNodes: settings.maxFeatureNodes ?? null, // the cap in force (default included)
-          nodeThreshold,
-          edgeThreshold,
-          provider: attributor.provider,
-        },
-        raw: result.graph,
+        settings: used,
+        raw,
         pruned,
-        timingsMs: { compile_and_load: compileMs, ...result.timingsMs, prune: pruneMs },
+        timingsMs: traced.timingsMs,
         project: flags.project,
         tags: flags.tag,
         startedAt,
@@ -248,27 +189,25 @@ export async function traceCommand(argv: string[]): Promise<number> {
       saved = { trace_id: trace.id, data: store.dataDir };
     }
 
-    const lay = nodeLayout(result.graph.nodes);
+    const lay = nodeLayout(raw.nodes);
+    const tokenName = (id: number) => tracer!.tokenToString(id);
     const summary = {
       out: out === null ? null : path.resolve(out),
       library: saved,
       raw: flags.raw ? path.resolve(flags.raw) : null,
       tokens: tokenIds.length,
-      active_features: result.prepared.space.nActive,
+      active_features: traced.activeFeatures,
       features_with_rows: lay.nFeatures,
-      max_feature_nodes: settings.maxFeatureNodes,
+      max_feature_nodes: maxFeatureNodes,
       max_feature_nodes_default: capIsDefault,
       // With --targets: each target's label and influence weight (a token's probability).
-      logits: result.logitTokens.map((t) => ({
-        token: t.label ?? tokenizer.tokenToString(t.tokenId),
-        prob: t.prob,
-      })),
+      logits: traced.logitTokens.map((t) => ({ token: t.label ?? tokenName(t.tokenId), prob: t.prob })),
       unpruned: { nodes: lay.total },
       pruned: { nodes: pruned.keptNodes.length, edges: pruned.edges.weight.length },
       replacement_score: pruned.replacementScore,
       completeness_score: pruned.completenessScore,
-      provider: attributor.provider,
-      timings_ms: { compile_and_load: compileMs, ...result.timingsMs, prune: pruneMs },
+      provider: traced.provider,
+      timings_ms: traced.timingsMs,
     };
     if (flags.json) {
       console.log(JSON.stringify(summary));
@@ -277,7 +216,7 @@ export async function traceCommand(argv: string[]): Promise<number> {
         console.log(`graph        ${summary.out}${summary.raw ? `  (raw: ${summary.raw})` : ''}`);
       if (saved) console.log(`library      trace ${saved.trace_id} in ${saved.data}`);
       console.log(
-        `prompt       ${tokenIds.length} tokens: ${tokenIds.map((t) => JSON.stringify(tokenizer.tokenToString(t))).join(' ')}`,
+        `prompt       ${tokenIds.length} tokens: ${tokenIds.map((t) => JSON.stringify(tokenName(t))).join(' ')}`,
       );
       console.log(
         `${targets ? 'targets    ' : 'top logits '}  ${summary.logits.map((l) => `${JSON.stringify(l.token)} ${(l.prob * 100).toFixed(1)}%`).join(', ')}`,
@@ -301,9 +240,7 @@ export async function traceCommand(argv: string[]): Promise<number> {
     }
     return 0;
   } finally {
-    await attributor?.close();
-    set?.close();
-    model?.close();
+    await tracer?.close();
     store?.close();
   }
 }
