@@ -1,8 +1,9 @@
 /**
  * Test helper (imported by *.test.ts only, never by the app): an in-memory API client for the
  * stores' unit tests. `FakeApi` records the calls, answers each method with the handler a test
- * (or `FakeLibrary`) installs, rejects the others with an ApiError like the server's, and emits
- * events the way the server pushes them.
+ * (or `FakeLibrary`, …) installs, rejects the others with an ApiError like the server's, and
+ * emits events the way the server pushes them: an event a handler emits reaches the listeners
+ * before the call's reply, as on the wire.
  */
 import { ApiError } from '../../../electron/api/api-error.ts';
 import { ApiEventListeners } from '../../../electron/api/transports/websocket-client.ts';
@@ -28,7 +29,8 @@ import {
 type Handler<M extends MethodName> = (params: Params<M>) => Result<M> | Promise<Result<M>>;
 
 export class FakeApi implements ManagedClient {
-  readonly status: ConnectionStatus = { state: 'open', detail: 'in-memory' };
+  status: ConnectionStatus = { state: 'open', detail: 'in-memory' };
+  private readonly statusListeners = new Set<(s: ConnectionStatus) => void>();
   readonly calls: Array<{ method: MethodName; params: unknown }> = [];
   private readonly events = new ApiEventListeners();
   private readonly handlers = new Map<MethodName, Handler<MethodName>>();
@@ -40,11 +42,15 @@ export class FakeApi implements ManagedClient {
   }
 
   call<M extends MethodName>(method: M, params: Params<M>): Promise<Result<M>> {
-    this.calls.push({ method, params });
+    // Params and results cross as JSON, as on the wire: no shared objects, no reactive proxies.
+    const sent = wire(params) as Params<M>;
+    this.calls.push({ method, params: sent });
     const h = this.handlers.get(method) as Handler<M> | undefined;
     if (!h) return Promise.reject(new ApiError('unknown_method', `unknown method ${method}`));
     // Asynchronous like a real transport, and a throwing handler becomes a rejection.
-    return Promise.resolve().then(() => h(params));
+    return Promise.resolve()
+      .then(() => h(sent))
+      .then((r) => wire(r) as Result<M>);
   }
 
   /** The handler answering `method` now (to wrap it: delay or fail some answers). */
@@ -67,11 +73,23 @@ export class FakeApi implements ManagedClient {
     this.events.emit(event, data);
   }
 
-  onStatus(): () => void {
-    return () => {};
+  onStatus(listener: (s: ConnectionStatus) => void): () => void {
+    this.statusListeners.add(listener);
+    return () => this.statusListeners.delete(listener);
+  }
+
+  /** The connection changes state (lost, back) as a transport reports it. */
+  setStatus(status: ConnectionStatus): void {
+    this.status = status;
+    for (const l of this.statusListeners) l(status);
   }
 
   close(): void {}
+}
+
+/** A value as it arrives on the other side of the wire (undefined fields dropped). */
+function wire(v: unknown): unknown {
+  return v === undefined ? null : JSON.parse(JSON.stringify(v));
 }
 
 /** A finished trace record with neutral defaults for every field the test does not set. */
