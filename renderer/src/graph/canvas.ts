@@ -215,7 +215,7 @@ const HOVERED = {
   backdropPadding: 5,
 } as const;
 
-function createSigma(graph: G, container: HTMLElement, draggable: boolean) {
+function createSigma(graph: G, container: HTMLElement, draggable: boolean, hideOnMove: boolean) {
   return new Sigma<NodeAttrs, EdgeAttrs, object, NodeState>(graph, container, {
     primitives: {
       // The veil (see veil.ts) sits between resting and highlighted items.
@@ -316,6 +316,10 @@ function createSigma(graph: G, container: HTMLElement, draggable: boolean) {
       maxCameraRatio: 4,
       enableNodeDrag: draggable,
       dragPositionToAttributes: draggable ? (p) => ({ x: p.x, y: p.y }) : null,
+      // Given here, not by setSetting after construction: each setSetting re-styles and
+      // re-indexes every node and edge (a full refresh).
+      hideEdgesOnMove: hideOnMove,
+      hideLabelsOnMove: hideOnMove,
     },
   });
 }
@@ -332,6 +336,14 @@ interface SigmaInternalsLike {
   internals: { hoverResolver: HoverResolverLike };
   pickingState: { idsByKind: { node: Map<string, number> } };
   getHitAtPosition: (pos: { x: number; y: number }) => { kind: string; key: string } | null;
+}
+/** Sigma internals the batched removal uses (dropFromGraph; not in its public types). */
+interface SigmaIndexLike {
+  edgeGroups: { getSiblings: (edge: string) => string[]; unregister: (edge: string) => void };
+  addEdge: (edge: string) => void;
+  removeEdge: (edge: string) => void;
+  removeNode: (node: string) => void;
+  pendingProcess: 'none' | 'nodes' | 'full';
 }
 
 export class GraphCanvas {
@@ -383,16 +395,18 @@ export class GraphCanvas {
   private create(graph: G, camera: CameraState | null): SigmaInstance {
     this.sigma?.kill();
     this.graph = graph;
-    const s = createSigma(graph, this.container, this.opts.draggable ?? false);
+    const s = createSigma(
+      graph,
+      this.container,
+      this.opts.draggable ?? false,
+      graph.size > HIDE_ON_MOVE_EDGES,
+    );
     this.sigma = s;
     // 'veil' is declared in primitives.depthLayers (the explicit type arguments hide it from the type).
     s.addCustomLayerProgram('veil', 'veil' as never, (gl) =>
       createVeil(gl, () => this.hoverId !== null && this.highlighted.nodes.length > 0, [1, 1, 1, 0.45]),
     );
     if (this.bbox) s.setCustomBBox(this.bbox);
-    const hide = graph.size > HIDE_ON_MOVE_EDGES;
-    s.setSetting('hideEdgesOnMove', hide);
-    s.setSetting('hideLabelsOnMove', hide);
     if (camera) s.getCamera().setState(camera);
     if (!this.opts.draggable) this.installCpuPicking(s);
     this.bindEvents(s);
@@ -502,15 +516,12 @@ export class GraphCanvas {
       g.forEachEdge((e, _a, src, tgt) => {
         if (!wanted.has(e) || !want.has(src) || !want.has(tgt)) dropEdges.push(e);
       });
-      for (const e of dropEdges) g.dropEdge(e);
       const dropNodes: string[] = [];
       g.forEachNode((n) => {
         if (!want.has(n)) dropNodes.push(n);
       });
-      for (const n of dropNodes) {
-        g.dropNode(n);
-        this.labelled.delete(n);
-      }
+      this.dropFromGraph(dropEdges, dropNodes);
+      for (const n of dropNodes) this.labelled.delete(n);
       for (const n of scene.nodes) {
         const a = nodeAttrs(n);
         if (!g.hasNode(n.id)) g.addNode(n.id, a);
@@ -530,6 +541,55 @@ export class GraphCanvas {
     this.buildGrid();
     this.reapplyStates();
     this.scheduleLabels();
+  }
+
+  /**
+   * Drops edges, then nodes, from the graph and from sigma's indices, with one reprocess of
+   * sigma's buffers on the next frame. Sigma 4 answers every graphology edgeDropped and
+   * nodeDropped event with a full refresh (every node and edge re-styled and re-indexed,
+   * synchronously: ~0.1–1 s at 10k nodes in software GL), so dropping a hub's 500 focus links
+   * one by one stalled for minutes. Its per-drop listeners are detached meanwhile, and what
+   * they do for one item (sigma's removeEdge / removeNode, parallel-edge group upkeep) is
+   * done here per item. Callers drop a node's edges with it (sigma keeps the others indexed).
+   */
+  private dropFromGraph(edges: readonly string[], nodes: readonly string[]): void {
+    const g = this.graph;
+    const s = this.sigma;
+    if (!edges.length && !nodes.length) return;
+    if (!s) {
+      for (const e of edges) if (g.hasEdge(e)) g.dropEdge(e);
+      for (const n of nodes) if (g.hasNode(n)) g.dropNode(n);
+      return;
+    }
+    const inner = s as unknown as SigmaIndexLike;
+    const onEdge = g.listeners('edgeDropped');
+    const onNode = g.listeners('nodeDropped');
+    g.removeAllListeners('edgeDropped');
+    g.removeAllListeners('nodeDropped');
+    const siblings = new Set<string>();
+    const dropEdge = (e: string) => {
+      g.dropEdge(e);
+      for (const sib of inner.edgeGroups.getSiblings(e)) siblings.add(sib);
+      inner.edgeGroups.unregister(e);
+      inner.removeEdge(e);
+      siblings.delete(e);
+    };
+    try {
+      for (const e of edges) if (g.hasEdge(e)) dropEdge(e);
+      for (const n of nodes) {
+        if (!g.hasNode(n)) continue;
+        for (const e of g.edges(n)) dropEdge(e);
+        g.dropNode(n);
+        inner.removeNode(n);
+      }
+    } finally {
+      for (const l of onEdge) g.on('edgeDropped', l as (...args: unknown[]) => void);
+      for (const l of onNode) g.on('nodeDropped', l as (...args: unknown[]) => void);
+    }
+    // Parallel edges left in a group are re-styled (their spread changes), as sigma does.
+    for (const sib of siblings) if (g.hasEdge(sib)) inner.addEdge(sib);
+    inner.pendingProcess = 'full';
+    s.scheduleRender();
   }
 
   private keyOf(e: number): string {
@@ -596,13 +656,15 @@ export class GraphCanvas {
     const next = this.computeFocus();
     const g = this.graph;
     const t = this.table;
+    const gone: string[] = [];
     for (const e of this.focusEdges) {
       if (next.has(e)) continue;
       const k = this.keyOf(e);
-      if (g.hasEdge(k)) g.dropEdge(k);
+      gone.push(k);
       this.edgeIndex.delete(k);
       if (this.hoverEdge === k) this.hoverEdge = null;
     }
+    this.dropFromGraph(gone, []);
     for (const e of next) {
       if (this.focusEdges.has(e)) continue;
       const k = this.keyOf(e);
