@@ -5,7 +5,7 @@
  * threads, not copied.
  */
 
-import type { TraceProgress } from '../engine/attribution/defaults.ts';
+import { DEFAULT_TRACE_SETTINGS, type TraceProgress } from '../engine/attribution/defaults.ts';
 import type { RawAttributionGraph } from '../engine/attribution/graph-types.ts';
 import type { FeatureRecord } from '../engine/dashboards/types.ts';
 import type { InterventionOutcome } from '../engine/intervene/spec.ts';
@@ -20,6 +20,7 @@ import type {
   TraceOutcome,
   TraceRequest,
 } from './compute-backend.ts';
+import type { TraceJobParams } from './kinds/trace.ts';
 import { type RunnerOptions, type RunOptions, type RunOutput, WorkerRunner } from './runner.ts';
 import type { JsonValue } from './types.ts';
 
@@ -56,23 +57,19 @@ export class PoolCompute implements ComputeBackend {
     req: TraceRequest,
     run: { signal?: AbortSignal; onProgress?: (p: TraceProgress) => void },
   ): Promise<TraceOutcome> {
-    const s = req.settings;
-    const params: JsonValue = {
+    const params: TraceJobParams = {
       model: req.checkpointDir,
       transcoders: req.transcoderDir,
-      prompt: req.prompt === '' ? null : req.prompt,
-      tokenIds: req.tokenIds,
-      maxNLogits: s.maxNLogits,
-      desiredLogitProb: s.desiredLogitProb,
-      maxFeatureNodes: s.maxFeatureNodes,
-      batchSize: s.batchSize,
-      nodeThreshold: s.nodeThreshold,
-      edgeThreshold: s.edgeThreshold,
-      provider: s.provider,
-      targets: s.targets ?? null,
-      cacheRoot: this.opts.cacheRoot ?? null,
+      input: req.tokenIds ? { tokenIds: req.tokenIds } : { prompt: req.prompt },
+      settings: req.settings,
+      ...(this.opts.cacheRoot ? { cacheRoot: this.opts.cacheRoot } : {}),
     };
-    const { result, payload } = await this.run('trace', params, run.signal, run.onProgress);
+    const { result, payload } = await this.run(
+      'trace',
+      params as unknown as JsonValue,
+      run.signal,
+      run.onProgress,
+    );
     const p = payload as { graph: RawAttributionGraph; pruned: PrunedGraph };
     const r = result as { tokenIds: number[]; timingsMs: Record<string, number>; provider: string };
     return {
@@ -91,8 +88,8 @@ export class PoolCompute implements ComputeBackend {
     const { payload } = await this.run(
       'reprune',
       {
-        nodeThreshold: req.options.nodeThreshold ?? 0.8,
-        edgeThreshold: req.options.edgeThreshold ?? 0.98,
+        nodeThreshold: req.options.nodeThreshold ?? DEFAULT_TRACE_SETTINGS.nodeThreshold,
+        edgeThreshold: req.options.edgeThreshold ?? DEFAULT_TRACE_SETTINGS.edgeThreshold,
         pinned: req.options.pinned ? [...req.options.pinned] : null,
       },
       undefined,

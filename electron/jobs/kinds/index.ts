@@ -8,8 +8,11 @@ import type { JobDevice, JobKindSpec, JsonValue } from '../types.ts';
 
 /** GPU for an explicit GPU provider, or `auto` where CUDA is installed; CPU otherwise. */
 export function deviceForProvider(params: JsonValue): JobDevice {
-  const p =
-    typeof params === 'object' && params !== null && !Array.isArray(params) ? params.provider : undefined;
+  const isObject = (v: JsonValue | undefined) => typeof v === 'object' && v !== null && !Array.isArray(v);
+  const o = isObject(params) ? (params as { [key: string]: JsonValue }) : {};
+  // A trace's provider is in its settings (kinds/trace.ts TraceJobParams).
+  const s = isObject(o.settings) ? (o.settings as { [key: string]: JsonValue }) : {};
+  const p = o.provider ?? s.provider;
   if (p === 'cuda' || p === 'webgpu') return 'gpu';
   if (p === 'auto') return providerUnavailableReason('cuda') === null ? 'gpu' : 'cpu';
   return 'cpu';
