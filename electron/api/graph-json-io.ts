@@ -19,6 +19,23 @@ import type { CsrAdjacency } from '../store/graph-file.ts';
 import type { Supernode } from '../store/types.ts';
 import { ApiError } from './errors.ts';
 
+/** A file-name slug of a prompt: "the-capital-of-texas-is", at most 60 characters. */
+export function slugify(text: string): string {
+  return (
+    text
+      .toLowerCase()
+      .replace(/[^a-z0-9]+/g, '-')
+      .replace(/^-|-$/g, '')
+      .slice(0, 60) || 'graph'
+  );
+}
+
+/** The name import errors give the file: the user's base name (no folders), or a neutral one. */
+export function importFileName(fileName: string | undefined): string {
+  const base = fileName?.split(/[\\/]/).pop()?.trim();
+  return base ? base : 'the imported JSON';
+}
+
 export interface ExportInput {
   nodes: AttributionNodes;
   pruned: PrunedGraph;

@@ -8,8 +8,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_TRACE_SETTINGS, type TraceProgress, type TraceRecord } from '../../electron/api/contract.ts';
-import { mergeSettings, WorkbenchService } from '../../electron/api/service.ts';
+import { WorkbenchService } from '../../electron/api/service.ts';
 import { buildGraphView } from '../../electron/api/view.ts';
+import { mergeTraceSettings } from '../../electron/engine/attribution/defaults.ts';
 import type { FeatureRecord } from '../../electron/engine/dashboards/types.ts';
 import { importGraphJson } from '../../electron/engine/graph-json/import.ts';
 import { pruneGraph } from '../../electron/engine/pruning/index.ts';
@@ -45,12 +46,17 @@ async function traceToEnd(params: Parameters<typeof h.client.call<'traces.start'
 describe('trace settings', () => {
   it('bound the feature rows by default: absent or null take 7500, an explicit cap is kept', () => {
     expect(DEFAULT_TRACE_SETTINGS.maxFeatureNodes).toBe(7500);
-    expect(mergeSettings(DEFAULT_TRACE_SETTINGS, undefined).maxFeatureNodes).toBe(7500);
-    expect(mergeSettings(DEFAULT_TRACE_SETTINGS, { maxFeatureNodes: null }).maxFeatureNodes).toBe(7500);
-    expect(mergeSettings(DEFAULT_TRACE_SETTINGS, { maxFeatureNodes: 50_000 }).maxFeatureNodes).toBe(50_000);
+    expect(mergeTraceSettings(DEFAULT_TRACE_SETTINGS, undefined).maxFeatureNodes).toBe(7500);
+    expect(mergeTraceSettings(DEFAULT_TRACE_SETTINGS, { maxFeatureNodes: null }).maxFeatureNodes).toBe(7500);
+    expect(mergeTraceSettings(DEFAULT_TRACE_SETTINGS, { maxFeatureNodes: 50_000 }).maxFeatureNodes).toBe(
+      50_000,
+    );
     // a trace stored before the default (null = all) re-traces with the default
     const old = { ...DEFAULT_TRACE_SETTINGS, maxFeatureNodes: null };
-    expect(mergeSettings(old, { batchSize: 64 })).toMatchObject({ maxFeatureNodes: 7500, batchSize: 64 });
+    expect(mergeTraceSettings(old, { batchSize: 64 })).toMatchObject({
+      maxFeatureNodes: 7500,
+      batchSize: 64,
+    });
   });
 });
 

@@ -1,0 +1,196 @@
+/**
+ * A transcoder set's features: labels, search, stored dashboards; and computing its dashboards
+ * as a queued job (`dashboardsJobRun`, one of the queue's runs).
+ */
+import type { TraceProgress } from '../../engine/attribution/defaults.ts';
+import type { JobRecord } from '../../store/jobs.ts';
+import type { HandlerContext, Handlers, ServiceContext } from '../context.ts';
+import {
+  checkCorpus,
+  type DashboardsJobParams,
+  dashboardsStatus,
+  defaultCorpus,
+  latestDashboardsJob,
+  modelForSet,
+} from '../dashboards-job.ts';
+import { ApiError } from '../errors.ts';
+import type { JobQueue } from '../queue.ts';
+
+/** Dashboards progress events at most this often within a phase (each reads the status). */
+const DASHBOARDS_EVENT_MS = 200;
+
+export function featuresHandlers(
+  ctx: HandlerContext,
+): Handlers<
+  | 'features.get'
+  | 'features.setLabel'
+  | 'features.search'
+  | 'features.putDashboards'
+  | 'features.dashboardsStatus'
+  | 'features.computeDashboards'
+  | 'features.cancelDashboards'
+> {
+  return {
+    'features.get': (p) => {
+      ctx.store.models.getTranscoderSet(p.transcoderSetId);
+      return ctx.store.features.get(p.transcoderSetId, p.layer, p.index);
+    },
+    'features.setLabel': (p) => {
+      const set = ctx.store.models.getTranscoderSet(p.transcoderSetId);
+      if (p.layer >= set.nLayers) {
+        throw new ApiError('invalid_params', `layer ${p.layer} is beyond the set's ${set.nLayers} layers`, {
+          field: 'layer',
+        });
+      }
+      const r = ctx.store.features.setLabel(p.transcoderSetId, p.layer, p.index, p.label.trim());
+      ctx.emit('library.changed', { entity: 'feature', id: `${p.transcoderSetId}:${p.layer}:${p.index}` });
+      return r;
+    },
+    'features.search': (p) => {
+      ctx.store.models.getTranscoderSet(p.transcoderSetId);
+      return ctx.store.features.search(p.transcoderSetId, p.query, p.limit);
+    },
+    'features.putDashboards': (p) => {
+      const set = ctx.store.models.getTranscoderSet(p.transcoderSetId);
+      for (const [i, r] of p.records.entries()) {
+        if (r.layer >= set.nLayers) {
+          throw new ApiError(
+            'invalid_params',
+            `invalid params: records[${i}].layer ${r.layer} is out of range; transcoder set ${set.id} has ${set.nLayers} layers`,
+            { field: `records[${i}].layer` },
+          );
+        }
+        if (r.index >= set.dTranscoder) {
+          throw new ApiError(
+            'invalid_params',
+            `invalid params: records[${i}].index ${r.index} is out of range; transcoder set ${set.id} has ${set.dTranscoder} features per layer`,
+            { field: `records[${i}].index` },
+          );
+        }
+      }
+      ctx.store.features.putDashboards(
+        p.transcoderSetId,
+        p.records.map((r) => ({ layer: r.layer, index: r.index, dashboard: r })),
+      );
+      ctx.emit('library.changed', { entity: 'feature', id: `${p.transcoderSetId}:*` });
+      return { stored: p.records.length };
+    },
+    'features.dashboardsStatus': (p) => dashboardsStatus(ctx.store, p.transcoderSetId),
+    'features.computeDashboards': (p) => {
+      const set = ctx.store.models.getTranscoderSet(p.transcoderSetId);
+      const active = latestDashboardsJob(ctx.store, set.id);
+      if (active && (active.state === 'queued' || active.state === 'running'))
+        return dashboardsStatus(ctx.store, set.id);
+      if (p.ifMissing && ctx.store.features.dashboardCount(set.id) > 0)
+        return dashboardsStatus(ctx.store, set.id);
+      if (!ctx.compute.dashboards) {
+        throw new ApiError('unsupported', 'this backend cannot compute dashboards', {
+          field: 'transcoderSetId',
+        });
+      }
+      const model = modelForSet(ctx.store, set.id);
+      const corpus = p.corpus === undefined ? defaultCorpus(model.checkpointDir) : checkCorpus(p.corpus);
+      if (corpus === null) {
+        throw new ApiError(
+          'invalid_params',
+          `invalid params: give corpus (a text file, one document per line): model ${model.name} has no corpus/ folder`,
+          { field: 'corpus' },
+        );
+      }
+      const params: DashboardsJobParams = { transcoderSetId: set.id, modelId: model.id, corpus };
+      if (p.maxTokens !== undefined) params.maxTokens = p.maxTokens;
+      ctx.store.jobs.enqueue({ kind: 'dashboards', device: 'cpu', params: { ...params } });
+      const status = dashboardsStatus(ctx.store, set.id);
+      ctx.emit('dashboards.updated', status);
+      ctx.queue.kick();
+      return status;
+    },
+    'features.cancelDashboards': async (p) => {
+      ctx.store.models.getTranscoderSet(p.transcoderSetId);
+      const job = latestDashboardsJob(ctx.store, p.transcoderSetId);
+      if (job?.state === 'queued') ctx.store.jobs.cancel(job.id);
+      else if (job?.state === 'running' && ctx.queue.running?.dashboardsSetId === p.transcoderSetId)
+        await ctx.queue.stop('cancel', 5000);
+      const status = dashboardsStatus(ctx.store, p.transcoderSetId);
+      if (job) ctx.emit('dashboards.updated', status);
+      return status;
+    },
+  };
+}
+
+/**
+ * A transcoder set's dashboards: the set's model over the corpus, all records stored in one
+ * transaction at the end (a cancelled run stores nothing), `dashboards.updated` throughout.
+ */
+export function dashboardsJobRun(ctx: ServiceContext) {
+  return async (job: JobRecord, queue: JobQueue): Promise<void> => {
+    const { store, compute } = ctx;
+    const p = job.params as unknown as DashboardsJobParams;
+    const model = store.models.find(p.modelId);
+    const set = store.models.findTranscoderSet(p.transcoderSetId);
+    if (!model || !set || !compute.dashboards) {
+      store.jobs.fail(job.id, { code: 'not_found', message: 'the model or transcoder set is gone' });
+      if (set) ctx.emit('dashboards.updated', dashboardsStatus(store, set.id));
+      return;
+    }
+    const update = (progress: TraceProgress | null) =>
+      ctx.emit('dashboards.updated', dashboardsStatus(store, set.id, { jobId: job.id, progress }));
+    const work = {
+      dashboardsSetId: set.id,
+      cancelMessage: `the dashboards of transcoder set ${set.id} were cancelled`,
+    };
+    const outcomes = {
+      exists: () => true,
+      requeue: () => {},
+      cancelled: () => update(null),
+      failed: () => update(null),
+    };
+    await queue.run(job, work, outcomes, async (running) => {
+      // A cancel reaches the job only while it reads the corpus, where it stops between windows.
+      // Aborted while it loads the model (ONNX Runtime sessions being created), a worker does not
+      // stop within the runner's grace period and is terminated, and terminating a worker inside
+      // ONNX Runtime aborts the whole process; while it writes records it is nearly done. So the
+      // abort waits for the 'activations' phase, and a run cancelled later is discarded.
+      const inner = new AbortController();
+      let phase = '';
+      const forwardAbort = () => {
+        if (phase === 'activations' && !inner.signal.aborted) inner.abort(running.controller.signal.reason);
+      };
+      running.controller.signal.addEventListener('abort', forwardAbort, { once: true });
+      update(null);
+      const report = queue.throttle((progress) => {
+        store.jobs.updateProgress(job.id, progress);
+        update(progress);
+      }, DASHBOARDS_EVENT_MS);
+      const records = await compute.dashboards!(
+        {
+          checkpointDir: model.checkpointDir,
+          transcoderDir: model.transcoderDir,
+          corpus: p.corpus,
+          maxTokens: p.maxTokens,
+          provider: 'cpu',
+        },
+        {
+          signal: inner.signal,
+          onProgress: (progress) => {
+            phase = progress.phase;
+            if (running.controller.signal.aborted) forwardAbort();
+            report(progress);
+          },
+        },
+      );
+      if (running.controller.signal.aborted) throw running.controller.signal.reason;
+      store.db.transaction(() => {
+        store.features.putDashboards(
+          set.id,
+          records
+            .filter((r) => r.layer < set.nLayers && r.index < set.dTranscoder)
+            .map((r) => ({ layer: r.layer, index: r.index, dashboard: r })),
+        );
+        store.jobs.complete(job.id, { stored: records.length });
+      })();
+      update(null);
+      ctx.emit('library.changed', { entity: 'feature', id: `${set.id}:*` });
+    });
+  };
+}
