@@ -20,6 +20,8 @@ import type {
   TraceOutcome,
   TraceRequest,
 } from './compute-backend.ts';
+import type { DashboardsJobParams } from './kinds/dashboards.ts';
+import type { InterveneJobParams } from './kinds/intervene.ts';
 import type { TraceJobParams } from './kinds/trace.ts';
 import { type RunnerOptions, type RunOptions, type RunOutput, WorkerRunner } from './runner.ts';
 import type { JsonValue } from './types.ts';
@@ -100,23 +102,21 @@ export class PoolCompute implements ComputeBackend {
   }
 
   async intervene(req: InterventionRequest, run: InterventionRun): Promise<InterventionOutcome> {
-    const params: JsonValue = {
-      model: req.checkpointDir,
-      transcoders: req.transcoderDir,
-      tokenIds: req.tokenIds,
-      provider: req.provider,
-      spec: req.spec as unknown as JsonValue,
-      trackTokens: req.trackTokens ?? null,
-      cacheRoot: this.opts.cacheRoot ?? null,
+    const params: InterveneJobParams = {
+      ...req,
+      ...(this.opts.cacheRoot ? { cacheRoot: this.opts.cacheRoot } : {}),
     };
-    const { result } = await this.run('intervene', params, run.signal, ({ phase, done, total }) =>
-      run.onProgress?.({ phase, done, total }),
+    const { result } = await this.run(
+      'intervene',
+      params as unknown as JsonValue,
+      run.signal,
+      ({ phase, done, total }) => run.onProgress?.({ phase, done, total }),
     );
     return result as unknown as InterventionOutcome;
   }
 
   async dashboards(req: DashboardsRequest, run: DashboardsRun): Promise<FeatureRecord[]> {
-    const params: JsonValue = {
+    const params: DashboardsJobParams = {
       model: req.checkpointDir,
       transcoders: req.transcoderDir,
       corpus: req.corpus,
@@ -125,7 +125,12 @@ export class PoolCompute implements ComputeBackend {
       ...(req.maxTokens !== undefined ? { maxTokens: req.maxTokens } : {}),
       ...(this.opts.cacheRoot ? { cacheRoot: this.opts.cacheRoot } : {}),
     };
-    const { payload } = await this.run('dashboards', params, run.signal, run.onProgress);
+    const { payload } = await this.run(
+      'dashboards',
+      params as unknown as JsonValue,
+      run.signal,
+      run.onProgress,
+    );
     return (payload as { records: FeatureRecord[] }).records;
   }
 

@@ -1,8 +1,8 @@
 /**
- * Job kind `dashboards`: feature dashboards over a corpus (engine/dashboards). Params: the
- * DashboardOptions fields (model, transcoders, corpus, topK, context, window, maxTokens,
- * layers, reservoir, provider, cacheRoot, checkpointEvery…) plus `out` (JSONL, written
- * atomically) and optionally `checkpoint` (default `<out>.checkpoint`).
+ * Job kind `dashboards`: feature dashboards over a corpus (engine/dashboards). Params:
+ * DashboardsJobParams, the engine's DashboardOptions (model, transcoders, corpus, topK, context,
+ * window, maxTokens, layers, reservoir, provider, cacheRoot, checkpointEvery…) plus `out`
+ * (JSONL, written atomically); `checkpoint` defaults to `<out>.checkpoint`.
  *
  * Resume: the job checkpoints its accumulator; a job interrupted by a shutdown and requeued
  * with resume continues after its last completed window. A retry (requeue without resume)
@@ -12,18 +12,36 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { AtomicJsonlWriter } from '../../engine/dashboards/records.ts';
-import { runDashboards } from '../../engine/dashboards/run.ts';
+import { type DashboardOptions, runDashboards } from '../../engine/dashboards/run.ts';
 import type { FeatureRecord } from '../../engine/dashboards/types.ts';
 import { EngineError, isEngineError } from '../../engine/errors.ts';
-import type { ProviderChoice } from '../../engine/runtime/providers.ts';
+import { providerChoice } from '../../engine/runtime/providers.ts';
 import type { JobContext, JobHandler, JobOutput, JsonValue } from '../types.ts';
-import { asParams, optInts, optNum, optStr, str } from './params.ts';
+
+export interface DashboardsJobParams extends Omit<DashboardOptions, 'threads'> {
+  /** The records as JSONL (absent: they travel as the payload). */
+  out?: string;
+}
+
+/** The params' shape; the values are runDashboards' to check. */
+function dashboardsJobParams(v: JsonValue): DashboardsJobParams {
+  const isObject = (x: unknown): x is Record<string, unknown> =>
+    typeof x === 'object' && x !== null && !Array.isArray(x);
+  const bad = (field: string, what: string) =>
+    new EngineError('argument', `${field} must be ${what}`, { field });
+  if (!isObject(v)) throw bad('params', 'a JSON object');
+  for (const field of ['model', 'transcoders', 'corpus'])
+    if (typeof v[field] !== 'string' || v[field] === '') throw bad(field, 'a non-empty string');
+  for (const field of ['out', 'checkpoint', 'cacheRoot'])
+    if (v[field] !== undefined && typeof v[field] !== 'string') throw bad(field, 'a string');
+  const p = v as unknown as DashboardsJobParams;
+  return v.provider === undefined ? p : { ...p, provider: providerChoice(v.provider) };
+}
 
 const handler: JobHandler = {
   async run(raw: JsonValue, ctx: JobContext): Promise<JobOutput> {
-    const p = asParams(raw);
-    const out = optStr(p, 'out');
-    const checkpoint = optStr(p, 'checkpoint') ?? (out ? `${out}.checkpoint` : undefined);
+    const { out, ...options } = dashboardsJobParams(raw);
+    const checkpoint = options.checkpoint ?? (out ? `${out}.checkpoint` : undefined);
     if (out && !fs.existsSync(path.dirname(path.resolve(out)))) {
       throw new EngineError(
         'argument',
@@ -33,34 +51,12 @@ const handler: JobHandler = {
         },
       );
     }
-    const resume = ctx.resume || (ctx.attempt <= 1 && p.resume !== false);
+    const resume = ctx.resume || (ctx.attempt <= 1 && options.resume !== false);
     const writer = out ? new AtomicJsonlWriter(out) : null;
     const records: FeatureRecord[] = [];
     try {
       const summary = await runDashboards(
-        {
-          model: str(p, 'model'),
-          transcoders: str(p, 'transcoders'),
-          corpus: str(p, 'corpus'),
-          topK: optNum(p, 'topK'),
-          context: optNum(p, 'context'),
-          window: optNum(p, 'window'),
-          maxTokens: optNum(p, 'maxTokens'),
-          layers: optInts(p, 'layers'),
-          reservoir: optNum(p, 'reservoir'),
-          histogramBins: optNum(p, 'histogramBins'),
-          logitK: optNum(p, 'logitK'),
-          format: optStr(p, 'format') as 'text' | 'jsonl' | undefined,
-          split: optStr(p, 'split') as 'line' | 'paragraph' | undefined,
-          bosId: optNum(p, 'bosId'),
-          provider: (optStr(p, 'provider') ?? 'cpu') as ProviderChoice,
-          threads: ctx.threads,
-          cacheRoot: optStr(p, 'cacheRoot'),
-          checkpoint,
-          checkpointEvery: optNum(p, 'checkpointEvery'),
-          resume,
-          seed: optNum(p, 'seed'),
-        },
+        { ...options, threads: ctx.threads, checkpoint, resume },
         {
           signal: ctx.signal,
           onWarning: ctx.log,

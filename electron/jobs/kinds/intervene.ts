@@ -1,8 +1,7 @@
 /**
  * Job kind `intervene`: set, scale or ablate features of a traced prompt (open or closed
- * loop) and report how the predictions and the other features moved. Params (JSON): model,
- * transcoders, tokenIds, provider, spec (loop, edits, freezeAttention, generate, top), and
- * optionally trackTokens (the trace's logit targets) and cacheRoot.
+ * loop) and report how the predictions and the other features moved. Params: InterveneJobParams
+ * (the engine's InterventionRequest and optionally cacheRoot).
  *
  * Result: the InterventionOutcome (JSON, small: top tokens and the largest feature changes).
  * The worker keeps the last model's Intervener for the next intervention on it.
@@ -11,46 +10,46 @@
 import { EngineError } from '../../engine/errors.ts';
 import {
   closeIntervener,
+  type InterventionRequest,
   type LoadedIntervener,
   runInterventionReusing,
 } from '../../engine/intervene/intervention-run.ts';
-import type { InterventionSpec } from '../../engine/intervene/spec.ts';
 import { providerChoice } from '../../engine/runtime/providers.ts';
 import type { JobContext, JobHandler, JobOutput, JsonValue } from '../types.ts';
-import { asParams, optInts, optStr, str } from './params.ts';
+
+export interface InterveneJobParams extends InterventionRequest {
+  cacheRoot?: string;
+}
+
+/** The params' shape; the spec was checked against the API schema before it was queued, the edits are the Intervener's to check. */
+function interveneJobParams(v: JsonValue): InterveneJobParams {
+  const isObject = (x: unknown): x is Record<string, unknown> =>
+    typeof x === 'object' && x !== null && !Array.isArray(x);
+  const bad = (field: string, what: string) =>
+    new EngineError('argument', `${field} must be ${what}`, { field });
+  if (!isObject(v)) throw bad('params', 'a JSON object');
+  for (const field of ['checkpointDir', 'transcoderDir'])
+    if (typeof v[field] !== 'string' || v[field] === '') throw bad(field, 'a non-empty string');
+  if (!Array.isArray(v.tokenIds) || v.tokenIds.length < 2)
+    throw bad('tokenIds', 'a list holding BOS and at least one token');
+  if (!isObject(v.spec) || !Array.isArray(v.spec.edits)) throw bad('spec', 'an object with edits');
+  if (v.trackTokens !== undefined && !Array.isArray(v.trackTokens)) throw bad('trackTokens', 'a list');
+  if (v.cacheRoot !== undefined && typeof v.cacheRoot !== 'string') throw bad('cacheRoot', 'a string');
+  return { ...(v as unknown as InterveneJobParams), provider: providerChoice(v.provider) };
+}
 
 let cached: LoadedIntervener | null = null;
 
-function specOf(v: JsonValue | undefined): InterventionSpec {
-  if (typeof v !== 'object' || v === null || Array.isArray(v) || !Array.isArray(v.edits)) {
-    throw new EngineError('argument', 'spec must be an object with edits', { field: 'spec' });
-  }
-  // The service validated the spec against the API schema before queueing it.
-  return v as unknown as InterventionSpec;
-}
-
 const handler: JobHandler = {
   async run(raw: JsonValue, ctx: JobContext): Promise<JobOutput> {
-    const p = asParams(raw);
-    const tokenIds = optInts(p, 'tokenIds');
-    if (!tokenIds || tokenIds.length < 2)
-      throw new EngineError('argument', 'tokenIds must hold BOS and at least one token', {
-        field: 'tokenIds',
-      });
+    const p = interveneJobParams(raw);
     const out = await runInterventionReusing(
       cached,
       (l) => {
         cached = l;
       },
-      {
-        checkpointDir: str(p, 'model'),
-        transcoderDir: str(p, 'transcoders'),
-        provider: providerChoice(p.provider ?? 'cpu'),
-        tokenIds,
-        spec: specOf(p.spec),
-        trackTokens: optInts(p, 'trackTokens'),
-      },
-      { cacheRoot: optStr(p, 'cacheRoot'), threads: ctx.threads, onWarning: ctx.log },
+      p,
+      { cacheRoot: p.cacheRoot, threads: ctx.threads, onWarning: ctx.log },
       {
         signal: ctx.signal,
         onProgress: (x) => ctx.progress({ phase: x.phase, done: x.done, total: x.total }),

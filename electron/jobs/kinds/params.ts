@@ -11,7 +11,7 @@ export function asParams(v: JsonValue): Params {
   return v;
 }
 
-export function str(p: Params, field: string): string {
+function str(p: Params, field: string): string {
   const v = p[field];
   if (typeof v !== 'string' || v === '')
     throw new EngineError('argument', `${field} must be a non-empty string`, { field });
