@@ -10,8 +10,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   DEFAULT_MAX_FEATURE_NODES,
   DEFAULT_TRACE_SETTINGS,
+  type TraceSettings,
 } from '../../../electron/engine/attribution/defaults.ts';
-import { type TraceResult, Tracer } from '../../../electron/engine/attribution/tracer.ts';
+import { type TraceInput, type TraceResult, Tracer } from '../../../electron/engine/attribution/tracer.ts';
 import { FIXTURE_PROMPTS } from '../../fixtures/prompts.ts';
 import { fixturePath } from '../../fixtures/tiny-checkpoints.ts';
 import { writeWordTokenizer } from '../../fixtures/word-tokenizer.ts';
@@ -117,13 +118,14 @@ describe('Tracer', () => {
       const ids = FIXTURE_PROMPTS['tiny-gemma2'].cases[0];
       const phases: string[] = [];
       const onProgress = (p: { phase: string }) => phases.push(p.phase);
-      for (const [input, s, field] of [
+      const cases: [TraceInput, TraceSettings, string][] = [
         [{ tokenIds: [ids[0]] }, settings, 'prompt'],
         [{ tokenIds: [ids[0], 1e6] }, settings, 'token_ids'],
         [{ tokenIds: ids }, { ...settings, nodeThreshold: 1.5 }, 'nodeThreshold'],
         [{ tokenIds: ids }, { ...settings, batchSize: 0 }, 'batch_size'],
         [{ tokenIds: ids }, { ...settings, targets: [{ token: 'w5' }] }, 'targets[0]'],
-      ] as const) {
+      ];
+      for (const [input, s, field] of cases) {
         await expect(tracer.trace(input, s, { onProgress }), JSON.stringify(s)).rejects.toMatchObject({
           code: 'argument',
           field,
