@@ -23,6 +23,8 @@ export interface HandlerContext extends ServiceContext {
 
 export type Handler<M extends MethodName> = (p: Params<M>) => Result<M> | Promise<Result<M>>;
 export type Handlers<M extends MethodName> = { [K in M]: Handler<K> };
+/** The handlers of one domain: every method named `<domain>.…`. */
+export type DomainHandlers<D extends string> = Handlers<Extract<MethodName, `${D}.${string}`>>;
 
 export function traceUpdated(ctx: ServiceContext, trace: TraceRecord): TraceRecord {
   ctx.emit('trace.updated', { trace });

@@ -1,10 +1,10 @@
 /** A trace's annotations (labels, pins, supernodes, notes), checked against its graph's nodes. */
 import type { Store } from '../../store/store.ts';
-import type { HandlerContext, Handlers } from '../context.ts';
+import type { DomainHandlers, HandlerContext } from '../context.ts';
 import { ApiError } from '../errors.ts';
 import { nodeIndexById } from '../view.ts';
 
-export function annotationsHandlers(ctx: HandlerContext): Handlers<'annotations.get' | 'annotations.update'> {
+export function annotationsHandlers(ctx: HandlerContext): DomainHandlers<'annotations'> {
   return {
     'annotations.get': (p) => {
       ctx.store.traces.get(p.traceId);

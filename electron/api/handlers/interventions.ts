@@ -9,7 +9,12 @@ import { deviceForProvider } from '../../jobs/kinds/index.ts';
 import type { JobRecord } from '../../store/jobs.ts';
 import type { Store } from '../../store/store.ts';
 import type { FeatureEdit, InterventionSpec, TraceError, TraceRecord } from '../../store/types.ts';
-import { type HandlerContext, type Handlers, interventionUpdated, type ServiceContext } from '../context.ts';
+import {
+  type DomainHandlers,
+  type HandlerContext,
+  interventionUpdated,
+  type ServiceContext,
+} from '../context.ts';
 import { ApiError } from '../errors.ts';
 import type { JobQueue } from '../queue.ts';
 import { nodeIndexById } from '../view.ts';
@@ -31,15 +36,7 @@ export function describeIntervention(spec: InterventionSpec): string {
   return text.length <= 200 ? text : `${edits.slice(0, 180)}… (${loop})`;
 }
 
-export function interventionsHandlers(
-  ctx: HandlerContext,
-): Handlers<
-  | 'interventions.start'
-  | 'interventions.list'
-  | 'interventions.get'
-  | 'interventions.cancel'
-  | 'interventions.delete'
-> {
+export function interventionsHandlers(ctx: HandlerContext): DomainHandlers<'interventions'> {
   return {
     'interventions.start': (p) => {
       const trace = ctx.store.traces.get(p.traceId);

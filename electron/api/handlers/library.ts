@@ -1,9 +1,7 @@
 /** The library's projects. Deleting one stops its running job first. */
-import type { HandlerContext, Handlers } from '../context.ts';
+import type { DomainHandlers, HandlerContext } from '../context.ts';
 
-export function libraryHandlers(
-  ctx: HandlerContext,
-): Handlers<'projects.list' | 'projects.create' | 'projects.update' | 'projects.delete'> {
+export function libraryHandlers(ctx: HandlerContext): DomainHandlers<'projects'> {
   return {
     'projects.list': () => ctx.store.projects.list(),
     'projects.create': (p) => {

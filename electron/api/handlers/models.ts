@@ -1,20 +1,9 @@
 /** Registered models: their folders checked off the main thread, renamed, deleted; token lookups. */
-import type { HandlerContext, Handlers } from '../context.ts';
+import type { DomainHandlers, HandlerContext } from '../context.ts';
 import { checkModelFoldersOffThread } from '../model-check.ts';
 import { ModelTokenLookup } from '../model-tokens.ts';
 
-export function modelsHandlers(
-  ctx: HandlerContext,
-): Handlers<
-  | 'models.list'
-  | 'models.get'
-  | 'models.register'
-  | 'models.validate'
-  | 'models.rename'
-  | 'models.delete'
-  | 'models.transcoderSets'
-  | 'models.tokens'
-> {
+export function modelsHandlers(ctx: HandlerContext): DomainHandlers<'models'> {
   const tokenLookup = new ModelTokenLookup();
   return {
     'models.list': () => ctx.store.models.list(),

@@ -10,26 +10,12 @@ import {
 import { deviceForProvider } from '../../jobs/kinds/index.ts';
 import type { JobRecord } from '../../store/jobs.ts';
 import type { TraceRecord } from '../../store/types.ts';
-import { type HandlerContext, type Handlers, type ServiceContext, traceUpdated } from '../context.ts';
+import { type DomainHandlers, type HandlerContext, type ServiceContext, traceUpdated } from '../context.ts';
 import { ApiError } from '../errors.ts';
 import { checkTraceTargets } from '../model-tokens.ts';
 import type { JobQueue } from '../queue.ts';
 
-export function tracesHandlers(
-  ctx: HandlerContext,
-): Handlers<
-  | 'traces.start'
-  | 'traces.get'
-  | 'traces.list'
-  | 'traces.cancel'
-  | 'traces.retrace'
-  | 'traces.delete'
-  | 'traces.restore'
-  | 'traces.duplicate'
-  | 'traces.update'
-  | 'traces.tag'
-  | 'traces.tags'
-> {
+export function tracesHandlers(ctx: HandlerContext): DomainHandlers<'traces'> {
   return {
     'traces.start': (p) => {
       if (p.prompt === undefined && p.tokenIds === undefined) {
