@@ -2,7 +2,7 @@
  * Typed arrays across threads. Node 20's structured clone writes a typed array view's byte
  * offset and byte length as 32-bit numbers, so a view over more than 4 GiB arrives truncated
  * modulo 2³² (a 39457 × 39457 float32 adjacency, 6.2 GB, arrived with 483113025 values). The
- * ArrayBuffer itself keeps its length when it is transferred. Messages between the pool and
+ * ArrayBuffer itself keeps its length when it is transferred. Messages between the runner and
  * its workers therefore carry every view as a record {type, buffer, byteOffset, length}
  * (plain numbers, 64-bit safe) and the receiver rebuilds the view over the same buffer.
  *

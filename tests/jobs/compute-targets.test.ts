@@ -1,5 +1,5 @@
 /**
- * Attribution targets through the job pool (the `trace` job kind's `targets` param): the same
+ * Attribution targets on worker threads (the `trace` job kind's `targets` param): the same
  * logit nodes and rows as the in-process backend.
  */
 import fs from 'node:fs';

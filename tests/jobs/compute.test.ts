@@ -1,5 +1,5 @@
 /**
- * PoolCompute — the API service's ComputeBackend on the job pool — gives what the in-process
+ * PoolCompute — the API service's ComputeBackend on worker threads — gives what the in-process
  * backend gives, and a cancel through the request's AbortSignal ends the trace as cancelled.
  */
 import fs from 'node:fs';

@@ -473,7 +473,7 @@ describe('models, features, annotations, jobs', () => {
     expect(store.db.prepare('SELECT count(*) FROM annotations').pluck().get()).toBe(0);
   });
 
-  it('the job queue keeps the JobQueueStore contract: claims, transitions, recovery', () => {
+  it('the job queue: claims, transitions, recovery', () => {
     const trace = saveSynthetic(store, syntheticGraph(21));
     const a = store.jobs.enqueue({ kind: 'trace', device: 'cpu', params: { n: 1 }, traceId: trace.id });
     const b = store.jobs.enqueue({ kind: 'trace', device: 'cpu', params: { n: 2 }, priority: 5 });
