@@ -6,6 +6,7 @@
  *
  * Result: the pruned view's counts and scores; payload: the PrunedGraph (arrays moved).
  */
+import { DEFAULT_TRACE_SETTINGS } from '../../engine/attribution/defaults.ts';
 import { nodeLayout, type RawAttributionGraph } from '../../engine/attribution/graph-types.ts';
 import { readRawGraph } from '../../engine/attribution/raw-file.ts';
 import { EngineError } from '../../engine/errors.ts';
@@ -29,8 +30,8 @@ const handler: JobHandler = {
     ctx.throwIfCancelled();
     ctx.progress({ phase: 'prune', done: 0, total: 1 });
     const pruned = pruneGraph(graph, {
-      nodeThreshold: optNum(p, 'nodeThreshold') ?? 0.8,
-      edgeThreshold: optNum(p, 'edgeThreshold') ?? 0.98,
+      nodeThreshold: optNum(p, 'nodeThreshold') ?? DEFAULT_TRACE_SETTINGS.nodeThreshold,
+      edgeThreshold: optNum(p, 'edgeThreshold') ?? DEFAULT_TRACE_SETTINGS.edgeThreshold,
       pinned: optInts(p, 'pinned'),
     });
     ctx.progress({ phase: 'prune', done: 1, total: 1 });
