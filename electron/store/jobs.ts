@@ -118,26 +118,21 @@ export class JobRepository {
     return this.get(Number(id))!;
   }
 
-  private claimWhere(filter: string, args: unknown[]): JobRecord | null {
+  /**
+   * Atomically takes the next queued job of these kinds (highest priority, then lowest id),
+   * marks it running (startedAt = now, attempts + 1) and returns it; null when there is none.
+   */
+  claimAny(kinds: readonly string[]): JobRecord | null {
+    if (!kinds.length) return null;
     const r = this.db
       .prepare(
         `UPDATE jobs SET state = 'running', started_at = ?, finished_at = NULL, attempts = attempts + 1
-         WHERE id = (SELECT id FROM jobs WHERE state = 'queued' ${filter} ORDER BY priority DESC, id LIMIT 1)
+         WHERE id = (SELECT id FROM jobs WHERE state = 'queued' AND kind IN (${placeholders(kinds.length)})
+         ORDER BY priority DESC, id LIMIT 1)
          RETURNING *`,
       )
-      .get(this.now(), ...args) as Row | undefined;
+      .get(this.now(), ...kinds) as Row | undefined;
     return r ? toRecord(r) : null;
-  }
-
-  claim(device: JobDevice, kinds: readonly string[]): JobRecord | null {
-    if (!kinds.length) return null;
-    return this.claimWhere(`AND device = ? AND kind IN (${placeholders(kinds.length)})`, [device, ...kinds]);
-  }
-
-  /** The next queued job of these kinds on any device (the service runs its traces one at a time). */
-  claimAny(kinds: readonly string[]): JobRecord | null {
-    if (!kinds.length) return null;
-    return this.claimWhere(`AND kind IN (${placeholders(kinds.length)})`, [...kinds]);
   }
 
   updateProgress(id: JobId, progress: JobProgress): void {

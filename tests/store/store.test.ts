@@ -485,11 +485,10 @@ describe('models, features, annotations, jobs', () => {
       params: { n: 1 },
       traceId: trace.id,
     });
-    expect(store.jobs.claim('cpu', ['trace'])!.id).toBe(b.id); // priority first
-    expect(store.jobs.claim('cpu', ['trace'])!.id).toBe(a.id);
-    expect(store.jobs.claim('cpu', ['trace'])).toBeNull();
-    expect(store.jobs.claim('gpu', ['trace'])).toBeNull();
-    expect(store.jobs.claim('cpu', [])).toBeNull();
+    expect(store.jobs.claimAny(['trace'])!.id).toBe(b.id); // priority first
+    expect(store.jobs.claimAny(['trace'])!.id).toBe(a.id);
+    expect(store.jobs.claimAny(['trace'])).toBeNull();
+    expect(store.jobs.claimAny([])).toBeNull();
     store.jobs.updateProgress(a.id, { phase: 'features', done: 1, total: 2 });
     expect(store.jobs.get(a.id)!.progress).toEqual({ phase: 'features', done: 1, total: 2 });
     store.jobs.complete(a.id, { ok: true });

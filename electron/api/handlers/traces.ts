@@ -1,6 +1,6 @@
 /**
  * Traces: started (a trace row and its job, queued), cancelled, traced again, deleted and
- * restored, tagged; and how a trace job runs (`runTraceJob`, one of the queue's runs).
+ * restored, tagged; and how a trace job runs (`traceJobRun`, one of the queue's runs).
  */
 import {
   DEFAULT_TRACE_SETTINGS,
