@@ -200,7 +200,10 @@ describe('reconnecting WebSocket client', () => {
     const c = client(server.wsUrl);
     await statusReaches(c, (s) => s.state === 'open');
     c.close();
-    expect((await statusReaches(c, (s) => s.state === 'closed')).state).toBe('closed');
+    expect(await statusReaches(c, (s) => s.state === 'closed')).toEqual({
+      state: 'closed',
+      detail: 'client closed',
+    });
     await new Promise((r) => setTimeout(r, 200));
     expect(server.connections()).toBe(0);
     await expect(c.call('server.info', {})).rejects.toMatchObject({

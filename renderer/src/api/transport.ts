@@ -95,11 +95,15 @@ export function createWebSocketApi(
         if (socket !== ws) return;
         socket = null;
         session = null;
+        if (closedByUser) {
+          setStatus({ state: 'closed', detail: 'client closed' });
+          return;
+        }
         setStatus({
-          state: closedByUser ? 'closed' : 'connecting',
+          state: 'connecting',
           detail: greeted ? 'connection lost, reconnecting…' : `cannot reach ${url}, retrying…`,
         });
-        if (!closedByUser) retryTimer = setTimeout(connect, retryMs);
+        retryTimer = setTimeout(connect, retryMs);
       },
     }).then(
       (s) => {
