@@ -3,11 +3,9 @@
  * server (startApiServer) and the `ws` package's WebSocket in place of the browser's: it waits
  * for a connection, reconnects after a drop and keeps its event listeners, fails calls in
  * flight with 'unavailable', rebuilds the backend's typed errors as ApiError, and stops on
- * close. Also checks that the modules the renderer imports from electron/ at run time stay free of
- * Node code.
+ * close. (That the modules the renderer bundles from electron/ stay free of Node code is
+ * tests/architecture/layering.test.ts's.)
  */
-import fs from 'node:fs';
-import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { ApiError } from '../../electron/api/api-error.ts';
@@ -245,38 +243,5 @@ describe('reconnecting WebSocket client', () => {
         search: '?api=ws://127.0.0.1:9/api&token=t',
       }),
     ).toBe('ws://127.0.0.1:9/api?token=t');
-  });
-});
-
-/**
- * What the renderer imports at run time from electron/ must not import Node code (`node:*`,
- * packages) in turn: it would land in the Vite bundle. Type imports are erased and do not count.
- */
-describe('the renderer’s run-time imports from electron/', () => {
-  const root = path.resolve(import.meta.dirname, '../..');
-  const runtimeImports = (file: string): string[] =>
-    [
-      ...fs
-        .readFileSync(file, 'utf8')
-        .matchAll(/^(?:import|export)\s+(?!type\s)(?:[^;]*?\s)?from\s+'([^']+)'|^import\s+'([^']+)'/gms),
-    ].map((m) => m[1] ?? m[2]);
-
-  it('reach only modules that import nothing but each other', () => {
-    const reached = new Set<string>();
-    const visit = (file: string) => {
-      const rel = path.relative(root, file);
-      if (reached.has(rel)) return;
-      reached.add(rel);
-      for (const spec of runtimeImports(file)) {
-        if (rel.startsWith('electron/')) expect(spec, `${rel} imports ${spec}`).toMatch(/^\.\.?\//);
-        if (spec.startsWith('.')) visit(path.resolve(path.dirname(file), spec));
-      }
-    };
-    for (const f of fs.readdirSync(path.join(root, 'renderer/src/api')))
-      if (f.endsWith('.ts') && !f.endsWith('.test.ts')) visit(path.join(root, 'renderer/src/api', f));
-    // The client framing and its error class are among them (the walk did reach electron/).
-    expect([...reached]).toEqual(
-      expect.arrayContaining(['electron/api/api-error.ts', 'electron/api/transports/websocket-client.ts']),
-    );
   });
 });

@@ -1,7 +1,7 @@
 /**
  * The API contract's types (`import type`: erased from the bundle), and the engine's trace
  * defaults. The renderer's run-time imports from electron/ (this file's defaults, transport.ts's
- * WebSocket client and ApiError) reach no Node code: tests/api/websocket-reconnect.test.ts checks.
+ * WebSocket client and ApiError) reach no Node code: tests/architecture/layering.test.ts checks.
  */
 export type {
   Annotations,
