@@ -4,10 +4,10 @@
  * window, maxTokens, layers, reservoir, provider, cacheRoot, checkpointEvery…) plus `out`
  * (JSONL, written atomically); `checkpoint` defaults to `<out>.checkpoint`.
  *
- * Resume: the job checkpoints its accumulator; a job interrupted by a shutdown and requeued
- * with resume continues after its last completed window. A retry (requeue without resume)
- * starts over; a cancelled job's checkpoint is deleted. Without `out` the records travel as
- * the payload (for the pool's onResult, e.g. the store's features repository).
+ * Resume: the job checkpoints its accumulator; a job stopped by a shutdown keeps its
+ * checkpoint, and the same job run again continues after its last completed window unless
+ * `resume` is false; a cancelled job's checkpoint is deleted. Without `out` the records travel
+ * as the payload (for the caller, e.g. the store's features repository).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -17,6 +17,7 @@ import type { FeatureRecord } from '../../engine/dashboards/types.ts';
 import { EngineError, isEngineError } from '../../engine/errors.ts';
 import { providerChoice } from '../../engine/runtime/providers.ts';
 import type { JobContext, JobHandler, JobOutput, JsonValue } from '../types.ts';
+import { objectParams } from './params.ts';
 
 export interface DashboardsJobParams extends Omit<DashboardOptions, 'threads'> {
   /** The records as JSONL (absent: they travel as the payload). */
@@ -24,16 +25,8 @@ export interface DashboardsJobParams extends Omit<DashboardOptions, 'threads'> {
 }
 
 /** The params' shape; the values are runDashboards' to check. */
-function dashboardsJobParams(v: JsonValue): DashboardsJobParams {
-  const isObject = (x: unknown): x is Record<string, unknown> =>
-    typeof x === 'object' && x !== null && !Array.isArray(x);
-  const bad = (field: string, what: string) =>
-    new EngineError('argument', `${field} must be ${what}`, { field });
-  if (!isObject(v)) throw bad('params', 'a JSON object');
-  for (const field of ['model', 'transcoders', 'corpus'])
-    if (typeof v[field] !== 'string' || v[field] === '') throw bad(field, 'a non-empty string');
-  for (const field of ['out', 'checkpoint', 'cacheRoot'])
-    if (v[field] !== undefined && typeof v[field] !== 'string') throw bad(field, 'a string');
+function dashboardsJobParams(raw: JsonValue): DashboardsJobParams {
+  const v = objectParams(raw, ['model', 'transcoders', 'corpus'], ['out', 'checkpoint', 'cacheRoot']);
   const p = v as unknown as DashboardsJobParams;
   return v.provider === undefined ? p : { ...p, provider: providerChoice(v.provider) };
 }
@@ -51,7 +44,7 @@ const handler: JobHandler = {
         },
       );
     }
-    const resume = ctx.resume || (ctx.attempt <= 1 && options.resume !== false);
+    const resume = options.resume !== false;
     const writer = out ? new AtomicJsonlWriter(out) : null;
     const records: FeatureRecord[] = [];
     try {

@@ -7,7 +7,6 @@
  * The worker keeps the last model's Intervener for the next intervention on it.
  */
 
-import { EngineError } from '../../engine/errors.ts';
 import {
   closeIntervener,
   type InterventionRequest,
@@ -16,25 +15,19 @@ import {
 } from '../../engine/intervene/intervention-run.ts';
 import { providerChoice } from '../../engine/runtime/providers.ts';
 import type { JobContext, JobHandler, JobOutput, JsonValue } from '../types.ts';
+import { isObject, objectParams, paramError } from './params.ts';
 
 export interface InterveneJobParams extends InterventionRequest {
   cacheRoot?: string;
 }
 
 /** The params' shape; the spec was checked against the API schema before it was queued, the edits are the Intervener's to check. */
-function interveneJobParams(v: JsonValue): InterveneJobParams {
-  const isObject = (x: unknown): x is Record<string, unknown> =>
-    typeof x === 'object' && x !== null && !Array.isArray(x);
-  const bad = (field: string, what: string) =>
-    new EngineError('argument', `${field} must be ${what}`, { field });
-  if (!isObject(v)) throw bad('params', 'a JSON object');
-  for (const field of ['checkpointDir', 'transcoderDir'])
-    if (typeof v[field] !== 'string' || v[field] === '') throw bad(field, 'a non-empty string');
+function interveneJobParams(raw: JsonValue): InterveneJobParams {
+  const v = objectParams(raw, ['checkpointDir', 'transcoderDir'], ['cacheRoot']);
   if (!Array.isArray(v.tokenIds) || v.tokenIds.length < 2)
-    throw bad('tokenIds', 'a list holding BOS and at least one token');
-  if (!isObject(v.spec) || !Array.isArray(v.spec.edits)) throw bad('spec', 'an object with edits');
-  if (v.trackTokens !== undefined && !Array.isArray(v.trackTokens)) throw bad('trackTokens', 'a list');
-  if (v.cacheRoot !== undefined && typeof v.cacheRoot !== 'string') throw bad('cacheRoot', 'a string');
+    throw paramError('tokenIds', 'a list holding BOS and at least one token');
+  if (!isObject(v.spec) || !Array.isArray(v.spec.edits)) throw paramError('spec', 'an object with edits');
+  if (v.trackTokens !== undefined && !Array.isArray(v.trackTokens)) throw paramError('trackTokens', 'a list');
   return { ...(v as unknown as InterveneJobParams), provider: providerChoice(v.provider) };
 }
 

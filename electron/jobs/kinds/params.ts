@@ -1,40 +1,27 @@
-/** Reading a job's JSON params with errors that name the field. */
+/** A job's JSON params as its kind's typed interface, after one check of their shape. */
 import { EngineError } from '../../engine/errors.ts';
 import type { JsonValue } from '../types.ts';
 
-export type Params = { [key: string]: JsonValue };
+export type Params = Record<string, unknown>;
 
-export function asParams(v: JsonValue): Params {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) {
-    throw new EngineError('argument', 'job params must be a JSON object', { field: 'params' });
-  }
+export function paramError(field: string, what: string): EngineError {
+  return new EngineError('argument', `${field} must be ${what}`, { field });
+}
+
+export function isObject(v: unknown): v is Params {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** `v` as an object whose `required` fields are non-empty strings and `optional` ones strings when present. */
+export function objectParams(
+  v: JsonValue,
+  required: readonly string[],
+  optional: readonly string[] = [],
+): Params {
+  if (!isObject(v)) throw paramError('params', 'a JSON object');
+  for (const field of required)
+    if (typeof v[field] !== 'string' || v[field] === '') throw paramError(field, 'a non-empty string');
+  for (const field of optional)
+    if (v[field] !== undefined && typeof v[field] !== 'string') throw paramError(field, 'a string');
   return v;
-}
-
-function str(p: Params, field: string): string {
-  const v = p[field];
-  if (typeof v !== 'string' || v === '')
-    throw new EngineError('argument', `${field} must be a non-empty string`, { field });
-  return v;
-}
-
-export function optStr(p: Params, field: string): string | undefined {
-  return p[field] === undefined || p[field] === null ? undefined : str(p, field);
-}
-
-export function optNum(p: Params, field: string): number | undefined {
-  const v = p[field];
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'number' || !Number.isFinite(v))
-    throw new EngineError('argument', `${field} must be a number`, { field });
-  return v;
-}
-
-export function optInts(p: Params, field: string): number[] | undefined {
-  const v = p[field];
-  if (v === undefined || v === null) return undefined;
-  if (!Array.isArray(v) || !v.every((x) => Number.isInteger(x))) {
-    throw new EngineError('argument', `${field} must be an array of integers`, { field });
-  }
-  return v as number[];
 }

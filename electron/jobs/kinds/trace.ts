@@ -14,10 +14,10 @@ import type { TraceSettings } from '../../engine/attribution/defaults.ts';
 import { nodeLayout } from '../../engine/attribution/graph-types.ts';
 import { writeRawGraph } from '../../engine/attribution/raw-file.ts';
 import { type TraceInput, Tracer } from '../../engine/attribution/tracer.ts';
-import { EngineError } from '../../engine/errors.ts';
 import { outputTarget, writeTraceGraphJson } from '../../engine/graph-json/output-file.ts';
 import { providerChoice } from '../../engine/runtime/providers.ts';
 import type { JobContext, JobHandler, JobOutput, JsonValue } from '../types.ts';
+import { isObject, objectParams, paramError } from './params.ts';
 
 export interface TraceJobParams {
   model: string;
@@ -34,20 +34,12 @@ export interface TraceJobParams {
 }
 
 /** The params' shape; the values are the Tracer's to check (settings, token ids, provider). */
-function traceJobParams(v: JsonValue): TraceJobParams {
-  const isObject = (x: unknown): x is Record<string, unknown> =>
-    typeof x === 'object' && x !== null && !Array.isArray(x);
-  const bad = (field: string, what: string) =>
-    new EngineError('argument', `${field} must be ${what}`, { field });
-  if (!isObject(v)) throw bad('params', 'a JSON object');
-  for (const field of ['model', 'transcoders'])
-    if (typeof v[field] !== 'string' || v[field] === '') throw bad(field, 'a non-empty string');
-  for (const field of ['cacheRoot', 'out', 'raw', 'slug'])
-    if (v[field] !== undefined && typeof v[field] !== 'string') throw bad(field, 'a string');
+function traceJobParams(raw: JsonValue): TraceJobParams {
+  const v = objectParams(raw, ['model', 'transcoders'], ['cacheRoot', 'out', 'raw', 'slug']);
   const input = v.input;
   if (!isObject(input) || !(typeof input.prompt === 'string' || Array.isArray(input.tokenIds)))
-    throw bad('input', '{prompt} or {tokenIds}');
-  if (!isObject(v.settings)) throw bad('settings', 'an object');
+    throw paramError('input', '{prompt} or {tokenIds}');
+  if (!isObject(v.settings)) throw paramError('settings', 'an object');
   return v as unknown as TraceJobParams;
 }
 
