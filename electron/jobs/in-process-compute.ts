@@ -32,7 +32,7 @@ export interface InProcessComputeOptions {
   onWarning?: (message: string) => void;
 }
 
-/** Runs everything on the calling thread (the CLI, tests, and the server until the job pool exists). */
+/** Runs everything on the calling thread (the CLI and tests; the app and `serve` use PoolCompute). */
 export class InProcessCompute implements ComputeBackend {
   private readonly pruneCache = new Map<string, { raw: RawAttributionGraph; analysis: PruneAnalysis }>();
   private intervener: LoadedIntervener | null = null;

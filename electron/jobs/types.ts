@@ -37,9 +37,6 @@ export interface JobContext {
   readonly device: JobDevice;
   /** Aborted on cancel (reason 'cancel') and on shutdown (reason 'shutdown'). */
   readonly signal: AbortSignal;
-  /** Always false and 1: the runner does not requeue (kinds/dashboards.ts still reads them). */
-  readonly resume: boolean;
-  readonly attempt: number;
   /** Intra-op threads the job may use (its share of the cores). */
   readonly threads: number;
   /** Transient inputs given to run(), e.g. a raw graph to re-prune. */

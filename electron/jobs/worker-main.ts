@@ -67,8 +67,6 @@ async function runJob({ job }: RunJobMessage): Promise<void> {
     kind: job.kind,
     device: job.device,
     signal: controller.signal,
-    resume: false,
-    attempt: 1,
     threads: job.threads,
     inputs: unpackViews(job.inputs),
     progress: progressReporter(job.id),

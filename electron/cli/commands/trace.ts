@@ -4,6 +4,7 @@
  */
 
 import path from 'node:path';
+import { slugify } from '../../api/graph-json-io.ts';
 import { saveTracedGraph } from '../../api/save-trace.ts';
 import {
   DEFAULT_MAX_FEATURE_NODES,
@@ -243,14 +244,4 @@ export async function traceCommand(argv: string[]): Promise<number> {
     await tracer?.close();
     store?.close();
   }
-}
-
-function slugify(text: string): string {
-  return (
-    text
-      .toLowerCase()
-      .replace(/[^a-z0-9]+/g, '-')
-      .replace(/^-|-$/g, '')
-      .slice(0, 60) || 'graph'
-  );
 }
