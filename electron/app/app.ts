@@ -1,7 +1,7 @@
 /**
  * The Electron main process, wired from injected Electron modules (main.ts passes the real
  * ones; the tests pass fakes). It owns the window, the menu, the app:// scheme, the IPC
- * handlers and the backend (store + job pool + service, in process).
+ * handlers and the backend (store + worker threads + service, in process).
  *
  *   before ready   app name, single-instance lock, sandbox for every renderer, the privileged
  *                  app:// scheme, security policy for every webContents, lifecycle handlers

@@ -1,7 +1,7 @@
 /**
  * The backend the desktop app runs in its main process, assembled as `circuit serve` assembles
  * it (electron/cli/commands/serve.ts): the library (Store) in the data folder, traces and
- * re-pruning on the job pool's worker threads (PoolCompute), and the WorkbenchService over
+ * re-pruning on worker threads (PoolCompute, jobs/'s runner), and the WorkbenchService over
  * both, reached through the in-process client of the contract.
  */
 import fs from 'node:fs';

@@ -3,7 +3,7 @@
  * the bundles are built into a folder outside the repository whose node_modules holds only
  * package.json's `dependencies` (what electron-builder ships), so neither tsx nor any other
  * development package can be resolved. There the bundled CLI serves the API, registers the demo
- * model on the bundled model-check thread, and traces it on the job pool's bundled worker and
+ * model on the bundled model-check thread, and traces it on the job runner's bundled worker and
  * trace kind.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';

@@ -1,7 +1,7 @@
 /**
  * The real entry chain in a plain Node process, with only the 'electron' module replaced (by
  * module hooks, at the module boundary): out/app/main.mjs (electron/app/main.ts bundled by
- * esbuild) assembles the real backend — store, job pool on worker threads, service — registers
+ * esbuild) assembles the real backend — store, worker threads, service — registers
  * IPC, opens the window, and shuts down cleanly on quit.
  */
 import { spawn } from 'node:child_process';

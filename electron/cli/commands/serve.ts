@@ -28,7 +28,7 @@ unless --token (or $CIRCUIT_TOKEN) sets it; clients send "Authorization: Bearer 
 ?token=TOKEN. Browsers may connect only from the server's own origin or an --allow-origin.
 --port 0 picks a free port. --json prints one JSON line {url, ws_url, port, token, data} once
 listening. The library is in --data DIR (default $CIRCUIT_DATA_DIR, else
-~/.local/share/circuit-workbench). Traces and re-pruning run on worker threads (the job pool);
+~/.local/share/circuit-workbench). Traces and re-pruning run on worker threads (the job runner);
 --in-process runs them on the server's own thread instead (debugging). Stop with Ctrl-C.`;
 
 export async function serveCommand(argv: string[]): Promise<number> {

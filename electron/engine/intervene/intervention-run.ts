@@ -1,6 +1,6 @@
 /**
  * One intervention, from a stored spec to a stored outcome: shared by the in-process compute
- * backend and the job pool's `intervene` worker, so both give the same record. Each keeps the
+ * backend and the job runner's `intervene` worker, so both give the same record. Each keeps the
  * last model's Intervener (compiled graphs, sessions) for the next intervention on it.
  */
 import fs from 'node:fs';
