@@ -170,13 +170,8 @@ export class Tracer {
       tokenIds = this.tokenizer.encodePrompt(input.prompt);
     } else {
       const file = path.join(this.model.dir, 'tokenizer.json');
-      throw new EngineError(
-        'tokenizer',
-        'the model has no tokenizer.json: give token ids instead of a prompt',
-        {
-          file,
-        },
-      );
+      const message = 'the model has no tokenizer.json: give token ids instead of a prompt';
+      throw new EngineError('tokenizer', message, { file });
     }
     if (tokenIds.length < 2)
       throw new EngineError('argument', 'the prompt has no tokens after BOS', { field: 'prompt' });
@@ -193,7 +188,7 @@ export class Tracer {
   }
 
   /** The attribution settings of a trace: the default cap for null, targets parsed and checked against the model. */
-  attributionSettings(settings: TraceSettings): AttributionSettings {
+  private attributionSettings(settings: TraceSettings): AttributionSettings {
     const s: AttributionSettings = {
       maxNLogits: settings.maxNLogits,
       desiredLogitProb: settings.desiredLogitProb,
