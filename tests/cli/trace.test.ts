@@ -179,6 +179,26 @@ describe('circuit trace', () => {
     expect(r2.code).toBe(2);
     expect(r2.stderr).toMatch(/beyond the model's context of 1024/);
   });
+
+  it('refuses a prompt for a model folder without tokenizer.json, naming the file', () => {
+    const bare = fixturePath('tiny-gemma2');
+    const out = path.join(work, 'no-tokenizer.json');
+    const r = circuit(
+      'trace',
+      '--model',
+      bare,
+      '--transcoders',
+      path.join(bare, 'transcoders/plt'),
+      '--prompt',
+      PROMPT,
+      '--out',
+      out,
+    );
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^error \[tokenizer\]: the model has no tokenizer\.json/m);
+    expect(r.stderr).toContain(path.join(bare, 'tokenizer.json'));
+    expect(fs.existsSync(out)).toBe(false);
+  });
 });
 
 describe('circuit trace --out / --raw: only a new path or a regular file is written', () => {
