@@ -1,0 +1,249 @@
+/**
+ * The WebGL canvas of a big graph (GraphCanvas over sigma 4), in Chromium on the render bench's
+ * harness page (renderer/bench: the workbench's own layout → filter → scene → canvas, no
+ * server): hover, click and a threshold change cost O(degree) restyles, never a full sigma
+ * refresh (every item re-styled and re-indexed) nor a re-process of every node.
+ */
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import type { Browser, Page } from 'playwright-core';
+import { build } from 'vite';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chromiumAvailable, launchChromium } from './helpers/browser.ts';
+
+const ROOT = path.resolve(import.meta.dirname, '..');
+const NODES = 2000;
+const EDGES = 40_000;
+
+let out = '';
+let server: http.Server | null = null;
+let browser: Browser | null = null;
+let page: Page;
+const pageErrors: string[] = [];
+
+/** What the harness page exposes (renderer/bench/harness.ts). */
+interface BenchLike {
+  load(n: number, e: number): Promise<{ nodes: number; edges: number; drawnEdges: number }>;
+  degree(id: string): number;
+  refilter(
+    nodeThreshold: number,
+    edgeThreshold: number,
+  ): Promise<{ ms: number; sceneNodes: number; counts: { nodes: number; edges: number } }>;
+}
+
+/** Counters the page keeps on the canvas's sigma instance (see instrument). */
+interface Tally {
+  /** Node state writes other than label placement's (see labelWrites). */
+  nodeStateWrites: number;
+  /** Writes of the `labelled` flag: placement after the view settles, at most MAX_LABELS. */
+  labelWrites: number;
+  edgeStateWrites: number;
+  fullRefreshes: number;
+  nodeProcesses: number;
+  edgeProcesses: number;
+}
+
+/** Wraps the sigma instance's state setters and refresh paths with counters (window.__tally). */
+async function instrument(): Promise<void> {
+  await page.evaluate(() => {
+    type Fn = (...a: unknown[]) => unknown;
+    const host = globalThis as unknown as { __circuitCanvases: Set<{ instance: Record<string, Fn> }> };
+    const s = [...host.__circuitCanvases][0].instance;
+    const tally = {
+      nodeStateWrites: 0,
+      labelWrites: 0,
+      edgeStateWrites: 0,
+      fullRefreshes: 0,
+      nodeProcesses: 0,
+      edgeProcesses: 0,
+    };
+    (globalThis as unknown as { __tally: typeof tally }).__tally = tally;
+    const wrap = (name: string, count: (args: unknown[]) => void) => {
+      const orig = s[name].bind(s);
+      s[name] = (...args: unknown[]) => {
+        count(args);
+        return orig(...args);
+      };
+    };
+    wrap('setNodeState', () => tally.nodeStateWrites++);
+    wrap('setNodesState', (a) => {
+      const n = [...(a[0] as Iterable<string>)].length;
+      if ('labelled' in (a[1] as object)) tally.labelWrites += n;
+      else tally.nodeStateWrites += n;
+    });
+    wrap('setEdgeState', () => tally.edgeStateWrites++);
+    wrap('setEdgesState', (a) => {
+      tally.edgeStateWrites += [...(a[0] as Iterable<string>)].length;
+    });
+    wrap('refresh', (a) => {
+      if (!(a[0] as { partialGraph?: unknown } | undefined)?.partialGraph) tally.fullRefreshes++;
+    });
+    wrap('processNodes', () => tally.nodeProcesses++);
+    wrap('processEdges', () => tally.edgeProcesses++);
+  });
+}
+
+/** Resets the counters, runs `act` in the page, waits two frames, returns the counters. */
+async function measure(act: string): Promise<Tally> {
+  return page.evaluate(async (src) => {
+    const g = globalThis as unknown as { __tally: Record<string, number> };
+    for (const k of Object.keys(g.__tally)) g.__tally[k] = 0;
+    new Function(src)();
+    for (let i = 0; i < 3; i++) await new Promise((r) => requestAnimationFrame(r));
+    return { ...g.__tally } as unknown as Tally;
+  }, act);
+}
+
+function canvasCall(call: string): string {
+  return `[...globalThis.__circuitCanvases][0].${call};`;
+}
+
+async function counts(): Promise<{ nodes: number; edges: number; big: boolean }> {
+  return page.evaluate(() => {
+    const host = globalThis as unknown as {
+      __circuitCanvases: Set<{ counts(): { nodes: number; edges: number; big: boolean } }>;
+    };
+    return [...host.__circuitCanvases][0].counts();
+  });
+}
+
+describe.skipIf(!chromiumAvailable())('graph canvas: O(degree) updates in a big graph', () => {
+  beforeAll(async () => {
+    out = fs.mkdtempSync(path.join(os.tmpdir(), 'cw-canvas-e2e-'));
+    await build({
+      configFile: path.join(ROOT, 'vite.config.ts'),
+      logLevel: 'warn',
+      build: {
+        outDir: out,
+        emptyOutDir: true,
+        rollupOptions: { input: path.join(ROOT, 'renderer/bench/index.html') },
+      },
+    });
+    const srv = http.createServer((req, res) => {
+      const url = new URL(req.url ?? '/', 'http://x').pathname;
+      const file = path.join(out, url === '/' ? 'bench/index.html' : url);
+      if (!file.startsWith(out) || !fs.existsSync(file) || fs.statSync(file).isDirectory()) {
+        res.writeHead(404).end();
+        return;
+      }
+      res.writeHead(200, { 'Content-Type': file.endsWith('.js') ? 'text/javascript' : 'text/html' });
+      fs.createReadStream(file).pipe(res);
+    });
+    server = srv;
+    await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+    const port = (srv.address() as { port: number }).port;
+    browser = await launchChromium();
+    page = await browser.newPage({ viewport: { width: 1600, height: 900 } });
+    page.on('pageerror', (err) => pageErrors.push(err.message));
+    await page.goto(`http://127.0.0.1:${port}/`);
+    await page.waitForFunction(() => 'bench' in globalThis);
+    await page.evaluate(([n, e]) => (globalThis as unknown as { bench: BenchLike }).bench.load(n, e), [
+      NODES,
+      EDGES,
+    ] as const);
+    await instrument();
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    server?.close();
+    if (out) fs.rmSync(out, { recursive: true, force: true });
+  });
+
+  it('hover and leave write state for the neighbourhood only, and re-process no node', async () => {
+    const rest = await counts();
+    expect(rest.big).toBe(true);
+    expect(rest.nodes).toBe(NODES);
+    // A feature in the middle layers: links both ways, well below the focus cap.
+    const id = await page.evaluate(() => {
+      const host = globalThis as unknown as {
+        __circuitCanvases: Set<{ instance: { getGraph(): { nodes(): string[] } } }>;
+      };
+      const nodes = [...host.__circuitCanvases][0].instance.getGraph().nodes();
+      return nodes.find((n) => /^1[0-5]_\d+_\d+_\d+$/.test(n)) as string;
+    });
+    const d = await page.evaluate((n) => (globalThis as unknown as { bench: BenchLike }).bench.degree(n), id);
+    expect(d).toBeGreaterThan(5);
+
+    const hover = await measure(canvasCall(`setHover(${JSON.stringify(id)})`));
+    // The node, its neighbours (at most one per link) and the hovered flag.
+    expect(hover.nodeStateWrites).toBeGreaterThan(1);
+    expect(hover.nodeStateWrites).toBeLessThanOrEqual(d + 2);
+    expect(hover.edgeStateWrites).toBeGreaterThan(0);
+    expect(hover.edgeStateWrites).toBeLessThanOrEqual(d);
+    expect(hover.labelWrites).toBeLessThanOrEqual(300);
+    expect(hover.fullRefreshes).toBe(0);
+    expect(hover.nodeProcesses).toBe(0);
+    // Its links beyond the rest budget are drawn while it is hovered…
+    const hovered = await counts();
+    expect(hovered.edges).toBeGreaterThan(rest.edges);
+    expect(hovered.edges - rest.edges).toBeLessThanOrEqual(d);
+
+    const leave = await measure(canvasCall('setHover(null)'));
+    expect(leave.nodeStateWrites).toBeLessThanOrEqual(d + 2);
+    expect(leave.edgeStateWrites).toBeLessThanOrEqual(d);
+    expect(leave.fullRefreshes).toBe(0);
+    expect(leave.nodeProcesses).toBe(0);
+    // …and dropped again after (one edge re-process, not one full refresh per edge).
+    expect(leave.edgeProcesses).toBeLessThanOrEqual(1);
+    expect((await counts()).edges).toBe(rest.edges);
+
+    const click = await measure(canvasCall(`setSelected(${JSON.stringify(id)})`));
+    expect(click.nodeStateWrites).toBe(1);
+    expect(click.fullRefreshes).toBe(0);
+    expect(click.nodeProcesses).toBe(0);
+    expect((await counts()).edges).toBe(hovered.edges);
+    const unclick = await measure(canvasCall('setSelected(null)'));
+    expect(unclick.fullRefreshes).toBe(0);
+    expect((await counts()).edges).toBe(rest.edges);
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('tighter thresholds drop nodes and edges in one pass, without a full refresh', async () => {
+    await measure(canvasCall('setHover(null)') + canvasCall('setSelected(null)'));
+    const before = await counts();
+    await page.evaluate(() => {
+      const g = globalThis as unknown as { __tally: Record<string, number>; __sigma: unknown };
+      for (const k of Object.keys(g.__tally)) g.__tally[k] = 0;
+      g.__sigma = [
+        ...(globalThis as unknown as { __circuitCanvases: Set<{ instance: unknown }> }).__circuitCanvases,
+      ][0].instance;
+    });
+    const r = await page.evaluate(() =>
+      (globalThis as unknown as { bench: BenchLike }).bench.refilter(0.5, 0.9),
+    );
+    const tally = await page.evaluate(() => ({ ...(globalThis as unknown as { __tally: Tally }).__tally }));
+    expect(r.sceneNodes).toBeLessThan(before.nodes);
+    expect(r.counts.nodes).toBe(r.sceneNodes);
+    expect(tally.fullRefreshes).toBe(0);
+    // The same sigma instance (a diff, not a rebuild: the counters are on it).
+    const same = await page.evaluate(() => {
+      const g = globalThis as unknown as { __sigma: unknown; __circuitCanvases: Set<{ instance: unknown }> };
+      return [...g.__circuitCanvases][0].instance === g.__sigma;
+    });
+    expect(same).toBe(true);
+    // Every node sigma draws is in the graph, and a dropped one is gone from sigma too.
+    const consistent = await page.evaluate(() => {
+      const host = globalThis as unknown as {
+        __circuitCanvases: Set<{
+          instance: { getGraph(): { nodes(): string[] }; getNodeDisplayData(n: string): unknown };
+        }>;
+      };
+      const s = [...host.__circuitCanvases][0].instance;
+      return s
+        .getGraph()
+        .nodes()
+        .every((n) => s.getNodeDisplayData(n) !== undefined);
+    });
+    expect(consistent).toBe(true);
+    // Loosening again restores the full view.
+    const back = await page.evaluate(() =>
+      (globalThis as unknown as { bench: BenchLike }).bench.refilter(0.8, 0.98),
+    );
+    expect(back.counts.nodes).toBe(NODES);
+    expect(back.counts.edges).toBe(before.edges);
+    expect(pageErrors).toEqual([]);
+  });
+});
