@@ -71,6 +71,7 @@ export class JobQueue {
         else store.jobs.requeue(job.id, { resume: false });
         continue;
       }
+      if (job.kind === 'trace' ? job.traceId === null : job.kind !== 'intervene') continue; // not a run of ours
       const work = this.recoverable(job);
       if (!work) {
         store.jobs.cancel(job.id); // its work was finished, cancelled or deleted meanwhile
@@ -101,8 +102,7 @@ export class JobQueue {
         requeue: () => store.interventions.setStatus(iv.id, 'queued', { progress: null, startedAt: null }),
       };
     }
-    if (job.kind !== 'trace' || job.traceId === null) return null;
-    const t = store.traces.find(job.traceId);
+    const t = store.traces.find(job.traceId!);
     if (t?.status !== 'running' && t?.status !== 'queued') return null;
     return {
       what: 'this trace',

@@ -29,7 +29,7 @@ function describeEdit(e: FeatureEdit): string {
 }
 
 /** "ablate 2_117_5, scale 3_40_7 ×2 (closed loop)", at most 200 characters. */
-export function describeIntervention(spec: InterventionSpec): string {
+function describeIntervention(spec: InterventionSpec): string {
   const loop = spec.loop === 'open' ? 'open loop' : 'closed loop';
   const edits = spec.edits.map(describeEdit).join(', ');
   const text = `${edits} (${loop})`;
@@ -109,7 +109,7 @@ export function interventionsHandlers(ctx: HandlerContext): DomainHandlers<'inte
 }
 
 /** Everything the worker would otherwise fail on later, as readable errors now. */
-export function checkIntervention(store: Store, trace: TraceRecord, spec: InterventionSpec): void {
+function checkIntervention(store: Store, trace: TraceRecord, spec: InterventionSpec): void {
   if (trace.source !== 'trace' || trace.modelId === null || trace.transcoderSetId === null) {
     throw new ApiError(
       'unsupported',
