@@ -6,11 +6,11 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import type { ComputeBackend } from '../jobs/compute-backend.ts';
 import type { ApiClient } from '../api/contract.ts';
 import { warmModelCheckThread } from '../api/model-check.ts';
 import { WorkbenchService } from '../api/service.ts';
 import { createDirectClient } from '../api/transports/direct.ts';
+import type { ComputeBackend } from '../jobs/compute-backend.ts';
 import { PoolCompute } from '../jobs/pool-compute.ts';
 import { isStoreError } from '../store/errors.ts';
 import { Store } from '../store/store.ts';
