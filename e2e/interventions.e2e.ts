@@ -23,6 +23,7 @@ import {
   registerModel,
   shot,
   startBackend,
+  storeOneDashboard,
   tid,
   traceToDone,
 } from './helpers/workbench.ts';
@@ -50,6 +51,7 @@ describe.skipIf(!chromiumAvailable())('interventions', { timeout: 240_000 }, () 
       openPage(server, pageErrors, { viewport: { width: 1600, height: 950 }, goto: false }),
     ]);
     ivTraceId = trace.id;
+    await storeOneDashboard(api, trace.transcoderSetId as number);
     ({ browser, page } = opened);
   });
 

@@ -18,6 +18,7 @@ import {
   registerModel,
   shot,
   startBackend,
+  storeOneDashboard,
   tid,
   traceToDone,
   uiTraceSettings,
@@ -59,6 +60,7 @@ describe.skipIf(!chromiumAvailable())('library', () => {
       openPage(server, pageErrors, { viewport: { width: 1600, height: 950 }, goto: false }),
     ]);
     traceId = trace.id;
+    await storeOneDashboard(api, trace.transcoderSetId as number);
     ({ browser, page } = opened);
   });
 

@@ -22,6 +22,7 @@ import {
   SHOTS,
   shot,
   startBackend,
+  storeOneDashboard,
   tid,
   traceToDone,
   uiTraceSettings,
@@ -108,6 +109,7 @@ describe.skipIf(!chromiumAvailable())('subgraph: pins, groups, export', () => {
       }),
     ]);
     traceId = trace.id;
+    await storeOneDashboard(api, trace.transcoderSetId as number);
     ({ browser, page } = opened);
   });
 

@@ -19,6 +19,7 @@ import {
   registerModel,
   shot,
   startBackend,
+  storeOneDashboard,
   tid,
   traceToDone,
   uiTraceSettings,
@@ -42,6 +43,7 @@ describe.skipIf(!chromiumAvailable())('a traced graph: inspector, threshold, can
       openPage(server, pageErrors, { viewport: { width: 1600, height: 950 }, goto: false }),
     ]);
     traceId = trace.id;
+    await storeOneDashboard(api, trace.transcoderSetId as number);
     ({ browser, page } = opened);
   });
 

@@ -159,3 +159,30 @@ export function mainPaneNodeAttribute(page: Page, nodeId: string, attribute = 'c
     [nodeId, attribute] as const,
   );
 }
+
+/**
+ * Stores one feature dashboard (layer 0, feature 0) for the set. With none stored, the UI
+ * computes the demo's dashboards by itself when a feature card first opens: a job of minutes
+ * that every later job (interventions, re-prunes) waits behind. Files that do not test
+ * dashboards start with this one, as the library of a session that has looked at a card would.
+ */
+export async function storeOneDashboard(api: ApiClient, transcoderSetId: number): Promise<void> {
+  await api.call('features.putDashboards', {
+    transcoderSetId,
+    records: [
+      {
+        index: 0,
+        layer: 0,
+        feature: 0,
+        examples_quantiles: [],
+        top_logits: [],
+        bottom_logits: [],
+        act_min: 0,
+        act_max: 1,
+        quantile_values: [],
+        histogram: null,
+        activation_frequency: 0.001,
+      },
+    ],
+  });
+}
