@@ -11,6 +11,7 @@
 import type { TraceProgress } from '../engine/attribution/defaults.ts';
 import { EngineError, isEngineError } from '../engine/errors.ts';
 import type { JobRecord } from '../store/jobs.ts';
+import type { Store } from '../store/store.ts';
 import type { TraceError } from '../store/types.ts';
 import type { ServiceContext } from './context.ts';
 import { toApiError } from './errors.ts';
@@ -47,6 +48,42 @@ export interface JobOutcomes {
 
 export type JobRun = (job: JobRecord, queue: JobQueue) => Promise<void>;
 
+/** What a job computes a status for: the store's traces or interventions. */
+interface StatusRepo<R> {
+  find(id: number): R | null;
+  setStatus(
+    id: number,
+    status: 'queued' | 'cancelled' | 'failed',
+    change: { progress: null; startedAt?: null; finishedAt?: number; error?: TraceError },
+  ): R;
+}
+
+/** The outcomes of a job that computes record `id` of `repo`, each change announced by `updated`. */
+export function statusOutcomes<R>(repo: StatusRepo<R>, id: number, updated: (r: R) => unknown): JobOutcomes {
+  return {
+    exists: () => repo.find(id) !== null,
+    requeue: () => void repo.setStatus(id, 'queued', { progress: null, startedAt: null }),
+    cancelled: (now) => void updated(repo.setStatus(id, 'cancelled', { progress: null, finishedAt: now })),
+    failed: (now, error) =>
+      void updated(repo.setStatus(id, 'failed', { progress: null, finishedAt: now, error })),
+  };
+}
+
+/** The trace or intervention an interrupted job computes, while it is still queued or running. */
+function interruptedWork(
+  store: Store,
+  job: JobRecord,
+): { repo: StatusRepo<unknown>; id: number; what: string } | null {
+  const active = (r: { status: string } | null) => r?.status === 'running' || r?.status === 'queued';
+  if (job.kind === 'intervene') {
+    const id = (job.params as { interventionId?: number } | null)?.interventionId;
+    const iv = typeof id === 'number' ? store.interventions.find(id) : null;
+    return iv && active(iv) ? { repo: store.interventions, id: iv.id, what: 'this' } : null;
+  }
+  const t = store.traces.find(job.traceId!);
+  return t && active(t) ? { repo: store.traces, id: t.id, what: 'this trace' } : null;
+}
+
 export class JobQueue {
   running: RunningJob | null = null;
   private loop: Promise<void> | null = null;
@@ -72,44 +109,23 @@ export class JobQueue {
         continue;
       }
       if (job.kind === 'trace' ? job.traceId === null : job.kind !== 'intervene') continue; // not a run of ours
-      const work = this.recoverable(job);
+      const work = interruptedWork(store, job);
       if (!work) {
         store.jobs.cancel(job.id); // its work was finished, cancelled or deleted meanwhile
       } else if (job.attempts >= MAX_ATTEMPTS) {
         store.jobs.cancel(job.id);
-        work.failed(`the app stopped ${job.attempts} times while ${work.what} ran`);
+        const message = `the app stopped ${job.attempts} times while ${work.what} ran`;
+        work.repo.setStatus(work.id, 'failed', {
+          progress: null,
+          finishedAt: store.now(),
+          error: { code: 'interrupted', message },
+        });
       } else {
         store.jobs.requeue(job.id, { resume: false });
-        work.requeue();
+        work.repo.setStatus(work.id, 'queued', { progress: null, startedAt: null });
       }
     }
     this.kick();
-  }
-
-  /** The queued or running trace or intervention of an interrupted job, with its status setters. */
-  private recoverable(job: JobRecord) {
-    const { store } = this.ctx;
-    const interrupted = { code: 'interrupted', message: '' };
-    const end = { progress: null, finishedAt: store.now() };
-    if (job.kind === 'intervene') {
-      const id = (job.params as { interventionId?: number } | null)?.interventionId;
-      const iv = typeof id === 'number' ? store.interventions.find(id) : null;
-      if (iv?.status !== 'running' && iv?.status !== 'queued') return null;
-      return {
-        what: 'this',
-        failed: (message: string) =>
-          store.interventions.setStatus(iv.id, 'failed', { ...end, error: { ...interrupted, message } }),
-        requeue: () => store.interventions.setStatus(iv.id, 'queued', { progress: null, startedAt: null }),
-      };
-    }
-    const t = store.traces.find(job.traceId!);
-    if (t?.status !== 'running' && t?.status !== 'queued') return null;
-    return {
-      what: 'this trace',
-      failed: (message: string) =>
-        store.traces.setStatus(t.id, 'failed', { ...end, error: { ...interrupted, message } }),
-      requeue: () => store.traces.setStatus(t.id, 'queued', { progress: null, startedAt: null }),
-    };
   }
 
   /** Starts the loop if it is idle; if it is running, makes it look again before it stops. */

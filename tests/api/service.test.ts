@@ -505,4 +505,37 @@ describe('recovery', () => {
       fs.rmSync(h2.dir, { recursive: true, force: true });
     }
   });
+
+  it('a trace whose runs the app stopped three times fails as interrupted instead of running again', async () => {
+    const h2 = harness(cacheRoot, { runJobs: false });
+    let id: number;
+    try {
+      const m = await h2.client.call('models.register', {
+        checkpointDir: TINY.checkpointDir(),
+        transcoderDir: TINY.transcoderDir(),
+      });
+      id = (await h2.client.call('traces.start', { modelId: m.id, tokenIds: TINY.tokenIds })).id;
+      // as if three processes had claimed it in turn, each dying mid-run
+      const job = h2.store.jobs.claimAny(['trace'])!;
+      h2.store.db.prepare('UPDATE jobs SET attempts = 3 WHERE id = ?').run(job.id);
+      h2.store.traces.setStatus(id, 'running', { startedAt: Date.now() });
+    } finally {
+      await h2.close();
+    }
+    const h3 = harness(cacheRoot, { dir: h2.dir });
+    try {
+      await h3.service.idle();
+      const t = h3.store.traces.get(id!);
+      expect(t.status).toBe('failed');
+      expect(t.error).toEqual({
+        code: 'interrupted',
+        message: 'the app stopped 3 times while this trace ran',
+      });
+      expect(h3.compute.traced).toEqual([]);
+      expect(h3.store.jobs.list({ states: ['queued', 'running', 'interrupted'] })).toEqual([]);
+    } finally {
+      await h3.close();
+      fs.rmSync(h2.dir, { recursive: true, force: true });
+    }
+  });
 });

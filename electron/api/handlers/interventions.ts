@@ -8,7 +8,7 @@ import { featureNodeId } from '../../engine/intervene/intervention-run.ts';
 import { deviceForProvider } from '../../jobs/kinds/index.ts';
 import type { JobRecord } from '../../store/jobs.ts';
 import type { Store } from '../../store/store.ts';
-import type { FeatureEdit, InterventionSpec, TraceError, TraceRecord } from '../../store/types.ts';
+import type { FeatureEdit, InterventionSpec, TraceRecord } from '../../store/types.ts';
 import {
   type DomainHandlers,
   type HandlerContext,
@@ -16,7 +16,7 @@ import {
   type ServiceContext,
 } from '../context.ts';
 import { ApiError } from '../errors.ts';
-import type { JobQueue } from '../queue.ts';
+import { type JobQueue, statusOutcomes } from '../queue.ts';
 import { nodeIndexById } from '../view.ts';
 
 /** Interventions run before queued traces: they take seconds and someone is waiting. */
@@ -224,20 +224,7 @@ export function interventionJobRun(ctx: ServiceContext) {
       projectId: trace.projectId,
       cancelMessage: `intervention ${iv.id} was cancelled`,
     };
-    const outcomes = {
-      exists: () => store.interventions.find(iv.id) !== null,
-      requeue: () => store.interventions.setStatus(iv.id, 'queued', { progress: null, startedAt: null }),
-      cancelled: (now: number) =>
-        interventionUpdated(
-          ctx,
-          store.interventions.setStatus(iv.id, 'cancelled', { progress: null, finishedAt: now }),
-        ),
-      failed: (now: number, error: TraceError) =>
-        interventionUpdated(
-          ctx,
-          store.interventions.setStatus(iv.id, 'failed', { progress: null, finishedAt: now, error }),
-        ),
-    };
+    const outcomes = statusOutcomes(store.interventions, iv.id, (r) => interventionUpdated(ctx, r));
     await queue.run(job, work, outcomes, async (running) => {
       interventionUpdated(
         ctx,

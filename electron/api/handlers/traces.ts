@@ -13,7 +13,7 @@ import type { TraceRecord } from '../../store/types.ts';
 import { type DomainHandlers, type HandlerContext, type ServiceContext, traceUpdated } from '../context.ts';
 import { ApiError } from '../errors.ts';
 import { checkTraceTargets } from '../model-tokens.ts';
-import type { JobQueue } from '../queue.ts';
+import { type JobQueue, statusOutcomes } from '../queue.ts';
 
 export function tracesHandlers(ctx: HandlerContext): DomainHandlers<'traces'> {
   return {
@@ -183,17 +183,7 @@ export function traceJobRun(ctx: ServiceContext) {
       projectId: trace.projectId,
       cancelMessage: `trace ${trace.id} was cancelled`,
     };
-    const outcomes = {
-      exists: () => store.traces.find(trace.id) !== null,
-      requeue: () => store.traces.setStatus(trace.id, 'queued', { progress: null, startedAt: null }),
-      cancelled: (now: number) =>
-        traceUpdated(ctx, store.traces.setStatus(trace.id, 'cancelled', { progress: null, finishedAt: now })),
-      failed: (now: number, error: { code: string; message: string }) =>
-        traceUpdated(
-          ctx,
-          store.traces.setStatus(trace.id, 'failed', { progress: null, finishedAt: now, error }),
-        ),
-    };
+    const outcomes = statusOutcomes(store.traces, trace.id, (t) => traceUpdated(ctx, t));
     await queue.run(job, work, outcomes, async (running) => {
       traceUpdated(
         ctx,
