@@ -161,7 +161,7 @@ CREATE TABLE annotations (
   updated_at  INTEGER NOT NULL
 );
 
--- The persisted job queue (the JobQueueStore of electron/jobs/types.ts): a trace survives a
+-- The persisted job queue (electron/store/jobs.ts, run by electron/api/queue.ts): a trace survives a
 -- restart of the app while queued; a job a dead process left running becomes 'interrupted'.
 CREATE TABLE jobs (
   id          INTEGER PRIMARY KEY,
