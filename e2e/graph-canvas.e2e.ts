@@ -238,12 +238,30 @@ describe.skipIf(!chromiumAvailable())('graph canvas: O(degree) updates in a big 
         .every((n) => s.getNodeDisplayData(n) !== undefined);
     });
     expect(consistent).toBe(true);
-    // Loosening again restores the full view.
-    const back = await page.evaluate(() =>
-      (globalThis as unknown as { bench: BenchLike }).bench.refilter(0.8, 0.98),
-    );
+    // Loosening again restores the full view: every node back in sigma, no full refresh.
+    const back = await page.evaluate(() => {
+      const g = globalThis as unknown as { __tally: Record<string, number> };
+      for (const k of Object.keys(g.__tally)) g.__tally[k] = 0;
+      return (globalThis as unknown as { bench: BenchLike }).bench.refilter(0.8, 0.98);
+    });
+    const added = await page.evaluate(() => ({ ...(globalThis as unknown as { __tally: Tally }).__tally }));
     expect(back.counts.nodes).toBe(NODES);
     expect(back.counts.edges).toBe(before.edges);
+    expect(added.fullRefreshes).toBe(0);
+    expect(added.nodeProcesses).toBeLessThanOrEqual(2);
+    const drawn = await page.evaluate(() => {
+      const host = globalThis as unknown as {
+        __circuitCanvases: Set<{
+          instance: { getGraph(): { nodes(): string[] }; getNodeDisplayData(n: string): unknown };
+        }>;
+      };
+      const s = [...host.__circuitCanvases][0].instance;
+      return s
+        .getGraph()
+        .nodes()
+        .filter((n) => s.getNodeDisplayData(n) !== undefined).length;
+    });
+    expect(drawn).toBe(NODES);
     expect(pageErrors).toEqual([]);
   });
 });

@@ -237,9 +237,7 @@ function seedStates(s: StateStoreLike, graph: G): void {
   const m = s.stateManager;
   const seed = (states: Map<string, object>, make: (k: string) => object, keys: () => string[]) => {
     if (states.size) return;
-    const probe = '\u0000seed';
-    const template = make(probe);
-    states.delete(probe);
+    const template = stateTemplate(states, make);
     for (const k of keys()) states.set(k, { ...template });
   };
   seed(
@@ -252,6 +250,14 @@ function seedStates(s: StateStoreLike, graph: G): void {
     (k) => m.getEdgeState(k),
     () => graph.edges(),
   );
+}
+
+/** A fresh item state, as sigma makes it (made for a key that no item has, then forgotten). */
+function stateTemplate(states: Map<string, object>, make: (k: string) => object): object {
+  const probe = '\u0000template';
+  const template = make(probe);
+  states.delete(probe);
+  return template;
 }
 
 /** Sigma with its item states seeded (seedStates) before a full refresh. */
@@ -400,6 +406,7 @@ interface SigmaIndexLike {
     unregister: (edge: string) => void;
   };
   addEdge: (edge: string) => void;
+  addNode: (node: string) => void;
   removeEdge: (edge: string) => void;
   removeNode: (node: string) => void;
   /** Rebuilds the edge buffers from sigma's edge cache (O(drawn edges)). */
@@ -587,20 +594,29 @@ export class GraphCanvas {
       });
       this.dropFromGraph(dropEdges, dropNodes);
       for (const n of dropNodes) this.labelled.delete(n);
+      const newNodes: Array<{ key: string; attrs: NodeAttrs }> = [];
       for (const n of scene.nodes) {
         const a = nodeAttrs(n);
-        if (!g.hasNode(n.id)) g.addNode(n.id, a);
+        if (!g.hasNode(n.id)) newNodes.push({ key: n.id, attrs: a });
         else if (!sameNode(g.getNodeAttributes(n.id), a)) g.replaceNodeAttributes(n.id, a);
       }
+      this.addNodesToGraph(newNodes);
+      const newEdges: Array<{ key: string; source: string; target: string; attrs: EdgeAttrs }> = [];
       for (const [k, e] of wanted) {
         const a = edgeAttrs(table, e);
         if (!g.hasEdge(k))
-          g.addEdgeWithKey(k, scene.nodes[table.source[e]].id, scene.nodes[table.target[e]].id, a);
+          newEdges.push({
+            key: k,
+            source: scene.nodes[table.source[e]].id,
+            target: scene.nodes[table.target[e]].id,
+            attrs: a,
+          });
         else {
           const old = g.getEdgeAttributes(k);
           if (old.size !== a.size || old.color !== a.color) g.replaceEdgeAttributes(k, a);
         }
       }
+      this.addToGraph(newEdges);
     }
     this.edgeIndex = wanted;
     this.buildGrid();
@@ -674,11 +690,14 @@ export class GraphCanvas {
       return;
     }
     const inner = s as unknown as SigmaIndexLike;
+    const m = (s as unknown as StateStoreLike).stateManager;
+    const template = stateTemplate(m.edgeStates, (k) => m.getEdgeState(k));
     const onEdge = g.listeners('edgeAdded');
     g.removeAllListeners('edgeAdded');
     try {
       for (const e of edges) {
         g.addEdgeWithKey(e.key, e.source, e.target, e.attrs);
+        if (!m.edgeStates.has(e.key)) m.edgeStates.set(e.key, { ...template });
         inner.edgeGroups.register(e.key);
         inner.addEdge(e.key);
         for (const sib of inner.edgeGroups.getSiblings(e.key)) inner.addEdge(sib);
@@ -687,6 +706,37 @@ export class GraphCanvas {
       for (const l of onEdge) g.on('edgeAdded', l as (...args: unknown[]) => void);
     }
     this.edgeBuffersStale = true;
+    s.scheduleRender();
+  }
+
+  /**
+   * Adds nodes to the graph and to sigma's indices (state seeded, style evaluated once); every
+   * node is re-processed once on the next frame. Sigma's own nodeAdded listener evaluates each
+   * new node's style twice and makes its state with the slow spread (seedStates).
+   */
+  private addNodesToGraph(nodes: ReadonlyArray<{ key: string; attrs: NodeAttrs }>): void {
+    const g = this.graph;
+    const s = this.sigma;
+    if (!nodes.length) return;
+    if (!s) {
+      for (const n of nodes) g.addNode(n.key, n.attrs);
+      return;
+    }
+    const inner = s as unknown as SigmaIndexLike;
+    const m = (s as unknown as StateStoreLike).stateManager;
+    const template = stateTemplate(m.nodeStates, (k) => m.getNodeState(k));
+    const onNode = g.listeners('nodeAdded');
+    g.removeAllListeners('nodeAdded');
+    try {
+      for (const n of nodes) {
+        g.addNode(n.key, n.attrs);
+        if (!m.nodeStates.has(n.key)) m.nodeStates.set(n.key, { ...template });
+        inner.addNode(n.key);
+      }
+    } finally {
+      for (const l of onNode) g.on('nodeAdded', l as (...args: unknown[]) => void);
+    }
+    inner.pendingProcess = 'full';
     s.scheduleRender();
   }
 
