@@ -10,7 +10,7 @@ import path from 'node:path';
 import { createPinia, setActivePinia } from 'pinia';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { provideApi } from '../renderer/src/api/inject.ts';
-import type { ManagedClient } from '../renderer/src/api/transport.ts';
+import { managedFromBridge } from '../renderer/src/api/transport.ts';
 import { useFeatures } from '../renderer/src/stores/features.ts';
 import { useLibrary } from '../renderer/src/stores/library.ts';
 import { type Harness, harness, settled, TINY } from '../tests/api/helpers.ts';
@@ -21,11 +21,8 @@ let h: Harness;
 
 beforeAll(() => {
   h = harness(cacheRoot);
-  const client: ManagedClient = Object.assign(h.client, {
-    status: { state: 'open' as const, detail: '' },
-    onStatus: () => () => {},
-  }) as unknown as ManagedClient;
-  provideApi(client);
+  // The direct client, shaped as the shell expects (always open), like the Electron bridge's.
+  provideApi(managedFromBridge(h.client));
   setActivePinia(createPinia());
 });
 afterAll(async () => {
