@@ -1,9 +1,9 @@
 /**
  * The backend's layers, lowest first: engine < jobs < store < api < cli | app. A file may import
  * its own layer and the layers below it, never one above (the engine knows nothing of jobs, jobs
- * nothing of the library, and so on). The renderer may import only the engine's dependency-free
- * modules and the API contract's types (checked by Vite's build and vue-tsc; here its value
- * imports are checked too).
+ * nothing of the library, and so on). The renderer imports the contract's types and, at run time,
+ * a few backend modules that reach no Node code (the engine's trace defaults and intervention
+ * spec, the WebSocket client and its error class): checked here by following their imports.
  */
 import fs from 'node:fs';
 import path from 'node:path';
