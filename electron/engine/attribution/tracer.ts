@@ -1,22 +1,10 @@
-/**
- * One trace, from a prompt (or its token ids) to the raw graph and its pruned view: the steps
- * the CLI, the in-process compute backend and the job worker all run. Shaped like Intervener:
- * open once (model, transcoders, tokenizer, compiled sessions), then trace any number of
- * prompts; a warm worker keeps it while `matches` says the next job wants the same one.
- *
- * The tokenizer rule: a model folder without tokenizer.json takes token ids only (a prompt then
- * fails with a 'tokenizer' error naming the missing file); a tokenizer.json that is present but
- * cannot be loaded fails `open`, naming the file.
- */
-import fs from 'node:fs';
 import path from 'node:path';
 import { EngineError } from '../errors.ts';
-import { type OpenedModel, openModel } from '../model/open-model.ts';
-import { assertTranscodersFit } from '../model/transcoder-fit.ts';
+import type { OpenedModel } from '../model/open-model.ts';
+import { openReplacement, replacementKey } from '../model/open-replacement.ts';
 import { type PrunedGraph, pruneGraph } from '../pruning/index.ts';
 import type { ProviderChoice, ProviderName } from '../runtime/providers.ts';
-import { loadTokenizer, type PromptTokenizer, tokenNamer } from '../tokenizer/index.ts';
-import { loadTranscoderSet } from '../transcoders/load.ts';
+import { type PromptTokenizer, tokenNamer } from '../tokenizer/index.ts';
 import type { TranscoderSet } from '../transcoders/types.ts';
 import {
   type AttributionSettings,
@@ -64,16 +52,6 @@ export interface TraceResult {
   timingsMs: Record<string, number>;
 }
 
-function tracerKey(checkpointDir: string, transcoderDir: string, opts: TracerOptions): string {
-  return JSON.stringify([
-    path.resolve(checkpointDir),
-    path.resolve(transcoderDir),
-    opts.provider,
-    opts.cacheRoot ?? null,
-    opts.threads ?? null,
-  ]);
-}
-
 function checkThreshold(value: number, field: string): void {
   if (!(typeof value === 'number' && value >= 0 && value <= 1))
     throw new EngineError('argument', `${field} must be in [0, 1], got ${value}`, { field });
@@ -97,27 +75,16 @@ export class Tracer {
 
   static async open(checkpointDir: string, transcoderDir: string, opts: TracerOptions): Promise<Tracer> {
     const started = performance.now();
-    const model = openModel(checkpointDir);
-    let set: TranscoderSet | undefined;
-    try {
-      set = loadTranscoderSet(transcoderDir);
-      assertTranscodersFit(model, set);
-      const tokenizer = fs.existsSync(path.join(model.dir, 'tokenizer.json'))
-        ? await loadTokenizer(model.dir)
-        : null;
+    return openReplacement(checkpointDir, transcoderDir, async ({ model, set, tokenizer }) => {
       const attributor = await Attributor.create(model, set, {
         provider: opts.provider,
         cacheRoot: opts.cacheRoot,
         threads: opts.threads,
         onWarning: opts.onWarning,
       });
-      const key = tracerKey(checkpointDir, transcoderDir, opts);
+      const key = replacementKey(checkpointDir, transcoderDir, opts);
       return new Tracer(key, model, set, attributor, tokenizer, performance.now() - started);
-    } catch (e) {
-      set?.close();
-      model.close();
-      throw e;
-    }
+    });
   }
 
   /**
@@ -144,7 +111,7 @@ export class Tracer {
 
   /** Whether this Tracer is what `open` with these arguments would give (a warm worker reuses it). */
   matches(checkpointDir: string, transcoderDir: string, opts: TracerOptions): boolean {
-    return this.key === tracerKey(checkpointDir, transcoderDir, opts);
+    return this.key === replacementKey(checkpointDir, transcoderDir, opts);
   }
 
   get provider(): ProviderName {

@@ -1,17 +1,9 @@
-/**
- * One intervention, from a stored spec to a stored outcome: shared by the in-process compute
- * backend and the job runner's `intervene` worker, so both give the same record. Each keeps the
- * last model's Intervener (compiled graphs, sessions) for the next intervention on it.
- */
-import fs from 'node:fs';
-import path from 'node:path';
 import type { TraceProgress } from '../attribution/defaults.ts';
 import { EngineError } from '../errors.ts';
-import { type OpenedModel, openModel } from '../model/open-model.ts';
-import { assertTranscodersFit } from '../model/transcoder-fit.ts';
+import type { OpenedModel } from '../model/open-model.ts';
+import { openReplacement, replacementKey } from '../model/open-replacement.ts';
 import type { ProviderChoice } from '../runtime/providers.ts';
-import { loadTokenizer, type PromptTokenizer, tokenNamer } from '../tokenizer/index.ts';
-import { loadTranscoderSet } from '../transcoders/load.ts';
+import { type PromptTokenizer, tokenNamer } from '../tokenizer/index.ts';
 import type { TranscoderSet } from '../transcoders/types.ts';
 import { Intervener, type InterventionResult } from './interventions.ts';
 import type { FeatureChange, InterventionOutcome, InterventionSpec } from './spec.ts';
@@ -94,23 +86,10 @@ async function openIntervener(
   req: { checkpointDir: string; transcoderDir: string; provider: ProviderChoice },
   opts: IntervenerOptions,
 ): Promise<LoadedIntervener> {
-  const key = JSON.stringify([
-    path.resolve(req.checkpointDir),
-    path.resolve(req.transcoderDir),
-    req.provider,
-    opts.cacheRoot ?? null,
-    opts.threads ?? null,
-  ]);
+  const key = replacementKey(req.checkpointDir, req.transcoderDir, { ...opts, provider: req.provider });
   if (previous?.key === key) return previous;
   await closeIntervener(previous);
-  const model = openModel(req.checkpointDir);
-  let set: TranscoderSet | undefined;
-  try {
-    set = loadTranscoderSet(req.transcoderDir);
-    assertTranscodersFit(model, set);
-    const tokenizer = fs.existsSync(path.join(model.dir, 'tokenizer.json'))
-      ? await loadTokenizer(model.dir)
-      : null;
+  return openReplacement(req.checkpointDir, req.transcoderDir, async ({ model, set, tokenizer }) => {
     const intervener = await Intervener.create(model, set, {
       provider: req.provider,
       cacheRoot: opts.cacheRoot,
@@ -118,11 +97,7 @@ async function openIntervener(
       onWarning: opts.onWarning,
     });
     return { key, model, set, intervener, tokenizer };
-  } catch (e) {
-    set?.close();
-    model.close();
-    throw e;
-  }
+  });
 }
 
 export async function closeIntervener(l: LoadedIntervener | null): Promise<void> {
