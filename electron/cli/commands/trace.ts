@@ -12,11 +12,10 @@ import {
   type TraceSettings,
 } from '../../engine/attribution/defaults.ts';
 import { nodeLayout } from '../../engine/attribution/graph-types.ts';
-import { writeRawGraph } from '../../engine/attribution/raw-file.ts';
 import { readTargetsFile, targetSpecsToJson } from '../../engine/attribution/target-json.ts';
 import { Tracer } from '../../engine/attribution/tracer.ts';
 import { EngineError, isEngineError } from '../../engine/errors.ts';
-import { outputTarget, writeTraceGraphJson } from '../../engine/graph-json/output-file.ts';
+import { outputTarget, writeTraceFiles } from '../../engine/graph-json/output-file.ts';
 import { resolveDataDir } from '../../store/data-dir.ts';
 import { Store } from '../../store/store.ts';
 import { parseFlags, positiveIntFlag, providerFlag, requireFlag } from '../args.ts';
@@ -162,16 +161,13 @@ export async function traceCommand(argv: string[]): Promise<number> {
     const { raw, pruned, tokenIds } = traced;
     const used = traced.settings; // the cap in force, the provider `auto` chose
     const info = { model: tracer.model.dir, transcoders: tracer.set.dir, prompt, settings: used };
-    if (out !== null) {
-      writeTraceGraphJson(out, raw, pruned, {
-        slug: flags.slug ?? slugify(prompt),
-        prompt,
-        modelId: path.basename(tracer.model.dir),
-        transcoderSet: tracer.set,
-        info,
-      });
-    }
-    if (rawTarget !== null) writeRawGraph(outputTarget(rawTarget, 'raw'), raw, info);
+    writeTraceFiles({ out, raw: rawTarget }, raw, pruned, {
+      slug: flags.slug ?? slugify(prompt),
+      prompt,
+      modelId: path.basename(tracer.model.dir),
+      transcoderSet: tracer.set,
+      info,
+    });
     let saved: { trace_id: number; data: string } | null = null;
     if (store !== null) {
       const trace = saveTracedGraph(store, {

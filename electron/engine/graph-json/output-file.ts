@@ -12,6 +12,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { RawAttributionGraph } from '../attribution/graph-types.ts';
+import { writeRawGraph } from '../attribution/raw-file.ts';
 import { writeAll } from '../checkpoint/safetensors-writer.ts';
 import { EngineError } from '../errors.ts';
 import type { PrunedGraph } from '../pruning/index.ts';
@@ -81,23 +82,48 @@ export function outputTarget(file: string, flag = 'out'): string {
  * over it; the temporary file is removed on any failure.
  */
 function replaceFile(file: string, write: (fd: number) => void, flag = 'out'): void {
+  replaceFileAt(
+    file,
+    (tmp) => {
+      const fd = fs.openSync(tmp, 'wx'); // a new file: never follows or reuses what is there
+      try {
+        write(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+    },
+    flag,
+  );
+}
+
+/** As replaceFile, for writers that take a path: `write` creates the temporary file itself. */
+function replaceFileAt(file: string, write: (tmp: string) => void, flag: string): void {
   const target = outputTarget(file, flag);
   const tmp = path.join(
     path.dirname(target),
     `.${path.basename(target)}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.tmp`,
   );
   try {
-    const fd = fs.openSync(tmp, 'wx'); // a new file: never follows or reuses what is there
-    try {
-      write(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
+    write(tmp);
     fs.renameSync(tmp, target);
   } catch (e) {
     fs.rmSync(tmp, { force: true });
     throw e;
   }
+}
+
+/**
+ * A trace's files, each written atomically: the pruned graph as graph JSON (`out`) and the
+ * unpruned graph as safetensors (`raw`, attribution/raw-file.ts); absent paths are skipped.
+ */
+export function writeTraceFiles(
+  files: { out?: string | null; raw?: string | null },
+  raw: RawAttributionGraph,
+  pruned: PrunedGraph,
+  o: TraceOutputInfo,
+): void {
+  if (files.out) writeTraceGraphJson(files.out, raw, pruned, o);
+  if (files.raw) replaceFileAt(files.raw, (tmp) => writeRawGraph(tmp, raw, o.info), 'raw');
 }
 
 export function writeAtomically(file: string, text: string): void {

@@ -8,13 +8,11 @@
  * of the same model, transcoders and provider.
  */
 
-import fs from 'node:fs';
 import path from 'node:path';
 import type { TraceSettings } from '../../engine/attribution/defaults.ts';
 import { nodeLayout } from '../../engine/attribution/graph-types.ts';
-import { writeRawGraph } from '../../engine/attribution/raw-file.ts';
 import { type TraceInput, Tracer } from '../../engine/attribution/tracer.ts';
-import { outputTarget, writeTraceGraphJson } from '../../engine/graph-json/output-file.ts';
+import { outputTarget, writeTraceFiles } from '../../engine/graph-json/output-file.ts';
 import { providerChoice } from '../../engine/runtime/providers.ts';
 import type { JobContext, JobHandler, JobOutput, JsonValue } from '../types.ts';
 import { isObject, objectParams, paramError } from './params.ts';
@@ -45,18 +43,6 @@ function traceJobParams(raw: JsonValue): TraceJobParams {
 
 let warm: Tracer | null = null;
 
-function writeAtomic(file: string, write: (tmp: string) => void): void {
-  const abs = outputTarget(file, 'raw'); // a regular file or a new path; never a FIFO, device…
-  const tmp = path.join(path.dirname(abs), `.${path.basename(abs)}.${process.pid}.${Date.now()}.tmp`);
-  try {
-    write(tmp);
-    fs.renameSync(tmp, abs);
-  } catch (e) {
-    fs.rmSync(tmp, { force: true });
-    throw e;
-  }
-}
-
 const handler: JobHandler = {
   async run(raw: JsonValue, ctx: JobContext): Promise<JobOutput> {
     const p = traceJobParams(raw);
@@ -83,17 +69,13 @@ const handler: JobHandler = {
     const tokenToString = (id: number) => tracer.tokenToString(id);
     const prompt = 'prompt' in p.input ? p.input.prompt : null;
     const info = { model: tracer.model.dir, transcoders: tracer.set.dir, prompt, settings: t.settings };
-    if (p.out) {
-      writeTraceGraphJson(p.out, t.raw, t.pruned, {
-        slug: p.slug ?? 'graph',
-        prompt: prompt ?? t.tokenIds.map(tokenToString).join(''),
-        modelId: path.basename(tracer.model.dir),
-        transcoderSet: tracer.set,
-        info,
-      });
-    }
-    const rawOut = p.raw;
-    if (rawOut) writeAtomic(rawOut, (tmp) => writeRawGraph(tmp, t.raw, info));
+    writeTraceFiles(p, t.raw, t.pruned, {
+      slug: p.slug ?? 'graph',
+      prompt: prompt ?? t.tokenIds.map(tokenToString).join(''),
+      modelId: path.basename(tracer.model.dir),
+      transcoderSet: tracer.set,
+      info,
+    });
     const lay = nodeLayout(t.raw.nodes);
     const summary: JsonValue = {
       tokens: t.tokenIds.length,
@@ -114,7 +96,7 @@ const handler: JobHandler = {
       provider: t.provider,
       timingsMs: t.timingsMs,
       out: p.out ? path.resolve(p.out) : null,
-      raw: rawOut ? path.resolve(rawOut) : null,
+      raw: p.raw ? path.resolve(p.raw) : null,
     };
     return {
       result: summary,
