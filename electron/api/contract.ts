@@ -109,6 +109,21 @@ export interface ViewNode {
 }
 
 /** A pruned graph as the UI draws it. Edge endpoints are indices into `nodes`. */
+/** A view's edges: source and target are indices into the view's nodes. */
+export interface ViewEdges {
+  source: ArrayLike<number>;
+  target: ArrayLike<number>;
+  weight: ArrayLike<number>;
+}
+
+/** ViewEdges as base64 strings of little-endian bytes: source, target Uint32; weight Float32. */
+export interface PackedViewEdges {
+  count: number;
+  source: string;
+  target: string;
+  weight: string;
+}
+
 export interface GraphView {
   traceId: number;
   nodeThreshold: number;
@@ -121,7 +136,13 @@ export interface GraphView {
   /** Nodes of the unpruned graph. */
   unprunedNodes: number;
   nodes: ViewNode[];
-  edges: { source: number[]; target: number[]; weight: number[] };
+  /**
+   * Edges by index into `nodes`, as parallel arrays. Empty when `packedEdges` is present: the
+   * client decodes those into typed arrays here (electron/api/packed-edges.ts decodeViewEdges).
+   */
+  edges: ViewEdges;
+  /** The edges packed (base64 of little-endian Uint32 / Float32 arrays), when asked with `edges: 'packed'`. */
+  packedEdges?: PackedViewEdges;
   /** Null when unknown (an imported file without them). */
   replacementScore: number | null;
   completenessScore: number | null;
@@ -278,7 +299,14 @@ export interface ApiMethods {
    * it holds that view, otherwise re-pruned from the unpruned adjacency and stored.
    */
   'graphs.view': Method<
-    { traceId: number; nodeThreshold?: number; edgeThreshold?: number; usePins?: boolean },
+    {
+      traceId: number;
+      nodeThreshold?: number;
+      edgeThreshold?: number;
+      usePins?: boolean;
+      /** 'packed': the edges come as `packedEdges` (what the renderer asks for); default 'arrays'. */
+      edges?: 'arrays' | 'packed';
+    },
     GraphView
   >;
   /** Re-prunes (if not stored yet) without sending the view back. */

@@ -182,7 +182,7 @@ export const PARAMS = {
   }),
   'traces.tags': EMPTY,
 
-  'graphs.view': object(VIEW_PARAMS),
+  'graphs.view': object({ ...VIEW_PARAMS, edges: optional(oneOf(['arrays', 'packed'] as const)) }),
   'graphs.prune': object({
     traceId: id(),
     nodeThreshold: THRESHOLD,

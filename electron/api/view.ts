@@ -12,6 +12,7 @@ import type { PrunedGraph } from '../engine/pruning/prune.ts';
 import { featureKey } from '../store/features.ts';
 import type { Annotations } from '../store/types.ts';
 import type { GraphView, NodeKind, ViewNode } from './contract.ts';
+import { packEdges } from './packed-edges.ts';
 
 export function nodeKind(lay: NodeLayout, i: number): NodeKind {
   return i < lay.errorOffset
@@ -57,6 +58,8 @@ export interface ViewInput {
   pinned: string[];
   cached: boolean;
   imported?: boolean;
+  /** Send the edges as `packedEdges` (typed arrays as base64) with `edges` left empty. */
+  packEdges?: boolean;
 }
 
 /** A token as a label shows it: trimmed, newlines visible, '' when only whitespace. */
@@ -154,14 +157,13 @@ export function buildGraphView(v: ViewInput): GraphView {
     out[q] = node;
   }
   const E = pruned.edges.target.length;
-  const source = new Array<number>(E);
-  const target = new Array<number>(E);
-  const weight = new Array<number>(E);
+  const source = new Uint32Array(E);
+  const target = new Uint32Array(E);
   for (let e = 0; e < E; e++) {
     source[e] = viewIndex[pruned.edges.source[e]];
     target[e] = viewIndex[pruned.edges.target[e]];
-    weight[e] = pruned.edges.weight[e];
   }
+  const weight = Float32Array.from(pruned.edges.weight);
   const view: GraphView = {
     traceId: v.traceId,
     nodeThreshold: pruned.nodeThreshold,
@@ -172,11 +174,15 @@ export function buildGraphView(v: ViewInput): GraphView {
     promptTokens: nodes.promptTokens,
     unprunedNodes: lay.total,
     nodes: out,
-    edges: { source, target, weight },
+    // Plain arrays for JSON (typed arrays stringify as objects keyed by index).
+    edges: v.packEdges
+      ? { source: [], target: [], weight: [] }
+      : { source: Array.from(source), target: Array.from(target), weight: Array.from(weight) },
     replacementScore: Number.isFinite(pruned.replacementScore) ? pruned.replacementScore : null,
     completenessScore: Number.isFinite(pruned.completenessScore) ? pruned.completenessScore : null,
     cached: v.cached,
   };
   if (v.imported) view.imported = true;
+  if (v.packEdges) view.packedEdges = packEdges({ source, target, weight });
   return view;
 }

@@ -327,7 +327,7 @@ describe('traces', () => {
     expect(iv.nodes.map((n) => n.influence)).toEqual(v.nodes.map((n) => n.influence));
     expect(iv.nodes.map((n) => n.label)).toEqual(v.nodes.map((n) => n.label));
     const key = (g: typeof v) =>
-      g.edges.source
+      Array.from(g.edges.source)
         .map((s, e) => `${g.nodes[s].id}>${g.nodes[g.edges.target[e]].id}:${g.edges.weight[e]}`)
         .sort();
     expect(key(iv)).toEqual(key(v));

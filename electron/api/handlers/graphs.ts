@@ -114,7 +114,7 @@ export interface TraceView {
 export async function traceView(
   ctx: ServiceContext,
   traceId: number,
-  p: { nodeThreshold?: number; edgeThreshold?: number; usePins?: boolean },
+  p: { nodeThreshold?: number; edgeThreshold?: number; usePins?: boolean; edges?: 'arrays' | 'packed' },
 ): Promise<TraceView> {
   const trace = ctx.store.traces.get(traceId);
   const def = ctx.store.graphs.defaultView(traceId);
@@ -177,6 +177,7 @@ export async function traceView(
     pinned: pinnedIds,
     cached,
     imported,
+    packEdges: p.edges === 'packed',
   });
   if (trace.transcoderSetId !== null)
     applyAutoLabels(

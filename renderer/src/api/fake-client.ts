@@ -6,6 +6,7 @@
  * before the call's reply, as on the wire.
  */
 import { ApiError } from '../../../electron/api/api-error.ts';
+import { packEdges } from '../../../electron/api/packed-edges.ts';
 import { ApiEventListeners } from '../../../electron/api/transports/websocket-client.ts';
 import type { ConnectionStatus, ManagedClient } from './transport.ts';
 import {
@@ -387,6 +388,15 @@ export class FakeGraphs {
           cached: false,
           ...(t.source === 'import' ? { imported: true } : {}),
         };
+        if (p.edges === 'packed') {
+          // As the service does: the edges as base64 typed arrays, `edges` left empty.
+          view.packedEdges = packEdges({
+            source: Uint32Array.from(edges.source),
+            target: Uint32Array.from(edges.target),
+            weight: Float32Array.from(edges.weight),
+          });
+          view.edges = { source: [], target: [], weight: [] };
+        }
         return view;
       });
   }

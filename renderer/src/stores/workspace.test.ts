@@ -54,10 +54,16 @@ describe('workspace store', () => {
     expect(ws.selected).toBeNull();
     const pane = ws.mainPane!;
     expect([pane.nodeThreshold, pane.edgeThreshold]).toEqual([0.8, 0.98]);
-    expect(viewCalls()).toEqual([{ traceId: TRACE, nodeThreshold: 0.8, edgeThreshold: 0.98 }]);
+    expect(viewCalls()).toEqual([
+      { traceId: TRACE, nodeThreshold: 0.8, edgeThreshold: 0.98, edges: 'packed' },
+    ]);
     expect(api.paramsOf('annotations.get')).toEqual([{ traceId: TRACE }]);
     // 0.05 … 0.75 are under 0.8: eight features, plus the tokens and the logit.
     expect(featureCount(pane.view)).toBe(8);
+    // The edges came packed and are typed arrays here: the fake chains consecutive nodes.
+    expect(pane.view!.packedEdges).toBeUndefined();
+    expect(pane.view!.edges.source).toBeInstanceOf(Uint32Array);
+    expect(Array.from(pane.view!.edges.target)).toEqual(pane.view!.nodes.slice(1).map((_, i) => i + 1));
     expect(pane.filter?.nodeCount).toBe(11);
     expect([pane.loading, pane.error]).toEqual([false, null]);
     expect(ws.route).toBe(`#/trace/${TRACE}?nt=0.8&et=0.98`);
@@ -85,7 +91,9 @@ describe('workspace store', () => {
     ws.setThresholds(id, 0.9, 0.98);
     ws.setThresholds(id, 1.7, 0.98);
     await wait(400);
-    expect(viewCalls().slice(1)).toEqual([{ traceId: TRACE, nodeThreshold: 1, edgeThreshold: 0.98 }]);
+    expect(viewCalls().slice(1)).toEqual([
+      { traceId: TRACE, nodeThreshold: 1, edgeThreshold: 0.98, edges: 'packed' },
+    ]);
     expect(ws.mainPane!.view!.nodeThreshold).toBe(1);
     expect(featureCount(ws.mainPane!.view)).toBe(10);
     expect(ws.mainPane!.loading).toBe(false);
@@ -195,7 +203,7 @@ describe('workspace store', () => {
     );
     const ws = useWorkspace();
     await ws.openTrace(9, 0.9, 0.99);
-    expect(viewCalls()).toEqual([{ traceId: 9 }]);
+    expect(viewCalls()).toEqual([{ traceId: 9, edges: 'packed' }]);
     expect([ws.mainPane!.nodeThreshold, ws.mainPane!.edgeThreshold]).toEqual([0.5, 0.98]);
     ws.setThresholds(ws.mainPane!.id, 0.9, 0.98);
     await wait(300);

@@ -8,7 +8,8 @@
  */
 import { defineStore } from 'pinia';
 import { markRaw } from 'vue';
-import type { TraceDiff } from '../../../electron/api/contract.ts';
+import type { Params, TraceDiff } from '../../../electron/api/contract.ts';
+import { decodeViewEdges } from '../../../electron/api/packed-edges.ts';
 import { api, errorMessage } from '../api/inject.ts';
 import type { GraphView, TraceDetail } from '../api/types.ts';
 import { type FilterResult, filterView, needsRefetch } from '../graph/filter.ts';
@@ -62,6 +63,9 @@ const nextFrame = (f: () => void): number =>
     ? requestAnimationFrame(f)
     : (setTimeout(f, 0) as unknown as number);
 
+/** A view with its edges packed on the wire and decoded here into typed arrays (no JSON number arrays). */
+const loadView = async (p: Omit<Params<'graphs.view'>, 'edges'>): Promise<GraphView> =>
+  decodeViewEdges(await api().call('graphs.view', { ...p, edges: 'packed' }));
 const clamp01 = (v: number) => Math.min(1, Math.max(0, v));
 const round3 = (v: number) => Math.round(v * 1000) / 1000;
 
@@ -274,8 +278,8 @@ export const useWorkspace = defineStore('workspace', {
       }
     },
     async fetchView(traceId: number, nt: number, et: number, trace: TraceDetail): Promise<GraphView> {
-      if (trace.source === 'import') return api().call('graphs.view', { traceId });
-      return api().call('graphs.view', { traceId, nodeThreshold: nt, edgeThreshold: et });
+      if (trace.source === 'import') return loadView({ traceId });
+      return loadView({ traceId, nodeThreshold: nt, edgeThreshold: et });
     },
     /** Recomputes a pane's client-side filter from its stored view and thresholds. */
     refilter(paneId: number): void {
@@ -341,7 +345,7 @@ export const useWorkspace = defineStore('workspace', {
       const { traceId, nodeThreshold: nt, edgeThreshold: et } = pane;
       pane.loading = true;
       try {
-        const view = await api().call('graphs.view', { traceId, nodeThreshold: nt, edgeThreshold: et });
+        const view = await loadView({ traceId, nodeThreshold: nt, edgeThreshold: et });
         const live = this.panes.find((p) => p.id === paneId);
         if (!live || fetchSeq.get(paneId) !== seq) return;
         live.view = markRaw(view);
