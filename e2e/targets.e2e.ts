@@ -104,7 +104,7 @@ describe.skipIf(!chromiumAvailable())('attribution targets from the trace form',
     const logits = view.nodes.filter((n) => n.kind === 'logit');
     expect(logits.map((n) => n.token)).toEqual([label]);
     const targetIndex = view.nodes.indexOf(logits[0]);
-    expect(view.edges.target.filter((t) => t === targetIndex).length).toBeGreaterThan(0);
+    expect(Array.from(view.edges.target).filter((t) => t === targetIndex).length).toBeGreaterThan(0);
 
     // Re-trace keeps the targets: the re-trace form starts with them, and the new trace has them.
     await item.getByRole('button', { name: 'Re-trace…' }).click();

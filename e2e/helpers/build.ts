@@ -16,6 +16,7 @@ function newest(p: string): number {
 /** The electron/ modules the UI bundles (renderer/src/api imports them at run time): a change there needs a rebuild too. */
 const BUNDLED_FROM_ELECTRON = [
   'electron/api/api-error.ts',
+  'electron/api/packed-edges.ts',
   'electron/api/transports/websocket-client.ts',
   'electron/engine/attribution/defaults.ts',
 ];
