@@ -8,7 +8,8 @@
  *
  * Graphs are shaped like circuit-tracer's: 26 layers, 24 tokens, edges from lower to higher
  * layers. Per size: time to first frame ("ready": data → layout → scene → first drawn frame,
- * gl.finish()ed), edges actually drawn, JS heap after load (after a GC), median / p95 frame
+ * gl.finish()ed), time until complete (every batch the canvas adds after the first frame is in
+ * and the labels are placed, drawn), edges actually drawn, JS heap after load (after a GC), median / p95 frame
  * time while panning, and input latencies: pointer move → the hovered node's neighbourhood
  * drawn, click → the selected node drawn (median / p95 over BENCH_FRAMES targets).
  */
@@ -36,6 +37,8 @@ await build({
   build: {
     outDir: out,
     emptyOutDir: true,
+    // Readable function names in a profile (BENCH_PROFILE).
+    minify: process.env.BENCH_PROFILE ? false : undefined,
     rollupOptions: { input: path.join(ROOT, 'renderer/bench/index.html') },
   },
 });
@@ -84,7 +87,14 @@ type Bench = {
   load(
     n: number,
     e: number,
-  ): Promise<{ nodes: number; edges: number; drawnEdges: number; prepMs: number; firstFrameMs: number }>;
+  ): Promise<{
+    nodes: number;
+    edges: number;
+    drawnEdges: number;
+    prepMs: number;
+    firstFrameMs: number;
+    completeMs: number;
+  }>;
   heapMb(): number | null;
   frameCount(): number;
   framesSince(from: number): Measured;
@@ -96,6 +106,7 @@ interface Row {
   drawn: number;
   prep: number;
   first: number;
+  complete: number;
   heap: number | null;
   pan: Measured;
   hover: Measured;
@@ -107,6 +118,9 @@ const rows: Row[] = [];
 try {
   for (const { n, e } of sizes) {
     const page = await browser.newPage({ viewport: { width: 1600, height: 900 } });
+    page.on('console', (m) => {
+      if (m.text().startsWith('T ')) console.error(m.text());
+    });
     page.on('pageerror', (err) => console.error('page error:', err.message));
     await page.goto(`http://127.0.0.1:${port}/`);
     await page.waitForFunction(() => 'bench' in globalThis);
@@ -119,9 +133,25 @@ try {
           ),
         [f.toString(), arg] as const,
       ) as Promise<Awaited<T>>;
+    // BENCH_PROFILE=dir: a CPU profile of the load (data → complete) goes to dir/load-N-E.cpuprofile.
+    const profileDir = process.env.BENCH_PROFILE;
+    const cdp = profileDir ? await page.context().newCDPSession(page) : null;
+    if (cdp) {
+      await cdp.send('Profiler.enable');
+      await cdp.send('Profiler.setSamplingInterval', { interval: 200 });
+      await cdp.send('Profiler.start');
+    }
     const loaded = await bench((b, [n, e]) => b.load(n, e), [n, e]);
+    if (cdp && profileDir) {
+      const { profile } = await cdp.send('Profiler.stop');
+      fs.mkdirSync(profileDir, { recursive: true });
+      fs.writeFileSync(path.join(profileDir, `load-${n}-${e}.cpuprofile`), JSON.stringify(profile));
+      await cdp.detach();
+    }
     const log = (m: string) => process.stderr.write(`[${n}/${e}] ${m}\n`);
-    log(`ready in ${loaded.firstFrameMs.toFixed(0)} ms, ${loaded.drawnEdges} edges drawn`);
+    log(
+      `ready in ${loaded.firstFrameMs.toFixed(0)} ms, complete in ${loaded.completeMs.toFixed(0)} ms, ${loaded.drawnEdges} edges drawn`,
+    );
     const heap = await bench((b) => b.heapMb());
     const waitFrame = async (before: number) => {
       await page.waitForFunction(
@@ -176,6 +206,7 @@ try {
       drawn: loaded.drawnEdges,
       prep: loaded.prepMs,
       first: loaded.firstFrameMs,
+      complete: loaded.completeMs,
       heap,
       pan,
       hover,
@@ -197,13 +228,13 @@ console.log(
   'frame = render start → GPU finished (gl.finish); js = main-thread part of it (what a real GPU leaves)\n',
 );
 console.log(
-  '| nodes / edges    | drawn edges | prep ms | ready (first frame) ms | JS heap MB | pan frame median / p95 ms | hover frame median / p95 ms | hover latency median / p95 ms (n) | click latency median / p95 ms (n) |',
+  '| nodes / edges    | drawn edges | prep ms | ready (first frame) ms | complete ms | JS heap MB | pan frame median / p95 ms | hover frame median / p95 ms | hover latency median / p95 ms (n) | click latency median / p95 ms (n) |',
 );
 console.log(
-  '|------------------|------------:|--------:|-----------------------:|-----------:|--------------------------:|----------------------------:|----------------------------------:|----------------------------------:|',
+  '|------------------|------------:|--------:|-----------------------:|------------:|-----------:|--------------------------:|----------------------------:|----------------------------------:|----------------------------------:|',
 );
 for (const r of rows) {
   console.log(
-    `| ${r.size.padEnd(16)} | ${String(r.drawn).padStart(11)} | ${f(r.prep).padStart(7)} | ${f(r.first).padStart(22)} | ${f(r.heap, 1).padStart(10)} | ${`${f(r.pan.total.median, 1)} / ${f(r.pan.total.p95, 1)}`.padStart(25)} | ${`${f(r.hover.total.median, 1)} / ${f(r.hover.total.p95, 1)}`.padStart(27)} | ${`${f(r.lat.hover.median, 1)} / ${f(r.lat.hover.p95, 1)} (${r.lat.hoverN})`.padStart(33)} | ${`${f(r.lat.click.median, 1)} / ${f(r.lat.click.p95, 1)} (${r.lat.clickN})`.padStart(33)} |`,
+    `| ${r.size.padEnd(16)} | ${String(r.drawn).padStart(11)} | ${f(r.prep).padStart(7)} | ${f(r.first).padStart(22)} | ${f(r.complete).padStart(11)} | ${f(r.heap, 1).padStart(10)} | ${`${f(r.pan.total.median, 1)} / ${f(r.pan.total.p95, 1)}`.padStart(25)} | ${`${f(r.hover.total.median, 1)} / ${f(r.hover.total.p95, 1)}`.padStart(27)} | ${`${f(r.lat.hover.median, 1)} / ${f(r.lat.hover.p95, 1)} (${r.lat.hoverN})`.padStart(33)} | ${`${f(r.lat.click.median, 1)} / ${f(r.lat.click.p95, 1)} (${r.lat.clickN})`.padStart(33)} |`,
   );
 }

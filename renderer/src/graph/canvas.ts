@@ -38,6 +38,12 @@ interface NodeAttrs {
   color: string;
   shape: string;
   label: string;
+  /**
+   * The label sigma knows of at rest: the text for always-labelled nodes, none for the others
+   * (their text is given by the states that draw it). Sigma prepares glyphs and a label-grid
+   * entry for every node with a label, drawn or not: at 10k nodes, work for nothing.
+   */
+  restLabel: string | undefined;
   /** 'visible' for always-labelled nodes; the others are drawn when placed (state labelled). */
   labelVis: 'visible' | 'hidden';
   labelMode: SceneNode['labelMode'];
@@ -105,6 +111,7 @@ function nodeAttrs(n: SceneNode): NodeAttrs {
     color: n.color,
     shape: n.glyph,
     label: n.label,
+    restLabel: n.labelMode === 'always' ? n.label : undefined,
     labelVis: n.labelMode === 'always' ? 'visible' : 'hidden',
     labelMode: n.labelMode,
     labelPos: n.labelPos,
@@ -196,6 +203,10 @@ export const ALL_EDGE_BUDGET = 150_000;
  * A hub (a token, a logit) can have tens of thousands; each added edge costs sigma an update.
  */
 export const FOCUS_LINKS = 500;
+/** Nodes in the first frame of a new sigma; the others follow in batches (rebuild). */
+const FIRST_FRAME_NODES = 2_000;
+/** Nodes added per task after the first frame. */
+const BATCH_NODES = 4_000;
 /** Above this many drawn edges, edges and labels are hidden while the camera moves. */
 const HIDE_ON_MOVE_EDGES = 20_000;
 /** Labels placed besides the forced ones. */
@@ -203,11 +214,14 @@ const MAX_LABELS = 300;
 const LABEL_FONT = 11;
 
 const BACKDROP_OFF = { backdropVisibility: 'hidden' } as const;
+/** The label text, given by the states that draw a label (see NodeAttrs.restLabel). */
+const LABEL_TEXT = { attribute: 'label' } as const;
 
 /** The hovered node: on top, labelled, enlarged, on a white card. */
 const HOVERED = {
   depth: 'topNodes',
   labelVisibility: 'visible',
+  label: LABEL_TEXT,
   size: { attribute: 'hoverSize' },
   backdropVisibility: 'visible',
   backdropArea: 'both',
@@ -296,14 +310,14 @@ function createSigma(graph: G, container: HTMLElement, draggable: boolean, hideO
           size: { attribute: 'size' },
           color: { attribute: 'color' },
           shape: { attribute: 'shape' },
-          label: { attribute: 'label' },
+          label: { attribute: 'restLabel' },
           labelVisibility: { attribute: 'labelVis', defaultValue: 'auto' },
           labelPosition: { attribute: 'labelPos', defaultValue: 'right' },
           labelSize: LABEL_FONT,
           depth: 'nodes',
           ...BACKDROP_OFF,
         },
-        { whenState: 'labelled', then: { labelVisibility: 'visible' } },
+        { whenState: 'labelled', then: { labelVisibility: 'visible', label: LABEL_TEXT } },
         {
           whenState: 'marked',
           then: {
@@ -327,6 +341,7 @@ function createSigma(graph: G, container: HTMLElement, draggable: boolean, hideO
             backdropShadowBlur: 0,
             backdropCornerRadius: 20,
             labelVisibility: 'visible',
+            label: LABEL_TEXT,
           },
         },
         { whenState: 'isHighlighted', then: { depth: 'topNodes' } },
@@ -335,6 +350,7 @@ function createSigma(graph: G, container: HTMLElement, draggable: boolean, hideO
           then: {
             depth: 'topNodes',
             labelVisibility: 'visible',
+            label: LABEL_TEXT,
             size: { attribute: 'hoverSize' },
             backdropVisibility: 'visible',
             backdropArea: 'both',
@@ -454,6 +470,11 @@ export class GraphCanvas {
   private viewKey = '';
   /** Edges were added or dropped outside sigma's listeners: rebuild its edge buffers. */
   private edgeBuffersStale = false;
+  /** Frames drawn (sigma draws the first one synchronously when it is created). */
+  private frames = 0;
+  /** Label placement: scheduled, placed (not drawn yet), or drawn. */
+  private labelStage: 'scheduled' | 'placed' | 'drawn' = 'drawn';
+  private completeWaiters: Array<() => void> = [];
 
   constructor(
     readonly container: HTMLElement,
@@ -462,27 +483,36 @@ export class GraphCanvas {
     registry.add(this);
   }
 
-  private create(graph: G, camera: CameraState | null): SigmaInstance {
+  /** `edges`: the edges the graph will have once every batch is in (hide-on-move). */
+  private create(graph: G, camera: CameraState | null, edges: number): SigmaInstance {
     this.sigma?.kill();
     this.graph = graph;
-    const s = createSigma(
-      graph,
-      this.container,
-      this.opts.draggable ?? false,
-      graph.size > HIDE_ON_MOVE_EDGES,
-    );
+    const s = createSigma(graph, this.container, this.opts.draggable ?? false, edges > HIDE_ON_MOVE_EDGES);
     this.sigma = s;
+    this.frames++;
     this.edgeBuffersStale = false;
-    // 'veil' is declared in primitives.depthLayers (the explicit type arguments hide it from the type).
-    s.addCustomLayerProgram('veil', 'veil' as never, (gl) =>
-      createVeil(gl, () => this.hoverId !== null && this.highlighted.nodes.length > 0, [1, 1, 1, 0.45]),
-    );
+    // The veil's shader is compiled after the first frame (a third of a second in software GL),
+    // or on the first hover if that comes sooner.
+    this.veilReady = false;
+    requestAnimationFrame(() => setTimeout(() => this.ensureVeil(), 0));
     if (this.bbox) s.setCustomBBox(this.bbox);
     if (camera) s.getCamera().setState(camera);
     if (!this.opts.draggable) this.installCpuPicking(s);
     this.bindEvents(s);
     this.labelled = new Set();
     return s;
+  }
+
+  private veilReady = false;
+
+  private ensureVeil(): void {
+    const s = this.sigma;
+    if (this.veilReady || !s || this.killed) return;
+    this.veilReady = true;
+    // 'veil' is declared in primitives.depthLayers (the explicit type arguments hide it from the type).
+    s.addCustomLayerProgram('veil', 'veil' as never, (gl) =>
+      createVeil(gl, () => this.hoverId !== null && this.highlighted.nodes.length > 0, [1, 1, 1, 0.45]),
+    );
   }
 
   /**
@@ -530,6 +560,9 @@ export class GraphCanvas {
       if (!this.syncingCamera) this.opts.onCamera?.(state);
     });
     s.on('afterRender', () => {
+      this.frames++;
+      if (this.labelStage === 'placed') this.labelStage = 'drawn';
+      if (this.isComplete()) this.settle();
       const c = s.getCamera().getState();
       const d = s.getDimensions();
       const key = `${c.x},${c.y},${c.ratio},${d.width},${d.height},${this.bboxKey}`;
@@ -543,6 +576,8 @@ export class GraphCanvas {
   /** Replaces what is drawn by `scene` (a diff when it is small, a rebuild otherwise). */
   setScene(scene: Scene): void {
     if (this.killed) return;
+    // A rebuild still adding batches: what is missing is added by this diff instead.
+    this.cancelBatches();
     const key = `${scene.frame.bbox.x.join(',')}|${scene.frame.bbox.y.join(',')}`;
     const bboxChanged = key !== this.bboxKey;
     this.bbox = scene.frame.bbox;
@@ -714,7 +749,7 @@ export class GraphCanvas {
    * node is re-processed once on the next frame. Sigma's own nodeAdded listener evaluates each
    * new node's style twice and makes its state with the slow spread (seedStates).
    */
-  private addNodesToGraph(nodes: ReadonlyArray<{ key: string; attrs: NodeAttrs }>): void {
+  private addNodesToGraph(nodes: ReadonlyArray<{ key: string; attrs: NodeAttrs }>, render = true): void {
     const g = this.graph;
     const s = this.sigma;
     if (!nodes.length) return;
@@ -737,7 +772,8 @@ export class GraphCanvas {
       for (const l of onNode) g.on('nodeAdded', l as (...args: unknown[]) => void);
     }
     inner.pendingProcess = 'full';
-    s.scheduleRender();
+    // Rebuild batches: the frame comes after the last batch (one re-process, not one per batch).
+    if (render) s.scheduleRender();
   }
 
   /** Before a frame: edge-only changes rebuild the edge buffers, not every node's. */
@@ -755,16 +791,94 @@ export class GraphCanvas {
     return edgeKey(nodes[t.source[e]].id, nodes[t.target[e]].id);
   }
 
+  /**
+   * A new sigma over the scene. Big scenes draw their first frame with the FIRST_FRAME_NODES
+   * most important nodes (and the wanted edges between them); the other nodes and edges are
+   * added in batches on the following tasks (addNodesToGraph / addToGraph), so the first frame
+   * does not wait for sigma to style and index every item. Once the last batch is in, the
+   * graph is the one a single build would give.
+   */
   private rebuild(scene: Scene, wanted: ReadonlyMap<string, number>): void {
+    this.cancelBatches();
     const g = new Graph<NodeAttrs, EdgeAttrs>({ type: 'directed', multi: false });
     const t = this.table as EdgeTable;
-    for (const n of scene.nodes) g.addNode(n.id, nodeAttrs(n));
-    for (const [k, e] of wanted)
-      g.addEdgeWithKey(k, scene.nodes[t.source[e]].id, scene.nodes[t.target[e]].id, edgeAttrs(t, e));
+    const all = scene.nodes.map((n) => ({ key: n.id, attrs: nodeAttrs(n) }));
+    let first = all;
+    let later: typeof all = [];
+    if (all.length > FIRST_FRAME_NODES) {
+      const keep = (k: string) => k === this.hoverId || k === this.selectedId || this.pinnedIds.has(k);
+      const order = all
+        .map((n, i) => ({
+          i,
+          p: keep(n.key) || n.attrs.labelMode === 'always' ? Infinity : n.attrs.priority,
+        }))
+        .sort((a, b) => b.p - a.p || a.i - b.i);
+      const inFirst = new Uint8Array(all.length);
+      for (let r = 0; r < FIRST_FRAME_NODES; r++) inFirst[order[r].i] = 1;
+      first = all.filter((_, i) => inFirst[i]);
+      later = all.filter((_, i) => !inFirst[i]);
+    }
+    for (const n of first) g.addNode(n.key, n.attrs);
+    const laterEdges: Array<{ key: string; source: string; target: string; attrs: EdgeAttrs }> = [];
+    for (const [k, e] of wanted) {
+      const source = scene.nodes[t.source[e]].id;
+      const target = scene.nodes[t.target[e]].id;
+      const attrs = edgeAttrs(t, e);
+      if (g.hasNode(source) && g.hasNode(target)) g.addEdgeWithKey(k, source, target, attrs);
+      else laterEdges.push({ key: k, source, target, attrs });
+    }
     const camera = this.sigma ? this.sigma.getCamera().getState() : null;
     this.highlighted = { nodes: [], edges: [] };
     this.hoverEdge = null;
-    this.create(g, camera);
+    this.create(g, camera, wanted.size);
+    if (later.length) this.queueBatches(later, laterEdges);
+  }
+
+  /** Pending batches of a rebuild (nodes, then the edges that need them). */
+  private batches: Array<() => void> = [];
+  private batchTimer: ReturnType<typeof setTimeout> | null = null;
+
+  private queueBatches(
+    nodes: ReadonlyArray<{ key: string; attrs: NodeAttrs }>,
+    edges: ReadonlyArray<{ key: string; source: string; target: string; attrs: EdgeAttrs }>,
+  ): void {
+    for (let i = 0; i < nodes.length; i += BATCH_NODES) {
+      const chunk = nodes.slice(i, i + BATCH_NODES);
+      this.batches.push(() => this.addNodesToGraph(chunk, false));
+    }
+    this.batches.push(() => {
+      const g = this.graph;
+      // A focus link (hover, selection) may have come in meanwhile.
+      this.addToGraph(edges.filter((e) => !g.hasEdge(e.key)));
+    });
+    // After the first frame is on screen: a task queued from the next animation frame.
+    requestAnimationFrame(() => {
+      if (!this.killed && this.batches.length && this.batchTimer === null)
+        this.batchTimer = setTimeout(() => this.runBatch(), 0);
+    });
+  }
+
+  private runBatch(): void {
+    this.batchTimer = null;
+    if (this.killed) return;
+    const next = this.batches.shift();
+    if (!next) return;
+    next();
+    if (this.batches.length) {
+      this.batchTimer = setTimeout(() => this.runBatch(), 0);
+      return;
+    }
+    // All in: picking, hover and selection states, and labels over the whole graph.
+    this.buildGrid();
+    this.reapplyStates();
+    this.scheduleLabels();
+    this.sigma?.scheduleRender();
+  }
+
+  private cancelBatches(): void {
+    if (this.batchTimer) clearTimeout(this.batchTimer);
+    this.batchTimer = null;
+    this.batches = [];
   }
 
   /** Table indices of node i's links in the current direction. */
@@ -875,6 +989,7 @@ export class GraphCanvas {
     }
     this.highlighted = { nodes: [], edges: [] };
     this.syncFocus();
+    if (id !== null) this.ensureVeil();
     const i = id === null ? undefined : this.nodeIndex.get(id);
     if (id === null || i === undefined || !g.hasNode(id)) {
       s.scheduleRender();
@@ -1065,6 +1180,7 @@ export class GraphCanvas {
    */
   private scheduleLabels(): void {
     if (this.killed) return;
+    this.labelStage = 'scheduled';
     if (this.labelTimer) clearTimeout(this.labelTimer);
     this.labelTimer = setTimeout(() => {
       this.labelTimer = null;
@@ -1111,7 +1227,36 @@ export class GraphCanvas {
     if (off.length) s.setNodesState(off, { labelled: false });
     this.labelled = next;
     this.placed = placed;
+    // Drawn on the next frame (whenComplete waits for it).
+    this.labelStage = 'placed';
+    if (this.completeWaiters.length) s.scheduleRender();
     return placed;
+  }
+
+  /** Frames drawn so far (benchmarks: the first frame of a scene). */
+  framesDrawn(): number {
+    return this.frames;
+  }
+
+  /**
+   * Resolves once everything the last scene asked for is drawn: every batch added after the
+   * first frame, and the labels placed (benchmarks and checks).
+   */
+  whenComplete(): Promise<void> {
+    return new Promise((resolve) => {
+      this.completeWaiters.push(resolve);
+      if (this.isComplete()) this.settle();
+    });
+  }
+
+  private isComplete(): boolean {
+    return this.sigma !== null && this.labelStage === 'drawn' && this.batches.length === 0;
+  }
+
+  private settle(): void {
+    const waiters = this.completeWaiters;
+    this.completeWaiters = [];
+    for (const w of waiters) w();
   }
 
   /** The label boxes last placed (viewport px; checks and tests). */
@@ -1194,8 +1339,10 @@ export class GraphCanvas {
     if (this.killed) return;
     this.killed = true;
     registry.delete(this);
+    this.settle();
     if (this.labelTimer) clearTimeout(this.labelTimer);
     if (this.edgeTimer) clearTimeout(this.edgeTimer);
+    this.cancelBatches();
     this.sigma?.kill();
     this.sigma = null;
     this.graph.clear();
