@@ -118,9 +118,6 @@ const rows: Row[] = [];
 try {
   for (const { n, e } of sizes) {
     const page = await browser.newPage({ viewport: { width: 1600, height: 900 } });
-    page.on('console', (m) => {
-      if (m.text().startsWith('T ')) console.error(m.text());
-    });
     page.on('pageerror', (err) => console.error('page error:', err.message));
     await page.goto(`http://127.0.0.1:${port}/`);
     await page.waitForFunction(() => 'bench' in globalThis);
