@@ -108,7 +108,6 @@ export interface ViewNode {
   autoLabel?: string;
 }
 
-/** A pruned graph as the UI draws it. Edge endpoints are indices into `nodes`. */
 /** A view's edges: source and target are indices into the view's nodes. */
 export interface ViewEdges {
   source: ArrayLike<number>;
@@ -124,6 +123,7 @@ export interface PackedViewEdges {
   weight: string;
 }
 
+/** A pruned graph as the UI draws it. Edge endpoints are indices into `nodes`. */
 export interface GraphView {
   traceId: number;
   nodeThreshold: number;

@@ -11,7 +11,7 @@ import {
 import type { PrunedGraph } from '../engine/pruning/prune.ts';
 import { featureKey } from '../store/features.ts';
 import type { Annotations } from '../store/types.ts';
-import type { GraphView, NodeKind, ViewNode } from './contract.ts';
+import type { GraphView, NodeKind, PackedViewEdges, ViewEdges, ViewNode } from './contract.ts';
 import { packEdges } from './packed-edges.ts';
 
 export function nodeKind(lay: NodeLayout, i: number): NodeKind {
@@ -157,13 +157,27 @@ export function buildGraphView(v: ViewInput): GraphView {
     out[q] = node;
   }
   const E = pruned.edges.target.length;
-  const source = new Uint32Array(E);
-  const target = new Uint32Array(E);
-  for (let e = 0; e < E; e++) {
-    source[e] = viewIndex[pruned.edges.source[e]];
-    target[e] = viewIndex[pruned.edges.target[e]];
+  const toViewIndices = (source: { [e: number]: number }, target: { [e: number]: number }) => {
+    for (let e = 0; e < E; e++) {
+      source[e] = viewIndex[pruned.edges.source[e]];
+      target[e] = viewIndex[pruned.edges.target[e]];
+    }
+  };
+  let edges: ViewEdges;
+  let packedEdges: PackedViewEdges | undefined;
+  if (v.packEdges) {
+    const source = new Uint32Array(E);
+    const target = new Uint32Array(E);
+    toViewIndices(source, target);
+    packedEdges = packEdges({ source, target, weight: pruned.edges.weight });
+    edges = { source: [], target: [], weight: [] };
+  } else {
+    // Plain arrays: typed arrays would stringify as objects keyed by index.
+    const source = new Array<number>(E);
+    const target = new Array<number>(E);
+    toViewIndices(source, target);
+    edges = { source, target, weight: Array.from(pruned.edges.weight) };
   }
-  const weight = Float32Array.from(pruned.edges.weight);
   const view: GraphView = {
     traceId: v.traceId,
     nodeThreshold: pruned.nodeThreshold,
@@ -174,15 +188,12 @@ export function buildGraphView(v: ViewInput): GraphView {
     promptTokens: nodes.promptTokens,
     unprunedNodes: lay.total,
     nodes: out,
-    // Plain arrays for JSON (typed arrays stringify as objects keyed by index).
-    edges: v.packEdges
-      ? { source: [], target: [], weight: [] }
-      : { source: Array.from(source), target: Array.from(target), weight: Array.from(weight) },
+    edges,
     replacementScore: Number.isFinite(pruned.replacementScore) ? pruned.replacementScore : null,
     completenessScore: Number.isFinite(pruned.completenessScore) ? pruned.completenessScore : null,
     cached: v.cached,
   };
   if (v.imported) view.imported = true;
-  if (v.packEdges) view.packedEdges = packEdges({ source, target, weight });
+  if (packedEdges) view.packedEdges = packedEdges;
   return view;
 }
