@@ -242,6 +242,7 @@ async function load(nNodes: number, nEdges: number) {
     });
   c.instance.getWebGLContext().finish();
   const tFirst = performance.now();
+  const firstFrameNodes = c.counts().nodes;
   // Complete: every batch added and the labels placed, and that frame drawn.
   await c.whenComplete();
   c.instance.getWebGLContext().finish();
@@ -251,6 +252,8 @@ async function load(nNodes: number, nEdges: number) {
     nodes: view.nodes.length,
     edges: view.edges.source.length,
     drawnEdges: c.counts().edges,
+    sceneNodes: scene.nodes.length,
+    firstFrameNodes,
     prepMs: tPrep - t0,
     firstFrameMs: tFirst - t0,
     completeMs: tComplete - t0,

@@ -1196,16 +1196,23 @@ export class GraphCanvas {
     const g = this.graph;
     const lifted = new Set(this.highlighted.nodes);
     const cands: LabelCandidate[] = [];
+    // Graph → viewport is affine here (no rotation): three points give it, instead of a
+    // matrix product per node. Sizes scale linearly too.
+    const o = s.graphToViewport({ x: 0, y: 0 });
+    const ux = s.graphToViewport({ x: 1, y: 0 });
+    const uy = s.graphToViewport({ x: 0, y: 1 });
+    const sizeScale = s.scaleSize(1);
     g.forEachNode((id, a) => {
-      const p = s.graphToViewport({ x: a.x, y: a.y });
-      if (p.x < -300 || p.y < -30 || p.x > width + 30 || p.y > height + 30) return;
+      const px = o.x + a.x * (ux.x - o.x) + a.y * (uy.x - o.x);
+      const py = o.y + a.x * (ux.y - o.y) + a.y * (uy.y - o.y);
+      if (px < -300 || py < -30 || px > width + 30 || py > height + 30) return;
       const forced =
         a.labelMode === 'always' || id === this.hoverId || id === this.selectedId || this.pinnedIds.has(id);
       cands.push({
         id,
-        x: p.x,
-        y: p.y,
-        radius: s.scaleSize(a.size),
+        x: px,
+        y: py,
+        radius: a.size * sizeScale,
         // Unlabelled nodes (tokens: the axis names them) still block other labels.
         text: a.labelMode === 'none' ? '' : a.label,
         position: a.labelHome,

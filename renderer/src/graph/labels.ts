@@ -77,29 +77,42 @@ export function placeLabels(candidates: readonly LabelCandidate[], opts: PlaceOp
   const font = opts.fontSize ?? 11;
   const margin = opts.margin ?? 2;
   const max = opts.max ?? 400;
-  const cell = 64;
-  const grid = new Map<number, LabelBox[]>();
-  const keys = (b: LabelBox, f: (k: number) => boolean): boolean => {
-    for (let cy = Math.floor(b.y0 / cell); cy <= Math.floor(b.y1 / cell); cy++)
-      for (let cx = Math.floor(b.x0 / cell); cx <= Math.floor(b.x1 / cell); cx++)
-        if (f(cy * 100_003 + cx)) return true;
-    return false;
+  // A flat grid of small cells over the viewport (plus a border for boxes that stick out):
+  // a label box tested against a crowded region scans a few boxes per cell, not hundreds.
+  const cell = 16;
+  const pad = 2;
+  const cols = Math.ceil(opts.width / cell) + 2 * pad + 1;
+  const rows = Math.ceil(opts.height / cell) + 2 * pad + 1;
+  const grid: Array<LabelBox[] | undefined> = new Array(cols * rows);
+  const col = (x: number) => Math.min(cols - 1, Math.max(0, Math.floor(x / cell) + pad));
+  const row = (y: number) => Math.min(rows - 1, Math.max(0, Math.floor(y / cell) + pad));
+  const add = (b: LabelBox) => {
+    const c1 = col(b.x1);
+    const r1 = row(b.y1);
+    for (let r = row(b.y0); r <= r1; r++)
+      for (let c = col(b.x0); c <= c1; c++) {
+        const l = grid[r * cols + c];
+        if (l) l.push(b);
+        else grid[r * cols + c] = [b];
+      }
   };
-  const add = (b: LabelBox) =>
-    keys(b, (k) => {
-      const l = grid.get(k);
-      if (l) l.push(b);
-      else grid.set(k, [b]);
-      return false;
-    });
   // Node glyphs block labels (a label never covers a node); the owner's own glyph is skipped.
   for (const c of candidates) {
     const r = c.radius + 1;
     const g = { id: c.id, x0: c.x - r, x1: c.x + r, y0: c.y - r, y1: c.y + r };
     if (g.x1 >= 0 && g.y1 >= 0 && g.x0 <= opts.width && g.y0 <= opts.height) add(g);
   }
-  const blocked = (b: LabelBox, own: string) =>
-    keys(b, (k) => grid.get(k)?.some((o) => o.id !== own && overlaps(o, b)) ?? false);
+  const blocked = (b: LabelBox, own: string) => {
+    const c1 = col(b.x1);
+    const r1 = row(b.y1);
+    for (let r = row(b.y0); r <= r1; r++)
+      for (let c = col(b.x0); c <= c1; c++) {
+        const l = grid[r * cols + c];
+        if (!l) continue;
+        for (const o of l) if (o.id !== own && overlaps(o, b)) return true;
+      }
+    return false;
+  };
   const order = candidates
     .filter((c) => c.text.length > 0)
     .sort((a, b) => Number(!!b.forced) - Number(!!a.forced) || b.priority - a.priority);
