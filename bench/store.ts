@@ -23,11 +23,11 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildGraphView } from '../electron/api/view.ts';
 import { nodeLayout, type RawAttributionGraph } from '../electron/engine/attribution/graph-types.ts';
-import { type PrunedGraph, pruneGraph } from '../electron/engine/pruning/index.ts';
+import { pruneGraph } from '../electron/engine/pruning/index.ts';
 import { emptyAnnotations } from '../electron/store/annotations.ts';
 import { denseToCsr } from '../electron/store/graph-file.ts';
 import { Store } from '../electron/store/store.ts';
-import { syntheticGraph } from '../tests/store/synthetic.ts';
+import { syntheticGraph, wholeGraphView } from '../tests/store/synthetic.ts';
 
 const { values: flags } = parseArgs({
   options: { repeat: { type: 'string' }, dense: { type: 'boolean' }, json: { type: 'boolean' } },
@@ -47,23 +47,6 @@ interface Case {
   /** Thresholds of the stored (default) view ('all': every node and nonzero edge), and of the re-prune. */
   view: [number, number] | 'all';
   reprune: [number, number];
-}
-
-/** A view holding the whole graph: every node, every nonzero edge in (target, source) order. */
-function wholeGraphView(g: RawAttributionGraph): PrunedGraph {
-  const N = nodeLayout(g.nodes).total;
-  const csr = denseToCsr(g.adjacency, N);
-  const target = new Int32Array(csr.col.length);
-  for (let t = 0; t < N; t++) target.fill(t, csr.rowPtr[t], csr.rowPtr[t + 1]);
-  return {
-    keptNodes: Int32Array.from({ length: N }, (_, i) => i),
-    nodeInfluence: Float32Array.from({ length: N }, (_, i) => (i + 1) / N),
-    edges: { target, source: csr.col, weight: csr.val },
-    replacementScore: 0.5,
-    completenessScore: 0.5,
-    nodeThreshold: 1,
-    edgeThreshold: 1,
-  };
 }
 
 function nnzOf(g: RawAttributionGraph): number {

@@ -32,16 +32,14 @@ import { WorkbenchService } from '../electron/api/service.ts';
 import { connectApi } from '../electron/api/transports/node-client.ts';
 import { startApiServer } from '../electron/api/transports/websocket-server.ts';
 import { buildGraphView } from '../electron/api/view.ts';
-import { nodeLayout, type RawAttributionGraph } from '../electron/engine/attribution/graph-types.ts';
-import type { PrunedGraph } from '../electron/engine/pruning/index.ts';
+import { nodeLayout } from '../electron/engine/attribution/graph-types.ts';
 import { InProcessCompute } from '../electron/jobs/in-process-compute.ts';
 import { emptyAnnotations } from '../electron/store/annotations.ts';
-import { denseToCsr } from '../electron/store/graph-file.ts';
 import { Store } from '../electron/store/store.ts';
 import { filterView } from '../renderer/src/graph/filter.ts';
 import { layeredLayout } from '../renderer/src/graph/layout.ts';
 import { sceneFromView } from '../renderer/src/graph/scene.ts';
-import { syntheticGraph } from '../tests/store/synthetic.ts';
+import { syntheticGraph, wholeGraphView } from '../tests/store/synthetic.ts';
 
 const { values: flags } = parseArgs({
   options: { repeat: { type: 'string' }, sizes: { type: 'string' }, form: { type: 'string' } },
@@ -51,23 +49,6 @@ const edgeTargets = (flags.sizes ?? '100000,1000000').split(',').map(Number);
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const now = () => performance.now();
-
-/** A view holding the whole graph: every node, every nonzero edge. */
-function wholeGraphView(g: RawAttributionGraph): PrunedGraph {
-  const N = nodeLayout(g.nodes).total;
-  const csr = denseToCsr(g.adjacency, N);
-  const target = new Int32Array(csr.col.length);
-  for (let t = 0; t < N; t++) target.fill(t, csr.rowPtr[t], csr.rowPtr[t + 1]);
-  return {
-    keptNodes: Int32Array.from({ length: N }, (_, i) => i),
-    nodeInfluence: Float32Array.from({ length: N }, (_, i) => (i + 1) / N),
-    edges: { target, source: csr.col, weight: csr.val },
-    replacementScore: 0.5,
-    completenessScore: 0.5,
-    nodeThreshold: 1,
-    edgeThreshold: 1,
-  };
-}
 
 /** What the pane does with a fresh view before sigma: layout, filter, scene. */
 function rendererStages(view: GraphView): number {

@@ -6,6 +6,8 @@
  */
 import type { RawAttributionGraph } from '../../electron/engine/attribution/graph-types.ts';
 import { nodeLayout } from '../../electron/engine/attribution/graph-types.ts';
+import type { PrunedGraph } from '../../electron/engine/pruning/index.ts';
+import { denseToCsr } from '../../electron/store/graph-file.ts';
 import { prng } from '../fixtures/prng.ts';
 
 export { prng };
@@ -89,4 +91,21 @@ export function syntheticGraph(seed: number, o: SyntheticOptions = {}): RawAttri
   }
   for (let k = 0; k < K; k++) fill(lay.logitOffset + k, () => true);
   return { nodes, adjacency: A };
+}
+
+/** A view holding the whole graph: every node, every nonzero edge in (target, source) order. */
+export function wholeGraphView(g: RawAttributionGraph): PrunedGraph {
+  const N = nodeLayout(g.nodes).total;
+  const csr = denseToCsr(g.adjacency, N);
+  const target = new Int32Array(csr.col.length);
+  for (let t = 0; t < N; t++) target.fill(t, csr.rowPtr[t], csr.rowPtr[t + 1]);
+  return {
+    keptNodes: Int32Array.from({ length: N }, (_, i) => i),
+    nodeInfluence: Float32Array.from({ length: N }, (_, i) => (i + 1) / N),
+    edges: { target, source: csr.col, weight: csr.val },
+    replacementScore: 0.5,
+    completenessScore: 0.5,
+    nodeThreshold: 1,
+    edgeThreshold: 1,
+  };
 }
