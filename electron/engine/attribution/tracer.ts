@@ -60,6 +60,10 @@ function checkThreshold(value: number, field: string): void {
 export class Tracer {
   /** Milliseconds `open` took, reported once, by the first trace. */
   private openMs: number | null;
+  /** Token id → its string (`<id>` without a tokenizer or beyond its vocabulary). */
+  readonly tokenToString: (id: number) => string;
+  /** Resolves the token strings of targets (`<id>` names only without a tokenizer). */
+  readonly targetVocabulary: TargetVocabulary;
 
   private constructor(
     private readonly key: string,
@@ -71,6 +75,8 @@ export class Tracer {
     openMs: number,
   ) {
     this.openMs = openMs;
+    this.tokenToString = tokenNamer(tokenizer);
+    this.targetVocabulary = targetVocabulary(model.config.vocabSize, tokenizer);
   }
 
   static async open(checkpointDir: string, transcoderDir: string, opts: TracerOptions): Promise<Tracer> {
@@ -116,16 +122,6 @@ export class Tracer {
 
   get provider(): ProviderName {
     return this.attributor.provider;
-  }
-
-  /** Token id → its string (`<id>` without a tokenizer or beyond its vocabulary). */
-  tokenToString(id: number): string {
-    return tokenNamer(this.tokenizer)(id);
-  }
-
-  /** Resolves the token strings of targets (`<id>` names only without a tokenizer). */
-  get targetVocabulary(): TargetVocabulary {
-    return targetVocabulary(this.model.config.vocabSize, this.tokenizer);
   }
 
   /** The input's token ids, checked against the model (at least BOS and one token, the context, the vocabulary). */
@@ -178,7 +174,7 @@ export class Tracer {
     const result = await this.attributor.attribute(tokenIds, attribution, {
       signal: run.signal,
       onProgress: run.onProgress,
-      tokenToString: (id) => this.tokenToString(id),
+      tokenToString: this.tokenToString,
       targetVocabulary: this.targetVocabulary,
       storesGraph: run.storesGraph ?? true,
     });

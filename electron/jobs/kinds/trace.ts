@@ -66,7 +66,7 @@ const handler: JobHandler = {
       storesGraph: true, // the payload goes to the library
     });
     ctx.throwIfCancelled();
-    const tokenToString = (id: number) => tracer.tokenToString(id);
+    const { tokenToString } = tracer;
     const prompt = 'prompt' in p.input ? p.input.prompt : null;
     const info = { model: tracer.model.dir, transcoders: tracer.set.dir, prompt, settings: t.settings };
     writeTraceFiles(p, t.raw, t.pruned, {
