@@ -24,7 +24,9 @@ import Sigma from 'sigma';
 import { layerFill, sdfCircle, sdfDiamond, sdfSquare } from 'sigma/rendering';
 import type { CameraState, PrimitivesDeclaration } from 'sigma/types';
 import { strongestEdges } from './budget.ts';
+import { EdgeTail, type SigmaEdgeBufferLike } from './edge-tail.ts';
 import { type LabelBox, type LabelCandidate, placeLabels } from './labels.ts';
+import { markCpuPicked } from './pick-programs.ts';
 import { type EdgeTable, edgeKey, edgeStyle, type Scene, type SceneNode } from './scene.ts';
 import { GridIndex, segmentDistance } from './spatial.ts';
 import { COLORS } from './style.ts';
@@ -385,7 +387,7 @@ function createSigma(graph: G, container: HTMLElement, draggable: boolean, hideO
       labelDensity: 1,
       labelRenderedSizeThreshold: 0,
       enableEdgeEvents: false,
-      // Node picking is on the CPU (see installCpuPicking); keep the unused buffer small.
+      // Node picking is on the CPU (see installCpuPicking, pick-programs.ts); keep the unused buffer small.
       pickingDownSizingRatio: draggable ? 2 : 8,
       stagePadding: 40,
       zoomDuration: 150,
@@ -425,8 +427,6 @@ interface SigmaIndexLike {
   addNode: (node: string) => void;
   removeEdge: (edge: string) => void;
   removeNode: (node: string) => void;
-  /** Rebuilds the edge buffers from sigma's edge cache (O(drawn edges)). */
-  processEdges: () => void;
   pendingProcess: 'none' | 'nodes' | 'full';
 }
 
@@ -468,8 +468,8 @@ export class GraphCanvas {
   private labelTimer: ReturnType<typeof setTimeout> | null = null;
   private edgeTimer: ReturnType<typeof setTimeout> | null = null;
   private viewKey = '';
-  /** Edges were added or dropped outside sigma's listeners: rebuild its edge buffers. */
-  private edgeBuffersStale = false;
+  /** Edges added or dropped outside sigma's listeners, written to its edge buffer before a frame. */
+  private edgeTail: EdgeTail | null = null;
   /** Frames drawn (sigma draws the first one synchronously when it is created). */
   private frames = 0;
   /** Label placement: scheduled, placed (not drawn yet), or drawn. */
@@ -481,6 +481,7 @@ export class GraphCanvas {
     private readonly opts: CanvasOptions = {},
   ) {
     registry.add(this);
+    if (!opts.draggable) markCpuPicked(container);
   }
 
   /** `edges`: the edges the graph will have once every batch is in (hide-on-move). */
@@ -490,7 +491,7 @@ export class GraphCanvas {
     const s = createSigma(graph, this.container, this.opts.draggable ?? false, edges > HIDE_ON_MOVE_EDGES);
     this.sigma = s;
     this.frames++;
-    this.edgeBuffersStale = false;
+    this.edgeTail = new EdgeTail(s as unknown as SigmaEdgeBufferLike);
     // The veil's shader is compiled after the first frame (a third of a second in software GL),
     // or on the first hover if that comes sooner.
     this.veilReady = false;
@@ -683,8 +684,10 @@ export class GraphCanvas {
     g.removeAllListeners('edgeDropped');
     g.removeAllListeners('nodeDropped');
     const siblings = new Set<string>();
+    const tail = this.edgeTail;
     const dropEdge = (e: string) => {
       g.dropEdge(e);
+      tail?.dropped(e);
       for (const sib of inner.edgeGroups.getSiblings(e)) siblings.add(sib);
       inner.edgeGroups.unregister(e);
       inner.removeEdge(e);
@@ -704,15 +707,16 @@ export class GraphCanvas {
     }
     // Parallel edges left in a group are re-styled (their spread changes), as sigma does.
     for (const sib of siblings) if (g.hasEdge(sib)) inner.addEdge(sib);
+    if (siblings.size) tail?.invalidate();
     if (nodes.length) inner.pendingProcess = 'full';
-    else this.edgeBuffersStale = true;
     s.scheduleRender();
   }
 
   /**
-   * Adds edges to the graph and to sigma's indices; the edge buffers are rebuilt once on the
-   * next frame. Sigma's own edgeAdded listener would also re-process every node on that
-   * frame (O(nodes) per hover in a big graph); the edges do not move any node.
+   * Adds edges to the graph and to sigma's indices; they are written to its edge buffer on the
+   * next frame (edge-tail.ts: after the built part, not a rebuild). Sigma's own edgeAdded
+   * listener would re-process every node and edge on that frame (O(nodes) per hover in a big
+   * graph); the edges do not move any node.
    */
   private addToGraph(
     edges: ReadonlyArray<{ key: string; source: string; target: string; attrs: EdgeAttrs }>,
@@ -735,12 +739,17 @@ export class GraphCanvas {
         if (!m.edgeStates.has(e.key)) m.edgeStates.set(e.key, { ...template });
         inner.edgeGroups.register(e.key);
         inner.addEdge(e.key);
-        for (const sib of inner.edgeGroups.getSiblings(e.key)) inner.addEdge(sib);
+        for (const sib of inner.edgeGroups.getSiblings(e.key)) {
+          if (sib === e.key) continue;
+          // A parallel edge's spread changed: its built data is stale.
+          inner.addEdge(sib);
+          this.edgeTail?.invalidate();
+        }
       }
     } finally {
       for (const l of onEdge) g.on('edgeAdded', l as (...args: unknown[]) => void);
     }
-    this.edgeBuffersStale = true;
+    this.edgeTail?.added(edges.map((e) => e.key));
     s.scheduleRender();
   }
 
@@ -776,13 +785,20 @@ export class GraphCanvas {
     if (render) s.scheduleRender();
   }
 
-  /** Before a frame: edge-only changes rebuild the edge buffers, not every node's. */
+  /**
+   * Before a frame: edge-only changes are written to sigma's edge buffer (the added edges after
+   * the built part, or a rebuild of the edges), not to every node's.
+   */
   private flushEdgeBuffers(s: SigmaInstance): void {
-    if (!this.edgeBuffersStale) return;
-    this.edgeBuffersStale = false;
+    const tail = this.edgeTail;
+    if (!tail?.pending()) return;
     const inner = s as unknown as SigmaIndexLike;
-    if (inner.pendingProcess === 'none') inner.processEdges();
-    else inner.pendingProcess = 'full';
+    if (inner.pendingProcess === 'none') tail.flush();
+    else {
+      // Sigma rebuilds everything on this frame (which resets the tail).
+      tail.invalidate();
+      inner.pendingProcess = 'full';
+    }
   }
 
   private keyOf(e: number): string {
@@ -1355,3 +1371,4 @@ export class GraphCanvas {
     this.graph.clear();
   }
 }
+
