@@ -36,6 +36,7 @@ interface BenchLike {
     firstFrameNodes: number;
   }>;
   degree(id: string): number;
+  prewarmMs(): number;
   refilter(
     nodeThreshold: number,
     edgeThreshold: number,
@@ -159,6 +160,21 @@ describe.skipIf(!chromiumAvailable())('graph canvas: O(degree) updates in a big 
     await browser?.close();
     server?.close();
     if (out) fs.rmSync(out, { recursive: true, force: true });
+  });
+
+  it('the page compiled the canvas shaders at start (prewarmShaders) and left nothing behind', async () => {
+    const left = await page.evaluate(() => ({
+      ms: (globalThis as unknown as { bench: BenchLike }).bench.prewarmMs(),
+      // The harness page's own elements only: no hidden container or canvas is left.
+      canvasesOutsideGraph: [...document.querySelectorAll('canvas')].filter(
+        (c) => !(document.getElementById('graph') as HTMLElement).contains(c),
+      ).length,
+      bodyChildren: [...document.body.children].map((c) => c.id || c.tagName.toLowerCase()),
+    }));
+    expect(left.ms).toBeGreaterThan(0);
+    expect(left.canvasesOutsideGraph).toBe(0);
+    expect(left.bodyChildren).toEqual(['graph']);
+    expect(pageErrors).toEqual([]);
   });
 
   it('hover and leave write state for the neighbourhood only, and re-process no node', async () => {

@@ -9,6 +9,7 @@ import type { DesktopBridge } from './api/desktop.ts';
 import { provideApi } from './api/inject.ts';
 import { createWebSocketApi, defaultApiUrl, managedFromBridge } from './api/transport.ts';
 import type { ApiClient } from './api/types.ts';
+import { prewarmShaders } from './graph/canvas.ts';
 import './styles.css';
 
 declare global {
@@ -26,3 +27,15 @@ provideApi(
     : createWebSocketApi(defaultApiUrl(window.location)),
 );
 createApp(App).use(createPinia()).mount('#app');
+// The graph canvas's shaders, compiled while the user picks a trace (not before its first frame).
+requestIdleCallback(
+  () => {
+    try {
+      prewarmShaders();
+    } catch (err) {
+      // No WebGL here: the graph view says so when it opens.
+      console.warn('graph shaders not prewarmed:', err);
+    }
+  },
+  { timeout: 2000 },
+);
