@@ -7,6 +7,7 @@
  *   job-worker.mjs          a job worker thread (electron/jobs/worker-main.ts)
  *   job-<kind>.mjs          the job kinds a worker loads (electron/jobs/kinds/<kind>.ts)
  *   model-check-worker.mjs  the model-check thread (electron/api/model-check-thread.ts)
+ *   decode-worker.mjs       a thread of the parallel weight decoder (engine/checkpoint/decode-thread.ts)
  *   chunk-<hash>.mjs        code the entries share (one copy of each module, so one copy of
  *                           its state and classes: `instanceof` holds across entries)
  *   preload.cjs             the preload, one CommonJS file (a sandboxed preload cannot import
@@ -46,6 +47,7 @@ export const ENTRIES: Readonly<Record<string, string>> = {
   'job-dashboards': 'electron/jobs/kinds/dashboards.ts',
   'job-intervene': 'electron/jobs/kinds/intervene.ts',
   'model-check-worker': 'electron/api/model-check-thread.ts',
+  'decode-worker': 'electron/engine/checkpoint/decode-thread.ts',
 };
 
 /** Files the sources start by URL (`new URL(file, import.meta.url)`) → the bundle that replaces each. */
@@ -56,6 +58,7 @@ export const SIBLINGS: Readonly<Record<string, string>> = {
   'electron/jobs/kinds/dashboards.ts': 'job-dashboards',
   'electron/jobs/kinds/intervene.ts': 'job-intervene',
   'electron/api/model-check-worker.mjs': 'model-check-worker',
+  'electron/engine/checkpoint/decode-worker.mjs': 'decode-worker',
 };
 
 /** cli.mjs runs the command line (electron/cli/main.ts only exports `main`). */

@@ -4,7 +4,7 @@
  * package.json's `dependencies` (what electron-builder ships), so neither tsx nor any other
  * development package can be resolved. There the bundled CLI serves the API, registers the demo
  * model on the bundled model-check thread, and traces it on the job runner's bundled worker and
- * trace kind.
+ * trace kind, the demo's weights decoded on the bundled decode threads.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -110,7 +110,8 @@ describe('out/app bundles, on Node without tsx', () => {
       [path.join(app, 'cli.mjs'), 'serve', '--port', '0', '--data', path.join(tmp, 'library'), '--json'],
       {
         cwd: tmp,
-        env: plainEnv({ CIRCUIT_CACHE_DIR: path.join(tmp, 'cache') }),
+        // The demo's weights decoded on the bundled decode threads too (any size, not only big ones).
+        env: plainEnv({ CIRCUIT_CACHE_DIR: path.join(tmp, 'cache'), CIRCUIT_PARALLEL_DECODE: '1' }),
         stdio: ['ignore', 'pipe', 'pipe'],
       },
     );

@@ -13,7 +13,13 @@
  * On a GPU provider, `ready()` moves the resident weights of a session to the device once
  * (runtime/device-tensors.ts) and drops their host arrays: runs are then fed the device
  * tensors, and no weight crosses the bus per run.
+ *
+ * `ready()` decodes the big resident weights of a session on several threads at once
+ * (checkpoint/parallel-decode.ts), ahead of the uploads on a GPU (a window of decoded tensors
+ * waits for the device, not the other way round); small models decode on first use, as before.
  */
+import { type DecodePool, poolDecodable, sharedDecodePool } from '../checkpoint/parallel-decode.ts';
+import type { TensorInfo } from '../checkpoint/tensor.ts';
 import type { DeviceTensors } from '../runtime/device-tensors.ts';
 import { ort } from '../runtime/session.ts';
 
@@ -28,7 +34,24 @@ export interface FedWeight {
   load: (out?: Float32Array) => Float32Array;
   /** Kept after its first use (else decoded per run). */
   resident: boolean;
+  /** The checkpoint tensor `load` decodes as is, when it is one (the decode pool can read it). */
+  tensor?: TensorInfo;
 }
+
+export interface WeightFeederOptions {
+  /**
+   * Decode pool for big resident weights; null decodes on one thread. Default: the process's
+   * pool, unless `CIRCUIT_PARALLEL_DECODE=0` (`=1`: the pool for any size).
+   */
+  pool?: DecodePool | null;
+  /** A session's resident weights are decoded in parallel from this many bytes (float32) on. */
+  parallelMinBytes?: number;
+}
+
+/** Below this (float32 bytes to decode for a session) threads cost more than they save. */
+const PARALLEL_MIN_BYTES = 64 * 1024 * 1024;
+/** Decoded tensors waiting for their upload at most (bytes); at least one is always decoded ahead. */
+const DECODE_AHEAD_BYTES = 1024 * 1024 * 1024;
 
 /** Bytes of a float32 tensor of `dims`, in 64-bit-safe Number arithmetic. */
 export function float32Bytes(dims: readonly number[]): number {
@@ -55,6 +78,19 @@ export class WeightFeeder {
   private readonly hostCopies = new Map<string, Float32Array>();
   /** Bytes of resident weights held in device memory. */
   deviceBytes = 0;
+  /** Bytes of resident weights decoded by the pool. */
+  poolDecodedBytes = 0;
+  /** Wall time `ready` spent: decoding, and on a device uploading (the two overlap). */
+  readyMs = 0;
+  private readonly decodePool: DecodePool | null;
+  private readonly parallelMinBytes: number;
+
+  constructor(opts: WeightFeederOptions = {}) {
+    // CIRCUIT_PARALLEL_DECODE: 0 decodes on one thread, 1 uses the pool whatever the size.
+    const env = process.env.CIRCUIT_PARALLEL_DECODE;
+    this.decodePool = opts.pool !== undefined ? opts.pool : env === '0' ? null : sharedDecodePool();
+    this.parallelMinBytes = opts.parallelMinBytes ?? (env === '1' ? 0 : PARALLEL_MIN_BYTES);
+  }
 
   /** Registers a weight input; a name registered twice keeps its first loader. */
   register(w: FedWeight): void {
@@ -113,30 +149,84 @@ export class WeightFeeder {
   }
 
   /**
-   * Moves the resident weights among `inputNames` to the device, one at a time (the host holds
-   * one decoded tensor at most). Without a device, or for streamed weights, nothing happens:
-   * `feeds` decodes those as before.
+   * Gets the resident weights among `inputNames` ready for runs. With a device, each is moved
+   * there (decoded, uploaded, its host array dropped), in order, with at most DECODE_AHEAD_BYTES
+   * of decoded tensors waiting for the device. On the CPU, big sessions' weights are decoded now
+   * on the pool's threads; small ones, and streamed weights, are decoded by `feeds` as before.
    */
   async ready(inputNames: readonly string[]): Promise<void> {
     const device = this.device;
-    if (!device) return;
-    let moved = false;
+    const todo: Array<[string, FedWeight]> = [];
+    let bytes = 0;
     for (const name of inputNames) {
       const w = this.weights.get(name);
-      if (!w?.resident) continue;
-      if (this.onDevice.has(name)) continue;
-      const kept = this.residentTensors.get(name);
-      const host = kept ?? new ort.Tensor('float32', w.load(), [...w.dims]);
-      const onDevice = await device.upload(host);
-      const bytes = (host.data as Float32Array).byteLength;
-      if (kept) this.residentTotal -= bytes;
-      this.residentTensors.set(name, onDevice);
-      this.onDevice.add(name);
-      this.deviceBytes += bytes;
-      moved = true;
+      if (!w?.resident || this.onDevice.has(name)) continue;
+      if (!device && this.residentTensors.has(name)) continue;
+      todo.push([name, w]);
+      bytes += float32Bytes(w.dims);
     }
-    // Memoized feeds may hold the host tensors just replaced.
-    if (moved) this.residentFeeds = new WeakMap();
+    if (!todo.length) return;
+    const pool = bytes >= this.parallelMinBytes ? this.decodePool : null;
+    if (!device && !pool) return;
+    const t0 = performance.now();
+    const decode = (name: string, w: FedWeight): Promise<ort.Tensor> => {
+      const kept = this.residentTensors.get(name);
+      if (kept) return Promise.resolve(kept);
+      if (pool && w.tensor && poolDecodable(w.tensor)) {
+        return pool.decode(w.tensor).then((data) => {
+          this.poolDecodedBytes += data.byteLength;
+          return new ort.Tensor('float32', data, [...w.dims]);
+        });
+      }
+      return Promise.resolve().then(() => new ort.Tensor('float32', w.load(), [...w.dims]));
+    };
+    // Decoding ahead: started in order while the bytes waiting stay under the budget.
+    const pending: Array<{ name: string; bytes: number; tensor: Promise<ort.Tensor> }> = [];
+    let next = 0;
+    let waiting = 0;
+    const fill = () => {
+      while (
+        next < todo.length &&
+        (pending.length === 0 || waiting + float32Bytes(todo[next][1].dims) <= DECODE_AHEAD_BYTES)
+      ) {
+        const [name, w] = todo[next++];
+        const b = float32Bytes(w.dims);
+        waiting += b;
+        const tensor = decode(name, w);
+        // A failure is thrown where it is awaited (below), not as an unhandled rejection.
+        tensor.catch(() => {});
+        pending.push({ name, bytes: b, tensor });
+      }
+    };
+    let moved = false;
+    try {
+      fill();
+      while (pending.length) {
+        const { name, bytes: b, tensor } = pending.shift() as (typeof pending)[number];
+        const host = await tensor;
+        waiting -= b;
+        fill();
+        const kept = this.residentTensors.get(name);
+        if (!device) {
+          if (!kept) {
+            this.residentTensors.set(name, host);
+            this.residentTotal += b;
+          }
+          continue;
+        }
+        const onDevice = await device.upload(host);
+        if (kept) this.residentTotal -= b;
+        this.residentTensors.set(name, onDevice);
+        this.onDevice.add(name);
+        this.deviceBytes += b;
+        moved = true;
+      }
+    } finally {
+      // Tensors decoded ahead of a failure are dropped with their promises.
+      this.readyMs += performance.now() - t0;
+      // Memoized feeds may hold the host tensors just replaced.
+      if (moved) this.residentFeeds = new WeakMap();
+    }
   }
 
   /** Tensors for every weight input among `inputNames` (a session's inputs). */

@@ -39,18 +39,23 @@ export class FedWeightSource implements WeightSource {
     return info;
   }
 
-  private fed(name: string, shape: readonly number[], load: (out?: Float32Array) => Float32Array): string {
+  private fed(
+    name: string,
+    shape: readonly number[],
+    load: (out?: Float32Array) => Float32Array,
+    tensor?: TensorInfo,
+  ): string {
     const existing = this.created.get(name);
     if (existing) return existing;
     const input = this.g.input(`${WEIGHT_INPUT_PREFIX}${name}`, 'float32', shape);
-    this.feeder.register({ input, dims: [...shape], load, resident: this.resident });
+    this.feeder.register({ input, dims: [...shape], load, resident: this.resident, tensor });
     this.created.set(name, input);
     return input;
   }
 
   tensor(name: string, shape: readonly number[]): string {
-    if (!this.created.has(name)) this.checkShape(name, shape);
-    return this.fed(name, shape, (out) => this.store.readFloat32(name, out));
+    const info = this.created.has(name) ? undefined : this.checkShape(name, shape);
+    return this.fed(name, shape, (out) => this.store.readFloat32(name, out), info);
   }
 
   decoded(name: string, shape: readonly number[], decode: (out?: Float32Array) => Float32Array): string {
