@@ -131,6 +131,9 @@ export async function runGpu2b(o: Gpu2bOptions): Promise<Record<string, unknown>
       r.createS = (performance.now() - t0) / 1000;
       r.deviceWeightGiB = a.forward.feeder.deviceBytes / 2 ** 30;
       r.createUploadS = a.forward.device.uploadMs / 1000;
+      // Resident weights decoded (the decode pool) and uploaded while opening, overlapped.
+      r.createReadyS = a.forward.feeder.readyMs / 1000;
+      r.poolDecodedGiB = a.forward.feeder.poolDecodedBytes / 2 ** 30;
       o.log(`${provider}: Attributor.create ${(r.createS as number).toFixed(1)} s`);
       const settings = {
         maxNLogits: 10,

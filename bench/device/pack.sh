@@ -10,6 +10,9 @@ rm -rf "$out" && mkdir -p "$out/node_modules/onnxruntime-node/bin/napi-v6/linux/
 npx esbuild bench/gpu-check.ts --bundle --platform=node --format=esm --target=node20 \
   --external:onnxruntime-node --outfile="$out/gpu-check.mjs" --log-level=warning \
   --banner:js="import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);"
+# The decode pool's thread, where the bundle looks for it (new URL('./decode-worker.mjs', import.meta.url)).
+npx esbuild electron/engine/checkpoint/decode-thread.ts --bundle --platform=node --format=esm --target=node20 \
+  --outfile="$out/decode-worker.mjs" --log-level=warning
 cp -r node_modules/onnxruntime-common "$out/node_modules/"
 cp -r node_modules/onnxruntime-node/{package.json,dist,lib} "$out/node_modules/onnxruntime-node/"
 cp node_modules/onnxruntime-node/bin/napi-v*/linux/x64/onnxruntime_binding.node "$out/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/"
