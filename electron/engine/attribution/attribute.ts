@@ -14,7 +14,7 @@ import { DEFAULT_MAX_FEATURE_NODES } from './defaults.ts';
 import { attentionHalfPoint, FeaturesEta, type PlannedBatch, planBatches } from './eta.ts';
 import { type ForwardCache, runForwardCache } from './forward-cache.ts';
 import type { RawAttributionGraph } from './graph-types.ts';
-import type { BackwardInjection } from './linear-model.ts';
+import type { BackwardInjection, BackwardOutputs } from './linear-model.ts';
 import { LinearModelRunner } from './linear-runner.ts';
 import {
   assertFitsInMemory,
@@ -158,7 +158,14 @@ export class Attributor {
     let s = this.backwardByTop.get(top);
     if (!s) {
       // No per-session arena: one per top layer would each keep a batch's peak.
-      const graph = compileBackward(this.model, this.set, this.forward.feeder, top, this.injection());
+      const graph = compileBackward(
+        this.model,
+        this.set,
+        this.forward.feeder,
+        top,
+        this.injection(),
+        this.outputs(),
+      );
       s = createSession(graph, {
         ...this.sessionOpts,
         cpuMemArena: false,
@@ -179,6 +186,16 @@ export class Attributor {
     const forced = process.env.CIRCUIT_BACKWARD_INJECTION;
     if (forced === 'scatter' || forced === 'select') return forced;
     return this.provider === 'cpu' ? 'scatter' : 'select';
+  }
+
+  /**
+   * One output per layer on the CPU (no extra copy); joined into one on a GPU provider (one
+   * download per run). `CIRCUIT_BACKWARD_OUTPUTS` overrides, for benchmarks.
+   */
+  private outputs(): BackwardOutputs {
+    const forced = process.env.CIRCUIT_BACKWARD_OUTPUTS;
+    if (forced === 'layers' || forced === 'joined') return forced;
+    return this.provider === 'cpu' ? 'layers' : 'joined';
   }
 
   get provider(): ProviderName {

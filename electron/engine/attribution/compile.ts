@@ -11,6 +11,7 @@ import { GraphBuilder } from '../onnx/graph-builder.ts';
 import type { TranscoderSet } from '../transcoders/types.ts';
 import {
   type BackwardInjection,
+  type BackwardOutputs,
   emitBackwardGraph,
   emitFrozenForwardGraph,
   type LinearModelTranscoderInfo,
@@ -46,9 +47,10 @@ export function compileBackward(
   feeder: WeightFeeder,
   top = model.config.nLayers,
   injection: BackwardInjection = 'scatter',
+  outputs: BackwardOutputs = 'layers',
 ): Uint8Array {
   return build(model, set, feeder, `backward-top-${top}`, (g, source, tc) =>
-    emitBackwardGraph(g, model.config, model.weightNames, source, tc, top, injection),
+    emitBackwardGraph(g, model.config, model.weightNames, source, tc, top, injection, outputs),
   );
 }
 

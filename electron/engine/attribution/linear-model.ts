@@ -178,6 +178,19 @@ export function backwardTop(slots: readonly number[], nLayers: number): number {
 /** How read vectors enter the backward: ScatterND (CPU) or elementwise selects (GPU providers). */
 export type BackwardInjection = 'scatter' | 'select';
 
+/**
+ * How a backward run returns its rows: one output per layer (`attr_l` [B, t, n_l], and
+ * `attr_tokens` [B, t]), or all of them joined into one (`attr_all` [B, t, Σ n_l + 1]: the layers
+ * below the batch's top in order, then the token column) — one download per run from a GPU
+ * instead of one per layer, for the price of a copy on the device.
+ */
+export type BackwardOutputs = 'layers' | 'joined';
+
+/** The layers whose rows a backward graph truncated at `top` returns (the top's MLP writes above every target). */
+export function backwardOutputLayers(top: number, nLayers: number): number {
+  return Math.min(top, nLayers);
+}
+
 export function emitBackwardGraph(
   g: GraphBuilder,
   cfg: ModelConfig,
@@ -186,6 +199,7 @@ export function emitBackwardGraph(
   tc: LinearModelTranscoderInfo,
   top: number = cfg.nLayers,
   injection: BackwardInjection = 'scatter',
+  outputs: BackwardOutputs = 'layers',
 ): void {
   const b = new LinearModelBuilder(g, cfg, names, weights, tc);
   const { hiddenSize: d, nHeads: H, nKvHeads: KV, headDim: hd, nLayers: L } = cfg;
@@ -256,7 +270,7 @@ export function emitBackwardGraph(
         ? b.frozenNormT(G, b.scaleInput(linearInputs.ln2PostScale(l), true), lw.lnPostFf)
         : G;
     // [t, B, d]·[t, d, n] → [t, B, n], returned as [B, t, n] so each target's row is contiguous.
-    g.output(g.transpose(g.matmul(g.transpose(atWrite, [1, 0, 2]), sources), [1, 0, 2]), `attr_${l}`);
+    attrs[l] = g.transpose(g.matmul(g.transpose(atWrite, [1, 0, 2]), sources), [1, 0, 2]);
     const skip = tc.skip[l];
     if (!skip) return G;
     const gradRead = g.matmul(atWrite, skip); // d/dx of x·W_skipᵀ
@@ -266,6 +280,7 @@ export function emitBackwardGraph(
     );
   };
 
+  const attrs: string[] = [];
   let G = top >= L ? inject(zeros(), finalSlot(L)) : '';
   for (let l = Math.min(top, L - 1); l >= 0; l--) {
     const lw = names.layers[l];
@@ -295,10 +310,16 @@ export function emitBackwardGraph(
     G = g.add(G, b.frozenNormT(gh, b.scaleInput(linearInputs.ln1Scale(l), true), lw.ln1));
     G = inject(G, slotOfResidPre(l));
   }
-  g.output(
-    g.op('ReduceSum', [g.mul(G, g.unsqueeze(tokenVectors, [0])), g.constInt64([-1])], { keepdims: { i: 0 } }),
-    'attr_tokens',
-  );
+  const tokens = g.op('ReduceSum', [g.mul(G, g.unsqueeze(tokenVectors, [0])), g.constInt64([-1])], {
+    keepdims: { i: 0 },
+  });
+  const layers = attrs.slice(0, backwardOutputLayers(top, L));
+  if (outputs === 'joined') {
+    g.output(g.concat([...layers, g.unsqueeze(tokens, [2])], 2), 'attr_all');
+    return;
+  }
+  for (const [l, attr] of layers.entries()) g.output(attr, `attr_${l}`);
+  g.output(tokens, 'attr_tokens');
 }
 
 /**

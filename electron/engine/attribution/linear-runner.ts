@@ -8,7 +8,7 @@ import type { WeightFeeder } from '../model/weight-feeder.ts';
 import type { DeviceTensors } from '../runtime/device-tensors.ts';
 import { ort } from '../runtime/session.ts';
 import type { ForwardCache } from './forward-cache.ts';
-import { backwardTop, linearInputs } from './linear-model.ts';
+import { backwardOutputLayers, backwardTop, linearInputs } from './linear-model.ts';
 import type { SourceSpace } from './sources.ts';
 import type { Target } from './targets.ts';
 
@@ -181,12 +181,11 @@ export class LinearModelRunner {
     const t = Math.max(...targets.map((x) => x.position)) + 1; // causality: nothing after the last target
     const vectors = new Float32Array(B * d);
     for (const [b, x] of targets.entries()) vectors.set(x.vector, b * d);
-    const backward = await this.backward(
-      backwardTop(
-        targets.map((x) => x.slot),
-        L,
-      ),
+    const top = backwardTop(
+      targets.map((x) => x.slot),
+      L,
     );
+    const backward = await this.backward(top);
     const constants = await this.constantFeeds(t);
     const feeds: Record<string, ort.Tensor> = {
       ...this.feeder.feeds(backward.inputNames),
@@ -199,22 +198,38 @@ export class LinearModelRunner {
     const C = this.space.nColumns;
     const buffer = new Float32Array(B * C);
     const rows = Array.from({ length: B }, (_, b) => buffer.subarray(b * C, (b + 1) * C));
-    for (let l = 0; l < L; l++) {
+    // Layer l's [B, t, n] block: its own output, or columns [offset, offset + n) of the joined
+    // one (rows of `width` values per target and position; see BackwardOutputs).
+    const joined = out.attr_all?.data as Float32Array | undefined;
+    const layers = backwardOutputLayers(top, L);
+    let width = 1;
+    for (let l = 0; l < layers; l++) width += this.space.blocks[l].n;
+    let offset = 0;
+    for (let l = 0; l < layers; l++) {
       const { n, columns } = this.space.blocks[l];
-      if (!out[`attr_${l}`]) continue; // above the batch's top layer: zero
-      const attr = out[`attr_${l}`].data as Float32Array; // [B, t, n]
-      const span = t * n;
+      const attr = joined ?? (out[`attr_${l}`].data as Float32Array);
+      const stride = joined ? width : n;
+      const first = joined ? offset : 0;
+      offset += n;
       for (let b = 0; b < B; b++) {
         const row = rows[b];
-        const base = b * span;
-        for (let k = 0; k < span; k++) {
-          const col = columns[k];
-          if (col >= 0) row[col] += attr[base + k];
+        for (let p = 0; p < t; p++) {
+          const base = (b * t + p) * stride + first;
+          const cols = p * n;
+          for (let j = 0; j < n; j++) {
+            const col = columns[cols + j];
+            if (col >= 0) row[col] += attr[base + j];
+          }
         }
       }
     }
-    const tokens = out.attr_tokens.data as Float32Array; // [B, t]
-    for (let b = 0; b < B; b++) rows[b].set(tokens.subarray(b * t, (b + 1) * t), this.space.tokenOffset);
+    // Layers from the top up: no row reaches them (zero).
+    const tokenColumn = this.space.tokenOffset;
+    for (let b = 0; b < B; b++) {
+      const row = rows[b];
+      if (joined) for (let p = 0; p < t; p++) row[tokenColumn + p] = joined[(b * t + p) * width + width - 1];
+      else row.set((out.attr_tokens.data as Float32Array).subarray(b * t, (b + 1) * t), tokenColumn);
+    }
     return rows;
   }
 

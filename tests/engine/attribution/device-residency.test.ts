@@ -128,4 +128,30 @@ describe('device residency (GPU data path, on the CPU provider)', () => {
     }
     model.close();
   });
+
+  it('the GPU providers’ joined backward output (one download per run) gives the per-layer outputs’ graph exactly', async () => {
+    const model = openModel(DEMO_DIR);
+    // Batches of 7 over ~100 features and 5 logits: many tops (truncated graphs), the full one too.
+    const settings = { maxNLogits: 5, desiredLogitProb: 0.95, batchSize: 7, maxFeatureNodes: 100 };
+    const ids = PROMPTS[1].map((t) => t % model.config.vocabSize);
+    for (const kind of ['clt', 'plt']) {
+      const set = loadTranscoderSet(path.join(DEMO_DIR, 'transcoders', kind));
+      const layers = await Attributor.create(model, set);
+      const a = await layers.attribute(ids, settings);
+      process.env.CIRCUIT_BACKWARD_OUTPUTS = 'joined';
+      const joined = await Attributor.create(model, set);
+      try {
+        const b = await joined.attribute(ids, settings);
+        expect(b.graph.adjacency.length, kind).toBe(a.graph.adjacency.length);
+        expect(b.graph.adjacency, kind).toEqual(a.graph.adjacency);
+        expect(a.graph.adjacency.some((v) => v !== 0)).toBe(true);
+      } finally {
+        delete process.env.CIRCUIT_BACKWARD_OUTPUTS;
+        await layers.close();
+        await joined.close();
+        set.close();
+      }
+    }
+    model.close();
+  });
 });
