@@ -10,7 +10,7 @@
  */
 import type { TraceProvider } from '../engine/attribution/defaults.ts';
 import type { FeatureRecord } from '../engine/dashboards/types.ts';
-import type { GraphDiff } from '../engine/graph-diff/types.ts';
+import type { GraphDiff, MergedEdge, MergedNode } from '../engine/graph-diff/types.ts';
 import type { FeatureInfo } from '../store/features.ts';
 import type {
   Annotations,
@@ -35,6 +35,7 @@ import type {
 } from '../store/types.ts';
 
 export { DEFAULT_TRACE_SETTINGS } from '../engine/attribution/defaults.ts';
+export type { MergedEdge, MergedNode } from '../engine/graph-diff/types.ts';
 export type {
   Annotations,
   FeatureChange,
@@ -123,6 +124,19 @@ export interface PackedViewEdges {
   weight: string;
 }
 
+/**
+ * A diff's merged edges packed (`graphs.diff` with `edges: 'packed'`): endpoints as Uint32 indices
+ * into merged.nodes, each side's weight as Float32 (NaN: the edge is not in that graph), each
+ * base64 of its little-endian bytes.
+ */
+export interface PackedMergedEdges {
+  count: number;
+  source: string;
+  target: string;
+  weightA: string;
+  weightB: string;
+}
+
 /** A pruned graph as the UI draws it. Edge endpoints are indices into `nodes`. */
 export interface GraphView {
   traceId: number;
@@ -201,6 +215,8 @@ export interface DiffSide {
 
 /** The graph diff (engine/graph-diff) of two traces, with what each side was. */
 export interface TraceDiff extends GraphDiff {
+  /** With `edges: 'packed'`, `edges` is empty and `packedEdges` holds them. */
+  merged?: { nodes: MergedNode[]; edges: MergedEdge[]; packedEdges?: PackedMergedEdges };
   traces: Record<
     'a' | 'b',
     { traceId: number; prompt: string; nodeThreshold: number; edgeThreshold: number }
@@ -333,7 +349,17 @@ export interface ApiMethods {
    * nodes and edges only in A, only in B, changed; `top` bounds the lists, `merged` adds every
    * node and edge of both with its status (the compare diff view draws it).
    */
-  'graphs.diff': Method<{ a: DiffSide; b: DiffSide; top?: number; merged?: boolean }, TraceDiff>;
+  'graphs.diff': Method<
+    {
+      a: DiffSide;
+      b: DiffSide;
+      top?: number;
+      merged?: boolean;
+      /** 'packed': the merged graph's edges come as `merged.packedEdges` (what the renderer asks for). */
+      edges?: 'objects' | 'packed';
+    },
+    TraceDiff
+  >;
   /**
    * Every node id of a trace's graph before pruning (imported: the file's nodes), to tell
    * "not in this trace" from "pruned at these thresholds".

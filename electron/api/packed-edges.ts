@@ -8,7 +8,7 @@
  * Dependency-free (no Node Buffer, types only from the contract): the renderer imports it.
  */
 import { ApiError } from './api-error.ts';
-import type { GraphView, PackedViewEdges } from './contract.ts';
+import type { GraphView, MergedEdge, PackedMergedEdges, PackedViewEdges, TraceDiff } from './contract.ts';
 
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
 const CODE = new Uint8Array(64);
@@ -163,6 +163,57 @@ export function decodeViewEdges(view: GraphView): GraphView {
   view.edges = unpackEdges(view.packedEdges, view.nodes.length);
   delete view.packedEdges;
   return view;
+}
+
+/** A diff's merged edges as typed arrays; a weight is NaN where the edge is not in that graph. */
+export interface MergedEdgeArrays {
+  source: Uint32Array;
+  target: Uint32Array;
+  weightA: Float32Array;
+  weightB: Float32Array;
+}
+
+export function packMergedEdges(edges: readonly MergedEdge[]): PackedMergedEdges {
+  const count = edges.length;
+  const source = new Uint32Array(count);
+  const target = new Uint32Array(count);
+  const weightA = new Float32Array(count);
+  const weightB = new Float32Array(count);
+  for (let e = 0; e < count; e++) {
+    const x = edges[e];
+    source[e] = x.source;
+    target[e] = x.target;
+    weightA[e] = x.weight_a ?? Number.NaN;
+    weightB[e] = x.weight_b ?? Number.NaN;
+  }
+  const b64 = (a: Uint32Array | Float32Array) => bytesToBase64(littleEndianBytes(a));
+  return { count, source: b64(source), target: b64(target), weightA: b64(weightA), weightB: b64(weightB) };
+}
+
+/** Typed arrays of packed merged edges, checked as unpackEdges checks a view's (indices < `nodeCount`). */
+export function unpackMergedEdges(p: PackedMergedEdges, nodeCount: number): MergedEdgeArrays {
+  const a = unpackEdges({ count: p.count, source: p.source, target: p.target, weight: p.weightA }, nodeCount);
+  const b = unpackEdges({ count: p.count, source: p.source, target: p.target, weight: p.weightB }, nodeCount);
+  return { source: a.source, target: a.target, weightA: a.weight, weightB: b.weight };
+}
+
+/** The merged edges of a diff as typed arrays, whichever form they came in. */
+export function mergedEdgeArrays(m: NonNullable<TraceDiff['merged']>): MergedEdgeArrays {
+  if (m.packedEdges) return unpackMergedEdges(m.packedEdges, m.nodes.length);
+  const n = m.edges.length;
+  const out: MergedEdgeArrays = {
+    source: new Uint32Array(n),
+    target: new Uint32Array(n),
+    weightA: new Float32Array(n),
+    weightB: new Float32Array(n),
+  };
+  m.edges.forEach((e, i) => {
+    out.source[i] = e.source;
+    out.target[i] = e.target;
+    out.weightA[i] = e.weight_a ?? Number.NaN;
+    out.weightB[i] = e.weight_b ?? Number.NaN;
+  });
+  return out;
 }
 
 function packedError(message: string): ApiError {

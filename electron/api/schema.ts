@@ -202,6 +202,7 @@ export const PARAMS = {
     b: object(DIFF_SIDE),
     top: optional(int({ min: 0, max: 1_000_000 })),
     merged: optional(boolean()),
+    edges: optional(oneOf(['objects', 'packed'] as const)),
   }),
   'graphs.nodeIds': object({ traceId: id() }),
 

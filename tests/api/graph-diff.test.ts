@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TraceRecord } from '../../electron/api/contract.ts';
+import { mergedEdgeArrays } from '../../electron/api/packed-edges.ts';
 import { fixturePath } from '../fixtures/tiny-checkpoints.ts';
 import { type Harness, harness, rejection, settled, TINY } from './helpers.ts';
 
@@ -82,6 +83,22 @@ describe('graphs.diff', () => {
     expect(top.nodes.changed).toEqual(d.nodes.changed.slice(0, 2));
     expect(top.nodes.totals).toEqual(d.nodes.totals);
     expect(top.merged).toBeUndefined();
+    // Packed: the same merged edges, as typed arrays (weights rounded to float32, absent = NaN).
+    const packed = await h.client.call('graphs.diff', {
+      a: { traceId: a.id },
+      b: { traceId: b.id },
+      merged: true,
+      edges: 'packed',
+    });
+    expect(packed.merged?.edges).toEqual([]);
+    expect(packed.merged?.nodes).toEqual(m.nodes);
+    const arrays = mergedEdgeArrays(packed.merged!);
+    expect(arrays.source.length).toBe(m.edges.length);
+    m.edges.forEach((e, i) => {
+      expect([arrays.source[i], arrays.target[i]]).toEqual([e.source, e.target]);
+      expect(arrays.weightA[i]).toBe(e.weight_a === null ? Number.NaN : Math.fround(e.weight_a));
+      expect(arrays.weightB[i]).toBe(e.weight_b === null ? Number.NaN : Math.fround(e.weight_b));
+    });
   });
 
   it('a trace with itself is empty; at looser thresholds only B has more', async () => {

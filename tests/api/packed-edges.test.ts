@@ -11,8 +11,11 @@ import {
   base64ToBytes,
   bytesToBase64,
   decodeViewEdges,
+  mergedEdgeArrays,
   packEdges,
+  packMergedEdges,
   unpackEdges,
+  unpackMergedEdges,
 } from '../../electron/api/packed-edges.ts';
 import { prng } from '../fixtures/prng.ts';
 import { saveSynthetic } from '../store/helpers.ts';
@@ -112,6 +115,38 @@ describe('packed edges', () => {
     const e = edges(3, 10);
     expect(thrown(() => packEdges({ ...e, weight: e.weight.subarray(1) }))).toBe(
       'packed edges: edge arrays differ in length (3, 3, 2)',
+    );
+  });
+});
+
+describe("a diff's merged edges packed", () => {
+  const merged = [
+    { source: 0, target: 3, weight_a: 0.25, weight_b: null },
+    { source: 1, target: 3, weight_a: null, weight_b: -1.5 },
+    { source: 2, target: 4, weight_a: 1 / 3, weight_b: 2 / 3 },
+  ];
+
+  it('round-trip to typed arrays, a side without the edge as NaN, weights as float32', () => {
+    const packed = packMergedEdges(merged);
+    expect(packed.count).toBe(3);
+    const arrays = unpackMergedEdges(packed, 5);
+    expect(Array.from(arrays.source)).toEqual([0, 1, 2]);
+    expect(Array.from(arrays.target)).toEqual([3, 3, 4]);
+    expect(Array.from(arrays.weightA)).toEqual([0.25, Number.NaN, Math.fround(1 / 3)]);
+    expect(Array.from(arrays.weightB)).toEqual([Number.NaN, -1.5, Math.fround(2 / 3)]);
+    // The object form gives the same arrays.
+    const fromObjects = mergedEdgeArrays({ nodes: new Array(5), edges: merged });
+    const fromPacked = mergedEdgeArrays({ nodes: new Array(5), edges: [], packedEdges: packed });
+    expect(fromPacked).toEqual(fromObjects);
+  });
+
+  it("are checked like a view's: node indices, lengths", () => {
+    const packed = packMergedEdges(merged);
+    expect(thrown(() => unpackMergedEdges(packed, 4))).toBe(
+      "packed edges: edge 2 (2 → 4) names a node index ≥ the view's 4 nodes",
+    );
+    expect(thrown(() => unpackMergedEdges({ ...packed, count: 2 }, 5))).toBe(
+      'packed edges: source holds 12 bytes, expected 8 (2 edges × 4)',
     );
   });
 });

@@ -19,6 +19,7 @@ import { type DomainHandlers, type HandlerContext, type ServiceContext, traceUpd
 import type { GraphView, Params, TraceDiff } from '../contract.ts';
 import { ApiError } from '../errors.ts';
 import { exportGraphJsonText, importedToStorable, importFileName, slugify } from '../graph-json-io.ts';
+import { packMergedEdges } from '../packed-edges.ts';
 import { applyAutoLabels, buildGraphView, nodeId, nodeIndexById, nodeKind } from '../view.ts';
 
 export function graphsHandlers(ctx: HandlerContext): DomainHandlers<'graphs'> {
@@ -243,7 +244,11 @@ async function diffTraces(ctx: ServiceContext, p: Params<'graphs.diff'>): Promis
     nodeThreshold: x.view.nodeThreshold,
     edgeThreshold: x.view.edgeThreshold,
   });
-  return { ...diff, traces: { a: side(a), b: side(b) }, nLayers: a.view.nLayers };
+  const merged =
+    diff.merged && p.edges === 'packed'
+      ? { nodes: diff.merged.nodes, edges: [], packedEdges: packMergedEdges(diff.merged.edges) }
+      : diff.merged;
+  return { ...diff, merged, traces: { a: side(a), b: side(b) }, nLayers: a.view.nLayers };
 }
 
 /**

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { TraceDiff } from '../../../electron/api/contract.ts';
+import { packMergedEdges, unpackMergedEdges } from '../../../electron/api/packed-edges.ts';
 import type { NodeSide } from '../../../electron/engine/graph-diff/types.ts';
-import { columnLabels, mergedGraph } from './diff-style.ts';
+import { type ClientDiff, columnLabels, mergedGraph } from './diff-style.ts';
 
 const side = (
   id: string,
@@ -108,9 +109,24 @@ describe('the merged graph of a diff', () => {
     expect(m.refs.get('3_8_1')).toEqual({ traceId: 7, nodeId: '3_8_1' });
     expect(m.sceneIdOfB.get('3_8_2')).toBe('3_8_1');
     expect(m.sceneIdOfB.get('0_1_1')).toBe('B:0_1_1');
-    expect(m.view.edges.weight).toEqual([-0.5, 0.25, -0.25]);
+    expect(Array.from(m.view.edges.weight)).toEqual([-0.5, 0.25, -0.25]);
     expect(m.view.nodes[3]).toMatchObject({ kind: 'logit', probability: 0.5 });
     expect(m.counts).toEqual({ only_a: 1, only_b: 1, up: 1, down: 0, same: 0 });
     expect(m.status.get('E_5_0')).toBe('same');
+  });
+
+  it('draws the same view from the merged edges packed (as the renderer asks for them)', () => {
+    const packed = packMergedEdges(diff.merged!.edges);
+    const viaWire: ClientDiff = {
+      ...diff,
+      merged: { nodes: diff.merged!.nodes, edges: [] },
+      mergedEdges: unpackMergedEdges(packed, diff.merged!.nodes.length),
+    };
+    const a = mergedGraph(diff).view;
+    const b = mergedGraph(viaWire).view;
+    expect(b.nodes).toEqual(a.nodes);
+    expect(Array.from(b.edges.source)).toEqual(Array.from(a.edges.source));
+    expect(Array.from(b.edges.target)).toEqual(Array.from(a.edges.target));
+    expect(Array.from(b.edges.weight)).toEqual(Array.from(a.edges.weight));
   });
 });

@@ -4,6 +4,7 @@
  * blue/red edge colours read "stronger in B" / "stronger in A") and node colours by change.
  */
 import type { TraceDiff } from '../../../electron/api/contract.ts';
+import { type MergedEdgeArrays, mergedEdgeArrays } from '../../../electron/api/packed-edges.ts';
 import type { MergedStatus } from '../../../electron/engine/graph-diff/types.ts';
 import type { GraphView, ViewNode } from '../api/types.ts';
 
@@ -60,7 +61,13 @@ const minNullable = (x: number | null, y: number | null) =>
 const maxNullable = (x: number | null, y: number | null) =>
   x === null ? y : y === null ? x : Math.max(x, y);
 
-export function mergedGraph(d: TraceDiff): MergedGraph {
+/**
+ * A diff as the renderer keeps it: `mergedEdges` holds the merged graph's edges as typed arrays,
+ * decoded from the packed form when it arrived (workspace.loadDiff).
+ */
+export type ClientDiff = TraceDiff & { mergedEdges?: MergedEdgeArrays | null };
+
+export function mergedGraph(d: ClientDiff): MergedGraph {
   const m = d.merged;
   if (!m) throw new Error('the diff has no merged graph (ask graphs.diff with merged: true)');
   const tokens = columnLabels(d);
@@ -104,15 +111,16 @@ export function mergedGraph(d: TraceDiff): MergedGraph {
       label: n.kind === 'token' || n.kind === 'logit' ? '' : label,
     };
   });
-  const E = m.edges.length;
-  const source = new Array<number>(E);
-  const target = new Array<number>(E);
-  const weight = new Array<number>(E);
-  m.edges.forEach((e, i) => {
-    source[i] = e.source;
-    target[i] = e.target;
-    weight[i] = (e.weight_b ?? 0) - (e.weight_a ?? 0);
-  });
+  const edges = d.mergedEdges ?? mergedEdgeArrays(m);
+  const E = edges.source.length;
+  const weight = new Float32Array(E);
+  // B − A; an edge missing from one side counts 0 there (NaN in the arrays).
+  for (let i = 0; i < E; i++) {
+    const a = edges.weightA[i];
+    const b = edges.weightB[i];
+    weight[i] = (Number.isNaN(b) ? 0 : b) - (Number.isNaN(a) ? 0 : a);
+  }
+  const { source, target } = edges;
   const view: GraphView = {
     traceId: d.traces.a.traceId,
     nodeThreshold: 1,

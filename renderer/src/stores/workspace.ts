@@ -8,10 +8,11 @@
  */
 import { defineStore } from 'pinia';
 import { markRaw } from 'vue';
-import type { Params, TraceDiff } from '../../../electron/api/contract.ts';
-import { decodeViewEdges } from '../../../electron/api/packed-edges.ts';
+import type { Params } from '../../../electron/api/contract.ts';
+import { decodeViewEdges, mergedEdgeArrays } from '../../../electron/api/packed-edges.ts';
 import { api, errorMessage } from '../api/inject.ts';
 import type { GraphView, TraceDetail } from '../api/types.ts';
+import type { ClientDiff } from '../graph/diff-style.ts';
 import { type FilterResult, filterView, needsRefetch } from '../graph/filter.ts';
 import { type Layout, layeredLayout } from '../graph/layout.ts';
 import { useAnnotations } from './annotations.ts';
@@ -35,7 +36,8 @@ export interface DiffState {
   /** The panes compared (A, B). */
   paneA: number | null;
   paneB: number | null;
-  result: TraceDiff | null;
+  /** The diff, its merged edges decoded into typed arrays (asked for packed). */
+  result: ClientDiff | null;
   loading: boolean;
   error: string | null;
   /** Bumped when result changes. */
@@ -199,13 +201,19 @@ export const useWorkspace = defineStore('workspace', {
         ...(Number.isNaN(p.edgeThreshold) ? {} : { edgeThreshold: p.edgeThreshold }),
       });
       try {
-        const result = await api().call('graphs.diff', {
+        const result: ClientDiff = await api().call('graphs.diff', {
           a: side(a),
           b: side(b),
           top: DIFF_LIST_TOP,
           merged: true,
+          edges: 'packed',
         });
         if (seq !== diffSeq) return;
+        // Typed arrays here (checked: lengths, node indices), not objects on the wire.
+        if (result.merged) {
+          result.mergedEdges = mergedEdgeArrays(result.merged);
+          delete result.merged.packedEdges;
+        }
         this.diff.result = markRaw(result);
       } catch (e) {
         if (seq !== diffSeq) return;
