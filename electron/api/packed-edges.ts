@@ -173,21 +173,35 @@ export interface MergedEdgeArrays {
   weightB: Float32Array;
 }
 
-export function packMergedEdges(edges: readonly MergedEdge[]): PackedMergedEdges {
-  const count = edges.length;
-  const source = new Uint32Array(count);
-  const target = new Uint32Array(count);
-  const weightA = new Float32Array(count);
-  const weightB = new Float32Array(count);
-  for (let e = 0; e < count; e++) {
-    const x = edges[e];
-    source[e] = x.source;
-    target[e] = x.target;
-    weightA[e] = x.weight_a ?? Number.NaN;
-    weightB[e] = x.weight_b ?? Number.NaN;
+/** Merged edges as typed arrays (a weight absent on a side: NaN). */
+function mergedObjectsToArrays(edges: readonly MergedEdge[]): MergedEdgeArrays {
+  const n = edges.length;
+  const out: MergedEdgeArrays = {
+    source: new Uint32Array(n),
+    target: new Uint32Array(n),
+    weightA: new Float32Array(n),
+    weightB: new Float32Array(n),
+  };
+  for (let i = 0; i < n; i++) {
+    const e = edges[i];
+    out.source[i] = e.source;
+    out.target[i] = e.target;
+    out.weightA[i] = e.weight_a ?? Number.NaN;
+    out.weightB[i] = e.weight_b ?? Number.NaN;
   }
-  const b64 = (a: Uint32Array | Float32Array) => bytesToBase64(littleEndianBytes(a));
-  return { count, source: b64(source), target: b64(target), weightA: b64(weightA), weightB: b64(weightB) };
+  return out;
+}
+
+export function packMergedEdges(edges: readonly MergedEdge[]): PackedMergedEdges {
+  const a = mergedObjectsToArrays(edges);
+  const b64 = (x: Uint32Array | Float32Array) => bytesToBase64(littleEndianBytes(x));
+  return {
+    count: edges.length,
+    source: b64(a.source),
+    target: b64(a.target),
+    weightA: b64(a.weightA),
+    weightB: b64(a.weightB),
+  };
 }
 
 /** Typed arrays of packed merged edges, checked as unpackEdges checks a view's (indices < `nodeCount`). */
@@ -199,21 +213,7 @@ export function unpackMergedEdges(p: PackedMergedEdges, nodeCount: number): Merg
 
 /** The merged edges of a diff as typed arrays, whichever form they came in. */
 export function mergedEdgeArrays(m: NonNullable<TraceDiff['merged']>): MergedEdgeArrays {
-  if (m.packedEdges) return unpackMergedEdges(m.packedEdges, m.nodes.length);
-  const n = m.edges.length;
-  const out: MergedEdgeArrays = {
-    source: new Uint32Array(n),
-    target: new Uint32Array(n),
-    weightA: new Float32Array(n),
-    weightB: new Float32Array(n),
-  };
-  m.edges.forEach((e, i) => {
-    out.source[i] = e.source;
-    out.target[i] = e.target;
-    out.weightA[i] = e.weight_a ?? Number.NaN;
-    out.weightB[i] = e.weight_b ?? Number.NaN;
-  });
-  return out;
+  return m.packedEdges ? unpackMergedEdges(m.packedEdges, m.nodes.length) : mergedObjectsToArrays(m.edges);
 }
 
 function packedError(message: string): ApiError {

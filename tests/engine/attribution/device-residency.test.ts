@@ -105,53 +105,41 @@ describe('device residency (GPU data path, on the CPU provider)', () => {
     model.close();
   });
 
-  it('the GPU providers’ select injection gives the scatter injection’s graph exactly', async () => {
+  /**
+   * The demo's graph (CLT and PLT) with `env` set while the second Attributor makes its backward
+   * sessions equals the default one's exactly (the knob changes the graphs, not the rows).
+   */
+  async function expectSameGraphWith(env: string, value: string, batchSize: number): Promise<void> {
     const model = openModel(DEMO_DIR);
-    const settings = { maxNLogits: 5, desiredLogitProb: 0.95, batchSize: 48, maxFeatureNodes: 100 };
+    const settings = { maxNLogits: 5, desiredLogitProb: 0.95, batchSize, maxFeatureNodes: 100 };
     const ids = PROMPTS[1].map((t) => t % model.config.vocabSize);
     for (const kind of ['clt', 'plt']) {
       const set = loadTranscoderSet(path.join(DEMO_DIR, 'transcoders', kind));
-      const scatter = await Attributor.create(model, set);
-      const a = await scatter.attribute(ids, settings); // backward sessions made here, with ScatterND
-      process.env.CIRCUIT_BACKWARD_INJECTION = 'select';
-      const select = await Attributor.create(model, set);
+      const plain = await Attributor.create(model, set);
+      const a = await plain.attribute(ids, settings); // backward sessions made here, without `env`
+      process.env[env] = value;
+      const other = await Attributor.create(model, set);
       try {
-        const b = await select.attribute(ids, settings);
-        expect(b.graph.adjacency.length, kind).toBe(a.graph.adjacency.length);
-        expect(b.graph.adjacency, kind).toEqual(a.graph.adjacency);
-      } finally {
-        delete process.env.CIRCUIT_BACKWARD_INJECTION;
-        await scatter.close();
-        await select.close();
-        set.close();
-      }
-    }
-    model.close();
-  });
-
-  it('the GPU providers’ joined backward output (one download per run) gives the per-layer outputs’ graph exactly', async () => {
-    const model = openModel(DEMO_DIR);
-    // Batches of 7 over ~100 features and 5 logits: many tops (truncated graphs), the full one too.
-    const settings = { maxNLogits: 5, desiredLogitProb: 0.95, batchSize: 7, maxFeatureNodes: 100 };
-    const ids = PROMPTS[1].map((t) => t % model.config.vocabSize);
-    for (const kind of ['clt', 'plt']) {
-      const set = loadTranscoderSet(path.join(DEMO_DIR, 'transcoders', kind));
-      const layers = await Attributor.create(model, set);
-      const a = await layers.attribute(ids, settings);
-      process.env.CIRCUIT_BACKWARD_OUTPUTS = 'joined';
-      const joined = await Attributor.create(model, set);
-      try {
-        const b = await joined.attribute(ids, settings);
+        const b = await other.attribute(ids, settings);
         expect(b.graph.adjacency.length, kind).toBe(a.graph.adjacency.length);
         expect(b.graph.adjacency, kind).toEqual(a.graph.adjacency);
         expect(a.graph.adjacency.some((v) => v !== 0)).toBe(true);
       } finally {
-        delete process.env.CIRCUIT_BACKWARD_OUTPUTS;
-        await layers.close();
-        await joined.close();
+        delete process.env[env];
+        await plain.close();
+        await other.close();
         set.close();
       }
     }
     model.close();
+  }
+
+  it('the GPU providers’ select injection gives the scatter injection’s graph exactly', async () => {
+    await expectSameGraphWith('CIRCUIT_BACKWARD_INJECTION', 'select', 48);
+  });
+
+  it('the GPU providers’ joined backward output (one download per run) gives the per-layer outputs’ graph exactly', async () => {
+    // Batches of 7 over ~100 features and 5 logits: many tops (truncated graphs), the full one too.
+    await expectSameGraphWith('CIRCUIT_BACKWARD_OUTPUTS', 'joined', 7);
   });
 });
