@@ -3,7 +3,7 @@
  * first scene, stage by stage, for graphs shaped like circuit-tracer's (26 layers, 20 tokens,
  * 10k nodes) with ~100k and ~1M edges, over a real WebSocket on 127.0.0.1.
  *
- *   npx tsx bench/view-transfer.ts [--repeat 3] [--sizes 100000,1000000] [--form json|packed]
+ *   npx tsx bench/view-transfer.ts [--repeat 3] [--sizes 100000,1000000] [--form json|packed] [--diff]
  *
  * One form per process gives the fairer renderer figure: with both, the renderer's functions
  * see number arrays and typed arrays and the JIT keeps them generic.
@@ -21,13 +21,18 @@
  *   call           client.call('graphs.view') end to end: all of the above plus the socket
  *   renderer       layeredLayout + filterView + sceneFromView on the decoded view (what the
  *                  store and pane do before sigma draws; bench/render.ts times the draw)
+ *
+ * `--diff` also saves a second graph of the same shape and times `graphs.diff` with the merged
+ * graph (compare's diff mode), its edges as JSON objects or packed (`edges: 'packed'`, what the
+ * renderer asks for): the handler in process, the result's JSON size, and the call end to end
+ * with the edges decoded into typed arrays.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { GraphView } from '../electron/api/contract.ts';
-import { decodeViewEdges } from '../electron/api/packed-edges.ts';
+import { decodeViewEdges, mergedEdgeArrays } from '../electron/api/packed-edges.ts';
 import { WorkbenchService } from '../electron/api/service.ts';
 import { connectApi } from '../electron/api/transports/node-client.ts';
 import { startApiServer } from '../electron/api/transports/websocket-server.ts';
@@ -42,7 +47,12 @@ import { sceneFromView } from '../renderer/src/graph/scene.ts';
 import { syntheticGraph, wholeGraphView } from '../tests/store/synthetic.ts';
 
 const { values: flags } = parseArgs({
-  options: { repeat: { type: 'string' }, sizes: { type: 'string' }, form: { type: 'string' } },
+  options: {
+    repeat: { type: 'string' },
+    sizes: { type: 'string' },
+    form: { type: 'string' },
+    diff: { type: 'boolean' },
+  },
 });
 const repeat = Number(flags.repeat ?? 3);
 const edgeTargets = (flags.sizes ?? '100000,1000000').split(',').map(Number);
@@ -67,6 +77,24 @@ const service = new WorkbenchService({
 }).start();
 const server = await startApiServer({ backend: service, host: '127.0.0.1', port: 0 });
 const client = await connectApi(server.wsUrl, { timeoutMs: 600_000 });
+// A registered model (folders never read here): graphs.diff compares traces of one model.
+const benchModel = store.models.upsert({
+  name: 'bench',
+  checkpointDir: '/bench/model',
+  transcoderDir: '/bench/transcoders',
+  transcoderSet: {
+    contentHash: 'bench',
+    dir: '/bench/transcoders',
+    kind: 'plt',
+    nLayers: 26,
+    dModel: 8,
+    dTranscoder: 16,
+  },
+  contentHash: 'bench',
+  family: 'gemma2',
+  nLayers: 26,
+  validation: { valid: true, problems: [], model: null, transcoders: null },
+});
 
 try {
   for (const edges of edgeTargets) {
@@ -75,36 +103,40 @@ try {
     const K = 10;
     const F = 10_000 - L * T - T - K;
     // Lower layers read from fewer sources; ~1.25× the row budget lands near the target.
-    const raw = syntheticGraph(7, {
-      nLayers: L,
-      nPositions: T,
-      nFeatures: F,
-      nLogits: K,
-      edgesPerRow: Math.round((edges / F) * 1.25),
-    });
-    const whole = wholeGraphView(raw);
-    const trace = store.saveTrace({
-      trace: {
-        projectId: store.projects.ensureDefault().id,
-        modelId: null,
-        transcoderSetId: null,
-        source: 'trace',
-        prompt: `bench ${edges}`,
-        tokenIds: Array.from(raw.nodes.promptTokenIds),
-        settings: {
-          maxNLogits: K,
-          desiredLogitProb: 0.95,
-          maxFeatureNodes: null,
-          batchSize: 256,
-          nodeThreshold: 1,
-          edgeThreshold: 1,
-          provider: 'cpu',
-          targets: null,
+    const save = (seed: number) => {
+      const raw = syntheticGraph(seed, {
+        nLayers: L,
+        nPositions: T,
+        nFeatures: F,
+        nLogits: K,
+        edgesPerRow: Math.round((edges / F) * 1.25),
+      });
+      const whole = wholeGraphView(raw);
+      const trace = store.saveTrace({
+        trace: {
+          projectId: store.projects.ensureDefault().id,
+          modelId: benchModel.id,
+          transcoderSetId: benchModel.transcoderSetId,
+          source: 'trace',
+          prompt: `bench ${edges} ${seed}`,
+          tokenIds: Array.from(raw.nodes.promptTokenIds),
+          settings: {
+            maxNLogits: K,
+            desiredLogitProb: 0.95,
+            maxFeatureNodes: null,
+            batchSize: 256,
+            nodeThreshold: 1,
+            edgeThreshold: 1,
+            provider: 'cpu',
+            targets: null,
+          },
         },
-      },
-      raw,
-      views: [{ pruned: whole }],
-    });
+        raw,
+        views: [{ pruned: whole }],
+      });
+      return { raw, whole, trace };
+    };
+    const { raw, whole, trace } = save(7);
     const E = whole.edges.target.length;
     console.log(`\n${nodeLayout(raw.nodes).total} nodes / ${E} edges`);
     const forms = (['json', 'packed'] as const).filter((f) => (flags.form ?? f) === f);
@@ -162,6 +194,37 @@ try {
         k === 'wire.MB' ? `${k} ${median(v).toFixed(1)}` : `${k} ${median(v).toFixed(0)} ms`,
       );
       console.log(`  ${form.padEnd(6)} ${cells.join(' · ')}`);
+    }
+    if (flags.diff) {
+      const other = save(8).trace;
+      const diffFig = { objects: {} as Record<string, number[]>, packed: {} as Record<string, number[]> };
+      let mergedEdges = 0;
+      for (let r = 0; r <= repeat; r++) {
+        for (const form of ['objects', 'packed'] as const) {
+          const add = (k: string, v: number) => {
+            if (r === 0) return;
+            diffFig[form][k] ??= [];
+            diffFig[form][k].push(v);
+          };
+          const params = { a: { traceId: trace.id }, b: { traceId: other.id }, merged: true, edges: form };
+          let t = now();
+          const result = await service.call('graphs.diff', params);
+          add('server.handler', now() - t);
+          add('wire.MB', JSON.stringify({ type: 'result', id: 1, result }).length / 2 ** 20);
+          t = now();
+          const got = await client.call('graphs.diff', params);
+          const arrays = mergedEdgeArrays(got.merged!);
+          add('call+decode', now() - t);
+          mergedEdges = arrays.source.length;
+        }
+      }
+      console.log(`  graphs.diff, merged graph of ${mergedEdges} edges:`);
+      for (const form of ['objects', 'packed'] as const) {
+        const cells = Object.entries(diffFig[form]).map(([k, v]) =>
+          k === 'wire.MB' ? `${k} ${median(v).toFixed(1)}` : `${k} ${median(v).toFixed(0)} ms`,
+        );
+        console.log(`  ${form.padEnd(7)} ${cells.join(' · ')}`);
+      }
     }
   }
 } finally {
