@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # On the GPU machine, from .devrun/ (bench/device/pack.sh): unpack node + onnxruntime, generate the
 # gemma-2-2b-shaped checkpoint, trace it on WebGPU and then on the CPU (same --dump: the CPU run
-# prints its difference from the WebGPU graph). Figures go to $OUT.
+# prints its difference from the WebGPU graph); last, time allowing, WebGPU with the earlier
+# backward/decode defaults. Figures go to $OUT.
 set -u
 cd "$(dirname "$0")"
 T0=$(date +%s)
@@ -25,4 +26,15 @@ echo "rc=$?"; grep -v '^ ' $OUT/cpu.log | tail -4 | cut -c1-1500
 el demo
 timeout 75 bin/node gpu-check.mjs --synthetic none --providers webgpu --repeat 3 --json $OUT/demo.json > $OUT/demo.log 2>&1
 echo "rc=$?"; tail -12 $OUT/demo.log | cut -c1-400
+# What the defaults added since the last device run changed (joined backward output, select
+# injection, decode pool), against the earlier ones: open time and a warm trace, only if the
+# run's 10 minutes allow it.
+left=$(( 580 - $(date +%s) + T0 ))
+if [ "$left" -gt 160 ]; then
+  el "webgpu, earlier defaults"
+  CIRCUIT_BACKWARD_OUTPUTS=layers CIRCUIT_BACKWARD_INJECTION=scatter CIRCUIT_PARALLEL_DECODE=0 \
+    timeout $(( left - 10 )) bin/node gpu-check.mjs --synthetic 2b --skip-demo --providers webgpu --repeat 1 \
+    --cache-dir $C --json $OUT/webgpu-earlier.json > $OUT/webgpu-earlier.log 2>&1
+  echo "rc=$?"; grep -v '^ ' $OUT/webgpu-earlier.log | tail -5 | cut -c1-1500
+fi
 el end
