@@ -9,8 +9,14 @@
  * Arrays are dropped tensor by tensor (the figure is decode speed, not memory).
  */
 import path from 'node:path';
+import { DTYPE_SIZE } from '../electron/engine/checkpoint/dtype.ts';
 import { openCheckpointTensors } from '../electron/engine/checkpoint/open.ts';
-import { DecodePool, decodeThreads, poolDecodable } from '../electron/engine/checkpoint/parallel-decode.ts';
+import {
+  DecodePool,
+  decodeThreads,
+  inOrderAhead,
+  poolDecodable,
+} from '../electron/engine/checkpoint/parallel-decode.ts';
 import type { TensorInfo, TensorStore } from '../electron/engine/checkpoint/tensor.ts';
 import { defaultBenchCacheRoot, ensureSyntheticGemma2, GEMMA2_2B, withLayers } from './synthetic-gemma2.ts';
 
@@ -35,7 +41,9 @@ for (const store of stores)
     const info = store.info(name);
     if (poolDecodable(info)) tensors.push({ store, info });
   }
-const bytes = tensors.reduce((n, t) => n + (t.info.byteLength / 2) * 4, 0);
+/** Float32 bytes a tensor decodes to. */
+const f32Bytes = (t: { info: TensorInfo }) => (t.info.byteLength / DTYPE_SIZE[t.info.dtype]) * 4;
+const bytes = tensors.reduce((n, t) => n + f32Bytes(t), 0);
 log(`${tensors.length} tensors, ${(bytes / 1e9).toFixed(2)} GB of float32, ${threads} threads`);
 
 const t0 = performance.now();
@@ -45,28 +53,7 @@ const serialMs = performance.now() - t0;
 const pool = new DecodePool({ threads });
 const t1 = performance.now();
 // As WeightFeeder.ready does: decodes started ahead within ~1 GiB, taken in order.
-const ahead = 1024 ** 3;
-let next = 0;
-let waiting = 0;
-const pending: Array<{ bytes: number; done: Promise<Float32Array> }> = [];
-const fill = () => {
-  while (
-    next < tensors.length &&
-    (!pending.length || waiting + (tensors[next].info.byteLength / 2) * 4 <= ahead)
-  ) {
-    const t = tensors[next++];
-    const b = (t.info.byteLength / 2) * 4;
-    waiting += b;
-    pending.push({ bytes: b, done: pool.decode(t.info) });
-  }
-};
-fill();
-while (pending.length) {
-  const p = pending.shift() as (typeof pending)[number];
-  await p.done;
-  waiting -= p.bytes;
-  fill();
-}
+for await (const _ of inOrderAhead(tensors, f32Bytes, (t) => pool.decode(t.info), 1024 ** 3));
 const poolMs = performance.now() - t1;
 await pool.close();
 for (const s of stores) s.close();

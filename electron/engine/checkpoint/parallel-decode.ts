@@ -196,6 +196,42 @@ export class DecodePool {
   }
 }
 
+/**
+ * Starts `start(item)` for `items` in order, keeping started-but-not-taken results within
+ * `aheadBytes` (at least one is always started), and yields each result in order as it is taken:
+ * decodes run ahead of whatever the caller does with each (a GPU upload) without holding more
+ * than the budget. A failure is thrown where its result is taken.
+ */
+export async function* inOrderAhead<T, R>(
+  items: readonly T[],
+  bytesOf: (item: T) => number,
+  start: (item: T) => Promise<R>,
+  aheadBytes: number,
+): AsyncGenerator<[T, R]> {
+  const pending: Array<{ item: T; bytes: number; result: Promise<R> }> = [];
+  let next = 0;
+  let waiting = 0;
+  const fill = () => {
+    while (next < items.length && (!pending.length || waiting + bytesOf(items[next]) <= aheadBytes)) {
+      const item = items[next++];
+      const bytes = bytesOf(item);
+      waiting += bytes;
+      const result = start(item);
+      // Not an unhandled rejection while it waits its turn: it is thrown when taken.
+      result.catch(() => {});
+      pending.push({ item, bytes, result });
+    }
+  };
+  fill();
+  while (pending.length) {
+    const { item, bytes, result } = pending.shift() as (typeof pending)[number];
+    const value = await result;
+    waiting -= bytes;
+    fill();
+    yield [item, value];
+  }
+}
+
 let shared: DecodePool | null = null;
 
 /** The process's decode pool (threads started on first use, stopped when idle). */

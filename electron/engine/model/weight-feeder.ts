@@ -18,7 +18,12 @@
  * (checkpoint/parallel-decode.ts), ahead of the uploads on a GPU (a window of decoded tensors
  * waits for the device, not the other way round); small models decode on first use, as before.
  */
-import { type DecodePool, poolDecodable, sharedDecodePool } from '../checkpoint/parallel-decode.ts';
+import {
+  type DecodePool,
+  inOrderAhead,
+  poolDecodable,
+  sharedDecodePool,
+} from '../checkpoint/parallel-decode.ts';
 import type { TensorInfo } from '../checkpoint/tensor.ts';
 import type { DeviceTensors } from '../runtime/device-tensors.ts';
 import { ort } from '../runtime/session.ts';
@@ -169,7 +174,7 @@ export class WeightFeeder {
     const pool = bytes >= this.parallelMinBytes ? this.decodePool : null;
     if (!device && !pool) return;
     const t0 = performance.now();
-    const decode = (name: string, w: FedWeight): Promise<ort.Tensor> => {
+    const decode = ([name, w]: [string, FedWeight]): Promise<ort.Tensor> => {
       const kept = this.residentTensors.get(name);
       if (kept) return Promise.resolve(kept);
       if (pool && w.tensor && poolDecodable(w.tensor)) {
@@ -180,32 +185,11 @@ export class WeightFeeder {
       }
       return Promise.resolve().then(() => new ort.Tensor('float32', w.load(), [...w.dims]));
     };
-    // Decoding ahead: started in order while the bytes waiting stay under the budget.
-    const pending: Array<{ name: string; bytes: number; tensor: Promise<ort.Tensor> }> = [];
-    let next = 0;
-    let waiting = 0;
-    const fill = () => {
-      while (
-        next < todo.length &&
-        (pending.length === 0 || waiting + float32Bytes(todo[next][1].dims) <= DECODE_AHEAD_BYTES)
-      ) {
-        const [name, w] = todo[next++];
-        const b = float32Bytes(w.dims);
-        waiting += b;
-        const tensor = decode(name, w);
-        // A failure is thrown where it is awaited (below), not as an unhandled rejection.
-        tensor.catch(() => {});
-        pending.push({ name, bytes: b, tensor });
-      }
-    };
     let moved = false;
     try {
-      fill();
-      while (pending.length) {
-        const { name, bytes: b, tensor } = pending.shift() as (typeof pending)[number];
-        const host = await tensor;
-        waiting -= b;
-        fill();
+      const decoded = inOrderAhead(todo, ([, w]) => float32Bytes(w.dims), decode, DECODE_AHEAD_BYTES);
+      for await (const [[name, w], host] of decoded) {
+        const b = float32Bytes(w.dims);
         const kept = this.residentTensors.get(name);
         if (!device) {
           if (!kept) {

@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DecodePool } from '../../../electron/engine/checkpoint/parallel-decode.ts';
+import { DecodePool, inOrderAhead } from '../../../electron/engine/checkpoint/parallel-decode.ts';
 import { openSafetensors, type SafetensorsFile } from '../../../electron/engine/checkpoint/safetensors.ts';
 import { writeSafetensors } from '../../../electron/engine/checkpoint/safetensors-writer.ts';
 import { EngineError } from '../../../electron/engine/errors.ts';
@@ -101,5 +101,56 @@ describe('parallel decode', () => {
     while (pool.running > 0 && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 50));
     expect(pool.running).toBe(0);
     expect(Array.from(await pool.decode(store.info('bf16')))).toEqual(Array.from(store.readFloat32('bf16')));
+  });
+});
+
+describe('in order, ahead within a budget', () => {
+  it('starts results ahead within the byte budget (at least one), yields them in order', async () => {
+    const sizes = [5, 3, 4, 9, 1, 2];
+    let started = 0;
+    let taken = 0;
+    let mostAhead = 0;
+    const aheadBytes = () => sizes.slice(taken, started).reduce((a, b) => a + b, 0);
+    const got: number[] = [];
+    const run = inOrderAhead(
+      sizes.map((_, i) => i),
+      (i) => sizes[i],
+      async (i) => {
+        started++;
+        // Later items finish first: order comes from the taking, not the finishing.
+        await new Promise((r) => setTimeout(r, (sizes.length - i) * 2));
+        return i * 10;
+      },
+      8,
+    );
+    for await (const [i, v] of run) {
+      taken++;
+      // Started and waiting to be taken, once this one is out: within 8, or a single item.
+      if (started - taken > 1) mostAhead = Math.max(mostAhead, aheadBytes());
+      got.push(i, v);
+    }
+    expect(got).toEqual([0, 0, 1, 10, 2, 20, 3, 30, 4, 40, 5, 50]);
+    expect(started).toBe(sizes.length);
+    expect(mostAhead).toBeLessThanOrEqual(8);
+    expect(mostAhead).toBeGreaterThan(0);
+  });
+
+  it('throws a failure when its result is taken, after the ones before it', async () => {
+    const got: number[] = [];
+    const run = inOrderAhead(
+      [0, 1, 2],
+      () => 1,
+      async (i) => {
+        if (i === 1) throw new Error('item 1 failed');
+        return i;
+      },
+      10,
+    );
+    await expect(
+      (async () => {
+        for await (const [i] of run) got.push(i);
+      })(),
+    ).rejects.toThrow('item 1 failed');
+    expect(got).toEqual([0]);
   });
 });
