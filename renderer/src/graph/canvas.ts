@@ -268,6 +268,25 @@ function seedStates(s: StateStoreLike, graph: G): void {
   );
 }
 
+/**
+ * Runs `fn` with the graph's listeners for `events` (sigma's per-item handlers) detached, and
+ * puts them back after: the callers do for a batch what those handlers do per item.
+ */
+function withoutListeners(
+  g: G,
+  events: ReadonlyArray<'edgeAdded' | 'edgeDropped' | 'nodeAdded' | 'nodeDropped'>,
+  fn: () => void,
+): void {
+  const saved = events.map((ev) => ({ ev, listeners: g.listeners(ev) }));
+  for (const ev of events) g.removeAllListeners(ev);
+  try {
+    fn();
+  } finally {
+    for (const { ev, listeners } of saved)
+      for (const l of listeners) g.on(ev, l as (...args: unknown[]) => void);
+  }
+}
+
 /** A fresh item state, as sigma makes it (made for a key that no item has, then forgotten). */
 function stateTemplate(states: Map<string, object>, make: (k: string) => object): object {
   const probe = '\u0000template';
@@ -679,10 +698,6 @@ export class GraphCanvas {
       return;
     }
     const inner = s as unknown as SigmaIndexLike;
-    const onEdge = g.listeners('edgeDropped');
-    const onNode = g.listeners('nodeDropped');
-    g.removeAllListeners('edgeDropped');
-    g.removeAllListeners('nodeDropped');
     const siblings = new Set<string>();
     const tail = this.edgeTail;
     const dropEdge = (e: string) => {
@@ -693,7 +708,7 @@ export class GraphCanvas {
       inner.removeEdge(e);
       siblings.delete(e);
     };
-    try {
+    withoutListeners(g, ['edgeDropped', 'nodeDropped'], () => {
       for (const e of edges) if (g.hasEdge(e)) dropEdge(e);
       for (const n of nodes) {
         if (!g.hasNode(n)) continue;
@@ -701,10 +716,7 @@ export class GraphCanvas {
         g.dropNode(n);
         inner.removeNode(n);
       }
-    } finally {
-      for (const l of onEdge) g.on('edgeDropped', l as (...args: unknown[]) => void);
-      for (const l of onNode) g.on('nodeDropped', l as (...args: unknown[]) => void);
-    }
+    });
     // Parallel edges left in a group are re-styled (their spread changes), as sigma does.
     for (const sib of siblings) if (g.hasEdge(sib)) inner.addEdge(sib);
     if (siblings.size) tail?.invalidate();
@@ -731,24 +743,19 @@ export class GraphCanvas {
     const inner = s as unknown as SigmaIndexLike;
     const m = (s as unknown as StateStoreLike).stateManager;
     const template = stateTemplate(m.edgeStates, (k) => m.getEdgeState(k));
-    const onEdge = g.listeners('edgeAdded');
-    g.removeAllListeners('edgeAdded');
-    try {
+    withoutListeners(g, ['edgeAdded'], () => {
       for (const e of edges) {
         g.addEdgeWithKey(e.key, e.source, e.target, e.attrs);
         if (!m.edgeStates.has(e.key)) m.edgeStates.set(e.key, { ...template });
         inner.edgeGroups.register(e.key);
         inner.addEdge(e.key);
         for (const sib of inner.edgeGroups.getSiblings(e.key)) {
-          if (sib === e.key) continue;
           // A parallel edge's spread changed: its built data is stale.
           inner.addEdge(sib);
           this.edgeTail?.invalidate();
         }
       }
-    } finally {
-      for (const l of onEdge) g.on('edgeAdded', l as (...args: unknown[]) => void);
-    }
+    });
     this.edgeTail?.added(edges.map((e) => e.key));
     s.scheduleRender();
   }
@@ -769,17 +776,13 @@ export class GraphCanvas {
     const inner = s as unknown as SigmaIndexLike;
     const m = (s as unknown as StateStoreLike).stateManager;
     const template = stateTemplate(m.nodeStates, (k) => m.getNodeState(k));
-    const onNode = g.listeners('nodeAdded');
-    g.removeAllListeners('nodeAdded');
-    try {
+    withoutListeners(g, ['nodeAdded'], () => {
       for (const n of nodes) {
         g.addNode(n.key, n.attrs);
         if (!m.nodeStates.has(n.key)) m.nodeStates.set(n.key, { ...template });
         inner.addNode(n.key);
       }
-    } finally {
-      for (const l of onNode) g.on('nodeAdded', l as (...args: unknown[]) => void);
-    }
+    });
     inner.pendingProcess = 'full';
     // Rebuild batches: the frame comes after the last batch (one re-process, not one per batch).
     if (render) s.scheduleRender();
