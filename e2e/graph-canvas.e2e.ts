@@ -119,6 +119,31 @@ async function counts(): Promise<{ nodes: number; edges: number; big: boolean }>
   });
 }
 
+/** A feature of the middle layers (links both ways, below the focus cap), other than `except`. */
+async function middleFeature(except = ''): Promise<string> {
+  return page.evaluate((first) => {
+    const host = globalThis as unknown as {
+      __circuitCanvases: Set<{ instance: { getGraph(): { nodes(): string[] } } }>;
+    };
+    const nodes = [...host.__circuitCanvases][0].instance.getGraph().nodes();
+    return nodes.find((n) => n !== first && /^1[0-5]_\d+_\d+_\d+$/.test(n)) as string;
+  }, except);
+}
+
+/** The graph's nodes, and how many of them sigma draws (has display data for). */
+async function drawnNodes(): Promise<{ nodes: number; drawn: number }> {
+  return page.evaluate(() => {
+    const host = globalThis as unknown as {
+      __circuitCanvases: Set<{
+        instance: { getGraph(): { nodes(): string[] }; getNodeDisplayData(n: string): unknown };
+      }>;
+    };
+    const s = [...host.__circuitCanvases][0].instance;
+    const nodes = s.getGraph().nodes();
+    return { nodes: nodes.length, drawn: nodes.filter((n) => s.getNodeDisplayData(n) !== undefined).length };
+  });
+}
+
 describe.skipIf(!chromiumAvailable())('graph canvas: O(degree) updates in a big graph', () => {
   beforeAll(async () => {
     out = fs.mkdtempSync(path.join(os.tmpdir(), 'cw-canvas-e2e-'));
@@ -182,13 +207,7 @@ describe.skipIf(!chromiumAvailable())('graph canvas: O(degree) updates in a big 
     expect(rest.big).toBe(true);
     expect(rest.nodes).toBe(NODES);
     // A feature in the middle layers: links both ways, well below the focus cap.
-    const id = await page.evaluate(() => {
-      const host = globalThis as unknown as {
-        __circuitCanvases: Set<{ instance: { getGraph(): { nodes(): string[] } } }>;
-      };
-      const nodes = [...host.__circuitCanvases][0].instance.getGraph().nodes();
-      return nodes.find((n) => /^1[0-5]_\d+_\d+_\d+$/.test(n)) as string;
-    });
+    const id = await middleFeature();
     const d = await page.evaluate((n) => (globalThis as unknown as { bench: BenchLike }).bench.degree(n), id);
     expect(d).toBeGreaterThan(5);
 
@@ -250,19 +269,8 @@ describe.skipIf(!chromiumAvailable())('graph canvas: O(degree) updates in a big 
     });
     expect(same).toBe(true);
     // Every node sigma draws is in the graph, and a dropped one is gone from sigma too.
-    const consistent = await page.evaluate(() => {
-      const host = globalThis as unknown as {
-        __circuitCanvases: Set<{
-          instance: { getGraph(): { nodes(): string[] }; getNodeDisplayData(n: string): unknown };
-        }>;
-      };
-      const s = [...host.__circuitCanvases][0].instance;
-      return s
-        .getGraph()
-        .nodes()
-        .every((n) => s.getNodeDisplayData(n) !== undefined);
-    });
-    expect(consistent).toBe(true);
+    const consistent = await drawnNodes();
+    expect(consistent.drawn).toBe(consistent.nodes);
     // Loosening again restores the full view: every node back in sigma, no full refresh.
     const back = await page.evaluate(() => {
       const g = globalThis as unknown as { __tally: Record<string, number> };
@@ -274,18 +282,7 @@ describe.skipIf(!chromiumAvailable())('graph canvas: O(degree) updates in a big 
     expect(back.counts.edges).toBe(before.edges);
     expect(added.fullRefreshes).toBe(0);
     expect(added.nodeProcesses).toBeLessThanOrEqual(2);
-    const drawn = await page.evaluate(() => {
-      const host = globalThis as unknown as {
-        __circuitCanvases: Set<{
-          instance: { getGraph(): { nodes(): string[] }; getNodeDisplayData(n: string): unknown };
-        }>;
-      };
-      const s = [...host.__circuitCanvases][0].instance;
-      return s
-        .getGraph()
-        .nodes()
-        .filter((n) => s.getNodeDisplayData(n) !== undefined).length;
-    });
+    const { drawn } = await drawnNodes();
     expect(drawn).toBe(NODES);
     expect(pageErrors).toEqual([]);
   });
@@ -301,18 +298,7 @@ describe.skipIf(!chromiumAvailable())('graph canvas: O(degree) updates in a big 
     expect(done.edges).toBe(loaded.drawnEdges);
     // Every node in sigma's buffers, and the same thresholds again change nothing (no node or
     // edge was left out or added twice by the batches).
-    const drawn = await page.evaluate(() => {
-      const host = globalThis as unknown as {
-        __circuitCanvases: Set<{
-          instance: { getGraph(): { nodes(): string[] }; getNodeDisplayData(n: string): unknown };
-        }>;
-      };
-      const s = [...host.__circuitCanvases][0].instance;
-      return s
-        .getGraph()
-        .nodes()
-        .filter((n) => s.getNodeDisplayData(n) !== undefined).length;
-    });
+    const { drawn } = await drawnNodes();
     expect(drawn).toBe(loaded.sceneNodes);
     const again = await page.evaluate(() =>
       (globalThis as unknown as { bench: BenchLike }).bench.refilter(0.8, 0.98),
@@ -337,13 +323,7 @@ describe.skipIf(!chromiumAvailable())('graph canvas: O(degree) updates in a big 
       return [s.nodeProgram, s.edgeProgram].map((p) => (p ? p.pickProgram !== null : 'missing'));
     });
     expect(twins).toEqual([false, false]);
-    const id = await page.evaluate(() => {
-      const host = globalThis as unknown as {
-        __circuitCanvases: Set<{ instance: { getGraph(): { nodes(): string[] } } }>;
-      };
-      const nodes = [...host.__circuitCanvases][0].instance.getGraph().nodes();
-      return nodes.find((n) => /^1[0-5]_\d+_\d+_\d+$/.test(n)) as string;
-    });
+    const id = await middleFeature();
     /**
      * Sigma's edge buffer as drawn: every graph edge at one position inside the drawn ranges,
      * no position drawn twice or left over; and the frame's pixels, drawn now and again after a
@@ -443,13 +423,7 @@ describe.skipIf(!chromiumAvailable())('graph canvas: O(degree) updates in a big 
     expect(h.differing).toBeLessThanOrEqual(20);
 
     // Hover elsewhere and leave: the tail is rewritten, still no rebuild.
-    const other = await page.evaluate((first) => {
-      const host = globalThis as unknown as {
-        __circuitCanvases: Set<{ instance: { getGraph(): { nodes(): string[] } } }>;
-      };
-      const nodes = [...host.__circuitCanvases][0].instance.getGraph().nodes();
-      return nodes.find((n) => n !== first && /^1[0-5]_\d+_\d+_\d+$/.test(n)) as string;
-    }, id);
+    const other = await middleFeature(id);
     // (inspect's rebuild made the hovered links part of the built edges: start over.)
     await measure(canvasCall('setHover(null)'));
     await measure(canvasCall(`setHover(${JSON.stringify(id)})`));
