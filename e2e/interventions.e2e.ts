@@ -17,15 +17,11 @@ import {
   closeAll,
   countOf,
   mainPaneNodeAttribute,
-  openPage,
   openTrace,
   pinFromSearch,
-  registerModel,
   shot,
-  startBackend,
-  storeOneDashboard,
   tid,
-  traceToDone,
+  tracedWorkbench,
 } from './helpers/workbench.ts';
 
 let server: RunningServer;
@@ -43,16 +39,16 @@ const pageErrors: string[] = [];
 // take most of the default two minutes.
 describe.skipIf(!chromiumAvailable())('interventions', { timeout: 240_000 }, () => {
   beforeAll(async () => {
-    const b = await startBackend();
-    ({ server, api, model } = b);
-    const modelId = await registerModel(b, model.demo ? 'gemma2-demo (clt)' : 'tiny-gemma2 (fixture)');
-    const [trace, opened] = await Promise.all([
-      traceToDone(api, { modelId, prompt: model.prompt, settings: { nodeThreshold: 0.9 } }, 120_000),
-      openPage(server, pageErrors, { viewport: { width: 1600, height: 950 }, goto: false }),
-    ]);
-    ivTraceId = trace.id;
-    await storeOneDashboard(api, trace.transcoderSetId as number);
-    ({ browser, page } = opened);
+    ({
+      server,
+      api,
+      model,
+      browser,
+      page,
+      trace: { id: ivTraceId },
+    } = await tracedWorkbench(pageErrors, {
+      settings: () => ({ nodeThreshold: 0.9 }),
+    }));
   });
 
   afterAll(() => closeAll({ server, api }, browser));

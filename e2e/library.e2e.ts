@@ -13,15 +13,10 @@ import type { RunningServer } from './helpers/server.ts';
 import {
   closeAll,
   mainPaneNodeAttribute,
-  openPage,
   openTrace,
-  registerModel,
   shot,
-  startBackend,
-  storeOneDashboard,
   tid,
-  traceToDone,
-  uiTraceSettings,
+  tracedWorkbench,
 } from './helpers/workbench.ts';
 
 let server: RunningServer;
@@ -36,6 +31,13 @@ let other = { prompt: '', word: '' };
 const pageErrors: string[] = [];
 
 /** The most important feature (least cumulative influence) of the trace's default view. */
+/** The library's one other prompt, and a word only it has. */
+function otherPrompt(m: E2EModel) {
+  return m.demo
+    ? { prompt: 'The beaches near Honolulu are', word: 'Honolulu' }
+    : { prompt: 'w50 w51 w52 w53', word: 'w51' };
+}
+
 async function strongestFeature() {
   const view = await api.call('graphs.view', { traceId });
   const feat = view.nodes
@@ -47,21 +49,15 @@ async function strongestFeature() {
 
 describe.skipIf(!chromiumAvailable())('library', () => {
   beforeAll(async () => {
-    const b = await startBackend();
-    ({ server, api, model } = b);
-    const modelId = await registerModel(b, model.demo ? 'gemma2-demo (clt)' : 'tiny-gemma2 (fixture)');
-    const settings = uiTraceSettings(model);
-    other = model.demo
-      ? { prompt: 'The beaches near Honolulu are', word: 'Honolulu' }
-      : { prompt: 'w50 w51 w52 w53', word: 'w51' };
-    const [, trace, opened] = await Promise.all([
-      traceToDone(api, { modelId, prompt: other.prompt, settings }, 120_000),
-      traceToDone(api, { modelId, prompt: model.prompt, settings }, 120_000),
-      openPage(server, pageErrors, { viewport: { width: 1600, height: 950 }, goto: false }),
-    ]);
-    traceId = trace.id;
-    await storeOneDashboard(api, trace.transcoderSetId as number);
-    ({ browser, page } = opened);
+    ({
+      server,
+      api,
+      model,
+      browser,
+      page,
+      trace: { id: traceId },
+    } = await tracedWorkbench(pageErrors, { alsoTrace: (m) => [otherPrompt(m).prompt] }));
+    other = otherPrompt(model);
   });
 
   afterAll(() => closeAll({ server, api }, browser));

@@ -15,17 +15,12 @@ import type { RunningServer } from './helpers/server.ts';
 import {
   canvasInk,
   closeAll,
-  openPage,
   openTrace,
   pinFromSearch,
-  registerModel,
   SHOTS,
   shot,
-  startBackend,
-  storeOneDashboard,
   tid,
-  traceToDone,
-  uiTraceSettings,
+  tracedWorkbench,
 } from './helpers/workbench.ts';
 
 let server: RunningServer;
@@ -97,20 +92,16 @@ async function openGroupedSubgraph(): Promise<void> {
 
 describe.skipIf(!chromiumAvailable())('subgraph: pins, groups, export', () => {
   beforeAll(async () => {
-    const b = await startBackend();
-    ({ server, api, model } = b);
-    const modelId = await registerModel(b, model.demo ? 'gemma2-demo (clt)' : 'tiny-gemma2 (fixture)');
-    const [trace, opened] = await Promise.all([
-      traceToDone(api, { modelId, prompt: model.prompt, settings: uiTraceSettings(model) }, 120_000),
-      openPage(server, pageErrors, {
-        viewport: { width: 1600, height: 950 },
-        acceptDownloads: true,
-        goto: false,
-      }),
-    ]);
-    traceId = trace.id;
-    await storeOneDashboard(api, trace.transcoderSetId as number);
-    ({ browser, page } = opened);
+    ({
+      server,
+      api,
+      model,
+      browser,
+      page,
+      trace: { id: traceId },
+    } = await tracedWorkbench(pageErrors, {
+      acceptDownloads: true,
+    }));
   });
 
   afterAll(() => closeAll({ server, api }, browser));

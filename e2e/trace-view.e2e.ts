@@ -10,20 +10,7 @@ import type { ApiClient, FeatureRecord } from '../electron/api/contract.ts';
 import { chromiumAvailable } from './helpers/browser.ts';
 import type { E2EModel } from './helpers/model.ts';
 import type { RunningServer } from './helpers/server.ts';
-import {
-  canvasInk,
-  closeAll,
-  countOf,
-  openPage,
-  openTrace,
-  registerModel,
-  shot,
-  startBackend,
-  storeOneDashboard,
-  tid,
-  traceToDone,
-  uiTraceSettings,
-} from './helpers/workbench.ts';
+import { canvasInk, closeAll, countOf, openTrace, shot, tid, tracedWorkbench } from './helpers/workbench.ts';
 
 let server: RunningServer;
 let browser: Browser;
@@ -35,16 +22,14 @@ const pageErrors: string[] = [];
 
 describe.skipIf(!chromiumAvailable())('a traced graph: inspector, threshold, canvas, compare', () => {
   beforeAll(async () => {
-    const b = await startBackend();
-    ({ server, api, model } = b);
-    const modelId = await registerModel(b, model.demo ? 'gemma2-demo (clt)' : 'tiny-gemma2 (fixture)');
-    const [trace, opened] = await Promise.all([
-      traceToDone(api, { modelId, prompt: model.prompt, settings: uiTraceSettings(model) }, 120_000),
-      openPage(server, pageErrors, { viewport: { width: 1600, height: 950 }, goto: false }),
-    ]);
-    traceId = trace.id;
-    await storeOneDashboard(api, trace.transcoderSetId as number);
-    ({ browser, page } = opened);
+    ({
+      server,
+      api,
+      model,
+      browser,
+      page,
+      trace: { id: traceId },
+    } = await tracedWorkbench(pageErrors));
   });
 
   afterAll(() => closeAll({ server, api }, browser));

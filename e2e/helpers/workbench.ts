@@ -1,7 +1,7 @@
 /**
  * What every e2e file sets up: a `circuit serve` over a fresh library with its API client, the
  * e2e model, a Chromium page on the UI, and the way back down; plus tracing through the API to
- * seed a test.
+ * seed a test (tracedWorkbench: all of it for the files that test one traced graph).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -185,4 +185,49 @@ export async function storeOneDashboard(api: ApiClient, transcoderSetId: number)
       },
     ],
   });
+}
+
+/** A backend with the e2e model traced and a page open on it (tracedWorkbench). */
+export interface TracedWorkbench extends Backend {
+  browser: Browser;
+  page: Page;
+  modelId: number;
+  /** The model's prompt, traced. */
+  trace: TraceRecord;
+}
+
+/**
+ * The set-up of the files that test one traced graph: a backend, the e2e model registered, its
+ * prompt traced with `settings` (default uiTraceSettings) together with `alsoTrace` prompts,
+ * one dashboard stored (storeOneDashboard), and a 1600×950 page not yet navigated.
+ */
+export async function tracedWorkbench(
+  pageErrors: string[],
+  opts: {
+    settings?: (model: E2EModel) => Record<string, number>;
+    alsoTrace?: (model: E2EModel) => string[];
+    acceptDownloads?: boolean;
+  } = {},
+): Promise<TracedWorkbench> {
+  const b = await startBackend();
+  const { api, model } = b;
+  const modelId = await registerModel(b, model.demo ? 'gemma2-demo (clt)' : 'tiny-gemma2 (fixture)');
+  const settings = (opts.settings ?? uiTraceSettings)(model);
+  // The other prompts are queued first (older in the library), all traced while the page opens.
+  const others = (opts.alsoTrace?.(model) ?? []).map((prompt) =>
+    traceToDone(api, { modelId, prompt, settings }, 120_000),
+  );
+  const [[trace, opened]] = await Promise.all([
+    Promise.all([
+      traceToDone(api, { modelId, prompt: model.prompt, settings }, 120_000),
+      openPage(b.server, pageErrors, {
+        viewport: { width: 1600, height: 950 },
+        acceptDownloads: opts.acceptDownloads,
+        goto: false,
+      }),
+    ]),
+    ...others,
+  ]);
+  await storeOneDashboard(api, trace.transcoderSetId as number);
+  return { ...b, ...opened, modelId, trace };
 }
