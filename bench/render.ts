@@ -20,6 +20,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 import { build } from 'vite';
+import type { BenchApi, Latencies, MeasuredFrames } from '../renderer/bench/bench-api.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -75,34 +76,6 @@ const browser = await chromium.launch({
   ],
 });
 
-interface Stats {
-  median: number;
-  p95: number;
-}
-interface Measured {
-  frames: number;
-  total: Stats;
-  js: Stats;
-}
-type Bench = {
-  load(
-    n: number,
-    e: number,
-  ): Promise<{
-    nodes: number;
-    edges: number;
-    drawnEdges: number;
-    prepMs: number;
-    firstFrameMs: number;
-    completeMs: number;
-  }>;
-  heapMb(): number | null;
-  prewarmMs(): number;
-  frameCount(): number;
-  framesSince(from: number): Measured;
-  nodeTargets(k: number): Array<{ x: number; y: number; id: string }>;
-  latencies(): { hover: Stats; hoverN: number; click: Stats; clickN: number };
-};
 interface Row {
   size: string;
   prewarm: number;
@@ -111,9 +84,9 @@ interface Row {
   first: number;
   complete: number;
   heap: number | null;
-  pan: Measured;
-  hover: Measured;
-  lat: { hover: Stats; hoverN: number; click: Stats; clickN: number };
+  pan: MeasuredFrames;
+  hover: MeasuredFrames;
+  lat: Latencies;
 }
 
 const STEPS = Number(process.env.BENCH_FRAMES ?? 20);
@@ -124,11 +97,11 @@ try {
     page.on('pageerror', (err) => console.error('page error:', err.message));
     await page.goto(`http://127.0.0.1:${port}/`);
     await page.waitForFunction(() => 'bench' in globalThis);
-    const bench = <T>(f: (b: Bench, arg: [number, number]) => T, arg: [number, number] = [0, 0]) =>
+    const bench = <T>(f: (b: BenchApi, arg: [number, number]) => T, arg: [number, number] = [0, 0]) =>
       page.evaluate(
         ([src, a]) =>
           new Function('b', 'arg', `return (${src})(b, arg)`)(
-            (globalThis as unknown as { bench: Bench }).bench,
+            (globalThis as unknown as { bench: BenchApi }).bench,
             a,
           ),
         [f.toString(), arg] as const,
@@ -156,7 +129,7 @@ try {
     const heap = await bench((b) => b.heapMb());
     const waitFrame = async (before: number) => {
       await page.waitForFunction(
-        (c) => (globalThis as unknown as { bench: Bench }).bench.frameCount() > c,
+        (c) => (globalThis as unknown as { bench: BenchApi }).bench.frameCount() > c,
         before,
         { timeout: 120_000 },
       );

@@ -11,6 +11,7 @@ import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { BenchApi } from '../renderer/bench/bench-api.ts';
 import { chromiumAvailable, launchChromium } from './helpers/browser.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -22,26 +23,6 @@ let server: http.Server | null = null;
 let browser: Browser | null = null;
 let page: Page;
 const pageErrors: string[] = [];
-
-/** What the harness page exposes (renderer/bench/harness.ts). */
-interface BenchLike {
-  load(
-    n: number,
-    e: number,
-  ): Promise<{
-    nodes: number;
-    edges: number;
-    drawnEdges: number;
-    sceneNodes: number;
-    firstFrameNodes: number;
-  }>;
-  degree(id: string): number;
-  prewarmMs(): number;
-  refilter(
-    nodeThreshold: number,
-    edgeThreshold: number,
-  ): Promise<{ ms: number; sceneNodes: number; counts: { nodes: number; edges: number } }>;
-}
 
 /** Counters the page keeps on the canvas's sigma instance (see instrument). */
 interface Tally {
@@ -174,7 +155,7 @@ describe.skipIf(!chromiumAvailable())('graph canvas: O(degree) updates in a big 
     page.on('pageerror', (err) => pageErrors.push(err.message));
     await page.goto(`http://127.0.0.1:${port}/`);
     await page.waitForFunction(() => 'bench' in globalThis);
-    await page.evaluate(([n, e]) => (globalThis as unknown as { bench: BenchLike }).bench.load(n, e), [
+    await page.evaluate(([n, e]) => (globalThis as unknown as { bench: BenchApi }).bench.load(n, e), [
       NODES,
       EDGES,
     ] as const);
@@ -189,7 +170,7 @@ describe.skipIf(!chromiumAvailable())('graph canvas: O(degree) updates in a big 
 
   it('the page compiled the canvas shaders at start (prewarmShaders) and left nothing behind', async () => {
     const left = await page.evaluate(() => ({
-      ms: (globalThis as unknown as { bench: BenchLike }).bench.prewarmMs(),
+      ms: (globalThis as unknown as { bench: BenchApi }).bench.prewarmMs(),
       // The harness page's own elements only: no hidden container or canvas is left.
       canvasesOutsideGraph: [...document.querySelectorAll('canvas')].filter(
         (c) => !(document.getElementById('graph') as HTMLElement).contains(c),
@@ -208,7 +189,7 @@ describe.skipIf(!chromiumAvailable())('graph canvas: O(degree) updates in a big 
     expect(rest.nodes).toBe(NODES);
     // A feature in the middle layers: links both ways, well below the focus cap.
     const id = await middleFeature();
-    const d = await page.evaluate((n) => (globalThis as unknown as { bench: BenchLike }).bench.degree(n), id);
+    const d = await page.evaluate((n) => (globalThis as unknown as { bench: BenchApi }).bench.degree(n), id);
     expect(d).toBeGreaterThan(5);
 
     const hover = await measure(canvasCall(`setHover(${JSON.stringify(id)})`));
@@ -256,7 +237,7 @@ describe.skipIf(!chromiumAvailable())('graph canvas: O(degree) updates in a big 
       ][0].instance;
     });
     const r = await page.evaluate(() =>
-      (globalThis as unknown as { bench: BenchLike }).bench.refilter(0.5, 0.9),
+      (globalThis as unknown as { bench: BenchApi }).bench.refilter(0.5, 0.9),
     );
     const tally = await page.evaluate(() => ({ ...(globalThis as unknown as { __tally: Tally }).__tally }));
     expect(r.sceneNodes).toBeLessThan(before.nodes);
@@ -275,7 +256,7 @@ describe.skipIf(!chromiumAvailable())('graph canvas: O(degree) updates in a big 
     const back = await page.evaluate(() => {
       const g = globalThis as unknown as { __tally: Record<string, number> };
       for (const k of Object.keys(g.__tally)) g.__tally[k] = 0;
-      return (globalThis as unknown as { bench: BenchLike }).bench.refilter(0.8, 0.98);
+      return (globalThis as unknown as { bench: BenchApi }).bench.refilter(0.8, 0.98);
     });
     const added = await page.evaluate(() => ({ ...(globalThis as unknown as { __tally: Tally }).__tally }));
     expect(back.counts.nodes).toBe(NODES);
@@ -289,7 +270,7 @@ describe.skipIf(!chromiumAvailable())('graph canvas: O(degree) updates in a big 
 
   it('a big rebuild draws a first frame with part of the nodes, then ends with the whole scene', async () => {
     const loaded = await page.evaluate(() =>
-      (globalThis as unknown as { bench: BenchLike }).bench.load(6000, 60_000),
+      (globalThis as unknown as { bench: BenchApi }).bench.load(6000, 60_000),
     );
     expect(loaded.sceneNodes).toBeGreaterThan(2000);
     expect(loaded.firstFrameNodes).toBeLessThan(loaded.sceneNodes);
@@ -301,7 +282,7 @@ describe.skipIf(!chromiumAvailable())('graph canvas: O(degree) updates in a big 
     const { drawn } = await drawnNodes();
     expect(drawn).toBe(loaded.sceneNodes);
     const again = await page.evaluate(() =>
-      (globalThis as unknown as { bench: BenchLike }).bench.refilter(0.8, 0.98),
+      (globalThis as unknown as { bench: BenchApi }).bench.refilter(0.8, 0.98),
     );
     expect(again.counts.nodes).toBe(done.nodes);
     expect(again.counts.edges).toBe(done.edges);

@@ -8,6 +8,7 @@ import { GraphCanvas, prewarmShaders } from '../src/graph/canvas.ts';
 import { filterView } from '../src/graph/filter.ts';
 import { layeredLayout } from '../src/graph/layout.ts';
 import { crowdScale, sceneFromView } from '../src/graph/scene.ts';
+import type { BenchApi } from './bench-api.ts';
 
 function rng(seed: number): () => number {
   let s = seed >>> 0;
@@ -336,16 +337,15 @@ function degree(id: string): number {
 /** As the app does when it starts (main.ts): the canvas's shaders compiled before any graph. */
 const prewarmMs = prewarmShaders();
 
-Object.assign(window, {
-  bench: {
-    load,
-    heapMb,
-    frameCount,
-    framesSince,
-    nodeTargets,
-    latencies,
-    refilter,
-    degree,
-    prewarmMs: () => prewarmMs,
-  },
-});
+const bench: BenchApi = {
+  load,
+  heapMb,
+  frameCount,
+  framesSince,
+  nodeTargets,
+  latencies,
+  refilter,
+  degree,
+  prewarmMs: () => prewarmMs,
+};
+Object.assign(window, { bench });
