@@ -10,6 +10,8 @@ import type { DecodeRun, DecodeRunReply } from './parallel-decode.ts';
 
 /** Bytes read per piece (a tensor is decoded through it; F32 is read in place). */
 const PIECE_BYTES = 8 * 1024 * 1024;
+/** Bytes of an F32 tensor read in place per view. */
+const F32_WINDOW_BYTES = 1 << 30;
 
 const port = parentPort;
 if (!port) throw new Error('decode-thread runs as a worker thread');
@@ -20,7 +22,7 @@ let piece: Uint8Array | null = null;
 function readFully(fd: number, into: Uint8Array, length: number, position: number): void {
   let done = 0;
   while (done < length) {
-    const n = fs.readSync(fd, into, done, Math.min(length - done, 1 << 30), position + done);
+    const n = fs.readSync(fd, into, done, length - done, position + done);
     if (n === 0) {
       throw Object.assign(new Error(`file ends ${length - done} bytes short of the tensor's data`), {
         truncated: true,
@@ -34,7 +36,11 @@ function readFully(fd: number, into: Uint8Array, length: number, position: numbe
 function decode(fd: number, run: DecodeRun, out: Float32Array): DecodeRunReply | null {
   const size = DTYPE_SIZE[run.dtype];
   if (run.dtype === 'F32') {
-    readFully(fd, new Uint8Array(out.buffer, out.byteOffset, out.byteLength), out.byteLength, run.byteOffset);
+    // In place, a window at a time: one Uint8Array view cannot span more than 4 GiB.
+    for (let at = 0; at < out.byteLength; at += F32_WINDOW_BYTES) {
+      const m = Math.min(F32_WINDOW_BYTES, out.byteLength - at);
+      readFully(fd, new Uint8Array(out.buffer, out.byteOffset + at, m), m, run.byteOffset + at);
+    }
   } else {
     if (!piece) piece = new Uint8Array(PIECE_BYTES);
     const step = Math.floor(PIECE_BYTES / size);

@@ -11,6 +11,7 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { decodeToFloat32, encodeFromFloat32 } from '../../../electron/engine/checkpoint/dtype.ts';
 import { IO_CHUNK, MAX_TYPED_ARRAY_LENGTH } from '../../../electron/engine/checkpoint/file-reader.ts';
+import { DecodePool } from '../../../electron/engine/checkpoint/parallel-decode.ts';
 import { openSafetensors } from '../../../electron/engine/checkpoint/safetensors.ts';
 import {
   encodeSafetensors,
@@ -129,6 +130,34 @@ describe('offsets past 4 GiB (sparse files)', () => {
       st.close();
       fs.rmSync(file, { force: true });
     }
+  });
+
+  it('decodes on the pool a tensor that starts after 2^32 bytes of data', async () => {
+    const pad = 2 ** 32 + 8;
+    const values = Float32Array.of(1.5, -2, 3.25, 1e-30, 7);
+    const pool = new DecodePool({ threads: 1 });
+    for (const dtype of ['F32', 'BF16'] as const) {
+      let file: string;
+      try {
+        file = sparseFile(`far-pool-${dtype}.safetensors`, pad, {
+          dtype,
+          shape: [5],
+          bytes: encodeFromFloat32(dtype, values),
+        });
+      } catch (e) {
+        console.warn(`skipped: no sparse 4 GiB file here (${(e as Error).message})`);
+        await pool.close();
+        return;
+      }
+      const st = openSafetensors(file);
+      try {
+        expect(Array.from(await pool.decode(st.info('tail')))).toEqual(Array.from(st.readFloat32('tail')));
+      } finally {
+        st.close();
+        fs.rmSync(file, { force: true });
+      }
+    }
+    await pool.close();
   });
 
   it('refuses a float32 tensor with more elements than one typed array holds', () => {
