@@ -14,7 +14,7 @@ import { DEFAULT_MAX_FEATURE_NODES } from './defaults.ts';
 import { attentionHalfPoint, FeaturesEta, type PlannedBatch, planBatches } from './eta.ts';
 import { type ForwardCache, runForwardCache } from './forward-cache.ts';
 import type { RawAttributionGraph } from './graph-types.ts';
-import type { BackwardInjection, BackwardOutputs } from './linear-model.ts';
+import type { BackwardForm } from './linear-model.ts';
 import { LinearModelRunner } from './linear-runner.ts';
 import {
   assertFitsInMemory,
@@ -158,14 +158,7 @@ export class Attributor {
     let s = this.backwardByTop.get(top);
     if (!s) {
       // No per-session arena: one per top layer would each keep a batch's peak.
-      const graph = compileBackward(
-        this.model,
-        this.set,
-        this.forward.feeder,
-        top,
-        this.injection(),
-        this.outputs(),
-      );
+      const graph = compileBackward(this.model, this.set, this.forward.feeder, top, this.backwardForm());
       s = createSession(graph, {
         ...this.sessionOpts,
         cpuMemArena: false,
@@ -179,23 +172,29 @@ export class Attributor {
   }
 
   /**
-   * ScatterND on the CPU; elementwise selects on a GPU provider (no host round trip if the
-   * provider lacks a ScatterND kernel). `CIRCUIT_BACKWARD_INJECTION` overrides, for benchmarks.
+   * The backward graphs' form (linear-model.ts): on the CPU, ScatterND injection, per-layer
+   * outputs (no extra copy) and constants cut per t on the host; on a GPU provider, elementwise
+   * selects (no host round trip where a provider lacks ScatterND), one joined output (one
+   * download per run) and, where uploads land in device memory, the prompt's constants at full
+   * length (one upload per prompt). `CIRCUIT_BACKWARD_INJECTION=scatter|select`,
+   * `CIRCUIT_BACKWARD_OUTPUTS=layers|joined` and `CIRCUIT_BACKWARD_CONSTANTS=per-t|prompt`
+   * override each, for benchmarks.
    */
-  private injection(): BackwardInjection {
-    const forced = process.env.CIRCUIT_BACKWARD_INJECTION;
-    if (forced === 'scatter' || forced === 'select') return forced;
-    return this.provider === 'cpu' ? 'scatter' : 'select';
-  }
-
-  /**
-   * One output per layer on the CPU (no extra copy); joined into one on a GPU provider (one
-   * download per run). `CIRCUIT_BACKWARD_OUTPUTS` overrides, for benchmarks.
-   */
-  private outputs(): BackwardOutputs {
-    const forced = process.env.CIRCUIT_BACKWARD_OUTPUTS;
-    if (forced === 'layers' || forced === 'joined') return forced;
-    return this.provider === 'cpu' ? 'layers' : 'joined';
+  private backwardForm(): BackwardForm {
+    const gpu = this.provider !== 'cpu';
+    const pick = <T extends string>(env: string, values: readonly T[], fallback: T): T => {
+      const forced = process.env[env] as T | undefined;
+      return forced && values.includes(forced) ? forced : fallback;
+    };
+    return {
+      injection: pick('CIRCUIT_BACKWARD_INJECTION', ['scatter', 'select'], gpu ? 'select' : 'scatter'),
+      outputs: pick('CIRCUIT_BACKWARD_OUTPUTS', ['layers', 'joined'], gpu ? 'joined' : 'layers'),
+      constants: pick(
+        'CIRCUIT_BACKWARD_CONSTANTS',
+        ['per-t', 'prompt'],
+        this.forward.device.onDevice ? 'prompt' : 'per-t',
+      ),
+    };
   }
 
   get provider(): ProviderName {

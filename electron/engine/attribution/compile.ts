@@ -10,8 +10,8 @@ import { FedWeightSource } from '../model/weight-source.ts';
 import { GraphBuilder } from '../onnx/graph-builder.ts';
 import type { TranscoderSet } from '../transcoders/types.ts';
 import {
-  type BackwardInjection,
-  type BackwardOutputs,
+  type BackwardForm,
+  CPU_BACKWARD_FORM,
   emitBackwardGraph,
   emitFrozenForwardGraph,
   type LinearModelTranscoderInfo,
@@ -46,11 +46,10 @@ export function compileBackward(
   set: TranscoderSet,
   feeder: WeightFeeder,
   top = model.config.nLayers,
-  injection: BackwardInjection = 'scatter',
-  outputs: BackwardOutputs = 'layers',
+  form: BackwardForm = CPU_BACKWARD_FORM,
 ): Uint8Array {
   return build(model, set, feeder, `backward-top-${top}`, (g, source, tc) =>
-    emitBackwardGraph(g, model.config, model.weightNames, source, tc, top, injection, outputs),
+    emitBackwardGraph(g, model.config, model.weightNames, source, tc, top, form),
   );
 }
 

@@ -58,6 +58,8 @@ class LinearModelBuilder {
     readonly names: ModelWeights,
     readonly weights: WeightSource,
     readonly tc: LinearModelTranscoderInfo,
+    /** Cuts a per-prompt constant along its position axes to the run's positions (see BackwardConstants). */
+    readonly cut: (x: string, axes: readonly number[]) => string = (x) => x,
   ) {
     this.d = cfg.hiddenSize;
   }
@@ -72,7 +74,7 @@ class LinearModelBuilder {
 
   /** A [T] scale input, as a [T, 1] column (or its unsqueezed [1, T, 1] for batched use). */
   scaleInput(name: string, batched: boolean): string {
-    const s = this.g.input(name, 'float32', ['T']);
+    const s = this.cut(this.g.input(name, 'float32', ['T']), [0]);
     return this.g.unsqueeze(s, batched ? [0, 2] : [1]);
   }
 
@@ -167,8 +169,9 @@ export function backwardTop(slots: readonly number[], nLayers: number): number {
 /**
  * The backward graph. Inputs: read_vectors [B, d], read_positions [B], read_slots [B]
  * (int64), token_vectors [T, d], per layer the frozen pattern [H, T, T], scales [T] and
- * sources_l [T, d, n_l] (source vectors written at layer l, grouped by position, padded).
- * Outputs: attr_l [B, T, n_l] and attr_tokens [B, T].
+ * sources_l [T, d, n_l] (source vectors written at layer l, grouped by position, padded); in
+ * the `prompt` form (BackwardConstants) also prefix_length [1], the run's t ≤ T.
+ * Outputs: attr_l [B, t, n_l] and attr_tokens [B, t], or attr_all (BackwardOutputs).
  *
  * `top` < L: the graph for batches whose targets all read at layer ≤ top (slots ≤ 2·top + 1).
  * Nothing flows above them, so it starts at layer top's resid_mid, with no inputs or outputs
@@ -186,6 +189,28 @@ export type BackwardInjection = 'scatter' | 'select';
  */
 export type BackwardOutputs = 'layers' | 'joined';
 
+/**
+ * How the per-prompt constants (frozen patterns and scales, token and source vectors) come in:
+ * cut to the batch's positions t on the host and fed per t (`per-t`: the CPU, where a host
+ * subarray costs nothing), or fed at the prompt's whole length T and cut to t inside the graph
+ * from the input `prefix_length` [1] (`prompt`: a GPU holds one copy per prompt, uploaded once,
+ * instead of one per distinct t).
+ */
+export type BackwardConstants = 'per-t' | 'prompt';
+
+/** The backward graph's form: the same rows in every form; what suits a provider differs. */
+export interface BackwardForm {
+  injection: BackwardInjection;
+  outputs: BackwardOutputs;
+  constants: BackwardConstants;
+}
+
+export const CPU_BACKWARD_FORM: BackwardForm = {
+  injection: 'scatter',
+  outputs: 'layers',
+  constants: 'per-t',
+};
+
 /** The layers whose rows a backward graph truncated at `top` returns (the top's MLP writes above every target). */
 export function backwardOutputLayers(top: number, nLayers: number): number {
   return Math.min(top, nLayers);
@@ -198,17 +223,33 @@ export function emitBackwardGraph(
   weights: WeightSource,
   tc: LinearModelTranscoderInfo,
   top: number = cfg.nLayers,
-  injection: BackwardInjection = 'scatter',
-  outputs: BackwardOutputs = 'layers',
+  form: BackwardForm = CPU_BACKWARD_FORM,
 ): void {
-  const b = new LinearModelBuilder(g, cfg, names, weights, tc);
+  const { injection, outputs } = form;
+  // `prompt` constants: every [T, …] input is cut to its first t positions along its position axes.
+  const prefixLength = form.constants === 'prompt' ? g.input('prefix_length', 'int64', [1]) : null;
+  const cut = (x: string, axes: readonly number[]): string =>
+    prefixLength
+      ? g.op('Slice', [
+          x,
+          g.constInt64(axes.map(() => 0)),
+          axes.length === 1
+            ? prefixLength
+            : g.concat(
+                axes.map(() => prefixLength),
+                0,
+              ),
+          g.constInt64(axes),
+        ])
+      : x;
+  const b = new LinearModelBuilder(g, cfg, names, weights, tc, cut);
   const { hiddenSize: d, nHeads: H, nKvHeads: KV, headDim: hd, nLayers: L } = cfg;
   const throughPostNorm = writesThroughPostNorm(names, tc.writeHook);
 
   const readVectors = g.input('read_vectors', 'float32', ['B', d]);
   const readPositions = g.input('read_positions', 'int64', ['B']);
   const readSlots = g.input('read_slots', 'int64', ['B']);
-  const tokenVectors = g.input('token_vectors', 'float32', ['T', d]);
+  const tokenVectors = cut(g.input('token_vectors', 'float32', ['T', d]), [0]);
 
   // Each target's read vector is added into G at (target, its position) when G reaches its
   // slot, in a form that depends on G, so the runtime cannot schedule every slot's injection up
@@ -264,7 +305,7 @@ export function emitBackwardGraph(
   /** Contraction with everything written at layer l's MLP output, then the W_skip path. */
   const contract = (G: string, l: number): string => {
     const lw = names.layers[l];
-    const sources = g.input(linearInputs.sources(l), 'float32', ['T', d, `n_${l}`]);
+    const sources = cut(g.input(linearInputs.sources(l), 'float32', ['T', d, `n_${l}`]), [0]);
     const atWrite =
       throughPostNorm && lw.lnPostFf
         ? b.frozenNormT(G, b.scaleInput(linearInputs.ln2PostScale(l), true), lw.lnPostFf)
@@ -295,7 +336,7 @@ export function emitBackwardGraph(
     // forward attn = z·W_oᵀ (separate: W_o [d, H·hd]) or z·W (GPT-2): dz = G·W_o or G·Wᵀ.
     const gz = project(gOut, d, H * hd, o.w, !o.transposedForForward);
     const gzHeads = g.transpose(g.reshape(gz, [0, 0, H, hd]), [0, 2, 1, 3]); // [B, H, T, hd]
-    const pattern = g.input(linearInputs.pattern(l), 'float32', [H, 'T', 'T']);
+    const pattern = cut(g.input(linearInputs.pattern(l), 'float32', [H, 'T', 'T']), [1, 2]);
     const gv = g.matmul(g.transpose(pattern, [0, 2, 1]), gzHeads); // [B, H, T, hd]
     const groups = H / KV;
     const gvKv =

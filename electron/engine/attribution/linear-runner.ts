@@ -27,9 +27,10 @@ export class LinearModelRunner {
   private readonly patternCache = new Map<number, Float32Array[]>();
   /**
    * The backward's inputs that are the same for every batch of one t (frozen patterns and
-   * scales, token vectors, source vectors), by t: on a GPU they are uploaded once per t and
-   * kept up to DEVICE_CONSTANT_BYTES (batches come in rounds of increasing t), and a batch
-   * sends only its read vectors and gets its rows back. On the CPU only the latest t is kept.
+   * scales, token vectors, source vectors), by t: on a GPU they are uploaded once, at the
+   * prompt's full length T when the graph cuts them to t itself (BackwardConstants `prompt`),
+   * else once per t, kept up to DEVICE_CONSTANT_BYTES; a batch sends only its read vectors and
+   * gets its rows back. On the CPU only the latest t is kept.
    */
   private readonly constants = new Map<
     number,
@@ -186,13 +187,16 @@ export class LinearModelRunner {
       L,
     );
     const backward = await this.backward(top);
-    const constants = await this.constantFeeds(t);
+    // A graph that cuts the constants to t itself (the `prompt` form) takes them at full length.
+    const cutsInGraph = backward.inputNames.includes('prefix_length');
+    const constants = await this.constantFeeds(cutsInGraph ? this.cache.T : t);
     const feeds: Record<string, ort.Tensor> = {
       ...this.feeder.feeds(backward.inputNames),
       read_vectors: f32(vectors, [B, d]),
       read_positions: i64(targets.map((x) => x.position)),
       read_slots: i64(targets.map((x) => x.slot)),
     };
+    if (cutsInGraph) feeds.prefix_length = i64([t]);
     for (const name of backward.inputNames) if (constants[name]) feeds[name] = constants[name];
     const out = await backward.run(feeds);
     const C = this.space.nColumns;

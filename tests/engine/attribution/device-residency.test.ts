@@ -6,7 +6,7 @@
  *
  * Checked: the graph equals the host-fed one; each resident weight crosses once for every
  * session of the model (forward, frozen, every backward top) and every prompt; the
- * backward's per-t constants cross once per distinct t of a prompt; the decoded unembedding is
+ * backward's constants cross once per prompt, at its full length; the decoded unembedding is
  * still readable on the host; and everything uploaded is freed on close.
  */
 import path from 'node:path';
@@ -52,7 +52,7 @@ class CopyingDevice implements DeviceTensors {
 }
 
 describe('device residency (GPU data path, on the CPU provider)', () => {
-  it('uploads each weight once, each t once per prompt, frees everything, and gives the same graph', async () => {
+  it('uploads each weight once, the constants once per prompt, frees everything, and gives the same graph', async () => {
     const model = openModel(DEMO_DIR);
     const set = loadTranscoderSet(path.join(DEMO_DIR, 'transcoders', 'clt'));
     const settings = { maxNLogits: 5, desiredLogitProb: 0.95, batchSize: 64, maxFeatureNodes: 120 };
@@ -76,16 +76,16 @@ describe('device residency (GPU data path, on the CPU provider)', () => {
         const a = await host.attribute(ids, settings);
         const b = await onDevice.attribute(ids, settings);
         expect(b.graph.adjacency).toEqual(a.graph.adjacency);
-        // Per-t constants: the token vectors [t, d] are one upload per distinct t of this prompt.
+        // The backward's constants cross once per prompt, at its full length T (the graphs cut
+        // them to each batch's t): one token-vector upload [T, d], though batches ran at several t.
         const d = model.config.hiddenSize;
         const tokenUploads = [...dev.uploadsByShape]
           .filter(([k]) => k.startsWith('float32[') && k.endsWith(`,${d}]`) && k.split(',').length === 2)
-          .reduce((n, [k, c]) => n + c - (before.get(k) ?? 0), 0);
-        const distinctT = new Set(
-          [...b.selected.map((i) => b.prepared.space.featurePosition[i] + 1), ids.length].filter(Boolean),
-        );
-        expect(tokenUploads).toBeGreaterThan(0);
-        expect(tokenUploads).toBeLessThanOrEqual(distinctT.size);
+          .map(([k, c]) => [k, c - (before.get(k) ?? 0)] as const)
+          .filter(([, c]) => c > 0);
+        expect(tokenUploads).toEqual([[`float32[${ids.length},${d}]`, 1]]);
+        const distinctT = new Set(b.selected.map((i) => b.prepared.space.featurePosition[i] + 1));
+        expect(distinctT.size).toBeGreaterThan(1);
       }
       // No weight crossed again, and none was decoded into a host tensor for a run.
       expect(onDevice.forward.feeder.deviceBytes).toBe(weightUploads);
@@ -141,5 +141,9 @@ describe('device residency (GPU data path, on the CPU provider)', () => {
   it('the GPU providers’ joined backward output (one download per run) gives the per-layer outputs’ graph exactly', async () => {
     // Batches of 7 over ~100 features and 5 logits: many tops (truncated graphs), the full one too.
     await expectSameGraphWith('CIRCUIT_BACKWARD_OUTPUTS', 'joined', 7);
+  });
+
+  it('the GPU form’s constants at full length, cut to t in the graph, give the per-t constants’ graph exactly', async () => {
+    await expectSameGraphWith('CIRCUIT_BACKWARD_CONSTANTS', 'prompt', 7);
   });
 });
