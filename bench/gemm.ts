@@ -10,7 +10,7 @@ import path from 'node:path';
 import { GraphBuilder } from '../electron/engine/onnx/graph-builder.ts';
 import { deviceTensors } from '../electron/engine/runtime/device-tensors.ts';
 import type { ProviderName } from '../electron/engine/runtime/providers.ts';
-import { createSession, ort } from '../electron/engine/runtime/session.ts';
+import { createSession, ort, providerExtras } from '../electron/engine/runtime/session.ts';
 import { randomTensor } from '../tests/fixtures/tiny-checkpoints.ts';
 
 export interface GemmRate {
@@ -51,36 +51,64 @@ export async function measureGemm(n = 2048, repeats = 3, threads = 2): Promise<G
   }
 }
 
+/** float32 → IEEE half bits (round to nearest even; the bench's values are small and normal). */
+function toHalfBits(v: number): number {
+  const f = new Float32Array([v]);
+  const x = new Uint32Array(f.buffer)[0];
+  const sign = (x >>> 16) & 0x8000;
+  const exp = ((x >>> 23) & 0xff) - 127 + 15;
+  if (exp <= 0) return sign; // flushed to zero: not met by the values used here
+  const mant = x & 0x7fffff;
+  let h = sign | (exp << 10) | (mant >>> 13);
+  const rest = mant & 0x1fff;
+  if (rest > 0x1000 || (rest === 0x1000 && h & 1)) h++;
+  return h;
+}
+
 /**
- * A GPU provider's float32 MatMul rate on device-resident operands (TFLOP/s, best of runs):
- * products are queued with their outputs left on the device, and a small read-back of the
- * last one waits for the queue.
+ * A GPU provider's MatMul rate on device-resident operands (TFLOP/s, best of runs), for an
+ * [m, k]·[k, n] product in float32 or float16: products are queued with their outputs left on
+ * the device, and a small read-back of the last one waits for the queue.
  */
-export async function measureDeviceGemm(provider: ProviderName, n: number): Promise<number> {
+export async function measureDeviceGemm(
+  provider: ProviderName,
+  m: number,
+  k = m,
+  n = m,
+  type: 'float32' | 'float16' = 'float32',
+): Promise<number> {
   const g = new GraphBuilder('matmul-rate');
-  g.input('a', 'float32', [n, n]);
-  g.input('b', 'float32', [n, n]);
-  g.output(g.matmul('a', 'b'), 'c', 'float32', [n, n]);
+  g.input('a', type, [m, k]);
+  g.input('b', type, [k, n]);
+  g.output(g.matmul('a', 'b'), 'c', type, [m, n]);
   const probe = new GraphBuilder('read-back');
-  probe.input('c', 'float32', [n, n]);
-  probe.output(probe.op('ReduceMax', ['c'], { keepdims: { i: 0 } }), 'm', 'float32', []);
-  const opts = { executionProviders: [provider], logSeverityLevel: 3 as const };
+  probe.input('c', type, [m, n]);
+  probe.output(probe.op('ReduceMax', ['c'], { keepdims: { i: 0 } }), 'm', type, []);
+  const opts = { executionProviders: [provider], logSeverityLevel: 3 as const, ...providerExtras(provider) };
   const session = await ort.InferenceSession.create(g.serialize(), {
     ...opts,
     preferredOutputLocation: 'gpu-buffer' as const,
   });
   const wait = await ort.InferenceSession.create(probe.serialize(), opts);
   const device = deviceTensors(provider);
+  const operand = (rows: number, cols: number): ort.Tensor => {
+    const values = Float32Array.from(
+      { length: rows * cols },
+      (_, i) => ((i * 2654435761) % 1000) / 1000 - 0.5,
+    );
+    return type === 'float32'
+      ? new ort.Tensor('float32', values, [rows, cols])
+      : new ort.Tensor('float16', Uint16Array.from(values, toHalfBits), [rows, cols]);
+  };
   try {
-    const values = Float32Array.from({ length: n * n }, (_, i) => ((i * 2654435761) % 1000) / 1000 - 0.5);
-    const a = await device.upload(new ort.Tensor('float32', values, [n, n]));
-    const b = await device.upload(new ort.Tensor('float32', values, [n, n]));
+    const a = await device.upload(operand(m, k));
+    const b = await device.upload(operand(k, n));
     let best = Number.POSITIVE_INFINITY;
     for (let r = 0; r < 6; r++) {
       const reps = 4;
       const outs: ort.Tensor[] = [];
       const t0 = performance.now();
-      for (let k = 0; k < reps; k++) outs.push((await session.run({ a, b })).c);
+      for (let i = 0; i < reps; i++) outs.push((await session.run({ a, b })).c);
       await wait.run({ c: outs[reps - 1] });
       const ms = (performance.now() - t0) / reps;
       for (const o of outs) device.dispose(o);
@@ -88,7 +116,7 @@ export async function measureDeviceGemm(provider: ProviderName, n: number): Prom
     }
     device.dispose(a);
     device.dispose(b);
-    return (2 * n ** 3) / (best / 1000) / 1e12;
+    return (2 * m * k * n) / (best / 1000) / 1e12;
   } finally {
     await session.release();
     await wait.release();

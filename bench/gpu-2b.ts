@@ -26,6 +26,7 @@ import { pruneGraph } from '../electron/engine/pruning/index.ts';
 import type { ProviderName } from '../electron/engine/runtime/providers.ts';
 import { loadTranscoderSet } from '../electron/engine/transcoders/load.ts';
 import { measureDeviceGemm, measureGemm } from './gemm.ts';
+import { formatGpuProfile, summarizeGpuProfiles } from './gpu-profile.ts';
 import { ensureSyntheticGemma2, GEMMA2_2B, withLayers } from './synthetic-gemma2.ts';
 import { type BackwardShape, sumFlops } from './trace-flops.ts';
 import { installRowsProbe } from './trace-profile.ts';
@@ -39,6 +40,10 @@ export interface Gpu2bOptions {
   batchSize: number;
   repeat: number;
   dump: string | null;
+  /** Profile every session into this folder (profiling slows the runs: a separate process). */
+  profile: string | null;
+  /** Leave out the MatMul rates (and so the backward's share of them). */
+  skipRates: boolean;
   log: (msg: string) => void;
 }
 
@@ -125,6 +130,12 @@ export async function runGpu2b(o: Gpu2bOptions): Promise<Record<string, unknown>
   for (const provider of o.providers.filter((p) => (p as string) !== 'none')) {
     const r: Record<string, unknown> = {};
     report[provider] = r;
+    const profileDir = o.profile && path.join(o.profile, provider);
+    if (profileDir) {
+      fs.rmSync(profileDir, { recursive: true, force: true });
+      fs.mkdirSync(profileDir, { recursive: true });
+      process.env.CIRCUIT_ORT_PROFILE = profileDir; // read when each session is made
+    }
     try {
       const t0 = performance.now();
       const a = await Attributor.create(model, set, { provider });
@@ -177,7 +188,8 @@ export async function runGpu2b(o: Gpu2bOptions): Promise<Record<string, unknown>
         const backwardS = (last.timingsMs.logits + last.timingsMs.features) / 1000;
         const runS = calls.reduce((s, c) => s + c.runMs, 0) / 1000;
         r.activeFeatures = space.nActive;
-        r.batches = calls.map((c) => `${c.B}x${c.t}@${c.top}`).join(' ');
+        // B x t @ top : session.run ms
+        r.batches = calls.map((c) => `${c.B}x${c.t}@${c.top}:${c.runMs.toFixed(0)}`).join(' ');
         r.backwardTflop = flops / 1e12;
         r.backwardTflops = flops / backwardS / 1e12;
         r.runTflops = flops / runS / 1e12;
@@ -207,6 +219,17 @@ export async function runGpu2b(o: Gpu2bOptions): Promise<Record<string, unknown>
         probe.uninstall();
         await a.close();
       }
+      if (profileDir) {
+        delete process.env.CIRCUIT_ORT_PROFILE;
+        // Profiles are written as the sessions are released (a.close() above).
+        const summary = summarizeGpuProfiles(profileDir);
+        r.profile = summary;
+        o.log(`${provider} profile (both traces):\n${formatGpuProfile(summary)}`);
+      }
+      if (o.skipRates) {
+        o.log(`${provider}: ${JSON.stringify(r)}`);
+        continue;
+      }
       const n = provider === 'cpu' ? 2048 : 8192;
       r.matmulTflops =
         provider === 'cpu'
@@ -214,6 +237,23 @@ export async function runGpu2b(o: Gpu2bOptions): Promise<Record<string, unknown>
           : await measureDeviceGemm(provider, n);
       r.matmulN = n;
       r.backwardShareOfMatmul = (r.backwardTflops as number) / (r.matmulTflops as number);
+      if (provider !== 'cpu') {
+        // The backward's own projection (a full batch's [B·t, d]·[d, H·hd]) and float16 rates.
+        const m = o.batchSize * o.tokens;
+        const hd = cfg.nHeads * cfg.headDim;
+        r.matmulProjectionTflops = await measureDeviceGemm(provider, m, cfg.hiddenSize, hd);
+        r.matmulProjectionShape = `${m}x${cfg.hiddenSize}x${hd}`;
+        r.matmulF16Tflops = await measureDeviceGemm(provider, n, n, n, 'float16').catch(
+          (e: Error) => e.message,
+        );
+        r.matmulProjectionF16Tflops = await measureDeviceGemm(
+          provider,
+          m,
+          cfg.hiddenSize,
+          hd,
+          'float16',
+        ).catch((e: Error) => e.message);
+      }
       o.log(`${provider}: ${JSON.stringify(r)}`);
     } catch (e) {
       r.error = (e as Error).stack ?? String(e);

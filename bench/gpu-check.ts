@@ -7,6 +7,7 @@
  *   npx tsx bench/gpu-check.ts [--synthetic mid|small|2b|none] [--tokens 64] [--repeat 5]
  *                              [--providers webgpu,cuda] [--cache-dir DIR] [--json FILE]
  *                              [--skip-demo] [--layers 26] [--max-feature-nodes 8192] [--dump DIR]
+ *                              [--profile DIR] [--skip-rates]
  *
  * 1. Which providers start (a session on the demo model), with the error where one does not.
  * 2. Demo model: logits of the demo prompt and its attribution graph (CLT), per provider:
@@ -43,6 +44,10 @@ interface Options {
   layers: number;
   maxFeatureNodes: number;
   dump: string | null;
+  /** `--synthetic 2b`: an ONNX Runtime profile of every session into DIR, summed up (gpu-profile.ts). */
+  profile: string | null;
+  /** `--synthetic 2b`: leave out the MatMul rate measurements (for extra variants of one run). */
+  skipRates: boolean;
   tokens: number;
   repeat: number;
   providers: ProviderName[];
@@ -57,6 +62,8 @@ function parseArgs(argv: string[]): Options {
     layers: 26,
     maxFeatureNodes: 8192,
     dump: null,
+    profile: null,
+    skipRates: false,
     tokens: 64,
     repeat: 5,
     providers: ['webgpu', 'cuda'],
@@ -85,6 +92,13 @@ function parseArgs(argv: string[]): Options {
         break;
       case '--dump':
         o.dump = v;
+        i++;
+        break;
+      case '--skip-rates':
+        o.skipRates = true;
+        break;
+      case '--profile':
+        o.profile = v;
         i++;
         break;
       case '--tokens':
@@ -190,6 +204,8 @@ async function main(argv: string[]): Promise<number> {
       batchSize: 256,
       repeat: Math.min(o.repeat, 3),
       dump: o.dump,
+      profile: o.profile,
+      skipRates: o.skipRates,
       log,
     });
     console.log(JSON.stringify(report.gemma2_2b, null, 1));

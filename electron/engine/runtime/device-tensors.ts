@@ -12,7 +12,7 @@
 import { GraphBuilder } from '../onnx/graph-builder.ts';
 import type { ElemType } from '../onnx/model-proto.ts';
 import type { ProviderName } from './providers.ts';
-import { ort } from './session.ts';
+import { ort, providerExtras } from './session.ts';
 
 export interface DeviceTensors {
   readonly provider: ProviderName;
@@ -67,6 +67,8 @@ class GpuTensors implements DeviceTensors {
         graphOptimizationLevel: 'disabled',
         logSeverityLevel: 3,
         preferredOutputLocation: 'gpu-buffer',
+        // The provider's settings, as every other session of it has (its first session sets the device's).
+        ...providerExtras(this.provider),
       });
       this.sessions.set(key, s);
     }

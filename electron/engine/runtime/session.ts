@@ -3,6 +3,7 @@
  * provider that fails to start is an error naming it; `auto` falls back (CUDA → WebGPU →
  * CPU) and reports each fallback through `onWarning`.
  */
+import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { EngineError } from '../errors.ts';
 import { type ProviderChoice, type ProviderName, providerCandidates } from './providers.ts';
@@ -41,7 +42,8 @@ export async function createSession(
         intraOpNumThreads: opts.threads ?? 0,
         logSeverityLevel: ortLogLevel(),
         enableCpuMemArena: opts.cpuMemArena ?? true,
-        ...(provider === 'webgpu' ? webgpuExtra() : {}),
+        ...providerExtras(provider),
+        ...profiling(),
       };
       const session =
         typeof model === 'string'
@@ -78,13 +80,41 @@ function ortLogLevel(): 0 | 1 | 2 | 3 | 4 {
 }
 
 /**
- * WebGPU's int64 kernels are off by default in ONNX Runtime, so the graph's index ops
- * (positions, slots) would run on the CPU with copies around them;
- * `CIRCUIT_WEBGPU_INT64=1` turns them on (an experiment until measured on a GPU).
+ * A provider's extra session entries. For WebGPU (ONNX Runtime's `ep.webgpuexecutionprovider.*`):
+ * its int64 kernels are off by default, so the graph's index ops (positions, slots) run on the
+ * CPU with copies around them, and `CIRCUIT_WEBGPU_INT64=1` turns them on; `CIRCUIT_WEBGPU_OPTIONS`
+ * (`key=value,…`, e.g. `validationMode=disabled,maxNumPendingDispatches=128`) passes any other
+ * setting through, for measuring on a GPU. The device's context takes its settings from the
+ * process's first WebGPU session, so every WebGPU session (device uploads too) gets these.
  */
-function webgpuExtra(): Pick<ort.InferenceSession.SessionOptions, 'extra'> {
-  if (process.env.CIRCUIT_WEBGPU_INT64 !== '1') return {};
-  return { extra: { ep: { webgpuexecutionprovider: { enableInt64: '1' } } } };
+export function providerExtras(provider: ProviderName): Pick<ort.InferenceSession.SessionOptions, 'extra'> {
+  if (provider !== 'webgpu') return {};
+  const entries: Record<string, string> = {};
+  if (process.env.CIRCUIT_WEBGPU_INT64 === '1') entries.enableInt64 = '1';
+  for (const item of (process.env.CIRCUIT_WEBGPU_OPTIONS ?? '').split(',')) {
+    if (!item.trim()) continue;
+    const eq = item.indexOf('=');
+    if (eq <= 0) {
+      throw new EngineError('argument', `CIRCUIT_WEBGPU_OPTIONS: "${item}" is not key=value`, {
+        field: 'CIRCUIT_WEBGPU_OPTIONS',
+      });
+    }
+    entries[item.slice(0, eq).trim()] = item.slice(eq + 1).trim();
+  }
+  return Object.keys(entries).length ? { extra: { ep: { webgpuexecutionprovider: entries } } } : {};
+}
+
+let profiledSessions = 0;
+
+/**
+ * `CIRCUIT_ORT_PROFILE=DIR`: every session records an ONNX Runtime profile (kernel times; on
+ * WebGPU also each dispatch's GPU time), written to DIR/session-N_<time>.json when the session
+ * is released (bench/gpu-profile.ts sums them up). Profiling slows runs: for benchmarks only.
+ */
+function profiling(): Pick<ort.InferenceSession.SessionOptions, 'enableProfiling' | 'profileFilePrefix'> {
+  const dir = process.env.CIRCUIT_ORT_PROFILE;
+  if (!dir) return {};
+  return { enableProfiling: true, profileFilePrefix: path.join(dir, `session-${++profiledSessions}`) };
 }
 
 /** What to do about a provider that failed to start, where we know. */
