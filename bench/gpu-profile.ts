@@ -14,7 +14,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { isMainScript } from './shared.ts';
 
 interface ProfileEvent {
   cat: string;
@@ -102,7 +102,7 @@ export function formatGpuProfile(s: GpuProfileSummary): string {
   ].join('\n');
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+if (isMainScript(import.meta.url, 'gpu-profile.ts')) {
   const dir = process.argv[2];
   if (!dir) {
     process.stderr.write('usage: npx tsx bench/gpu-profile.ts DIR [--top N]\n');

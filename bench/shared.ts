@@ -2,12 +2,24 @@
 import { spawn, spawnSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { ort } from '../electron/engine/runtime/session.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 /** What a table cell shows for a missing value. */
 export const NA = '—';
+
+/**
+ * Whether the module at `metaUrl` (its `import.meta.url`), named `fileName`, is the script being
+ * run. The name matters when a bench is bundled (bench/device/pack.sh): every module of the bundle
+ * shares the bundle's URL, and a bundled module's own command line must not run.
+ */
+export function isMainScript(metaUrl: string, fileName: string): boolean {
+  return (
+    metaUrl === pathToFileURL(process.argv[1] ?? '').href &&
+    path.basename(fileURLToPath(metaUrl)) === fileName
+  );
+}
 
 export function log(msg: string): void {
   process.stderr.write(`${msg}\n`);

@@ -35,10 +35,10 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { encodeFromFloat32 } from '../electron/engine/checkpoint/dtype.ts';
 import { encodeHeader, writeAll } from '../electron/engine/checkpoint/safetensors-writer.ts';
 import { seedOf } from '../tests/fixtures/tiny-checkpoints.ts';
+import { isMainScript } from './shared.ts';
 
 export interface SyntheticGemma2Spec {
   name: string;
@@ -616,7 +616,7 @@ class TensorGenerator {
   }
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+if (isMainScript(import.meta.url, 'synthetic-gemma2.ts')) {
   const args = process.argv.slice(2);
   const opt = (flag: string) => {
     const i = args.indexOf(flag);
