@@ -14,7 +14,8 @@ set -u
 cd "$(dirname "$0")"
 T0=$(date +%s)
 el() { echo "[+$(( $(date +%s) - T0 ))s] $*"; }
-left() { echo $(( 585 - $(date +%s) + T0 )); }
+LIMIT=${LIMIT:-585}  # seconds this command may run (the device call's timeout_s, less a margin)
+left() { echo $(( LIMIT - $(date +%s) + T0 )); }
 STAGES=${STAGES:-webgpu cpu profile tuned earlier demo}
 TUNED_OPTIONS=${TUNED_OPTIONS:-validationMode=disabled,maxNumPendingDispatches=256}
 [ -n "${SKIP_GL:-}" ] || { for f in ../.gl/*.deb; do dpkg -x "$f" /; done; ldconfig; }
