@@ -33,8 +33,13 @@ import {
   type AttributionSettings,
   Attributor,
 } from '../electron/engine/attribution/attribute.ts';
-import { compileBackward, compileFrozenForward } from '../electron/engine/attribution/compile.ts';
+import {
+  backwardConstantSpec,
+  compileBackward,
+  compileFrozenForward,
+} from '../electron/engine/attribution/compile.ts';
 import { runForwardCache } from '../electron/engine/attribution/forward-cache.ts';
+import type { BackwardConstantSpec } from '../electron/engine/attribution/linear-model.ts';
 import { LinearModelRunner } from '../electron/engine/attribution/linear-runner.ts';
 import type { SourceSpace } from '../electron/engine/attribution/sources.ts';
 import { compileForward } from '../electron/engine/model/forward-graph.ts';
@@ -223,6 +228,7 @@ async function main(args: TraceChildArgs): Promise<TraceChildResult> {
           try {
             profile = await profileBackward(
               model.config,
+              (inputs) => backwardConstantSpec(model, set, inputs),
               linear.backward,
               last,
               exported.batches,
@@ -416,6 +422,7 @@ async function runBatches(
  */
 async function profileBackward(
   config: ModelConfig,
+  constantSpec: (backwardInputs: readonly string[]) => BackwardConstantSpec,
   backwardGraph: Uint8Array,
   result: AttributionResult,
   batches: TargetsFile['batches'],
@@ -445,6 +452,7 @@ async function profileBackward(
       forward.feeder,
       forward.head,
       forward.device,
+      constantSpec(session.inputNames),
     );
     await runBatches(runner, result, batches);
     const profiled = batches.slice(0, 1 + args.profileBatches);

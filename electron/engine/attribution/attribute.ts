@@ -9,12 +9,12 @@ import type { DeviceTensors } from '../runtime/device-tensors.ts';
 import type { ProviderChoice, ProviderName } from '../runtime/providers.ts';
 import { createSession, type ort, type SessionOptions } from '../runtime/session.ts';
 import type { TranscoderSet } from '../transcoders/types.ts';
-import { compileBackward, compileFrozenForward } from './compile.ts';
+import { backwardConstantSpec, compileBackward, compileFrozenForward } from './compile.ts';
 import { DEFAULT_MAX_FEATURE_NODES } from './defaults.ts';
 import { attentionHalfPoint, FeaturesEta, type PlannedBatch, planBatches } from './eta.ts';
 import { type ForwardCache, runForwardCache } from './forward-cache.ts';
 import type { RawAttributionGraph } from './graph-types.ts';
-import type { BackwardForm } from './linear-model.ts';
+import type { BackwardConstantSpec, BackwardForm } from './linear-model.ts';
 import { LinearModelRunner } from './linear-runner.ts';
 import {
   assertFitsInMemory,
@@ -171,6 +171,16 @@ export class Attributor {
     return s;
   }
 
+  private constantSpec?: Promise<BackwardConstantSpec>;
+
+  /** The backward's constant spec, from the full backward graph's inputs (made here if not yet). */
+  private backwardConstants(): Promise<BackwardConstantSpec> {
+    this.constantSpec ??= this.backward(this.model.config.nLayers).then((s) =>
+      backwardConstantSpec(this.model, this.set, s.inputNames),
+    );
+    return this.constantSpec;
+  }
+
   /**
    * The backward graphs' form (linear-model.ts): on the CPU, ScatterND injection, per-layer
    * outputs (no extra copy) and constants cut per t on the host; on a GPU provider, elementwise
@@ -239,6 +249,7 @@ export class Attributor {
       this.forward.feeder,
       this.forward.head,
       this.forward.device,
+      await this.backwardConstants(),
     );
     this.latestRunner = runner;
     const targets = new TargetBuilder(this.model, this.set, cache);

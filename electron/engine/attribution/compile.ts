@@ -10,10 +10,12 @@ import { FedWeightSource } from '../model/weight-source.ts';
 import { GraphBuilder } from '../onnx/graph-builder.ts';
 import type { TranscoderSet } from '../transcoders/types.ts';
 import {
+  type BackwardConstantSpec,
   type BackwardForm,
   CPU_BACKWARD_FORM,
   emitBackwardGraph,
   emitFrozenForwardGraph,
+  foldsPostFeedForward,
   type LinearModelTranscoderInfo,
 } from './linear-model.ts';
 
@@ -51,6 +53,33 @@ export function compileBackward(
   return build(model, set, feeder, `backward-top-${top}`, (g, source, tc) =>
     emitBackwardGraph(g, model.config, model.weightNames, source, tc, top, form),
   );
+}
+
+/**
+ * The spec of the backward's constants for graphs with the inputs `backwardInputs` (the full
+ * graph's): the post-feed-forward norms' gains (Gemma's 1 + w) where they fold into the sources.
+ */
+export function backwardConstantSpec(
+  model: OpenedModel,
+  set: TranscoderSet,
+  backwardInputs: readonly string[],
+): BackwardConstantSpec {
+  const cfg = model.config;
+  const tc = {
+    readHook: set.readHook,
+    writeHook: set.writeHook,
+    skip: Array.from({ length: set.nLayers }, (_, l) =>
+      set.kind === 'plt' && set.layerTensors(l).W_skip ? 'W_skip' : undefined,
+    ),
+  };
+  return {
+    inputs: backwardInputs,
+    postFeedForwardGains: model.weightNames.layers.map((lw, l) => {
+      if (!lw.lnPostFf || !foldsPostFeedForward(model.weightNames, tc, l)) return undefined;
+      const raw = model.tensors.readFloat32(lw.lnPostFf.weight);
+      return cfg.normGainOffset === 0 ? raw : raw.map((v) => Math.fround(1 + v));
+    }),
+  };
 }
 
 export function compileFrozenForward(

@@ -42,7 +42,83 @@ export const linearInputs = {
   lnFinalScale: 'ln_final_scale',
   sources: (l: number) => `sources_${l}`,
   mlpWrite: (l: number) => `mlp_write_${l}`,
+  /**
+   * The backward's frozen pattern of layer l: transposed to [H, key j, query i], with the frozen
+   * norm scales around attention folded in (see foldedBackwardPattern).
+   */
+  backwardPattern: (l: number) => `pattern_back_${l}`,
+  /** Source vectors with the frozen post-feed-forward norm folded in (see foldSourceVectors). */
+  foldedSources: (l: number) => `sources_folded_${l}`,
 };
+
+/**
+ * What the backward folds into its constants instead of running as ops on the [B, t, d]
+ * gradient. A frozen norm's transpose is linear, per position, and the same for every target:
+ * scale[p] · center(gain ⊙ ·). So around attention the gains (and a LayerNorm's centering) go
+ * into derived weight matrices, once per model, and the scales into the frozen pattern, once per
+ * prompt (they act per query / key position, which the pattern already mixes); the
+ * post-feed-forward norm goes into the source vectors it is contracted with, once per prompt
+ * (not where a W_skip also reads the gradient there). Same arithmetic, about six fewer
+ * elementwise passes over the gradient per layer.
+ */
+export function foldsPostFeedForward(names: ModelWeights, tc: LinearModelTranscoderInfo, l: number): boolean {
+  return writesThroughPostNorm(names, tc.writeHook) && !!names.layers[l].lnPostFf && !tc.skip[l];
+}
+
+/** What a runner needs to build the backward's constants in the form its graphs take them. */
+export interface BackwardConstantSpec {
+  /** Input names of the full backward graph (top L); truncated graphs take a subset. */
+  inputs: readonly string[];
+  /** Per layer, the post-feed-forward norm's gain where the graphs fold it into the sources. */
+  postFeedForwardGains: readonly (Float32Array | undefined)[];
+}
+
+/**
+ * Layer l's backward pattern [H, t, t] from the frozen one P [H, t, t] (query i, key j):
+ * PB[h, j, i] = P[h, i, j] · postScale[i] · preScale[j], where postScale is the post-attention
+ * norm's frozen scale (1 without one) and preScale ln1's.
+ */
+export function foldedBackwardPattern(
+  pattern: Float32Array,
+  H: number,
+  t: number,
+  preScale: Float32Array,
+  postScale: Float32Array | undefined,
+): Float32Array {
+  const out = new Float32Array(H * t * t);
+  for (let h = 0; h < H; h++) {
+    for (let i = 0; i < t; i++) {
+      const post = postScale ? postScale[i] : 1;
+      const row = (h * t + i) * t;
+      for (let j = 0; j < t; j++) out[(h * t + j) * t + i] = pattern[row + j] * post * preScale[j];
+    }
+  }
+  return out;
+}
+
+/**
+ * Source vectors [t, d, n] (position-major) with the frozen post-feed-forward norm folded in:
+ * the gradient at the write point is scale[p] · gain ⊙ G, so G is contracted with
+ * scale[p] · gain ⊙ v instead (RMS norm: Gemma's post-norms have no centering).
+ */
+export function foldSourceVectors(
+  vectors: Float32Array,
+  t: number,
+  d: number,
+  n: number,
+  scale: Float32Array,
+  gain: Float32Array,
+): Float32Array {
+  const out = new Float32Array(t * d * n);
+  for (let p = 0; p < t; p++) {
+    for (let k = 0; k < d; k++) {
+      const f = scale[p] * gain[k];
+      const base = (p * d + k) * n;
+      for (let j = 0; j < n; j++) out[base + j] = vectors[base + j] * f;
+    }
+  }
+  return out;
+}
 
 /** Whether the transcoder writes before Gemma's post-feed-forward norm (through it, frozen). */
 export function writesThroughPostNorm(names: ModelWeights, writeHook: string): boolean {
@@ -76,6 +152,76 @@ class LinearModelBuilder {
   scaleInput(name: string, batched: boolean): string {
     const s = this.cut(this.g.input(name, 'float32', ['T']), [0]);
     return this.g.unsqueeze(s, batched ? [0, 2] : [1]);
+  }
+
+  /** A norm's gain on the host (Gemma's 1 + w, rounded to float32 as gain() does). */
+  gainValues(w: NormWeights): Float32Array {
+    const raw = this.weights.readFloat32(w.weight, [this.d]);
+    return this.cfg.normGainOffset === 0 ? raw : raw.map((v) => Math.fround(1 + v));
+  }
+
+  /**
+   * The transposed output projection with the post-attention norm folded in, [d, H·hd]:
+   * dz = G · diag(gain) · C · W_o (C: a LayerNorm's centering I − 11ᵀ/d; RMS: I). Per-model.
+   */
+  outputBackwardMatrix(l: number, postNorm: NormWeights): string {
+    const aw = this.names.layers[l].attn;
+    const { hiddenSize: d, nHeads: H, headDim: hd } = this.cfg;
+    if (aw.kind === 'fused-conv1d') {
+      throw new EngineError(
+        'unsupported',
+        'a post-attention norm with a fused attention weight is not supported',
+        {
+          tensor: aw.o,
+        },
+      );
+    }
+    const k = H * hd;
+    return this.weights.derived(`backward:${l}:attn.o·post-norm`, [d, k], () => {
+      const w = this.weights.readFloat32(aw.o, [d, k]); // [d, H·hd]
+      const gain = this.gainValues(postNorm);
+      const out = new Float32Array(d * k);
+      const mean = new Float64Array(k); // column means for the centering
+      if (this.cfg.normKind === 'layer')
+        for (let r = 0; r < d; r++) for (let c = 0; c < k; c++) mean[c] += w[r * k + c] / d;
+      for (let r = 0; r < d; r++)
+        for (let c = 0; c < k; c++) out[r * k + c] = gain[r] * (w[r * k + c] - mean[c]);
+      return out;
+    });
+  }
+
+  /**
+   * The transposed value projection with ln1 folded in, [KV·hd, d]: dx = dv · W_v · diag(gain) · C
+   * (W_v [KV·hd, d]; GPT-2's fused weight: the transpose of its value slice). Per-model.
+   */
+  valueBackwardMatrix(l: number): string {
+    const lw = this.names.layers[l];
+    const aw = lw.attn;
+    const { hiddenSize: d, nKvHeads: KV, headDim: hd } = this.cfg;
+    const rows = aw.kind === 'fused-conv1d' ? d : KV * hd;
+    return this.weights.derived(`backward:${l}:attn.v·ln1`, [rows, d], () => {
+      let w: Float32Array; // [rows, d], the gradient's map before the norm
+      if (aw.kind === 'fused-conv1d') {
+        const qkv = this.weights.readFloat32(aw.qkv, [d, 3 * d]); // y = h·W, value columns [2d, 3d)
+        w = new Float32Array(d * d);
+        for (let i = 0; i < d; i++) for (let o = 0; o < d; o++) w[o * d + i] = qkv[i * 3 * d + 2 * d + o];
+      } else {
+        w = this.weights.readFloat32(aw.v, [rows, d]);
+      }
+      const gain = this.gainValues(lw.ln1);
+      const out = new Float32Array(rows * d);
+      for (let r = 0; r < rows; r++) {
+        let mean = 0;
+        for (let c = 0; c < d; c++) {
+          out[r * d + c] = w[r * d + c] * gain[c];
+          mean += out[r * d + c];
+        }
+        if (this.cfg.normKind !== 'layer') continue;
+        mean /= d;
+        for (let c = 0; c < d; c++) out[r * d + c] = Math.fround(out[r * d + c] - mean);
+      }
+      return out;
+    });
   }
 
   center(x: string): string {
@@ -305,6 +451,12 @@ export function emitBackwardGraph(
   /** Contraction with everything written at layer l's MLP output, then the W_skip path. */
   const contract = (G: string, l: number): string => {
     const lw = names.layers[l];
+    if (foldsPostFeedForward(names, tc, l)) {
+      // The post-feed-forward norm is in the source vectors (foldSourceVectors).
+      const folded = cut(g.input(linearInputs.foldedSources(l), 'float32', ['T', d, `n_${l}`]), [0]);
+      attrs[l] = g.transpose(g.matmul(g.transpose(G, [1, 0, 2]), folded), [1, 0, 2]);
+      return G;
+    }
     const sources = cut(g.input(linearInputs.sources(l), 'float32', ['T', d, `n_${l}`]), [0]);
     const atWrite =
       throughPostNorm && lw.lnPostFf
@@ -328,16 +480,16 @@ export function emitBackwardGraph(
     // The top layer of a truncated graph: nothing above, so no MLP write reaches a target.
     G = inject(G ? contract(G, l) : zeros(), slotOfResidMid(l));
 
-    // Attention, transposed: post-norm, output projection, frozen pattern, value projection, ln1.
-    let gOut = G;
-    if (lw.lnPostAttn)
-      gOut = b.frozenNormT(gOut, b.scaleInput(linearInputs.ln1PostScale(l), true), lw.lnPostAttn);
+    // Attention, transposed: output projection (post-norm gain folded in), frozen pattern (the
+    // norm scales folded in, transposed), value projection (ln1's gain folded in).
     const o = b.outputWeight(l);
     // forward attn = z·W_oᵀ (separate: W_o [d, H·hd]) or z·W (GPT-2): dz = G·W_o or G·Wᵀ.
-    const gz = project(gOut, d, H * hd, o.w, !o.transposedForForward);
+    const gz = lw.lnPostAttn
+      ? project(G, d, H * hd, b.outputBackwardMatrix(l, lw.lnPostAttn), false)
+      : project(G, d, H * hd, o.w, !o.transposedForForward);
     const gzHeads = g.transpose(g.reshape(gz, [0, 0, H, hd]), [0, 2, 1, 3]); // [B, H, T, hd]
-    const pattern = cut(g.input(linearInputs.pattern(l), 'float32', [H, 'T', 'T']), [1, 2]);
-    const gv = g.matmul(g.transpose(pattern, [0, 2, 1]), gzHeads); // [B, H, T, hd]
+    const pattern = cut(g.input(linearInputs.backwardPattern(l), 'float32', [H, 'T', 'T']), [1, 2]);
+    const gv = g.matmul(pattern, gzHeads); // [B, H, T, hd]
     const groups = H / KV;
     const gvKv =
       groups === 1
@@ -346,9 +498,7 @@ export function emitBackwardGraph(
             keepdims: { i: 0 },
           });
     const gvFlat = g.reshape(g.transpose(gvKv, [0, 2, 1, 3]), [0, 0, KV * hd]); // [B, T, KV·hd]
-    const v = b.valueWeight(l);
-    const gh = project(gvFlat, KV * hd, d, v.w, !v.transposedForForward);
-    G = g.add(G, b.frozenNormT(gh, b.scaleInput(linearInputs.ln1Scale(l), true), lw.ln1));
+    G = g.add(G, project(gvFlat, KV * hd, d, b.valueBackwardMatrix(l), false));
     G = inject(G, slotOfResidPre(l));
   }
   const tokens = g.op('ReduceSum', [g.mul(G, g.unsqueeze(tokenVectors, [0])), g.constInt64([-1])], {

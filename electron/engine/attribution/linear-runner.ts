@@ -8,7 +8,14 @@ import type { WeightFeeder } from '../model/weight-feeder.ts';
 import type { DeviceTensors } from '../runtime/device-tensors.ts';
 import { ort } from '../runtime/session.ts';
 import type { ForwardCache } from './forward-cache.ts';
-import { backwardOutputLayers, backwardTop, linearInputs } from './linear-model.ts';
+import {
+  type BackwardConstantSpec,
+  backwardOutputLayers,
+  backwardTop,
+  foldedBackwardPattern,
+  foldSourceVectors,
+  linearInputs,
+} from './linear-model.ts';
 import type { SourceSpace } from './sources.ts';
 import type { Target } from './targets.ts';
 
@@ -52,6 +59,8 @@ export class LinearModelRunner {
     private readonly head: LogitHead,
     /** Where the per-t constants are kept (device memory on a GPU). */
     private readonly device: DeviceTensors,
+    /** Which constants the backward graphs take, and what folding them needs. */
+    private readonly constantSpec: BackwardConstantSpec,
   ) {}
 
   /** Rows per backward run at most, for batches stopping at position t. */
@@ -73,15 +82,7 @@ export class LinearModelRunner {
       this.constants.set(t, hit);
       return hit.feeds;
     }
-    const { d, nLayers: L } = this.cache;
-    const host: Record<string, ort.Tensor> = {
-      token_vectors: f32(this.cache.tokenVectors.subarray(0, t * d), [t, d]),
-    };
-    this.frozenFeeds(t, host, null);
-    for (let l = 0; l < L; l++) {
-      const block = this.space.blocks[l];
-      host[linearInputs.sources(l)] = f32(block.vectors.subarray(0, t * d * block.n), [t, d, block.n]);
-    }
+    const host = this.backwardConstants(t);
     const bytes = Object.values(host).reduce((n, x) => n + (x.data as Float32Array).byteLength, 0);
     const budget = this.device.onDevice ? DEVICE_CONSTANT_BYTES : 0;
     let held = [...this.constants.values()].reduce((n, c) => n + c.bytes, 0);
@@ -94,6 +95,8 @@ export class LinearModelRunner {
     const feeds = (async () => {
       const kept: Record<string, ort.Tensor> = {};
       for (const [name, tensor] of Object.entries(host)) kept[name] = await this.device.upload(tensor);
+      // On the device the folded sources live on in device memory; the host copy can go.
+      if (this.device.onDevice) this.foldedSources.clear();
       return kept;
     })();
     this.constants.set(t, { bytes, feeds });
@@ -110,7 +113,61 @@ export class LinearModelRunner {
   async dropConstants(): Promise<void> {
     const all = [...this.constants.values()];
     this.constants.clear();
+    this.foldedSources.clear();
     for (const c of all) await this.dispose(c.feeds);
+  }
+
+  /** Per layer, the source vectors with the post-feed-forward norm folded in, at full length T. */
+  private readonly foldedSources = new Map<number, Float32Array>();
+
+  /**
+   * The backward's constants at t (BackwardConstants: t = T when the graph cuts them itself),
+   * in the form the backward graphs take them: the frozen patterns transposed with the norm
+   * scales around attention folded in, the source vectors (with the post-feed-forward norm
+   * folded in where the graphs ask for `sources_folded_l`), the token vectors, and the scales
+   * the graphs still apply (W_skip's read map).
+   */
+  private backwardConstants(t: number): Record<string, ort.Tensor> {
+    const c = this.cache;
+    const { d, nLayers: L } = c;
+    const H = this.cfg.nHeads;
+    const wanted = new Set(this.constantSpec.inputs);
+    const host: Record<string, ort.Tensor> = {
+      token_vectors: f32(c.tokenVectors.subarray(0, t * d), [t, d]),
+    };
+    const patterns = this.patterns(t);
+    for (let l = 0; l < L; l++) {
+      const pre = c.ln1Scale[l].subarray(0, t);
+      const post = c.ln1PostScale?.[l].subarray(0, t);
+      host[linearInputs.backwardPattern(l)] = f32(foldedBackwardPattern(patterns[l], H, t, pre, post), [
+        H,
+        t,
+        t,
+      ]);
+      const block = this.space.blocks[l];
+      const shape = [t, d, block.n];
+      if (wanted.has(linearInputs.foldedSources(l))) {
+        let folded = this.foldedSources.get(l);
+        if (!folded) {
+          const scale = c.ln2PostScale?.[l];
+          const gain = this.constantSpec.postFeedForwardGains[l];
+          if (!scale || !gain)
+            throw new Error(`layer ${l}: no post-feed-forward norm to fold into its sources`);
+          folded = foldSourceVectors(block.vectors, c.T, d, block.n, scale, gain);
+          this.foldedSources.set(l, folded);
+        }
+        host[linearInputs.foldedSources(l)] = f32(folded.subarray(0, t * d * block.n), shape);
+      }
+      if (wanted.has(linearInputs.sources(l)))
+        host[linearInputs.sources(l)] = f32(block.vectors.subarray(0, t * d * block.n), shape);
+      const scales: [string, Float32Array[] | undefined][] = [
+        [linearInputs.ln2Scale(l), c.ln2Scale],
+        [linearInputs.ln2PostScale(l), c.ln2PostScale],
+      ];
+      for (const [name, arr] of scales)
+        if (wanted.has(name) && arr) host[name] = f32(arr[l].subarray(0, t), [t]);
+    }
+    return host;
   }
 
   /** Frozen patterns restricted to the first `t` positions ([H, t, t], causal, so exact). */
