@@ -7,7 +7,7 @@
  *   npx tsx bench/gpu-check.ts [--synthetic mid|small|2b|none] [--tokens 64] [--repeat 5]
  *                              [--providers webgpu,cuda] [--cache-dir DIR] [--json FILE]
  *                              [--skip-demo] [--layers 26] [--max-feature-nodes 8192] [--dump DIR]
- *                              [--profile DIR] [--skip-rates]
+ *                              [--profile DIR] [--skip-rates] [--batch-size 256]
  *
  * 1. Which providers start (a session on the demo model), with the error where one does not.
  * 2. Demo model: logits of the demo prompt and its attribution graph (CLT), per provider:
@@ -48,6 +48,8 @@ interface Options {
   profile: string | null;
   /** `--synthetic 2b`: leave out the MatMul rate measurements (for extra variants of one run). */
   skipRates: boolean;
+  /** `--synthetic 2b`: rows per backward batch (the issue's 256; more means fewer, larger runs). */
+  batchSize: number;
   tokens: number;
   repeat: number;
   providers: ProviderName[];
@@ -64,6 +66,7 @@ function parseArgs(argv: string[]): Options {
     dump: null,
     profile: null,
     skipRates: false,
+    batchSize: 256,
     tokens: 64,
     repeat: 5,
     providers: ['webgpu', 'cuda'],
@@ -99,6 +102,11 @@ function parseArgs(argv: string[]): Options {
         break;
       case '--profile':
         o.profile = v;
+        i++;
+        break;
+      case '--batch-size':
+        o.batchSize = Number(v);
+        if (!Number.isInteger(o.batchSize) || o.batchSize <= 0) throw new Error('--batch-size: a positive integer');
         i++;
         break;
       case '--tokens':
@@ -201,7 +209,7 @@ async function main(argv: string[]): Promise<number> {
       tokens,
       layers: o.layers,
       maxFeatureNodes: o.maxFeatureNodes,
-      batchSize: 256,
+      batchSize: o.batchSize,
       repeat: Math.min(o.repeat, 3),
       dump: o.dump,
       profile: o.profile,

@@ -8,6 +8,7 @@
 #   profile  an ONNX Runtime profile of a WebGPU trace: GPU time per kernel vs the runs' wall time
 #   tuned    WebGPU with $TUNED_OPTIONS (WebGPU provider settings) instead of the defaults
 #   earlier  WebGPU with the backward's earlier form (per-layer outputs, ScatterND, per-t constants)
+#   batch    WebGPU with $BATCH rows per backward batch (default 1024: 4× fewer, larger runs)
 #   demo     the demo model on WebGPU against the CPU
 # A stage starts only if the 600 s the device tool allows a command leave it room.
 set -u
@@ -16,8 +17,9 @@ T0=$(date +%s)
 el() { echo "[+$(( $(date +%s) - T0 ))s] $*"; }
 LIMIT=${LIMIT:-585}  # seconds this command may run (the device call's timeout_s, less a margin)
 left() { echo $(( LIMIT - $(date +%s) + T0 )); }
-STAGES=${STAGES:-webgpu cpu profile tuned earlier demo}
+STAGES=${STAGES:-webgpu cpu profile tuned batch earlier demo}
 TUNED_OPTIONS=${TUNED_OPTIONS:-validationMode=disabled,maxNumPendingDispatches=256}
+BATCH=${BATCH:-1024}
 [ -n "${SKIP_GL:-}" ] || { for f in ../.gl/*.deb; do dpkg -x "$f" /; done; ldconfig; }
 [ -f /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json ] && export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
 mkdir -p bin && xz -dc node.xz > bin/node && chmod +x bin/node
@@ -53,6 +55,7 @@ for s in $STAGES; do
     tuned) stage tuned 70 CIRCUIT_WEBGPU_OPTIONS="$TUNED_OPTIONS" -- "${TWO_B[@]}" --providers webgpu --repeat 2 --skip-rates ;;
     earlier) stage earlier 70 CIRCUIT_BACKWARD_OUTPUTS=layers CIRCUIT_BACKWARD_INJECTION=scatter CIRCUIT_BACKWARD_CONSTANTS=per-t -- \
       "${TWO_B[@]}" --providers webgpu --repeat 1 --skip-rates ;;
+    batch) stage batch 70 X=1 -- "${TWO_B[@]}" --providers webgpu --repeat 2 --skip-rates --batch-size "$BATCH" ;;
     demo) stage demo 60 X=1 -- --synthetic none --providers webgpu --repeat 3 ;;
     *) el "unknown stage $s" ;;
   esac

@@ -57,6 +57,13 @@ describe('circuit trace', () => {
     expect(summary.replacement_score).toBeLessThanOrEqual(1);
     for (const phase of ['forward', 'logits', 'features', 'prune'])
       expect(summary.timings_ms[phase]).toBeGreaterThanOrEqual(0);
+    // How the backward ran: a logit run and at least one feature run, none past the batch or the prompt.
+    expect(summary.backward).toMatchObject({ provider: 'cpu', device_weight_bytes: 0 });
+    expect(summary.backward.runs).toBeGreaterThanOrEqual(2);
+    expect(summary.backward.max_rows).toBeGreaterThan(0);
+    expect(summary.backward.max_rows).toBeLessThanOrEqual(256);
+    expect(summary.backward.max_positions).toBe(7);
+    expect(summary.backward.constant_bytes).toBeGreaterThan(0);
 
     const graph = JSON.parse(fs.readFileSync(out, 'utf8'));
     expect(graph.metadata.prompt_tokens).toEqual(['<bos>', 'w5', 'w9', 'w17', 'w33', 'w8', 'w40']);

@@ -6,6 +6,7 @@
 import path from 'node:path';
 import { slugify } from '../../api/graph-json-io.ts';
 import { saveTracedGraph } from '../../api/save-trace.ts';
+import type { BackwardSummary } from '../../engine/attribution/attribute.ts';
 import {
   DEFAULT_MAX_FEATURE_NODES,
   DEFAULT_TRACE_SETTINGS,
@@ -205,6 +206,14 @@ export async function traceCommand(argv: string[]): Promise<number> {
       completeness_score: pruned.completenessScore,
       provider: traced.provider,
       timings_ms: traced.timingsMs,
+      backward: {
+        provider: traced.backward.provider,
+        runs: traced.backward.runs,
+        max_rows: traced.backward.maxRows,
+        max_positions: traced.backward.maxPositions,
+        device_weight_bytes: traced.backward.deviceWeightBytes,
+        constant_bytes: traced.backward.constantBytes,
+      },
     };
     if (flags.json) {
       console.log(JSON.stringify(summary));
@@ -228,6 +237,7 @@ export async function traceCommand(argv: string[]): Promise<number> {
       console.log(
         `scores       replacement ${pruned.replacementScore.toFixed(3)}, completeness ${pruned.completenessScore.toFixed(3)}`,
       );
+      console.log(`backward     ${describeBackward(traced.backward)}`);
       const t = summary.timings_ms;
       console.log(
         `time         ${Object.entries(t)
@@ -240,4 +250,14 @@ export async function traceCommand(argv: string[]): Promise<number> {
     await tracer?.close();
     store?.close();
   }
+}
+
+const sizeText = (bytes: number) =>
+  bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(1)} GiB` : `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+
+/** "33 runs on webgpu, ≤ 256 rows × 11 positions each; device: 13.4 GiB weights, 96.0 MiB constants". */
+function describeBackward(b: BackwardSummary): string {
+  const runs = `${b.runs} run${b.runs === 1 ? '' : 's'} on ${b.provider}, ≤ ${b.maxRows} rows × ${b.maxPositions} positions each`;
+  if (b.deviceWeightBytes === 0) return `${runs}; constants ${sizeText(b.constantBytes)}`;
+  return `${runs}; device memory: ${sizeText(b.deviceWeightBytes)} weights, ${sizeText(b.constantBytes)} constants`;
 }

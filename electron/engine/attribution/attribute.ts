@@ -15,7 +15,7 @@ import { attentionHalfPoint, FeaturesEta, type PlannedBatch, planBatches } from 
 import { type ForwardCache, runForwardCache } from './forward-cache.ts';
 import type { RawAttributionGraph } from './graph-types.ts';
 import type { BackwardConstantSpec, BackwardForm } from './linear-model.ts';
-import { LinearModelRunner } from './linear-runner.ts';
+import { type BackwardRunStats, LinearModelRunner } from './linear-runner.ts';
 import {
   assertFitsInMemory,
   estimateTraceMemory,
@@ -127,6 +127,14 @@ export interface AttributionResult {
   logitRows: Float32Array[];
   logitTokens: LogitTarget[];
   timingsMs: Record<AttributionPhase, number>;
+  backward: BackwardSummary;
+}
+
+/** How the backward ran: runs, their largest shape, the provider and what it held on its device. */
+export interface BackwardSummary extends BackwardRunStats {
+  provider: ProviderName;
+  /** The model's weights held in device memory (0 on the CPU). */
+  deviceWeightBytes: number;
 }
 
 export function validateAttributionSettings(s: AttributionSettings): void {
@@ -441,7 +449,12 @@ export class Attributor {
         run.tokenToString,
       );
       enter('assemble'); // closes the assemble phase's timing
-      return { graph, prepared, selected, featureRows, logitRows, logitTokens, timingsMs: timings };
+      const backward: BackwardSummary = {
+        ...prepared.runner.stats,
+        provider: this.provider,
+        deviceWeightBytes: this.forward.feeder.deviceBytes,
+      };
+      return { graph, prepared, selected, featureRows, logitRows, logitTokens, timingsMs: timings, backward };
     } catch (e) {
       await prepared.runner.release();
       throw e;

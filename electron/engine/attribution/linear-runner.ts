@@ -30,8 +30,20 @@ export const DEVICE_MICRO_BATCH_BYTES = 512 * 1024 * 1024;
 /** Device memory for the backward's per-t constants of one prompt, at most (least recent t goes first). */
 export const DEVICE_CONSTANT_BYTES = 4 * 1024 ** 3;
 
+/** What one prompt's backward runs came to (the trace summary reports it). */
+export interface BackwardRunStats {
+  /** session.run calls (a batch over the micro-batch limit runs as several). */
+  runs: number;
+  /** The most rows (targets) and positions (t) one run had. */
+  maxRows: number;
+  maxPositions: number;
+  /** The most bytes of per-prompt constants held at once (device memory on a GPU). */
+  constantBytes: number;
+}
+
 export class LinearModelRunner {
   private readonly patternCache = new Map<number, Float32Array[]>();
+  readonly stats: BackwardRunStats = { runs: 0, maxRows: 0, maxPositions: 0, constantBytes: 0 };
   /**
    * The backward's inputs that are the same for every batch of one t (frozen patterns and
    * scales, token vectors, source vectors), by t: on a GPU they are uploaded once, at the
@@ -100,6 +112,7 @@ export class LinearModelRunner {
       return kept;
     })();
     this.constants.set(t, { bytes, feeds });
+    this.stats.constantBytes = Math.max(this.stats.constantBytes, held + bytes);
     return feeds;
   }
 
@@ -256,6 +269,9 @@ export class LinearModelRunner {
     if (cutsInGraph) feeds.prefix_length = i64([t]);
     for (const name of backward.inputNames) if (constants[name]) feeds[name] = constants[name];
     const out = await backward.run(feeds);
+    this.stats.runs++;
+    this.stats.maxRows = Math.max(this.stats.maxRows, B);
+    this.stats.maxPositions = Math.max(this.stats.maxPositions, t);
     const C = this.space.nColumns;
     const buffer = new Float32Array(B * C);
     const rows = Array.from({ length: B }, (_, b) => buffer.subarray(b * C, (b + 1) * C));

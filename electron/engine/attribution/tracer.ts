@@ -9,6 +9,7 @@ import type { TranscoderSet } from '../transcoders/types.ts';
 import {
   type AttributionSettings,
   Attributor,
+  type BackwardSummary,
   type LogitTarget,
   validateAttributionSettings,
 } from './attribute.ts';
@@ -50,6 +51,8 @@ export interface TraceResult {
   provider: ProviderName;
   /** compile_and_load (the first trace of this Tracer only), the attribution phases, prune. */
   timingsMs: Record<string, number>;
+  /** How the backward ran (runs, their largest shape, device memory held). */
+  backward: BackwardSummary;
 }
 
 function checkThreshold(value: number, field: string): void {
@@ -209,6 +212,7 @@ export class Tracer {
         },
         provider: this.provider,
         timingsMs,
+        backward: result.backward,
       };
     } finally {
       await result.prepared.runner.release();

@@ -61,6 +61,12 @@ describe.skipIf(!useSoftwareWebGpu())('the GPU data path on WebGPU (SwiftShader)
         const uploadedBefore = gpu.forward.device.uploadedBytes;
         const b = await gpu.attribute(ids, SETTINGS);
         expect(b.selected).toEqual(a.selected);
+        expect(b.backward).toMatchObject({
+          provider: 'webgpu',
+          deviceWeightBytes: weightBytes,
+          runs: a.backward.runs,
+        });
+        expect(b.backward.runs).toBeGreaterThan(2); // batches of 16
         expect(b.graph.adjacency.length).toBe(a.graph.adjacency.length);
         expect(a.graph.adjacency.some((v) => v !== 0)).toBe(true);
         expect(worstRowDifference(a.graph, b.graph)).toBeLessThan(1e-3);
