@@ -314,9 +314,12 @@ export function backwardTop(slots: readonly number[], nLayers: number): number {
 
 /**
  * The backward graph. Inputs: read_vectors [B, d], read_positions [B], read_slots [B]
- * (int64), token_vectors [T, d], per layer the frozen pattern [H, T, T], scales [T] and
- * sources_l [T, d, n_l] (source vectors written at layer l, grouped by position, padded); in
- * the `prompt` form (BackwardConstants) also prefix_length [1], the run's t ≤ T.
+ * (int64), token_vectors [T, d], per layer the backward pattern pattern_back_l [H, T, T] (the
+ * frozen one transposed, norm scales folded in: foldedBackwardPattern) and the source vectors
+ * written at layer l, grouped by position, padded: sources_folded_l [T, d, n_l] with the
+ * post-feed-forward norm folded in (foldSourceVectors), or sources_l (no such norm, or a W_skip,
+ * whose read map also takes ln2's scale [T]); in the `prompt` form (BackwardConstants) also
+ * prefix_length [1], the run's t ≤ T. The weights: the derived O/V backward matrices.
  * Outputs: attr_l [B, t, n_l] and attr_tokens [B, t], or attr_all (BackwardOutputs).
  *
  * `top` < L: the graph for batches whose targets all read at layer ≤ top (slots ≤ 2·top + 1).
