@@ -106,7 +106,8 @@ function parseArgs(argv: string[]): Options {
         break;
       case '--batch-size':
         o.batchSize = Number(v);
-        if (!Number.isInteger(o.batchSize) || o.batchSize <= 0) throw new Error('--batch-size: a positive integer');
+        if (!Number.isInteger(o.batchSize) || o.batchSize <= 0)
+          throw new Error('--batch-size: a positive integer');
         i++;
         break;
       case '--tokens':
