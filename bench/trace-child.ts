@@ -452,7 +452,7 @@ async function profileBackward(
       forward.feeder,
       forward.head,
       forward.device,
-      constantSpec(session.inputNames),
+      async () => constantSpec(session.inputNames),
     );
     await runBatches(runner, result, batches);
     const profiled = batches.slice(0, 1 + args.profileBatches);

@@ -257,7 +257,7 @@ export class Attributor {
       this.forward.feeder,
       this.forward.head,
       this.forward.device,
-      await this.backwardConstants(),
+      () => this.backwardConstants(),
     );
     this.latestRunner = runner;
     const targets = new TargetBuilder(this.model, this.set, cache);

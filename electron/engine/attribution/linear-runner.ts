@@ -71,8 +71,11 @@ export class LinearModelRunner {
     private readonly head: LogitHead,
     /** Where the per-t constants are kept (device memory on a GPU). */
     private readonly device: DeviceTensors,
-    /** Which constants the backward graphs take, and what folding them needs. */
-    private readonly constantSpec: BackwardConstantSpec,
+    /**
+     * Which constants the backward graphs take, and what folding them needs: asked for at the
+     * first backward run (it may make the full backward session; interventions never need it).
+     */
+    private readonly constantSpec: () => Promise<BackwardConstantSpec>,
   ) {}
 
   /** Rows per backward run at most, for batches stopping at position t. */
@@ -86,7 +89,7 @@ export class LinearModelRunner {
     return Math.max(1, Math.floor(bytes / (t * width * 4)));
   }
 
-  private constantFeeds(t: number): Promise<Record<string, ort.Tensor>> {
+  private constantFeeds(t: number, spec: BackwardConstantSpec): Promise<Record<string, ort.Tensor>> {
     const hit = this.constants.get(t);
     if (hit) {
       // Most recently used last.
@@ -94,7 +97,7 @@ export class LinearModelRunner {
       this.constants.set(t, hit);
       return hit.feeds;
     }
-    const host = this.backwardConstants(t);
+    const host = this.backwardConstants(t, spec);
     const bytes = Object.values(host).reduce((n, x) => n + (x.data as Float32Array).byteLength, 0);
     const budget = this.device.onDevice ? DEVICE_CONSTANT_BYTES : 0;
     let held = [...this.constants.values()].reduce((n, c) => n + c.bytes, 0);
@@ -140,11 +143,11 @@ export class LinearModelRunner {
    * folded in where the graphs ask for `sources_folded_l`), the token vectors, and the scales
    * the graphs still apply (W_skip's read map).
    */
-  private backwardConstants(t: number): Record<string, ort.Tensor> {
+  private backwardConstants(t: number, spec: BackwardConstantSpec): Record<string, ort.Tensor> {
     const c = this.cache;
     const { d, nLayers: L } = c;
     const H = this.cfg.nHeads;
-    const wanted = new Set(this.constantSpec.inputs);
+    const wanted = new Set(spec.inputs);
     const host: Record<string, ort.Tensor> = {
       token_vectors: f32(c.tokenVectors.subarray(0, t * d), [t, d]),
     };
@@ -163,7 +166,7 @@ export class LinearModelRunner {
         let folded = this.foldedSources.get(l);
         if (!folded) {
           const scale = c.ln2PostScale?.[l];
-          const gain = this.constantSpec.postFeedForwardGains[l];
+          const gain = spec.postFeedForwardGains[l];
           if (!scale || !gain)
             throw new Error(`layer ${l}: no post-feed-forward norm to fold into its sources`);
           folded = foldSourceVectors(block.vectors, c.T, d, block.n, scale, gain);
@@ -259,7 +262,7 @@ export class LinearModelRunner {
     const backward = await this.backward(top);
     // A graph that cuts the constants to t itself (the `prompt` form) takes them at full length.
     const cutsInGraph = backward.inputNames.includes('prefix_length');
-    const constants = await this.constantFeeds(cutsInGraph ? this.cache.T : t);
+    const constants = await this.constantFeeds(cutsInGraph ? this.cache.T : t, await this.constantSpec());
     const feeds: Record<string, ort.Tensor> = {
       ...this.feeder.feeds(backward.inputNames),
       read_vectors: f32(vectors, [B, d]),
