@@ -19,7 +19,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Attributor } from '../electron/engine/attribution/attribute.ts';
+import { type AttributionSettings, Attributor } from '../electron/engine/attribution/attribute.ts';
 import type { RawAttributionGraph } from '../electron/engine/attribution/graph-types.ts';
 import { openModel } from '../electron/engine/model/open-model.ts';
 import { pruneGraph } from '../electron/engine/pruning/index.ts';
@@ -29,7 +29,7 @@ import { measureDeviceGemm, measureGemm } from './gemm.ts';
 import { formatGpuProfile, summarizeGpuProfiles } from './gpu-profile.ts';
 import { ensureSyntheticGemma2, GEMMA2_2B, withLayers } from './synthetic-gemma2.ts';
 import { type BackwardShape, sumFlops } from './trace-flops.ts';
-import { installRowsProbe } from './trace-profile.ts';
+import { installRowsProbe, type RowsProbe } from './trace-profile.ts';
 
 export interface Gpu2bOptions {
   providers: ProviderName[];
@@ -44,6 +44,8 @@ export interface Gpu2bOptions {
   profile: string | null;
   /** Leave out the MatMul rates (and so the backward's share of them). */
   skipRates: boolean;
+  /** Backward variants timed after the main traces, on the same opened model (see parseVariants). */
+  variants: BackwardVariant[];
   log: (msg: string) => void;
 }
 
@@ -112,6 +114,92 @@ function compareDumps(a: Dump, b: Dump) {
     prunedBoth: both,
     prunedSame: both === a.kept.length && both === b.kept.length,
   };
+}
+
+/** A backward variant: environment knobs (read when backward sessions are made) and/or a batch size. */
+export interface BackwardVariant {
+  name: string;
+  env: Record<string, string>;
+  batchSize?: number;
+}
+
+/**
+ * `name:KEY=V,KEY=V;name2:…` → variants. `batch=N` sets the batch size; any other key is an
+ * environment variable, e.g. `per-t:CIRCUIT_BACKWARD_CONSTANTS=per-t;b1024:batch=1024`.
+ */
+export function parseVariants(spec: string): BackwardVariant[] {
+  return spec
+    .split(';')
+    .filter((x) => x.trim())
+    .map((item) => {
+      const colon = item.indexOf(':');
+      if (colon <= 0) throw new Error(`--variants: "${item}" is not name:KEY=V,…`);
+      const v: BackwardVariant = { name: item.slice(0, colon).trim(), env: {} };
+      for (const kv of item.slice(colon + 1).split(',')) {
+        const eq = kv.indexOf('=');
+        if (eq <= 0) throw new Error(`--variants: "${kv}" in "${item}" is not KEY=V`);
+        const key = kv.slice(0, eq).trim();
+        const value = kv.slice(eq + 1).trim();
+        if (key === 'batch') {
+          v.batchSize = Number(value);
+          if (!Number.isInteger(v.batchSize) || v.batchSize <= 0)
+            throw new Error(`--variants: batch=${value}`);
+        } else v.env[key] = value;
+      }
+      return v;
+    });
+}
+
+/** One variant: its backward sessions made by a first trace, then a timed warm trace, compared with the base graph. */
+async function runVariant(
+  a: Attributor,
+  ids: number[],
+  settings: AttributionSettings,
+  v: BackwardVariant,
+  base: Dump,
+  probe: RowsProbe,
+  shape: BackwardShape,
+  log: (msg: string) => void,
+): Promise<Record<string, unknown>> {
+  const saved = Object.fromEntries(Object.keys(v.env).map((k) => [k, process.env[k]]));
+  const r: Record<string, unknown> = {
+    name: v.name,
+    env: v.env,
+    batchSize: v.batchSize ?? settings.batchSize,
+  };
+  Object.assign(process.env, v.env);
+  try {
+    await a.releaseBackwardSessions();
+    const s = { ...settings, batchSize: v.batchSize ?? settings.batchSize };
+    const first = await a.attribute(ids, s);
+    await first.prepared.runner.release();
+    probe.take();
+    const t0 = performance.now();
+    const g = await a.attribute(ids, s);
+    r.traceS = (performance.now() - t0) / 1000;
+    const calls = probe.take();
+    r.phasesS = Object.fromEntries(Object.entries(g.timingsMs).map(([k, x]) => [k, x / 1000]));
+    r.runS = calls.reduce((n, c) => n + c.runMs, 0) / 1000;
+    const flops = sumFlops(shape, calls).total;
+    r.backwardTflops = flops / ((g.timingsMs.logits + g.timingsMs.features) / 1000) / 1e12;
+    r.batches = calls.map((c) => `${c.B}x${c.t}@${c.top}:${c.runMs.toFixed(0)}`).join(' ');
+    const keys = nodeKeys(g.graph);
+    const pruned = pruneGraph(g.graph, { nodeThreshold: 0.8, edgeThreshold: 0.98 });
+    r.vs_base = compareDumps(
+      { keys, adjacency: g.graph.adjacency, kept: Array.from(pruned.keptNodes, (i) => keys[i]) },
+      base,
+    );
+    await g.prepared.runner.release();
+  } catch (e) {
+    r.error = (e as Error).stack ?? String(e);
+  } finally {
+    for (const [k, x] of Object.entries(saved)) {
+      if (x === undefined) delete process.env[k];
+      else process.env[k] = x;
+    }
+  }
+  log(`variant ${JSON.stringify(r)}`);
+  return r;
 }
 
 export async function runGpu2b(o: Gpu2bOptions): Promise<Record<string, unknown>> {
@@ -215,6 +303,15 @@ export async function runGpu2b(o: Gpu2bOptions): Promise<Record<string, unknown>
           }
         }
         await last.prepared.runner.release();
+        if (o.variants.length) {
+          // Backward variants on the same opened model (weights stay on the device): per variant
+          // the backward sessions are made again in its form, one trace makes them, the next is timed.
+          const base = { keys, adjacency: last.graph.adjacency, kept };
+          r.variants = [];
+          for (const v of o.variants) {
+            (r.variants as unknown[]).push(await runVariant(a, ids, settings, v, base, probe, shape, o.log));
+          }
+        }
       } finally {
         probe.uninstall();
         await a.close();

@@ -8,6 +8,7 @@
  *                              [--providers webgpu,cuda] [--cache-dir DIR] [--json FILE]
  *                              [--skip-demo] [--layers 26] [--max-feature-nodes 8192] [--dump DIR]
  *                              [--profile DIR] [--skip-rates] [--batch-size 256]
+ *                              [--variants 'name:KEY=V,…;…']
  *
  * 1. Which providers start (a session on the demo model), with the error where one does not.
  * 2. Demo model: logits of the demo prompt and its attribution graph (CLT), per provider:
@@ -30,7 +31,7 @@ import type { ProviderName } from '../electron/engine/runtime/providers.ts';
 import { loadTokenizer } from '../electron/engine/tokenizer/index.ts';
 import { loadTranscoderSet } from '../electron/engine/transcoders/load.ts';
 import type { TranscoderSet } from '../electron/engine/transcoders/types.ts';
-import { runGpu2b } from './gpu-2b.ts';
+import { type BackwardVariant, parseVariants, runGpu2b } from './gpu-2b.ts';
 import { log, median, table } from './shared.ts';
 import { ensureSyntheticGemma2, GEMMA2_MID, GEMMA2_SMALL } from './synthetic-gemma2.ts';
 
@@ -50,6 +51,8 @@ interface Options {
   skipRates: boolean;
   /** `--synthetic 2b`: rows per backward batch (the issue's 256; more means fewer, larger runs). */
   batchSize: number;
+  /** `--synthetic 2b`: backward variants timed on the same opened model (gpu-2b.ts parseVariants). */
+  variants: BackwardVariant[];
   tokens: number;
   repeat: number;
   providers: ProviderName[];
@@ -67,6 +70,7 @@ function parseArgs(argv: string[]): Options {
     profile: null,
     skipRates: false,
     batchSize: 256,
+    variants: [],
     tokens: 64,
     repeat: 5,
     providers: ['webgpu', 'cuda'],
@@ -108,6 +112,10 @@ function parseArgs(argv: string[]): Options {
         o.batchSize = Number(v);
         if (!Number.isInteger(o.batchSize) || o.batchSize <= 0)
           throw new Error('--batch-size: a positive integer');
+        i++;
+        break;
+      case '--variants':
+        o.variants = parseVariants(v ?? '');
         i++;
         break;
       case '--tokens':
@@ -215,6 +223,7 @@ async function main(argv: string[]): Promise<number> {
       dump: o.dump,
       profile: o.profile,
       skipRates: o.skipRates,
+      variants: o.variants,
       log,
     });
     console.log(JSON.stringify(report.gemma2_2b, null, 1));

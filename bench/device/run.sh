@@ -3,12 +3,11 @@
 # gemma-2-2b-shaped checkpoint, then run the stages named in $STAGES (default: all, in this order),
 # each a gpu-check process writing its log and JSON report (into $OUT/results.tar, remade after
 # each stage: the device tool returns at most 8 files):
-#   webgpu   warm WebGPU traces with the defaults, per-phase times, MatMul rates (--dump: the graph)
+#   webgpu   warm WebGPU traces with the defaults, per-phase times, MatMul rates (--dump: the graph),
+#            then each of $VARIANTS on the same opened model (backward forms, batch sizes)
 #   cpu      the CPU trace, and its difference from the WebGPU graph (same --dump)
 #   profile  an ONNX Runtime profile of a WebGPU trace: GPU time per kernel vs the runs' wall time
 #   tuned    WebGPU with $TUNED_OPTIONS (WebGPU provider settings) instead of the defaults
-#   earlier  WebGPU with the backward's earlier form (per-layer outputs, ScatterND, per-t constants)
-#   batch    WebGPU with $BATCH rows per backward batch (default 1024: 4× fewer, larger runs)
 #   demo     the demo model on WebGPU against the CPU
 # A stage starts only if the 600 s the device tool allows a command leave it room.
 set -u
@@ -17,9 +16,9 @@ T0=$(date +%s)
 el() { echo "[+$(( $(date +%s) - T0 ))s] $*"; }
 LIMIT=${LIMIT:-585}  # seconds this command may run (the device call's timeout_s, less a margin)
 left() { echo $(( LIMIT - $(date +%s) + T0 )); }
-STAGES=${STAGES:-webgpu cpu profile tuned batch earlier demo}
+STAGES=${STAGES:-webgpu cpu profile tuned demo}
 TUNED_OPTIONS=${TUNED_OPTIONS:-validationMode=disabled,maxNumPendingDispatches=256}
-BATCH=${BATCH:-1024}
+VARIANTS=${VARIANTS:-per-t:CIRCUIT_BACKWARD_CONSTANTS=per-t;earlier:CIRCUIT_BACKWARD_CONSTANTS=per-t,CIRCUIT_BACKWARD_INJECTION=scatter,CIRCUIT_BACKWARD_OUTPUTS=layers;b512:batch=512;b1024:batch=1024}
 [ -n "${SKIP_GL:-}" ] || { for f in ../.gl/*.deb; do dpkg -x "$f" /; done; ldconfig; }
 [ -f /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json ] && export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
 mkdir -p bin && xz -dc node.xz > bin/node && chmod +x bin/node
@@ -45,7 +44,7 @@ stage() {
 TWO_B=(--synthetic 2b --skip-demo --cache-dir $C)
 for s in $STAGES; do
   case $s in
-    webgpu) stage webgpu 90 X=1 -- "${TWO_B[@]}" --providers webgpu --dump $D --repeat 2 ;;
+    webgpu) stage webgpu 150 X=1 -- "${TWO_B[@]}" --providers webgpu --dump $D --repeat 2 --variants "$VARIANTS" ;;
     cpu) stage cpu 100 X=1 -- "${TWO_B[@]}" --providers cpu --dump $D --repeat 0 --skip-rates ;;
     profile)
       stage profile 80 X=1 -- "${TWO_B[@]}" --providers webgpu --repeat 1 --skip-rates --profile /tmp/prof
@@ -53,9 +52,6 @@ for s in $STAGES; do
       big=$(ls -S /tmp/prof/webgpu/*.json 2>/dev/null | head -1)
       [ -n "$big" ] && xz -T0 -6 -c "$big" > "$OUT/profile-largest.json.xz" && ls -la "$OUT/profile-largest.json.xz" ;;
     tuned) stage tuned 70 CIRCUIT_WEBGPU_OPTIONS="$TUNED_OPTIONS" -- "${TWO_B[@]}" --providers webgpu --repeat 2 --skip-rates ;;
-    earlier) stage earlier 70 CIRCUIT_BACKWARD_OUTPUTS=layers CIRCUIT_BACKWARD_INJECTION=scatter CIRCUIT_BACKWARD_CONSTANTS=per-t -- \
-      "${TWO_B[@]}" --providers webgpu --repeat 1 --skip-rates ;;
-    batch) stage batch 70 X=1 -- "${TWO_B[@]}" --providers webgpu --repeat 2 --skip-rates --batch-size "$BATCH" ;;
     demo) stage demo 60 X=1 -- --synthetic none --providers webgpu --repeat 3 ;;
     *) el "unknown stage $s" ;;
   esac

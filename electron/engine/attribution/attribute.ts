@@ -461,15 +461,22 @@ export class Attributor {
     }
   }
 
-  async close(): Promise<void> {
+  /**
+   * Releases the backward sessions and the latest prompt's constants; the sessions are made again
+   * on next use, in the form the environment then asks for (backwardForm): benchmarks compare
+   * backward forms on one opened model without uploading it again.
+   */
+  async releaseBackwardSessions(): Promise<void> {
     await this.latestRunner?.dropConstants();
     const backward = await Promise.allSettled(this.backwardByTop.values());
     this.backwardByTop.clear();
-    await Promise.all([
-      this.forward.close(),
-      this.frozen.release(),
-      ...backward.map((b) => (b.status === 'fulfilled' ? b.value.release() : undefined)),
-    ]);
+    this.constantSpec = undefined;
+    await Promise.all(backward.map((b) => (b.status === 'fulfilled' ? b.value.release() : undefined)));
+  }
+
+  async close(): Promise<void> {
+    await this.releaseBackwardSessions();
+    await Promise.all([this.forward.close(), this.frozen.release()]);
     this.forward.feeder.clear();
   }
 }

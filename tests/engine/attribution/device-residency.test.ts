@@ -105,6 +105,48 @@ describe('device residency (GPU data path, on the CPU provider)', () => {
     model.close();
   });
 
+  it('after releaseBackwardSessions the backward is made again in the form then asked for, same graph', async () => {
+    const model = openModel(DEMO_DIR);
+    const set = loadTranscoderSet(path.join(DEMO_DIR, 'transcoders', 'clt'));
+    const settings = { maxNLogits: 5, desiredLogitProb: 0.95, batchSize: 16, maxFeatureNodes: 100 };
+    const ids = PROMPTS[0].map((t) => t % model.config.vocabSize);
+    let device: CopyingDevice | undefined;
+    const a = await Attributor.create(model, set, {
+      device: (p) => {
+        device = new CopyingDevice(p);
+        return device;
+      },
+    });
+    const d = model.config.hiddenSize;
+    const tokenUploadShapes = (before: Map<string, number>) =>
+      [...device!.uploadsByShape]
+        .filter(([k, c]) => k.endsWith(`,${d}]`) && k.split(',').length === 2 && c > (before.get(k) ?? 0))
+        .map(([k]) => k);
+    try {
+      let before = new Map(device!.uploadsByShape);
+      const prompt = await a.attribute(ids, settings); // a device: the `prompt` form
+      expect(tokenUploadShapes(before)).toEqual([`float32[${ids.length},${d}]`]);
+      await prompt.prepared.runner.release();
+      const live = device!.live.size;
+
+      process.env.CIRCUIT_BACKWARD_CONSTANTS = 'per-t';
+      await a.releaseBackwardSessions();
+      before = new Map(device!.uploadsByShape);
+      const perT = await a.attribute(ids, settings);
+      // Remade in the per-t form: token vectors uploaded at several t, not once at T.
+      expect(tokenUploadShapes(before).length).toBeGreaterThan(1);
+      expect(perT.graph.adjacency).toEqual(prompt.graph.adjacency);
+      await perT.prepared.runner.release();
+      expect(device!.live.size).toBe(live); // the constants of both went; the weights stayed
+    } finally {
+      delete process.env.CIRCUIT_BACKWARD_CONSTANTS;
+      await a.close();
+      set.close();
+      model.close();
+    }
+    expect(device!.live.size).toBe(0);
+  });
+
   /**
    * The demo's graph (CLT and PLT) with `env` set while the second Attributor makes its backward
    * sessions equals the default one's exactly (the knob changes the graphs, not the rows).
