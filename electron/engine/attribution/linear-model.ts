@@ -32,6 +32,15 @@ export const slotOfResidPre = (l: number) => 2 * l;
 export const slotOfResidMid = (l: number) => 2 * l + 1;
 export const finalSlot = (nLayers: number) => 2 * nLayers;
 
+/**
+ * Where a transcoder's features read the residual stream, as an injection slot: resid_pre for
+ * `hook_resid_pre`, else resid_mid (every read hook after attention). Feature targets are
+ * injected only there, so the backward injects at no other layer slot (logits: the final one).
+ */
+export function featureReadSlot(readHook: string, layer: number): number {
+  return readHook === 'hook_resid_pre' ? slotOfResidPre(layer) : slotOfResidMid(layer);
+}
+
 /** Graph input names, shared by the TS side that feeds them. */
 export const linearInputs = {
   pattern: (l: number) => `pattern_${l}`,
@@ -477,11 +486,15 @@ export function emitBackwardGraph(
   };
 
   const attrs: string[] = [];
+  // Targets read at the final slot (logits) or at their layer's feature read slot: an injection
+  // anywhere else would add zeros (two elementwise passes over G, or a ScatterND copy, for nothing).
+  const readsAtResidPre = featureReadSlot(tc.readHook, 0) === slotOfResidPre(0);
   let G = top >= L ? inject(zeros(), finalSlot(L)) : '';
   for (let l = Math.min(top, L - 1); l >= 0; l--) {
     const lw = names.layers[l];
     // The top layer of a truncated graph: nothing above, so no MLP write reaches a target.
-    G = inject(G ? contract(G, l) : zeros(), slotOfResidMid(l));
+    G = G ? contract(G, l) : zeros();
+    if (!readsAtResidPre) G = inject(G, slotOfResidMid(l));
 
     // Attention, transposed: output projection (post-norm gain folded in), frozen pattern (the
     // norm scales folded in, transposed), value projection (ln1's gain folded in).
@@ -502,7 +515,7 @@ export function emitBackwardGraph(
           });
     const gvFlat = g.reshape(g.transpose(gvKv, [0, 2, 1, 3]), [0, 0, KV * hd]); // [B, T, KV·hd]
     G = g.add(G, project(gvFlat, KV * hd, d, b.valueBackwardMatrix(l), false));
-    G = inject(G, slotOfResidPre(l));
+    if (readsAtResidPre) G = inject(G, slotOfResidPre(l));
   }
   const tokens = g.op('ReduceSum', [g.mul(G, g.unsqueeze(tokenVectors, [0])), g.constInt64([-1])], {
     keepdims: { i: 0 },

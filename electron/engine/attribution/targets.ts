@@ -8,7 +8,7 @@ import type { NormWeights } from '../arch/family.ts';
 import type { OpenedModel } from '../model/open-model.ts';
 import type { TranscoderSet } from '../transcoders/types.ts';
 import type { ForwardCache } from './forward-cache.ts';
-import { finalSlot, slotOfResidMid, slotOfResidPre } from './linear-model.ts';
+import { featureReadSlot, finalSlot } from './linear-model.ts';
 import type { ResolvedTarget } from './target-spec.ts';
 
 export interface Target {
@@ -128,20 +128,21 @@ export class TargetBuilder {
   featureTarget(layer: number, position: number, wEnc: Float32Array): Target {
     const hook = this.set.readHook;
     const scale = this.cache.ln2Scale[layer][position];
+    const slot = featureReadSlot(hook, layer); // the only layer slots the backward injects at
     switch (hook) {
       case 'hook_resid_pre':
-        return { slot: slotOfResidPre(layer), position, vector: wEnc };
+        return { slot, position, vector: wEnc };
       case 'hook_resid_mid':
-        return { slot: slotOfResidMid(layer), position, vector: wEnc };
+        return { slot, position, vector: wEnc };
       case 'ln2.hook_normalized':
         return {
-          slot: slotOfResidMid(layer),
+          slot,
           position,
           vector: normTransposeVector(wEnc, scale, undefined, this.centered),
         };
       case 'mlp.hook_in':
         return {
-          slot: slotOfResidMid(layer),
+          slot,
           position,
           vector: normTransposeVector(wEnc, scale, this.ln2Gains[layer], this.centered),
         };

@@ -15,7 +15,7 @@ import { frozenTargetValues, type TargetRef } from '../../../electron/engine/att
 import { nodeLayout } from '../../../electron/engine/attribution/graph-types.ts';
 import { openModel } from '../../../electron/engine/model/open-model.ts';
 import { loadTranscoderSet } from '../../../electron/engine/transcoders/load.ts';
-import { type FixtureName, fixturePath } from '../../fixtures/tiny-checkpoints.ts';
+import { type FixtureName, fixturePath, writeTranscoders } from '../../fixtures/tiny-checkpoints.ts';
 import { GOLDEN_DIR } from '../model/golden.ts';
 
 interface AttributionGolden {
@@ -85,6 +85,44 @@ const targetRefs = (r: AttributionResult): TargetRef[] => [
   ...r.logitTokens.map((t) => ({ kind: 'logit' as const, tokenId: t.tokenId })),
 ];
 
+/**
+ * Completeness (Σ_s A[t,s] + c_t = the target's value, every row over the full source space) and
+ * intervention consistency on a sample of sources (features, errors, tokens), to 1e-4.
+ */
+async function expectCompleteAndConsistent(result: AttributionResult, dT: readonly number[]): Promise<void> {
+  // Completeness for every target (rows over the full source space).
+  const refs = targetRefs(result);
+  const rows = [...result.selected.map((a) => result.featureRows.get(a)!), ...result.logitRows];
+  const constants = await frozenTargetValues(result.prepared, refs, () => 0);
+  const values = targetValues(result, dT);
+  rows.forEach((row, k) => {
+    let sum = constants[k];
+    for (const v of row) sum += v;
+    const rel = Math.abs(sum - values[k]) / Math.max(Math.abs(values[k]), 1e-2);
+    expect({ target: k, rel }).toEqual({ target: k, rel: expect.toSatisfy((x: number) => x <= 1e-4) });
+  });
+
+  // Intervention consistency on a sample of sources: features, errors and tokens.
+  const { space } = result.prepared;
+  const base = await frozenTargetValues(result.prepared, refs);
+  const sample = new Set<number>();
+  for (let i = 0; i < 8; i++) sample.add(Math.floor((i * space.nActive) / 8));
+  sample.add(space.errorOffset + space.nColumns - space.tokenOffset + 1);
+  sample.add(space.tokenOffset + 1);
+  sample.add(space.tokenOffset + result.prepared.cache.T - 1);
+  for (const col of sample) {
+    const ablated = await frozenTargetValues(result.prepared, refs, (c) => (c === col ? 0 : 1));
+    let scale = 1e-6;
+    for (const row of rows) scale = Math.max(scale, Math.abs(row[col]));
+    rows.forEach((row, k) => {
+      const moved = ablated[k] - base[k];
+      expect(Math.abs(moved + row[col]) / scale, `source column ${col}, target ${k}`).toBeLessThanOrEqual(
+        1e-4,
+      );
+    });
+  }
+}
+
 describe.each(CASES)('attribution on %s / %s', (fixture, tc) => {
   const golden = JSON.parse(
     fs.readFileSync(path.join(GOLDEN_DIR, `attribution-${fixture}-${tc}.json`), 'utf8'),
@@ -118,37 +156,7 @@ describe.each(CASES)('attribution on %s / %s', (fixture, tc) => {
       }
       expect(worst).toBeLessThanOrEqual(1e-4);
 
-      // Completeness for every target (rows over the full source space).
-      const refs = targetRefs(result);
-      const rows = [...result.selected.map((a) => result.featureRows.get(a)!), ...result.logitRows];
-      const constants = await frozenTargetValues(result.prepared, refs, () => 0);
-      const values = targetValues(result, run.set.dTranscoderPerLayer);
-      rows.forEach((row, k) => {
-        let sum = constants[k];
-        for (const v of row) sum += v;
-        const rel = Math.abs(sum - values[k]) / Math.max(Math.abs(values[k]), 1e-2);
-        expect({ target: k, rel }).toEqual({ target: k, rel: expect.toSatisfy((x: number) => x <= 1e-4) });
-      });
-
-      // Intervention consistency on a sample of sources: features, errors and tokens.
-      const { space } = result.prepared;
-      const base = await frozenTargetValues(result.prepared, refs);
-      const sample = new Set<number>();
-      for (let i = 0; i < 8; i++) sample.add(Math.floor((i * space.nActive) / 8));
-      sample.add(space.errorOffset + space.nColumns - space.tokenOffset + 1);
-      sample.add(space.tokenOffset + 1);
-      sample.add(space.tokenOffset + result.prepared.cache.T - 1);
-      for (const col of sample) {
-        const ablated = await frozenTargetValues(result.prepared, refs, (c) => (c === col ? 0 : 1));
-        let scale = 1e-6;
-        for (const row of rows) scale = Math.max(scale, Math.abs(row[col]));
-        rows.forEach((row, k) => {
-          const moved = ablated[k] - base[k];
-          expect(Math.abs(moved + row[col]) / scale, `source column ${col}, target ${k}`).toBeLessThanOrEqual(
-            1e-4,
-          );
-        });
-      }
+      await expectCompleteAndConsistent(result, run.set.dTranscoderPerLayer);
     } finally {
       await run.close();
     }
@@ -218,6 +226,41 @@ describe('feature selection under max_feature_nodes', () => {
     } finally {
       await full.close();
       await capped.close();
+    }
+  });
+});
+
+describe('attribution with a transcoder that reads at hook_resid_pre (no reference golden)', () => {
+  it('is complete and consistent: its features are injected before attention, not after', async () => {
+    // The backward injects feature targets only at their read slot (resid_pre here, resid_mid
+    // for every other read hook): a target injected at the wrong slot would skip or double
+    // its layer's attention and break completeness.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cw-resid-pre-'));
+    writeTranscoders('tiny-gemma2', 'plt-resid-pre', dir);
+    const golden = JSON.parse(
+      fs.readFileSync(path.join(GOLDEN_DIR, 'attribution-tiny-gemma2-plt.json'), 'utf8'),
+    ) as AttributionGolden;
+    const model = openModel(fixturePath('tiny-gemma2'));
+    const set = loadTranscoderSet(dir);
+    const attributor = await Attributor.create(model, set, { cacheRoot });
+    try {
+      expect(set.readHook).toBe('hook_resid_pre');
+      const result = await attributor.attribute(golden.token_ids, {
+        maxNLogits: 10,
+        desiredLogitProb: 0.95,
+        batchSize: 64,
+      });
+      const { space } = result.prepared;
+      expect(result.selected.length).toBeGreaterThan(4);
+      // Features at layers above 0, whose rows cross at least one attention layer.
+      expect(result.selected.some((a) => space.featureLayer[a] > 0)).toBe(true);
+      await expectCompleteAndConsistent(result, set.dTranscoderPerLayer);
+      await result.prepared.runner.release();
+    } finally {
+      await attributor.close();
+      set.close();
+      model.close();
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 });
