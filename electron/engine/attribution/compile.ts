@@ -1,8 +1,9 @@
 /**
  * Builds the backward and frozen-forward graphs of a model + transcoder set, in memory. Their
  * weights are graph inputs served by the model's WeightFeeder (resident: the linear model
- * needs only the attention value/output projections, the norms' gains and any W_skip, which
- * every backward batch reuses), shared with the forward graph where it keeps them too.
+ * needs only the attention value/output projections with the norms around attention folded in,
+ * derived once per model, and any W_skip, which every backward batch reuses; the frozen forward
+ * shares the forward graph's own weights where it keeps them too).
  */
 import type { OpenedModel } from '../model/open-model.ts';
 import type { WeightFeeder } from '../model/weight-feeder.ts';
