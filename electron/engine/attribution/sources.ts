@@ -62,7 +62,9 @@ export function buildSourceSpace(set: TranscoderSet, cache: ForwardCache): Sourc
     for (let j = 0; j < slots; j++) count[featureLayer[f] + j][featurePosition[f]]++;
   }
   const blocks = count.map((perPos) => {
-    const n = Math.max(...perPos);
+    // Widths padded to a multiple of 4 (zero vectors, column −1): GPU matrix kernels take their
+    // vectorized path only when every inner and outer dimension is (ONNX Runtime WebGPU's vec4).
+    const n = Math.ceil(Math.max(...perPos) / 4) * 4;
     return { n, columns: new Int32Array(T * n).fill(-1), vectors: new Float32Array(T * d * n) };
   });
 
