@@ -169,11 +169,11 @@ function categoryOf(op: string, inputs: number[][], output: number[] | undefined
     if (a.length === 3 && b.length === 3 && a[2] === 1 && b[1] === 1)
       return 'Mul: injection one-hot × vectors → [B,t,d]';
     if (a.length === 2 && b.length === 2) return 'Mul: injection slot mask [B,d]';
-    if (b.length === 1) return 'Mul: frozen norm gain [B,t,d]';
-    if (b.length === 3 && b[0] === 1 && b[2] === 1) return 'Mul: frozen norm scale [B,t,d]';
-    if (b.length === 3 && b[0] === 1) return 'Mul: token contraction [B,t,d]';
+    if (b.length === 1) return 'Mul: frozen norm gain [t,B,d]';
+    if (b.length === 3 && b[1] === 1 && b[2] === 1) return 'Mul: frozen norm scale [t,B,d]';
+    if (b.length === 3 && b[1] === 1) return 'Mul: token contraction [t,B,d]';
   }
-  if (op === 'Add') return 'Add: residual + injections [B,t,d]';
+  if (op === 'Add') return 'Add: residual + injections [t,B,d]';
   if (op === 'Mul' || op === 'Sub' || op === 'Div') return `${op} (other)`;
   if (op === 'Transpose') return 'Transpose (copies)';
   if (op === 'ReduceSum' || op === 'ReduceMean') return 'ReduceSum (GQA groups, token dot)';

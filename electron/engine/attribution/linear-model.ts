@@ -61,7 +61,7 @@ export const linearInputs = {
 };
 
 /**
- * What the backward folds into its constants instead of running as ops on the [B, t, d]
+ * What the backward folds into its constants instead of running as ops on the [t, B, d]
  * gradient. A frozen norm's transpose is linear, per position, and the same for every target:
  * scale[p] · center(gain ⊙ ·). So around attention the gains (and a LayerNorm's centering) go
  * into derived weight matrices, once per model, and the scales into the frozen pattern, once per
@@ -157,10 +157,10 @@ class LinearModelBuilder {
     );
   }
 
-  /** A [T] scale input, as a [T, 1] column (or its unsqueezed [1, T, 1] for batched use). */
+  /** A [T] scale input, as a [T, 1] column (or [T, 1, 1] against the backward's [t, B, d] gradient). */
   scaleInput(name: string, batched: boolean): string {
     const s = this.cut(this.g.input(name, 'float32', ['T']), [0]);
-    return this.g.unsqueeze(s, batched ? [0, 2] : [1]);
+    return this.g.unsqueeze(s, batched ? [1, 2] : [1]);
   }
 
   /** A norm's gain on the host (Gemma's 1 + w, rounded to float32 as gain() does). */
@@ -329,7 +329,9 @@ export function backwardTop(slots: readonly number[], nLayers: number): number {
  * post-feed-forward norm folded in (foldSourceVectors), or sources_l (no such norm, or a W_skip,
  * whose read map also takes ln2's scale [T]); in the `prompt` form (BackwardConstants) also
  * prefix_length [1], the run's t ≤ T. The weights: the derived O/V backward matrices.
- * Outputs: attr_l [B, t, n_l] and attr_tokens [B, t], or attr_all (BackwardOutputs).
+ * The gradient runs as [t, B, d] (position-major: each layer's contraction with its per-position
+ * source vectors is then one batched MatMul, no transposes). Outputs: attr_l [t, B, n_l] and
+ * attr_tokens [t, B], or attr_all (BackwardOutputs).
  *
  * `top` < L: the graph for batches whose targets all read at layer ≤ top (slots ≤ 2·top + 1).
  * Nothing flows above them, so it starts at layer top's resid_mid, with no inputs or outputs
@@ -340,8 +342,8 @@ export function backwardTop(slots: readonly number[], nLayers: number): number {
 export type BackwardInjection = 'scatter' | 'select';
 
 /**
- * How a backward run returns its rows: one output per layer (`attr_l` [B, t, n_l], and
- * `attr_tokens` [B, t]), or all of them joined into one (`attr_all` [B, t, Σ n_l + 1]: the layers
+ * How a backward run returns its rows: one output per layer (`attr_l` [t, B, n_l], and
+ * `attr_tokens` [t, B]), or all of them joined into one (`attr_all` [t, B, Σ n_l + 1]: the layers
  * below the batch's top in order, then the token column) — one download per run from a GPU
  * instead of one per layer, for the price of a copy on the device.
  */
@@ -411,13 +413,13 @@ export function emitBackwardGraph(
 
   // Each target's read vector is added into G at (target, its position) when G reaches its
   // slot, in a form that depends on G, so the runtime cannot schedule every slot's injection up
-  // front (dense one-hot [B, T, d] injections did, holding ~2·L of them).
+  // front (dense one-hot [t, B, d] injections did, holding ~2·L of them).
   const B = g.gather(g.op('Shape', [readVectors]), g.constInt64([0], []));
   let inject: (G: string, slot: number) => string;
   if (injection === 'scatter') {
     // CPU: a ScatterND that adds B·d values.
     const batchIndex = g.op('Range', [g.constInt64([0], []), B, g.constInt64([1], [])]);
-    const scatterAt = g.concat([g.unsqueeze(batchIndex, [1]), g.unsqueeze(readPositions, [1])], 1); // [B, 2]
+    const scatterAt = g.concat([g.unsqueeze(readPositions, [1]), g.unsqueeze(batchIndex, [1])], 1); // [B, 2]: (p, b)
     inject = (G, slot) => {
       const mask = g.cast(g.op('Equal', [readSlots, g.constInt64([slot], [])]), ONNX_FLOAT);
       const vecs = g.mul(readVectors, g.unsqueeze(mask, [1])); // [B, d], zero where the slot differs
@@ -426,16 +428,16 @@ export function emitBackwardGraph(
   } else {
     // GPU providers: elementwise ops only (a provider without a ScatterND kernel would run it on
     // the CPU, copying G across the bus and back at every slot). G' = where(at, G + v, G), where
-    // `at` [B, T, 1] marks (target, position) for the targets reading at this slot: the same
+    // `at` [T, B, 1] marks (position, target) for the targets reading at this slot: the same
     // additions as the scatter. Positions and slots are folded into one index key.
     const S = 2 * L + 2;
-    const key = g.unsqueeze(g.add(g.mul(readPositions, g.constInt64([S], [])), readSlots), [1]); // [B, 1]
+    const key = g.unsqueeze(g.add(g.mul(readPositions, g.constInt64([S], [])), readSlots), [0]); // [1, B]
     const T = g.gather(g.op('Shape', [tokenVectors]), g.constInt64([0], []));
     const grid = g.unsqueeze(
       g.mul(g.op('Range', [g.constInt64([0], []), T, g.constInt64([1], [])]), g.constInt64([S], [])),
-      [0],
-    ); // [1, T]
-    const vecs = g.unsqueeze(readVectors, [1]); // [B, 1, d]
+      [1],
+    ); // [T, 1]
+    const vecs = g.unsqueeze(readVectors, [0]); // [1, B, d]
     inject = (G, slot) => {
       const at = g.unsqueeze(g.op('Equal', [key, g.add(grid, g.constInt64([slot], []))]), [2]);
       return g.where(at, g.add(G, vecs), G);
@@ -443,16 +445,16 @@ export function emitBackwardGraph(
   }
   const zeros = (): string => {
     const shape = g.concat(
-      [g.unsqueeze(B, [0]), g.slice(g.op('Shape', [tokenVectors]), [0], [1], [0]), g.constInt64([d])],
+      [g.slice(g.op('Shape', [tokenVectors]), [0], [1], [0]), g.unsqueeze(B, [0]), g.constInt64([d])],
       0,
-    );
+    ); // [t, B, d]
     return g.op('ConstantOfShape', [shape], {
       value: {
         t: { name: 'zero', type: 'float32', dims: [1], data: { kind: 'inline', bytes: new Uint8Array(4) } },
       },
     });
   };
-  /** [B, T, in] · W → [B, T, out] through a 2-D Gemm. */
+  /** [t, B, in] · W → [t, B, out] through a 2-D Gemm. */
   const project = (x: string, inDim: number, outDim: number, w: string, transB: boolean) => {
     const shape = g.op('Shape', [x]);
     const flat = g.reshape(x, [-1, inDim]);
@@ -466,7 +468,7 @@ export function emitBackwardGraph(
     if (foldsPostFeedForward(names, tc, l)) {
       // The post-feed-forward norm is in the source vectors (foldSourceVectors).
       const folded = cut(g.input(linearInputs.foldedSources(l), 'float32', ['T', d, `n_${l}`]), [0]);
-      attrs[l] = g.transpose(g.matmul(g.transpose(G, [1, 0, 2]), folded), [1, 0, 2]);
+      attrs[l] = g.matmul(G, folded); // [t, B, d]·[t, d, n] → [t, B, n]
       return G;
     }
     const sources = cut(g.input(linearInputs.sources(l), 'float32', ['T', d, `n_${l}`]), [0]);
@@ -474,8 +476,7 @@ export function emitBackwardGraph(
       throughPostNorm && lw.lnPostFf
         ? b.frozenNormT(G, b.scaleInput(linearInputs.ln2PostScale(l), true), lw.lnPostFf)
         : G;
-    // [t, B, d]·[t, d, n] → [t, B, n], returned as [B, t, n] so each target's row is contiguous.
-    attrs[l] = g.transpose(g.matmul(g.transpose(atWrite, [1, 0, 2]), sources), [1, 0, 2]);
+    attrs[l] = g.matmul(atWrite, sources); // [t, B, d]·[t, d, n] → [t, B, n]
     const skip = tc.skip[l];
     if (!skip) return G;
     const gradRead = g.matmul(atWrite, skip); // d/dx of x·W_skipᵀ
@@ -503,9 +504,9 @@ export function emitBackwardGraph(
     const gz = lw.lnPostAttn
       ? project(G, d, H * hd, b.outputBackwardMatrix(l, lw.lnPostAttn), false)
       : project(G, d, H * hd, o.w, !o.transposedForForward);
-    const gzHeads = g.transpose(g.reshape(gz, [0, 0, H, hd]), [0, 2, 1, 3]); // [B, H, T, hd]
+    const gzHeads = g.transpose(g.reshape(gz, [0, 0, H, hd]), [1, 2, 0, 3]); // [t, B, H, hd] → [B, H, t, hd]
     const pattern = cut(g.input(linearInputs.backwardPattern(l), 'float32', [H, 'T', 'T']), [1, 2]);
-    const gv = g.matmul(pattern, gzHeads); // [B, H, T, hd]
+    const gv = g.matmul(pattern, gzHeads); // [B, H, t, hd]
     const groups = H / KV;
     const gvKv =
       groups === 1
@@ -513,11 +514,11 @@ export function emitBackwardGraph(
         : g.op('ReduceSum', [g.reshape(gv, [0, KV, groups, -1, hd]), g.constInt64([2])], {
             keepdims: { i: 0 },
           });
-    const gvFlat = g.reshape(g.transpose(gvKv, [0, 2, 1, 3]), [0, 0, KV * hd]); // [B, T, KV·hd]
+    const gvFlat = g.reshape(g.transpose(gvKv, [2, 0, 1, 3]), [0, 0, KV * hd]); // [t, B, KV·hd]
     G = g.add(G, project(gvFlat, KV * hd, d, b.valueBackwardMatrix(l), false));
     if (readsAtResidPre) G = inject(G, slotOfResidPre(l));
   }
-  const tokens = g.op('ReduceSum', [g.mul(G, g.unsqueeze(tokenVectors, [0])), g.constInt64([-1])], {
+  const tokens = g.op('ReduceSum', [g.mul(G, g.unsqueeze(tokenVectors, [1])), g.constInt64([-1])], {
     keepdims: { i: 0 },
   });
   const layers = attrs.slice(0, backwardOutputLayers(top, L));

@@ -278,8 +278,8 @@ export class LinearModelRunner {
     const C = this.space.nColumns;
     const buffer = new Float32Array(B * C);
     const rows = Array.from({ length: B }, (_, b) => buffer.subarray(b * C, (b + 1) * C));
-    // Layer l's [B, t, n] block: its own output, or columns [offset, offset + n) of the joined
-    // one (rows of `width` values per target and position; see BackwardOutputs).
+    // Layer l's [t, B, n] block: its own output, or columns [offset, offset + n) of the joined
+    // one (rows of `width` values per position and target; see BackwardOutputs).
     const joined = out.attr_all?.data as Float32Array | undefined;
     const layers = backwardOutputLayers(top, L);
     let width = 1;
@@ -294,7 +294,7 @@ export class LinearModelRunner {
       for (let b = 0; b < B; b++) {
         const row = rows[b];
         for (let p = 0; p < t; p++) {
-          const base = (b * t + p) * stride + first;
+          const base = (p * B + b) * stride + first;
           const cols = p * n;
           for (let j = 0; j < n; j++) {
             const col = columns[cols + j];
@@ -305,10 +305,11 @@ export class LinearModelRunner {
     }
     // Layers from the top up: no row reaches them (zero).
     const tokenColumn = this.space.tokenOffset;
+    const tokens = joined ? null : (out.attr_tokens.data as Float32Array); // [t, B]
     for (let b = 0; b < B; b++) {
       const row = rows[b];
-      if (joined) for (let p = 0; p < t; p++) row[tokenColumn + p] = joined[(b * t + p) * width + width - 1];
-      else row.set((out.attr_tokens.data as Float32Array).subarray(b * t, (b + 1) * t), tokenColumn);
+      for (let p = 0; p < t; p++)
+        row[tokenColumn + p] = joined ? joined[(p * B + b) * width + width - 1] : tokens![p * B + b];
     }
     return rows;
   }
