@@ -9,7 +9,12 @@ import type { DeviceTensors } from '../runtime/device-tensors.ts';
 import type { ProviderChoice, ProviderName } from '../runtime/providers.ts';
 import { createSession, type ort, type SessionOptions } from '../runtime/session.ts';
 import type { TranscoderSet } from '../transcoders/types.ts';
-import { backwardConstantSpec, compileBackward, compileFrozenForward } from './compile.ts';
+import {
+  backwardConstantSpec,
+  compileBackward,
+  compileFrozenForward,
+  foldedSourceLayers,
+} from './compile.ts';
 import { DEFAULT_MAX_FEATURE_NODES } from './defaults.ts';
 import { attentionHalfPoint, FeaturesEta, type PlannedBatch, planBatches } from './eta.ts';
 import { type ForwardCache, runForwardCache } from './forward-cache.ts';
@@ -180,6 +185,13 @@ export class Attributor {
   }
 
   private constantSpec?: Promise<BackwardConstantSpec>;
+  private foldedSourcesCache?: boolean[];
+
+  /** Per layer, whether the backward keeps a folded copy of the source vectors (memory estimate). */
+  private get foldedSources(): boolean[] {
+    this.foldedSourcesCache ??= foldedSourceLayers(this.model, this.set);
+    return this.foldedSourcesCache;
+  }
 
   /** The backward's constant spec, from the full backward graph's inputs (made here if not yet). */
   private backwardConstants(): Promise<BackwardConstantSpec> {
@@ -342,7 +354,11 @@ export class Attributor {
       const sourceShape: SourceShape = {
         nActive: space.nActive,
         nColumns: space.nColumns,
-        sourceBytes: space.blocks.reduce((s, b) => s + b.vectors.byteLength + b.columns.byteLength, 0),
+        // The blocks, and the copy with the post-feed-forward norm folded in where the backward makes one.
+        sourceBytes: space.blocks.reduce(
+          (s, b, l) => s + b.vectors.byteLength * (this.foldedSources[l] ? 2 : 1) + b.columns.byteLength,
+          0,
+        ),
         blockWidths: space.blocks.map((b) => b.n),
       };
       // Refused before any backward batch when the rows, adjacency and pruning cannot fit.

@@ -56,6 +56,18 @@ export function compileBackward(
   );
 }
 
+/** Per layer, whether the backward folds the post-feed-forward norm into its source vectors. */
+export function foldedSourceLayers(model: OpenedModel, set: TranscoderSet): boolean[] {
+  const tc = {
+    readHook: set.readHook,
+    writeHook: set.writeHook,
+    skip: Array.from({ length: set.nLayers }, (_, l) =>
+      set.kind === 'plt' && set.layerTensors(l).W_skip ? 'W_skip' : undefined,
+    ),
+  };
+  return model.weightNames.layers.map((_, l) => foldsPostFeedForward(model.weightNames, tc, l));
+}
+
 /**
  * The spec of the backward's constants for graphs with the inputs `backwardInputs` (the full
  * graph's): the post-feed-forward norms' gains (Gemma's 1 + w) where they fold into the sources.
@@ -66,17 +78,11 @@ export function backwardConstantSpec(
   backwardInputs: readonly string[],
 ): BackwardConstantSpec {
   const cfg = model.config;
-  const tc = {
-    readHook: set.readHook,
-    writeHook: set.writeHook,
-    skip: Array.from({ length: set.nLayers }, (_, l) =>
-      set.kind === 'plt' && set.layerTensors(l).W_skip ? 'W_skip' : undefined,
-    ),
-  };
+  const folded = foldedSourceLayers(model, set);
   return {
     inputs: backwardInputs,
     postFeedForwardGains: model.weightNames.layers.map((lw, l) => {
-      if (!lw.lnPostFf || !foldsPostFeedForward(model.weightNames, tc, l)) return undefined;
+      if (!lw.lnPostFf || !folded[l]) return undefined;
       const raw = model.tensors.readFloat32(lw.lnPostFf.weight);
       return cfg.normGainOffset === 0 ? raw : raw.map((v) => Math.fround(1 + v));
     }),
