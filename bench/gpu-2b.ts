@@ -19,7 +19,11 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { type AttributionSettings, Attributor } from '../electron/engine/attribution/attribute.ts';
+import {
+  type AttributionResult,
+  type AttributionSettings,
+  Attributor,
+} from '../electron/engine/attribution/attribute.ts';
 import type { RawAttributionGraph } from '../electron/engine/attribution/graph-types.ts';
 import { openModel } from '../electron/engine/model/open-model.ts';
 import { pruneGraph } from '../electron/engine/pruning/index.ts';
@@ -29,7 +33,7 @@ import { measureDeviceGemm, measureGemm } from './gemm.ts';
 import { formatGpuProfile, summarizeGpuProfiles } from './gpu-profile.ts';
 import { ensureSyntheticGemma2, GEMMA2_2B, withLayers } from './synthetic-gemma2.ts';
 import { type BackwardShape, sumFlops } from './trace-flops.ts';
-import { installRowsProbe, type RowsProbe } from './trace-profile.ts';
+import { installRowsProbe, type RowsCall, type RowsProbe } from './trace-profile.ts';
 
 export interface Gpu2bOptions {
   providers: ProviderName[];
@@ -150,6 +154,28 @@ export function parseVariants(spec: string): BackwardVariant[] {
     });
 }
 
+/** A traced graph as a dump: node keys, adjacency, and the nodes kept by pruning at 0.8 / 0.98. */
+function graphDump(g: RawAttributionGraph): Dump {
+  const keys = nodeKeys(g);
+  const pruned = pruneGraph(g, { nodeThreshold: 0.8, edgeThreshold: 0.98 });
+  return { keys, adjacency: g.adjacency, kept: Array.from(pruned.keptNodes, (i) => keys[i]) };
+}
+
+/** A timed trace's phases and backward figures: its batches (B x t @ top : session.run ms) and TFLOP/s. */
+function backwardFigures(g: AttributionResult, calls: RowsCall[], shape: BackwardShape) {
+  const flops = sumFlops(shape, calls).total;
+  const backwardS = (g.timingsMs.logits + g.timingsMs.features) / 1000;
+  const runS = calls.reduce((n, c) => n + c.runMs, 0) / 1000;
+  return {
+    phasesS: Object.fromEntries(Object.entries(g.timingsMs).map(([k, x]) => [k, x / 1000])),
+    batches: calls.map((c) => `${c.B}x${c.t}@${c.top}:${c.runMs.toFixed(0)}`).join(' '),
+    backwardTflop: flops / 1e12,
+    backwardTflops: flops / backwardS / 1e12,
+    runTflops: flops / runS / 1e12,
+    runS,
+  };
+}
+
 /** One variant: its backward sessions made by a first trace, then a timed warm trace, compared with the base graph. */
 async function runVariant(
   a: Attributor,
@@ -177,18 +203,8 @@ async function runVariant(
     const t0 = performance.now();
     const g = await a.attribute(ids, s);
     r.traceS = (performance.now() - t0) / 1000;
-    const calls = probe.take();
-    r.phasesS = Object.fromEntries(Object.entries(g.timingsMs).map(([k, x]) => [k, x / 1000]));
-    r.runS = calls.reduce((n, c) => n + c.runMs, 0) / 1000;
-    const flops = sumFlops(shape, calls).total;
-    r.backwardTflops = flops / ((g.timingsMs.logits + g.timingsMs.features) / 1000) / 1e12;
-    r.batches = calls.map((c) => `${c.B}x${c.t}@${c.top}:${c.runMs.toFixed(0)}`).join(' ');
-    const keys = nodeKeys(g.graph);
-    const pruned = pruneGraph(g.graph, { nodeThreshold: 0.8, edgeThreshold: 0.98 });
-    r.vs_base = compareDumps(
-      { keys, adjacency: g.graph.adjacency, kept: Array.from(pruned.keptNodes, (i) => keys[i]) },
-      base,
-    );
+    Object.assign(r, backwardFigures(g, probe.take(), shape));
+    r.vs_base = compareDumps(graphDump(g.graph), base);
     await g.prepared.runner.release();
   } catch (e) {
     r.error = (e as Error).stack ?? String(e);
@@ -261,7 +277,6 @@ export async function runGpu2b(o: Gpu2bOptions): Promise<Record<string, unknown>
         }
         if (o.repeat > 0) calls = probe.take();
         r.traceS = traces;
-        r.phasesS = Object.fromEntries(Object.entries(last.timingsMs).map(([k, v]) => [k, v / 1000]));
         const space = last.prepared.space;
         const shape: BackwardShape = {
           nLayers: cfg.nLayers,
@@ -272,16 +287,8 @@ export async function runGpu2b(o: Gpu2bOptions): Promise<Record<string, unknown>
           blockWidth: space.blocks.map((b) => b.n),
           skip: Array.from({ length: cfg.nLayers }, (_, l) => set.layerTensors(l).W_skip !== undefined),
         };
-        const flops = sumFlops(shape, calls).total;
-        const backwardS = (last.timingsMs.logits + last.timingsMs.features) / 1000;
-        const runS = calls.reduce((s, c) => s + c.runMs, 0) / 1000;
         r.activeFeatures = space.nActive;
-        // B x t @ top : session.run ms
-        r.batches = calls.map((c) => `${c.B}x${c.t}@${c.top}:${c.runMs.toFixed(0)}`).join(' ');
-        r.backwardTflop = flops / 1e12;
-        r.backwardTflops = flops / backwardS / 1e12;
-        r.runTflops = flops / runS / 1e12;
-        r.runS = runS;
+        Object.assign(r, backwardFigures(last, calls, shape));
         r.deviceGiBAfter = a.forward.feeder.deviceBytes / 2 ** 30;
         r.hostResidentGiB = a.forward.feeder.residentBytes / 2 ** 30;
         r.headInGraph = a.forward.compiled.headInGraph;
@@ -289,24 +296,21 @@ export async function runGpu2b(o: Gpu2bOptions): Promise<Record<string, unknown>
         r.uploadedGiB = a.forward.device.uploadedBytes / 2 ** 30;
         r.uploadS = a.forward.device.uploadMs / 1000;
         r.maxRssGiB = (process.resourceUsage().maxRSS * 1024) / 2 ** 30;
-        const pruned = pruneGraph(last.graph, { nodeThreshold: 0.8, edgeThreshold: 0.98 });
-        const keys = nodeKeys(last.graph);
-        const kept = Array.from(pruned.keptNodes, (i) => keys[i]);
-        r.nodes = keys.length;
-        r.prunedNodes = kept.length;
+        const base = graphDump(last.graph);
+        r.nodes = base.keys.length;
+        r.prunedNodes = base.kept.length;
         if (o.dump) {
-          writeDump(o.dump, provider, last.graph, kept);
+          writeDump(o.dump, provider, last.graph, base.kept);
           for (const other of ['cpu', 'webgpu', 'cuda']) {
             if (other === provider) continue;
             const d = readDump(o.dump, other);
-            if (d) r[`vs_${other}`] = compareDumps({ keys, adjacency: last.graph.adjacency, kept }, d);
+            if (d) r[`vs_${other}`] = compareDumps(base, d);
           }
         }
         await last.prepared.runner.release();
         if (o.variants.length) {
           // Backward variants on the same opened model (weights stay on the device): per variant
           // the backward sessions are made again in its form, one trace makes them, the next is timed.
-          const base = { keys, adjacency: last.graph.adjacency, kept };
           r.variants = [];
           for (const v of o.variants) {
             (r.variants as unknown[]).push(await runVariant(a, ids, settings, v, base, probe, shape, o.log));

@@ -19,6 +19,7 @@ import {
   foldsPostFeedForward,
   type LinearModelTranscoderInfo,
 } from './linear-model.ts';
+import { normGain } from './targets.ts';
 
 function build(
   model: OpenedModel,
@@ -77,15 +78,12 @@ export function backwardConstantSpec(
   set: TranscoderSet,
   backwardInputs: readonly string[],
 ): BackwardConstantSpec {
-  const cfg = model.config;
   const folded = foldedSourceLayers(model, set);
   return {
     inputs: backwardInputs,
-    postFeedForwardGains: model.weightNames.layers.map((lw, l) => {
-      if (!lw.lnPostFf || !folded[l]) return undefined;
-      const raw = model.tensors.readFloat32(lw.lnPostFf.weight);
-      return cfg.normGainOffset === 0 ? raw : raw.map((v) => Math.fround(1 + v));
-    }),
+    postFeedForwardGains: model.weightNames.layers.map((lw, l) =>
+      lw.lnPostFf && folded[l] ? normGain(model, lw.lnPostFf) : undefined,
+    ),
   };
 }
 

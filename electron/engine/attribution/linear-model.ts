@@ -152,9 +152,7 @@ class LinearModelBuilder {
   gain(w: NormWeights): string {
     const d = this.d;
     if (this.cfg.normGainOffset === 0) return this.weights.tensor(w.weight, [d]);
-    return this.weights.derived(`${w.weight}+1`, [d], () =>
-      this.weights.readFloat32(w.weight, [d]).map((v) => Math.fround(1 + v)),
-    );
+    return this.weights.derived(`${w.weight}+1`, [d], () => this.gainValues(w));
   }
 
   /** A [T] scale input, as a [T, 1] column (or [T, 1, 1] against the backward's [t, B, d] gradient). */
@@ -163,7 +161,7 @@ class LinearModelBuilder {
     return this.g.unsqueeze(s, batched ? [1, 2] : [1]);
   }
 
-  /** A norm's gain on the host (Gemma's 1 + w, rounded to float32 as gain() does). */
+  /** A norm's gain on the host (Gemma's 1 + w in float32), as gain() feeds it. */
   gainValues(w: NormWeights): Float32Array {
     const raw = this.weights.readFloat32(w.weight, [this.d]);
     return this.cfg.normGainOffset === 0 ? raw : raw.map((v) => Math.fround(1 + v));
