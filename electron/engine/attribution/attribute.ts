@@ -9,6 +9,7 @@ import type { DeviceTensors } from '../runtime/device-tensors.ts';
 import type { ProviderChoice, ProviderName } from '../runtime/providers.ts';
 import { createSession, type ort, type SessionOptions } from '../runtime/session.ts';
 import type { TranscoderSet } from '../transcoders/types.ts';
+import { assembleGraph } from './assemble.ts';
 import {
   backwardConstantSpec,
   compileBackward,
@@ -522,50 +523,4 @@ function callerTargets(
     label: t.label,
     direction: prepared.targets.resolvedDirection(t),
   }));
-}
-
-/** Dense N×N adjacency over [selected features | errors | tokens | logits]. */
-function assembleGraph(
-  prepared: PreparedPrompt,
-  selected: number[],
-  featureRows: Map<number, Float32Array>,
-  logitRows: Float32Array[],
-  logitTokens: LogitTarget[],
-  tokenIds: number[],
-  tokenToString: ((id: number) => string) | undefined,
-): RawAttributionGraph {
-  const { space, cache } = prepared;
-  const nSel = selected.length;
-  const nErr = cache.nLayers * cache.T;
-  const N = nSel + nErr + cache.T + logitTokens.length;
-  const columnOf = Int32Array.from(selected); // graph column i ← source column selected[i]
-  const adjacency = new Float32Array(N * N);
-  const fill = (rowIndex: number, row: Float32Array) => {
-    const base = rowIndex * N;
-    for (let i = 0; i < nSel; i++) adjacency[base + i] = row[columnOf[i]];
-    adjacency.set(row.subarray(space.errorOffset, space.nColumns), base + nSel);
-  };
-  for (const [i, a] of selected.entries()) fill(i, featureRows.get(a)!);
-  for (const [k, row] of logitRows.entries()) fill(nSel + nErr + cache.T + k, row);
-  const name = tokenToString ?? ((id: number) => `<${id}>`);
-  return {
-    nodes: {
-      nLayers: cache.nLayers,
-      nPositions: cache.T,
-      promptTokenIds: Int32Array.from(tokenIds),
-      promptTokens: tokenIds.map(name),
-      features: {
-        layer: Int32Array.from(selected.map((a) => space.featureLayer[a])),
-        position: Int32Array.from(selected.map((a) => space.featurePosition[a])),
-        index: Int32Array.from(selected.map((a) => space.featureIndex[a])),
-        activation: Float32Array.from(selected.map((a) => space.featureActivation[a])),
-      },
-      logits: {
-        tokenId: Int32Array.from(logitTokens.map((t) => t.tokenId)),
-        probability: Float32Array.from(logitTokens.map((t) => t.prob)),
-        token: logitTokens.map((t) => t.label ?? name(t.tokenId)),
-      },
-    },
-    adjacency,
-  };
 }

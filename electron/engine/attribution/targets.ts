@@ -20,22 +20,41 @@ export interface Target {
 
 /** The top `maxN` next tokens, shortest prefix with cumulative probability ≥ `desired`. */
 export function selectLogitTokens(cache: ForwardCache, maxN: number, desired: number) {
-  const V = cache.vocab;
   const row = cache.logits; // the last position's
   let max = Number.NEGATIVE_INFINITY;
   for (const v of row) if (v > max) max = v;
   let sum = 0;
   for (const v of row) sum += Math.exp(v - max);
-  const order = Array.from({ length: V }, (_, i) => i).sort((a, b) => row[b] - row[a] || a - b);
   const chosen: { tokenId: number; prob: number }[] = [];
   let cumulative = 0;
-  for (const id of order.slice(0, Math.min(maxN, V))) {
+  for (const id of topIndices(row, maxN)) {
     const prob = Math.exp(row[id] - max) / sum;
     chosen.push({ tokenId: id, prob });
     cumulative += prob;
     if (cumulative >= desired) break;
   }
   return chosen;
+}
+
+/**
+ * The indices of the `k` largest values, largest first (ties: lower index first), in one pass
+ * that keeps the k best sorted: a vocabulary of 256k is not sorted for 10 logits.
+ */
+export function topIndices(values: Float32Array, k: number): number[] {
+  const top: number[] = [];
+  const n = Math.min(k, values.length);
+  if (n <= 0) return top;
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (top.length === n) {
+      if (!(v > values[top[n - 1]])) continue;
+      top.pop();
+    }
+    let j = top.length;
+    while (j > 0 && v > values[top[j - 1]]) j--;
+    top.splice(j, 0, i);
+  }
+  return top;
 }
 
 export function normGain(model: OpenedModel, w: NormWeights): Float32Array {
