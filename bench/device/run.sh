@@ -9,6 +9,7 @@
 #   profile  an ONNX Runtime profile of a WebGPU trace: GPU time per kernel vs the runs' wall time
 #   tuned    WebGPU with $TUNED_OPTIONS (WebGPU provider settings) instead of the defaults
 #   demo     the demo model on WebGPU against the CPU
+#   small-pages  WebGPU without huge pages (open and trace times against the webgpu stage's)
 # A stage starts only if the 600 s the device tool allows a command leave it room.
 set -u
 cd "$(dirname "$0")"
@@ -16,9 +17,11 @@ T0=$(date +%s)
 el() { echo "[+$(( $(date +%s) - T0 ))s] $*"; }
 LIMIT=${LIMIT:-585}  # seconds this command may run (the device call's timeout_s, less a margin)
 left() { echo $(( LIMIT - $(date +%s) + T0 )); }
-STAGES=${STAGES:-webgpu cpu profile tuned demo}
+STAGES=${STAGES:-webgpu cpu profile tuned demo small-pages}
 TUNED_OPTIONS=${TUNED_OPTIONS:-validationMode=disabled,maxNumPendingDispatches=256}
 VARIANTS=${VARIANTS:-per-t:CIRCUIT_BACKWARD_CONSTANTS=per-t;earlier:CIRCUIT_BACKWARD_CONSTANTS=per-t,CIRCUIT_BACKWARD_INJECTION=scatter,CIRCUIT_BACKWARD_OUTPUTS=layers;b512:batch=512;b1024:batch=1024}
+# Huge pages for large allocations, as bin/circuit.mjs gives the CLI (HUGE_PAGES=0: off).
+[ "${HUGE_PAGES:-1}" = 0 ] || export GLIBC_TUNABLES=glibc.malloc.hugetlb=1
 [ -n "${SKIP_GL:-}" ] || { for f in ../.gl/*.deb; do dpkg -x "$f" /; done; ldconfig; }
 [ -f /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json ] && export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
 mkdir -p bin && xz -dc node.xz > bin/node && chmod +x bin/node
@@ -53,6 +56,7 @@ for s in $STAGES; do
       [ -n "$big" ] && xz -T0 -6 -c "$big" > "$OUT/profile-largest.json.xz" && ls -la "$OUT/profile-largest.json.xz" ;;
     tuned) stage tuned 70 CIRCUIT_WEBGPU_OPTIONS="$TUNED_OPTIONS" -- "${TWO_B[@]}" --providers webgpu --repeat 2 --skip-rates ;;
     demo) stage demo 60 X=1 -- --synthetic none --providers webgpu --repeat 3 ;;
+    small-pages) stage small-pages 80 GLIBC_TUNABLES= -- "${TWO_B[@]}" --providers webgpu --repeat 1 --skip-rates ;;
     *) el "unknown stage $s" ;;
   esac
 done

@@ -106,6 +106,11 @@ export async function serveCommand(argv: string[]): Promise<number> {
     store.close();
     throw e;
   }
+  // Listening before the address is printed: a caller may signal as soon as it reads it.
+  const stopped = new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
   if (flags.json) {
     console.log(
       JSON.stringify({
@@ -129,10 +134,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     }
     console.log('Press Ctrl-C to stop.');
   }
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
-  });
+  await stopped;
   log('stopping…');
   await server.close();
   await service.close();
