@@ -452,6 +452,7 @@ async function profileBackward(
       forward.feeder,
       forward.head,
       forward.device,
+      forward.deviceMemory,
       async () => constantSpec(session.inputNames),
     );
     await runBatches(runner, result, batches);

@@ -213,6 +213,12 @@ export async function traceCommand(argv: string[]): Promise<number> {
         max_positions: traced.backward.maxPositions,
         device_weight_bytes: traced.backward.deviceWeightBytes,
         constant_bytes: traced.backward.constantBytes,
+        row_limit: traced.backward.rowLimit,
+        device_memory: traced.backward.deviceMemory && {
+          total_bytes: traced.backward.deviceMemory.totalBytes,
+          free_bytes: traced.backward.deviceMemory.freeBytes,
+          source: traced.backward.deviceMemory.source,
+        },
       },
     };
     if (flags.json) {
@@ -259,5 +265,8 @@ const sizeText = (bytes: number) =>
 function describeBackward(b: BackwardSummary): string {
   const runs = `${b.runs} run${b.runs === 1 ? '' : 's'} on ${b.provider}, ≤ ${b.maxRows} rows × ${b.maxPositions} positions each`;
   if (b.deviceWeightBytes === 0) return `${runs}; constants ${sizeText(b.constantBytes)}`;
-  return `${runs}; device memory: ${sizeText(b.deviceWeightBytes)} weights, ${sizeText(b.constantBytes)} constants`;
+  const memory = b.deviceMemory
+    ? `${sizeText(b.deviceMemory.freeBytes)} free at open (${b.deviceMemory.source}), ≤ ${b.rowLimit} rows a run fit`
+    : 'free memory unknown (set CIRCUIT_DEVICE_MEMORY_MB to size runs to it)';
+  return `${runs}; device memory: ${sizeText(b.deviceWeightBytes)} weights, ${sizeText(b.constantBytes)} constants; ${memory}`;
 }

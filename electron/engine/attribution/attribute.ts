@@ -5,6 +5,7 @@
 import { EngineError } from '../errors.ts';
 import { ForwardPass } from '../model/forward-pass.ts';
 import type { OpenedModel } from '../model/open-model.ts';
+import type { DeviceMemory } from '../runtime/device-memory.ts';
 import type { DeviceTensors } from '../runtime/device-tensors.ts';
 import type { ProviderChoice, ProviderName } from '../runtime/providers.ts';
 import { createSession, type ort, type SessionOptions } from '../runtime/session.ts';
@@ -105,7 +106,7 @@ export interface AttributorOptions {
   cacheRoot?: string;
   threads?: number;
   onWarning?: (message: string) => void;
-  /** Decoded float32 weights kept in memory at most (see model/forward-graph.ts). */
+  /** Decoded float32 weights kept resident at most: host memory on the CPU, device memory on a GPU (model/forward-pass.ts). */
   residentWeightBytes?: number;
   /** Where weights and per-prompt constants stay between runs (default: the provider's device). */
   device?: (provider: ProviderName) => DeviceTensors;
@@ -141,6 +142,8 @@ export interface BackwardSummary extends BackwardRunStats {
   provider: ProviderName;
   /** The model's weights held in device memory (0 on the CPU). */
   deviceWeightBytes: number;
+  /** The GPU's memory when it could be known (runtime/device-memory.ts); null on the CPU or unknown. */
+  deviceMemory: DeviceMemory | null;
 }
 
 export function validateAttributionSettings(s: AttributionSettings): void {
@@ -270,6 +273,7 @@ export class Attributor {
       this.forward.feeder,
       this.forward.head,
       this.forward.device,
+      this.forward.deviceMemory,
       () => this.backwardConstants(),
     );
     this.latestRunner = runner;
@@ -470,6 +474,7 @@ export class Attributor {
         ...prepared.runner.stats,
         provider: this.provider,
         deviceWeightBytes: this.forward.feeder.deviceBytes,
+        deviceMemory: this.forward.deviceMemory,
       };
       return { graph, prepared, selected, featureRows, logitRows, logitTokens, timingsMs: timings, backward };
     } catch (e) {

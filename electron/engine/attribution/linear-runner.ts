@@ -5,6 +5,7 @@
 import type { ModelConfig } from '../arch/config.ts';
 import type { LogitHead } from '../model/logit-head.ts';
 import type { WeightFeeder } from '../model/weight-feeder.ts';
+import type { DeviceMemory } from '../runtime/device-memory.ts';
 import type { DeviceTensors } from '../runtime/device-tensors.ts';
 import { ort } from '../runtime/session.ts';
 import type { ForwardCache } from './forward-cache.ts';
@@ -27,6 +28,11 @@ const i64 = (values: number[]) =>
 export const MICRO_BATCH_BYTES = 30 * 1024 * 1024;
 /** The same on a GPU, where no page faults are paid and bigger runs use the device better. */
 export const DEVICE_MICRO_BATCH_BYTES = 512 * 1024 * 1024;
+/**
+ * [t, B, width] float32 activations one backward run holds at its peak, about (the gradient, the
+ * attention's intermediates, its outputs): with the device's free memory, how many rows fit.
+ */
+export const BACKWARD_LIVE_ACTIVATIONS = 8;
 /** Device memory for the backward's per-t constants of one prompt, at most (least recent t goes first). */
 export const DEVICE_CONSTANT_BYTES = 4 * 1024 ** 3;
 
@@ -39,11 +45,16 @@ export interface BackwardRunStats {
   maxPositions: number;
   /** The most bytes of per-prompt constants held at once (device memory on a GPU). */
   constantBytes: number;
+  /**
+   * Rows one run could take at the longest batch's positions: the micro-batch bound, and on a
+   * GPU whose memory is known what fits beside the weights and constants (batches above it split).
+   */
+  rowLimit: number;
 }
 
 export class LinearModelRunner {
   private readonly patternCache = new Map<number, Float32Array[]>();
-  readonly stats: BackwardRunStats = { runs: 0, maxRows: 0, maxPositions: 0, constantBytes: 0 };
+  readonly stats: BackwardRunStats = { runs: 0, maxRows: 0, maxPositions: 0, constantBytes: 0, rowLimit: 0 };
   /**
    * The backward's inputs that are the same for every batch of one t (frozen patterns and
    * scales, token vectors, source vectors), by t: on a GPU they are uploaded once, at the
@@ -71,6 +82,8 @@ export class LinearModelRunner {
     private readonly head: LogitHead,
     /** Where the per-t constants are kept (device memory on a GPU). */
     private readonly device: DeviceTensors,
+    /** The GPU's memory when known (runtime/device-memory.ts): runs are sized to fit it. */
+    private readonly deviceMemory: DeviceMemory | null,
     /**
      * Which constants the backward graphs take, and what folding them needs: asked for at the
      * first backward run (it may make the full backward session; interventions never need it).
@@ -85,8 +98,18 @@ export class LinearModelRunner {
       this.cfg.nHeads * this.cfg.headDim,
       ...this.space.blocks.map((b) => b.n),
     );
+    const rowBytes = t * width * 4;
     const bytes = this.device.onDevice ? DEVICE_MICRO_BATCH_BYTES : MICRO_BATCH_BYTES;
-    return Math.max(1, Math.floor(bytes / (t * width * 4)));
+    let rows = Math.floor(bytes / rowBytes);
+    if (this.device.onDevice && this.deviceMemory) {
+      // What the weights and this prompt's constants (before their upload: the source blocks,
+      // most of them) leave of the memory free at open.
+      const sources = this.space.blocks.reduce((n, b) => n + b.vectors.byteLength, 0);
+      const constants = Math.max(this.stats.constantBytes, sources);
+      const left = this.deviceMemory.freeBytes - this.feeder.deviceBytes - constants;
+      rows = Math.min(rows, Math.floor(left / (BACKWARD_LIVE_ACTIVATIONS * rowBytes)));
+    }
+    return Math.max(1, rows);
   }
 
   private constantFeeds(t: number, spec: BackwardConstantSpec): Promise<Record<string, ort.Tensor>> {
@@ -240,6 +263,7 @@ export class LinearModelRunner {
   async rows(targets: readonly Target[]): Promise<Float32Array[]> {
     const t = Math.max(...targets.map((x) => x.position)) + 1;
     const per = this.microBatch(t);
+    if (t >= this.stats.maxPositions) this.stats.rowLimit = per;
     if (targets.length <= per) return this.runBatch(targets);
     const parts = Math.ceil(targets.length / per);
     const size = Math.ceil(targets.length / parts);

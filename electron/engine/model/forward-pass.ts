@@ -6,9 +6,10 @@
  */
 import { forwardInputs } from '../arch/transformer.ts';
 import { EngineError } from '../errors.ts';
+import { type DeviceMemory, deviceResidentBudget, queryDeviceMemory } from '../runtime/device-memory.ts';
 import { type DeviceTensors, deviceTensors } from '../runtime/device-tensors.ts';
 import type { ProviderName } from '../runtime/providers.ts';
-import { createSession, ort, type SessionOptions } from '../runtime/session.ts';
+import { createSession, ort, resolveProvider, type SessionOptions } from '../runtime/session.ts';
 import type { TranscoderSet } from '../transcoders/types.ts';
 import { type CompiledForward, compileForward, defaultResidentWeightBytes } from './forward-graph.ts';
 import { LogitHead } from './logit-head.ts';
@@ -25,7 +26,11 @@ export interface ForwardPassOptions extends SessionOptions {
   transcoders?: TranscoderSet;
   /** Shared with other graphs of the same model (the attribution's linear model). */
   feeder?: WeightFeeder;
-  /** Decoded float32 weights kept in memory at most (see forward-graph.ts). */
+  /**
+   * Decoded float32 weights kept resident at most (see forward-graph.ts): host memory on the
+   * CPU (default an eighth of the machine's), device memory on a GPU (default a share of its
+   * free memory, runtime/device-memory.ts).
+   */
   residentWeightBytes?: number;
   /** Where tensors that stay the same across runs go (default: the provider's device, see device-tensors.ts). */
   device?: (provider: ProviderName) => DeviceTensors;
@@ -46,20 +51,26 @@ export class ForwardPass {
     readonly provider: ProviderName,
     /** Where tensors that stay the same across runs are kept (the GPU's memory on a GPU). */
     readonly device: DeviceTensors,
+    /** The GPU's memory when it could be known (device-memory.ts), else null; null on the CPU. */
+    readonly deviceMemory: DeviceMemory | null,
   ) {}
 
   static async create(model: OpenedModel, opts: ForwardPassOptions = {}): Promise<ForwardPass> {
     const feeder = opts.feeder ?? new WeightFeeder();
-    const residentWeightBytes = opts.residentWeightBytes ?? defaultResidentWeightBytes();
+    // The provider first: on a GPU the weights stay resident when they fit its memory, not the host's.
+    const provider = await resolveProvider(opts.provider, opts.onWarning);
+    const device = (opts.device ?? deviceTensors)(provider);
+    const memory = device.onDevice ? queryDeviceMemory(provider) : null;
+    const hostBudget = defaultResidentWeightBytes();
+    const residentWeightBytes =
+      opts.residentWeightBytes ?? (device.onDevice ? deviceResidentBudget(memory) : hostBudget);
     const compiled = compileForward(model, feeder, { transcoders: opts.transcoders, residentWeightBytes });
     // One session per layer when streamed: no arena each (each would keep its own peak).
     const arena = { cpuMemArena: !compiled.streamed };
-    const first = await createSession(compiled.segments[0].graph, { ...opts, ...arena });
-    const sessionOpts = { ...opts, ...arena, provider: first.provider };
-    const sessions = [first.session];
-    const device = (opts.device ?? deviceTensors)(first.provider);
+    const sessionOpts = { ...opts, ...arena, provider };
+    const sessions: ort.InferenceSession[] = [];
     try {
-      for (const seg of compiled.segments.slice(1))
+      for (const seg of compiled.segments)
         sessions.push((await createSession(seg.graph, sessionOpts)).session);
       feeder.useDevice(device);
       for (const s of sessions) await feeder.ready(s.inputNames);
@@ -73,15 +84,19 @@ export class ForwardPass {
           // A few rows against the unembedding: on a GPU provider each pass would copy the
           // whole unembedding to the device, so it runs on the CPU.
           provider: 'cpu',
-          // What the layers leave of the budget (the unembedding is kept only if it fits too);
-          // the complete graph already holds it decoded.
-          residentBytes: compiled.streamed ? 0 : residentWeightBytes - compiled.layerWeightBytes,
+          // What the layers leave of the host's budget (the unembedding is kept only if it fits
+          // too; on a device the layers hold none of it); the complete graph already holds it decoded.
+          residentBytes: device.onDevice
+            ? hostBudget
+            : compiled.streamed
+              ? 0
+              : residentWeightBytes - compiled.layerWeightBytes,
           residentValues: compiled.headInGraph
             ? () => feeder.residentValues(`${WEIGHT_INPUT_PREFIX}${names.lmHead ?? names.embed}`)
             : undefined,
         },
       );
-      return new ForwardPass(model, compiled, sessions, head, feeder, first.provider, device);
+      return new ForwardPass(model, compiled, sessions, head, feeder, provider, device, memory);
     } catch (e) {
       await Promise.all(sessions.map((s) => s.release()));
       feeder.clear();

@@ -11,6 +11,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Attributor } from '../../../electron/engine/attribution/attribute.ts';
 import type { RawAttributionGraph } from '../../../electron/engine/attribution/graph-types.ts';
+import { ForwardPass } from '../../../electron/engine/model/forward-pass.ts';
 import { openModel } from '../../../electron/engine/model/open-model.ts';
 import { pruneGraph } from '../../../electron/engine/pruning/index.ts';
 import { loadTranscoderSet } from '../../../electron/engine/transcoders/load.ts';
@@ -88,4 +89,90 @@ describe.skipIf(!useSoftwareWebGpu())('the GPU data path on WebGPU (SwiftShader)
       }
     });
   }
+
+  it('keeps the weights resident by the device memory, not the host’s budget', async () => {
+    const model = openModel(DEMO_DIR);
+    const set = loadTranscoderSet(path.join(DEMO_DIR, 'transcoders', 'clt'));
+    const env = {
+      host: process.env.CIRCUIT_RESIDENT_WEIGHTS_MB,
+      device: process.env.CIRCUIT_DEVICE_MEMORY_MB,
+    };
+    const ids = PROMPT.map((t) => t % model.config.vocabSize);
+    let logits: Float32Array = new Float32Array(0);
+    try {
+      // A host budget that holds nothing (a big model on a small host) with a device that holds
+      // everything: one resident graph, uploaded once, its host copies dropped.
+      process.env.CIRCUIT_RESIDENT_WEIGHTS_MB = '0';
+      process.env.CIRCUIT_DEVICE_MEMORY_MB = '1024';
+      const fits = await ForwardPass.create(model, { transcoders: set, provider: 'webgpu' });
+      try {
+        expect(fits.deviceMemory).toMatchObject({
+          source: 'CIRCUIT_DEVICE_MEMORY_MB',
+          freeBytes: 1024 * 2 ** 20,
+        });
+        expect(fits.compiled.streamed).toBe(false);
+        const uploaded = fits.device.uploadedBytes;
+        expect(fits.feeder.deviceBytes).toBeGreaterThan(0);
+        expect(fits.feeder.residentBytes).toBe(0);
+        await fits.run(ids, ['logits']);
+        logits = (await fits.run(ids, ['logits'])).get('logits')!.data;
+        expect(fits.device.uploadedBytes).toBe(uploaded);
+      } finally {
+        await fits.close();
+      }
+      // A device too small for the layers: streamed per layer, as the CPU does on a small host.
+      process.env.CIRCUIT_DEVICE_MEMORY_MB = '0.01';
+      const small = await ForwardPass.create(model, { transcoders: set, provider: 'webgpu' });
+      try {
+        expect(small.compiled.streamed).toBe(true);
+        expect(small.feeder.deviceBytes).toBe(0);
+        const streamed = (await small.run(ids, ['logits'])).get('logits')!.data;
+        expect(streamed.length).toBe(logits.length);
+        expect(Math.max(...streamed.map((v, i) => Math.abs(v - logits[i])))).toBeLessThan(1e-3);
+      } finally {
+        await small.close();
+      }
+    } finally {
+      for (const [key, name] of [
+        ['host', 'CIRCUIT_RESIDENT_WEIGHTS_MB'],
+        ['device', 'CIRCUIT_DEVICE_MEMORY_MB'],
+      ] as const) {
+        if (env[key] === undefined) delete process.env[name];
+        else process.env[name] = env[key];
+      }
+      set.close();
+      model.close();
+    }
+  });
+
+  it('splits batches into runs that fit the device memory it is told of', async () => {
+    const model = openModel(DEMO_DIR);
+    const set = loadTranscoderSet(path.join(DEMO_DIR, 'transcoders', 'clt'));
+    const saved = process.env.CIRCUIT_DEVICE_MEMORY_MB;
+    const ids = PROMPT.slice(0, 3).map((t) => t % model.config.vocabSize);
+    const cpu = await Attributor.create(model, set);
+    // 10 KiB: less than the weights, so nothing is left for activations: one row a run.
+    process.env.CIRCUIT_DEVICE_MEMORY_MB = '0.01';
+    const gpu = await Attributor.create(model, set, { provider: 'webgpu' });
+    try {
+      const a = await cpu.attribute(ids, SETTINGS);
+      const b = await gpu.attribute(ids, SETTINGS);
+      expect(b.backward.deviceMemory).toMatchObject({
+        freeBytes: 0.01 * 2 ** 20,
+        source: 'CIRCUIT_DEVICE_MEMORY_MB',
+      });
+      expect(b.backward).toMatchObject({ rowLimit: 1, maxRows: 1 });
+      expect(a.backward.maxRows).toBeGreaterThan(1);
+      expect(b.backward.runs).toBe(b.logitRows.length + b.featureRows.size);
+      expect(b.selected).toEqual(a.selected);
+      expect(worstRowDifference(a.graph, b.graph)).toBeLessThan(1e-3);
+    } finally {
+      if (saved === undefined) delete process.env.CIRCUIT_DEVICE_MEMORY_MB;
+      else process.env.CIRCUIT_DEVICE_MEMORY_MB = saved;
+      await cpu.close();
+      await gpu.close();
+      set.close();
+      model.close();
+    }
+  });
 });
