@@ -6,10 +6,11 @@
  */
 import { forwardInputs } from '../arch/transformer.ts';
 import { EngineError } from '../errors.ts';
+import { resolveProvider } from '../runtime/auto-provider.ts';
 import { type DeviceMemory, deviceResidentBudget, queryDeviceMemory } from '../runtime/device-memory.ts';
 import { type DeviceTensors, deviceTensors } from '../runtime/device-tensors.ts';
 import type { ProviderName } from '../runtime/providers.ts';
-import { createSession, ort, resolveProvider, type SessionOptions } from '../runtime/session.ts';
+import { createSession, ort, type SessionOptions } from '../runtime/session.ts';
 import type { TranscoderSet } from '../transcoders/types.ts';
 import { type CompiledForward, compileForward, defaultResidentWeightBytes } from './forward-graph.ts';
 import { LogitHead } from './logit-head.ts';

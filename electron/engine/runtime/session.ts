@@ -6,7 +6,6 @@
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { EngineError } from '../errors.ts';
-import { GraphBuilder } from '../onnx/graph-builder.ts';
 import { type ProviderChoice, type ProviderName, providerCandidates } from './providers.ts';
 
 export interface SessionOptions {
@@ -69,25 +68,6 @@ export async function createSession(
   throw new EngineError('provider', `no execution provider could run the model: ${errors.join('; ')}`, {
     file: modelPath,
   });
-}
-
-/**
- * The provider `choice` runs on here, settled before any real graph is made (what stays
- * resident depends on it): an explicit provider as is (an error if it is not installed; one
- * that is but cannot start fails at its first session), `auto` the first candidate that starts
- * a session of a one-node graph, with a warning for each one passed over.
- */
-export async function resolveProvider(
-  choice: ProviderChoice = 'cpu',
-  onWarning?: (message: string) => void,
-): Promise<ProviderName> {
-  if (choice !== 'auto') return providerCandidates(choice)[0];
-  const g = new GraphBuilder('provider-probe');
-  g.input('x', 'float32', [1]);
-  g.output(g.op('Identity', ['x']), 'y', 'float32', [1]);
-  const { session, provider } = await createSession(g.serialize(), { provider: 'auto', onWarning });
-  await session.release();
-  return provider;
 }
 
 /**
