@@ -11,7 +11,7 @@
  */
 export const DEFAULT_MAX_FEATURE_NODES = 7500;
 
-/** The execution providers a trace may ask for (`auto`: CUDA, then WebGPU, then CPU). */
+/** The execution providers a trace may ask for (`auto`: the fastest that starts, runtime/auto-provider.ts). */
 export const TRACE_PROVIDERS = ['cpu', 'webgpu', 'cuda', 'auto'] as const;
 export type TraceProvider = (typeof TRACE_PROVIDERS)[number];
 

@@ -1,7 +1,7 @@
 /**
  * Execution providers: which one a caller asked for, whether this installation has it,
- * and what to do when it does not. `auto` prefers CUDA, then WebGPU, then CPU, and warns
- * when it falls back.
+ * and what to do when it does not. `auto`'s candidates are the installed ones in the order
+ * CUDA, WebGPU, CPU; auto-provider.ts takes the fastest of those that start.
  */
 import fs from 'node:fs';
 import { createRequire } from 'node:module';

@@ -1,7 +1,8 @@
 /**
  * ONNX Runtime sessions over compiled graphs, with the provider choice applied: an explicit
  * provider that fails to start is an error naming it; `auto` falls back (CUDA → WebGPU →
- * CPU) and reports each fallback through `onWarning`.
+ * CPU) and reports each fallback through `onWarning`. (The engine settles `auto` to one
+ * provider first, by speed: auto-provider.ts; this fallback serves graphs made without it.)
  */
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
