@@ -18,6 +18,7 @@ import {
   foldedSourceLayers,
 } from './compile.ts';
 import { DEFAULT_MAX_FEATURE_NODES } from './defaults.ts';
+import { EncoderRows } from './encoder-rows.ts';
 import { attentionHalfPoint, FeaturesEta, type PlannedBatch, planBatches } from './eta.ts';
 import { type ForwardCache, runForwardCache } from './forward-cache.ts';
 import type { RawAttributionGraph } from './graph-types.ts';
@@ -166,6 +167,8 @@ export class Attributor {
     /** The linear model's sessions depend only on model + transcoders: made once, reused by every prompt. */
     private readonly frozen: ort.InferenceSession,
     private readonly sessionOpts: SessionOptions,
+    /** The active features' encoder rows, gathered where the forward keeps the encoders. */
+    readonly encoderRows: EncoderRows,
   ) {}
 
   /** Backward sessions by top layer (see backwardTop), made on first use. */
@@ -245,7 +248,8 @@ export class Attributor {
       const sessionOpts = { ...opts, provider: forward.provider };
       const frozen = await createSession(compileFrozenForward(model, set, forward.feeder), sessionOpts);
       await forward.feeder.ready(frozen.session.inputNames);
-      return new Attributor(model, set, forward, frozen.session, sessionOpts);
+      const encoderRows = new EncoderRows(set, forward.feeder, sessionOpts);
+      return new Attributor(model, set, forward, frozen.session, sessionOpts, encoderRows);
     } catch (e) {
       await forward.close();
       throw e;
@@ -285,10 +289,11 @@ export class Attributor {
       const members: number[] = [];
       for (let i = 0; i < space.nActive; i++) if (space.featureLayer[i] === l) members.push(i);
       if (!members.length) continue;
-      // Only the active features' encoder rows are read (real encoders are 100s of MB a layer).
+      // Only the active features' encoder rows (real encoders are 100s of MB a layer): gathered
+      // from the forward's resident encoder where it has one, else read (encoder-rows.ts).
       const unique = [...new Set(members.map((i) => space.featureIndex[i]))].sort((a, b) => a - b);
       const rowOf = new Map(unique.map((f, k) => [f, k]));
-      const enc = this.set.encoderRowsFloat32(l, unique);
+      const enc = await this.encoderRows.rows(l, unique);
       const bias = this.set.encoderBiasFloat32(l);
       for (const i of members) {
         const f = space.featureIndex[i];
@@ -498,7 +503,7 @@ export class Attributor {
 
   async close(): Promise<void> {
     await this.releaseBackwardSessions();
-    await Promise.all([this.forward.close(), this.frozen.release()]);
+    await Promise.all([this.forward.close(), this.frozen.release(), this.encoderRows.release()]);
     this.forward.feeder.clear();
   }
 }

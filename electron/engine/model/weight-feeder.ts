@@ -104,6 +104,11 @@ export class WeightFeeder {
     else if (w.resident && !existing.resident) this.weights.set(w.input, { ...existing, resident: true });
   }
 
+  /** Whether `input` is a weight kept once decoded (in host memory, or a GPU's), not read per run. */
+  isResident(input: string): boolean {
+    return this.weights.get(input)?.resident === true;
+  }
+
   /** Bytes of the weights decoded and kept. */
   get residentBytes(): number {
     return this.residentTotal;

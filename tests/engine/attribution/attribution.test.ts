@@ -264,3 +264,35 @@ describe('attribution with a transcoder that reads at hook_resid_pre (no referen
     }
   });
 });
+
+describe('encoder rows of active features', () => {
+  it('are gathered from the resident encoder, not read from the files, even stored [d, d_t]', async () => {
+    // GemmaScope stores W_enc [d, d_t]: a feature's row is a column, and reading it from the
+    // file reads the whole matrix. Resident, it is gathered; streamed, read; the graphs agree.
+    const model = openModel(fixturePath('tiny-gemma2'));
+    const set = loadTranscoderSet(path.join(fixturePath('tiny-gemma2'), 'transcoders', 'gemmascope'));
+    const resident = await Attributor.create(model, set, { cacheRoot });
+    const streamed = await Attributor.create(model, set, { cacheRoot, residentWeightBytes: 0 });
+    try {
+      expect(set.encoderInfo(0).encoderTransposed).toBe(true);
+      const ids = [2, 7, 19, 4, 11, 23, 5];
+      const settings = { maxNLogits: 5, desiredLogitProb: 0.95, batchSize: 32 };
+      const a = await resident.attribute(ids, settings);
+      const b = await streamed.attribute(ids, settings);
+      expect(a.prepared.space.nActive).toBeGreaterThan(4);
+      expect(resident.encoderRows.counts).toEqual({ gathered: expect.any(Number), read: 0 });
+      expect(resident.encoderRows.counts.gathered).toBeGreaterThan(0);
+      expect(streamed.encoderRows.counts).toEqual({ gathered: 0, read: expect.any(Number) });
+      expect(a.prepared.encoderRows).toEqual(b.prepared.encoderRows);
+      expect(a.graph.adjacency).toEqual(b.graph.adjacency);
+      await expectCompleteAndConsistent(a, set.dTranscoderPerLayer);
+      await a.prepared.runner.release();
+      await b.prepared.runner.release();
+    } finally {
+      await resident.close();
+      await streamed.close();
+      set.close();
+      model.close();
+    }
+  });
+});

@@ -62,6 +62,9 @@ describe.skipIf(!useSoftwareWebGpu())('the GPU data path on WebGPU (SwiftShader)
         const uploadedBefore = gpu.forward.device.uploadedBytes;
         const b = await gpu.attribute(ids, SETTINGS);
         expect(b.selected).toEqual(a.selected);
+        // The active features' encoder rows gathered on the device, from its resident encoders.
+        expect(gpu.encoderRows.counts.read).toBe(0);
+        expect(gpu.encoderRows.counts.gathered).toBeGreaterThan(0);
         expect(b.backward).toMatchObject({
           provider: 'webgpu',
           deviceWeightBytes: weightBytes,
