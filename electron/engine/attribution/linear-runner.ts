@@ -308,6 +308,10 @@ export class LinearModelRunner {
     const layers = backwardOutputLayers(top, L);
     let width = 1;
     for (let l = 0; l < layers; l++) width += this.space.blocks[l].n;
+    // A row's entries are exactly zero at source layers its target reads below and at positions
+    // after its target's (nothing was injected there for it, and the frozen patterns are causal):
+    // only the rest is scattered (about half of a batch of mixed layers and positions).
+    const rowLayers = targets.map((x) => backwardOutputLayers(backwardTop([x.slot], L), L));
     let offset = 0;
     for (let l = 0; l < layers; l++) {
       const { n, columns } = this.space.blocks[l];
@@ -316,8 +320,10 @@ export class LinearModelRunner {
       const first = joined ? offset : 0;
       offset += n;
       for (let b = 0; b < B; b++) {
+        if (l >= rowLayers[b]) continue;
         const row = rows[b];
-        for (let p = 0; p < t; p++) {
+        const positions = targets[b].position + 1;
+        for (let p = 0; p < positions; p++) {
           const base = (p * B + b) * stride + first;
           const cols = p * n;
           for (let j = 0; j < n; j++) {
