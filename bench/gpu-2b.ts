@@ -173,6 +173,13 @@ function backwardFigures(g: AttributionResult, calls: RowsCall[], shape: Backwar
     backwardTflops: flops / backwardS / 1e12,
     runTflops: flops / runS / 1e12,
     runS,
+    // What the summary says of the device: its memory (nvidia-smi / CIRCUIT_DEVICE_MEMORY_MB) and the rows a run fits.
+    rowLimit: g.backward.rowLimit,
+    deviceMemoryGiB: g.backward.deviceMemory && {
+      total: g.backward.deviceMemory.totalBytes / 2 ** 30,
+      free: g.backward.deviceMemory.freeBytes / 2 ** 30,
+      source: g.backward.deviceMemory.source,
+    },
   };
 }
 
