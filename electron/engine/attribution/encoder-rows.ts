@@ -8,18 +8,14 @@
  * reading the whole matrix (16384 × 2304 float32, 151 MB a layer at gemma-2-2b: ~1–2 s a
  * prompt over 26 layers here).
  */
-import { EngineError } from '../errors.ts';
+import { encoderWeightKey } from '../model/transcoder-encoder.ts';
 import type { WeightFeeder } from '../model/weight-feeder.ts';
 import { WEIGHT_INPUT_PREFIX } from '../model/weight-source.ts';
 import { GraphBuilder } from '../onnx/graph-builder.ts';
 import type { ProviderName } from '../runtime/providers.ts';
 import { createSession, ort, type SessionOptions } from '../runtime/session.ts';
+import { checkFeatureIndices } from '../transcoders/transcoder-set.ts';
 import type { TranscoderSet } from '../transcoders/types.ts';
-
-/** The forward graph's input holding layer l's W_enc, in its stored orientation (transcoder-encoder.ts). */
-export function encoderWeightInput(l: number): string {
-  return `${WEIGHT_INPUT_PREFIX}tc:${l}:W_enc`;
-}
 
 /** Gather of rows (W_enc [d_t, d]) or of columns, transposed to rows (W_enc [d, d_t]). */
 function gatherGraph(transposed: boolean): Uint8Array {
@@ -54,21 +50,16 @@ export class EncoderRows {
 
   /** Rows of `features` (valid indices of layer l), in their order, as [features.length, d]. */
   async rows(l: number, features: readonly number[]): Promise<Float32Array> {
-    const input = encoderWeightInput(l);
+    // The forward graph's input holding layer l's W_enc, in its stored orientation.
+    const input = `${WEIGHT_INPUT_PREFIX}${encoderWeightKey(l)}`;
     if (!features.length || !this.feeder.isResident(input)) {
       this.counts.read += features.length;
       return this.set.encoderRowsFloat32(l, features);
     }
-    const dT = this.set.dTranscoderPerLayer[l];
-    for (const f of features) {
-      // A gather on a GPU does not check its indices.
-      if (!Number.isInteger(f) || f < 0 || f >= dT) {
-        throw new EngineError('argument', `layer ${l}: feature ${f} out of range [0, ${dT})`, {
-          field: 'features',
-        });
-      }
-    }
-    const session = await this.session(this.set.encoderInfo(l).encoderTransposed);
+    const info = this.set.encoderInfo(l);
+    // Checked as a file read checks them: a gather on a GPU does not check its indices.
+    checkFeatureIndices(l, features, this.set.dTranscoderPerLayer[l], info.sourceFile, info.name);
+    const session = await this.session(info.encoderTransposed);
     const { rows } = await session.run({
       w: this.feeder.feeds([input])[input],
       features: new ort.Tensor('int32', Int32Array.from(features), [features.length]),

@@ -15,6 +15,11 @@ export function transcoderHookNames(l: number) {
   return { pre: `blocks.${l}.transcoder.hook_pre`, acts: `blocks.${l}.transcoder.hook_acts` };
 }
 
+/** The name layer l's W_enc is fed under (its graph input: WEIGHT_INPUT_PREFIX + this). */
+export function encoderWeightKey(l: number): string {
+  return `tc:${l}:W_enc`;
+}
+
 /** [T, 1]: 1 at every position but 0 (BOS). */
 export function notBosColumn(g: GraphBuilder, positions: string): string {
   return g.unsqueeze(g.cast(g.op('Greater', [positions, g.constInt64([0], [])]), ONNX_FLOAT), [1]);
@@ -43,7 +48,7 @@ export function emitTranscoderLayer(
   const enc = set.encoderInfo(l);
   // Stored orientation is kept (Gemm's transB handles it): decoding is one pass, no transpose.
   const wShape = enc.encoderTransposed ? [set.dModel, dT] : [dT, set.dModel];
-  const wEnc = weights.decoded(`tc:${l}:W_enc`, wShape, (out) => set.encoderStoredFloat32(l, out));
+  const wEnc = weights.decoded(encoderWeightKey(l), wShape, (out) => set.encoderStoredFloat32(l, out));
   const bEnc = weights.derived(`tc:${l}:b_enc`, [dT], () => set.encoderBiasFloat32(l));
   const pre = g.linear(read, wEnc, bEnc, !enc.encoderTransposed);
   let acts: string;

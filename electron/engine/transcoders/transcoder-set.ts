@@ -137,29 +137,11 @@ export class LoadedTranscoderSet implements TranscoderSet {
   encoderRowsFloat32(l: number, featureIdx: readonly number[]): Float32Array {
     const { src, geo } = this.layer(l);
     const ref = src.refs.W_enc;
-    this.checkFeatures(l, featureIdx, ref.info.sourceFile, ref.info.name, geo.dTranscoder);
+    checkFeatureIndices(l, featureIdx, geo.dTranscoder, ref.info.sourceFile, ref.info.name);
     if (geo.encoderTransposed) {
       return gatherColumns(ref.store, ref.info.name, geo.dModel, geo.dTranscoder, featureIdx);
     }
     return ref.store.readRowsFloat32(ref.info.name, featureIdx);
-  }
-
-  private checkFeatures(
-    l: number,
-    featureIdx: readonly number[],
-    file: string,
-    tensor: string,
-    dT: number,
-  ): void {
-    for (const f of featureIdx) {
-      if (!Number.isInteger(f) || f < 0 || f >= dT) {
-        throw new EngineError('argument', `layer ${l}: feature ${f} out of range [0, ${dT})`, {
-          file,
-          tensor,
-          field: 'featureIdx',
-        });
-      }
-    }
   }
 
   encoderBiasFloat32(l: number): Float32Array {
@@ -186,7 +168,7 @@ export class LoadedTranscoderSet implements TranscoderSet {
   decoderRowsFloat32(l: number, featureIdx: readonly number[]): Float32Array {
     const { src, geo } = this.layer(l);
     const ref = src.refs.W_dec;
-    this.checkFeatures(l, featureIdx, ref.info.sourceFile, ref.info.name, geo.dTranscoder);
+    checkFeatureIndices(l, featureIdx, geo.dTranscoder, ref.info.sourceFile, ref.info.name);
     if (this.kind === 'plt' && geo.decoderTransposed) {
       return gatherColumns(ref.store, ref.info.name, geo.dModel, geo.dTranscoder, featureIdx);
     }
@@ -195,5 +177,24 @@ export class LoadedTranscoderSet implements TranscoderSet {
 
   close(): void {
     for (const l of this.layers) closeQuietly(l.stores);
+  }
+}
+
+/** Every index a feature of layer l (an integer in [0, dT)), else an 'argument' error naming the tensor. */
+export function checkFeatureIndices(
+  l: number,
+  featureIdx: readonly number[],
+  dT: number,
+  file: string,
+  tensor: string,
+): void {
+  for (const f of featureIdx) {
+    if (!Number.isInteger(f) || f < 0 || f >= dT) {
+      throw new EngineError('argument', `layer ${l}: feature ${f} out of range [0, ${dT})`, {
+        file,
+        tensor,
+        field: 'featureIdx',
+      });
+    }
   }
 }

@@ -8,7 +8,7 @@
  * after pruning.
  */
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Attributor } from '../../../electron/engine/attribution/attribute.ts';
 import type { RawAttributionGraph } from '../../../electron/engine/attribution/graph-types.ts';
 import { ForwardPass } from '../../../electron/engine/model/forward-pass.ts';
@@ -44,6 +44,8 @@ const pruned = (g: RawAttributionGraph) => [
 ];
 
 describe.skipIf(!useSoftwareWebGpu())('the GPU data path on WebGPU (SwiftShader)', () => {
+  afterEach(() => vi.unstubAllEnvs());
+
   for (const kind of ['clt', 'plt']) {
     it(`traces the demo (${kind}) as the CPU does, from device-resident weights and constants`, async () => {
       const model = openModel(DEMO_DIR);
@@ -96,17 +98,13 @@ describe.skipIf(!useSoftwareWebGpu())('the GPU data path on WebGPU (SwiftShader)
   it('keeps the weights resident by the device memory, not the host’s budget', async () => {
     const model = openModel(DEMO_DIR);
     const set = loadTranscoderSet(path.join(DEMO_DIR, 'transcoders', 'clt'));
-    const env = {
-      host: process.env.CIRCUIT_RESIDENT_WEIGHTS_MB,
-      device: process.env.CIRCUIT_DEVICE_MEMORY_MB,
-    };
     const ids = PROMPT.map((t) => t % model.config.vocabSize);
     let logits: Float32Array = new Float32Array(0);
     try {
       // A host budget that holds nothing (a big model on a small host) with a device that holds
       // everything: one resident graph, uploaded once, its host copies dropped.
-      process.env.CIRCUIT_RESIDENT_WEIGHTS_MB = '0';
-      process.env.CIRCUIT_DEVICE_MEMORY_MB = '1024';
+      vi.stubEnv('CIRCUIT_RESIDENT_WEIGHTS_MB', '0');
+      vi.stubEnv('CIRCUIT_DEVICE_MEMORY_MB', '1024');
       const fits = await ForwardPass.create(model, { transcoders: set, provider: 'webgpu' });
       try {
         expect(fits.deviceMemory).toMatchObject({
@@ -124,7 +122,7 @@ describe.skipIf(!useSoftwareWebGpu())('the GPU data path on WebGPU (SwiftShader)
         await fits.close();
       }
       // A device too small for the layers: streamed per layer, as the CPU does on a small host.
-      process.env.CIRCUIT_DEVICE_MEMORY_MB = '0.01';
+      vi.stubEnv('CIRCUIT_DEVICE_MEMORY_MB', '0.01');
       const small = await ForwardPass.create(model, { transcoders: set, provider: 'webgpu' });
       try {
         expect(small.compiled.streamed).toBe(true);
@@ -136,13 +134,6 @@ describe.skipIf(!useSoftwareWebGpu())('the GPU data path on WebGPU (SwiftShader)
         await small.close();
       }
     } finally {
-      for (const [key, name] of [
-        ['host', 'CIRCUIT_RESIDENT_WEIGHTS_MB'],
-        ['device', 'CIRCUIT_DEVICE_MEMORY_MB'],
-      ] as const) {
-        if (env[key] === undefined) delete process.env[name];
-        else process.env[name] = env[key];
-      }
       set.close();
       model.close();
     }
@@ -151,11 +142,10 @@ describe.skipIf(!useSoftwareWebGpu())('the GPU data path on WebGPU (SwiftShader)
   it('splits batches into runs that fit the device memory it is told of', async () => {
     const model = openModel(DEMO_DIR);
     const set = loadTranscoderSet(path.join(DEMO_DIR, 'transcoders', 'clt'));
-    const saved = process.env.CIRCUIT_DEVICE_MEMORY_MB;
     const ids = PROMPT.slice(0, 3).map((t) => t % model.config.vocabSize);
     const cpu = await Attributor.create(model, set);
     // 10 KiB: less than the weights, so nothing is left for activations: one row a run.
-    process.env.CIRCUIT_DEVICE_MEMORY_MB = '0.01';
+    vi.stubEnv('CIRCUIT_DEVICE_MEMORY_MB', '0.01');
     const gpu = await Attributor.create(model, set, { provider: 'webgpu' });
     try {
       const a = await cpu.attribute(ids, SETTINGS);
@@ -170,8 +160,6 @@ describe.skipIf(!useSoftwareWebGpu())('the GPU data path on WebGPU (SwiftShader)
       expect(b.selected).toEqual(a.selected);
       expect(worstRowDifference(a.graph, b.graph)).toBeLessThan(1e-3);
     } finally {
-      if (saved === undefined) delete process.env.CIRCUIT_DEVICE_MEMORY_MB;
-      else process.env.CIRCUIT_DEVICE_MEMORY_MB = saved;
       await cpu.close();
       await gpu.close();
       set.close();

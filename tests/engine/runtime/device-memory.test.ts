@@ -1,5 +1,5 @@
 import os from 'node:os';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   DEVICE_WEIGHT_SHARE,
   deviceResidentBudget,
@@ -10,11 +10,7 @@ import {
 const MIB = 2 ** 20;
 
 describe('device memory', () => {
-  const saved = process.env.CIRCUIT_DEVICE_MEMORY_MB;
-  afterEach(() => {
-    if (saved === undefined) delete process.env.CIRCUIT_DEVICE_MEMORY_MB;
-    else process.env.CIRCUIT_DEVICE_MEMORY_MB = saved;
-  });
+  afterEach(() => vi.unstubAllEnvs());
 
   it("reads nvidia-smi's CSV: the first visible GPU's total and free MiB", () => {
     const csv = '143771, 143000\n81559, 1200\n';
@@ -31,14 +27,14 @@ describe('device memory', () => {
   });
 
   it('takes CIRCUIT_DEVICE_MEMORY_MB over any probe, and names it when it is bad', () => {
-    process.env.CIRCUIT_DEVICE_MEMORY_MB = '24576';
+    vi.stubEnv('CIRCUIT_DEVICE_MEMORY_MB', '24576');
     expect(queryDeviceMemory('webgpu')).toEqual({
       totalBytes: 24576 * MIB,
       freeBytes: 24576 * MIB,
       source: 'CIRCUIT_DEVICE_MEMORY_MB',
     });
     expect(queryDeviceMemory('cpu')).toBeNull();
-    process.env.CIRCUIT_DEVICE_MEMORY_MB = 'lots';
+    vi.stubEnv('CIRCUIT_DEVICE_MEMORY_MB', 'lots');
     expect(() => queryDeviceMemory('cuda')).toThrow(/CIRCUIT_DEVICE_MEMORY_MB must be a positive number/);
   });
 
