@@ -19,7 +19,7 @@ LIMIT=${LIMIT:-585}  # seconds this command may run (the device call's timeout_s
 left() { echo $(( LIMIT - $(date +%s) + T0 )); }
 STAGES=${STAGES:-webgpu cpu profile tuned demo small-pages}
 TUNED_OPTIONS=${TUNED_OPTIONS:-validationMode=disabled,maxNumPendingDispatches=256}
-VARIANTS=${VARIANTS:-per-t:CIRCUIT_BACKWARD_CONSTANTS=per-t;earlier:CIRCUIT_BACKWARD_CONSTANTS=per-t,CIRCUIT_BACKWARD_INJECTION=scatter,CIRCUIT_BACKWARD_OUTPUTS=layers;b512:batch=512;b1024:batch=1024}
+VARIANTS=${VARIANTS:-joined:CIRCUIT_BACKWARD_OUTPUTS=joined;per-t:CIRCUIT_BACKWARD_CONSTANTS=per-t;earlier:CIRCUIT_BACKWARD_CONSTANTS=per-t,CIRCUIT_BACKWARD_INJECTION=scatter,CIRCUIT_BACKWARD_OUTPUTS=layers;b512:batch=512;b1024:batch=1024}
 # Huge pages for large allocations, as bin/circuit.mjs gives the CLI (HUGE_PAGES=0: off).
 [ "${HUGE_PAGES:-1}" = 0 ] || export GLIBC_TUNABLES=glibc.malloc.hugetlb=1
 [ -n "${SKIP_GL:-}" ] || { for f in ../.gl/*.deb; do dpkg -x "$f" /; done; ldconfig; }

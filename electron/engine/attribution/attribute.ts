@@ -210,11 +210,12 @@ export class Attributor {
 
   /**
    * The backward graphs' form (linear-model.ts): on the CPU, ScatterND injection, per-layer
-   * outputs (no extra copy) and constants cut per t on the host; on a GPU provider, elementwise
-   * selects (no host round trip where a provider lacks ScatterND), one joined output (one
-   * download per run) and, where uploads land in device memory, the prompt's constants at full
-   * length (one upload per prompt). `CIRCUIT_BACKWARD_INJECTION=scatter|select`,
-   * `CIRCUIT_BACKWARD_OUTPUTS=layers|joined` and `CIRCUIT_BACKWARD_CONSTANTS=per-t|prompt`
+   * outputs scattered into rows on the host and constants cut per t on the host; on a GPU
+   * provider, elementwise selects (no host round trip where a provider lacks ScatterND), the
+   * finished rows gathered in the graph (one download per run, no host scatter) and, where
+   * uploads land in device memory, the prompt's constants at full length (one upload per
+   * prompt). `CIRCUIT_BACKWARD_INJECTION=scatter|select`,
+   * `CIRCUIT_BACKWARD_OUTPUTS=layers|joined|rows` and `CIRCUIT_BACKWARD_CONSTANTS=per-t|prompt`
    * override each, for benchmarks.
    */
   private backwardForm(): BackwardForm {
@@ -225,7 +226,7 @@ export class Attributor {
     };
     return {
       injection: pick('CIRCUIT_BACKWARD_INJECTION', ['scatter', 'select'], gpu ? 'select' : 'scatter'),
-      outputs: pick('CIRCUIT_BACKWARD_OUTPUTS', ['layers', 'joined'], gpu ? 'joined' : 'layers'),
+      outputs: pick('CIRCUIT_BACKWARD_OUTPUTS', ['layers', 'joined', 'rows'], gpu ? 'rows' : 'layers'),
       constants: pick(
         'CIRCUIT_BACKWARD_CONSTANTS',
         ['per-t', 'prompt'],
@@ -279,6 +280,7 @@ export class Attributor {
       this.forward.device,
       this.forward.deviceMemory,
       () => this.backwardConstants(),
+      this.backwardForm().outputs,
     );
     this.latestRunner = runner;
     const targets = new TargetBuilder(this.model, this.set, cache);

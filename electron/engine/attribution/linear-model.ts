@@ -343,9 +343,13 @@ export type BackwardInjection = 'scatter' | 'select';
  * How a backward run returns its rows: one output per layer (`attr_l` [t, B, n_l], and
  * `attr_tokens` [t, B]), or all of them joined into one (`attr_all` [t, B, Σ n_l + 1]: the layers
  * below the batch's top in order, then the token column) — one download per run from a GPU
- * instead of one per layer, for the price of a copy on the device.
+ * instead of one per layer, for the price of a copy on the device — or, `rows`, the finished rows
+ * themselves (`rows` [B, C] in the source space's columns): the graph gathers the joined output
+ * by `row_columns` [K, C] (int32; for each column its K places in a row of the joined output
+ * flattened to [t·W], summed: a cross-layer transcoder's feature is written at several layers;
+ * t·W, a zero, where there is none), so the host scatters nothing (see rowGatherIndices).
  */
-export type BackwardOutputs = 'layers' | 'joined';
+export type BackwardOutputs = 'layers' | 'joined' | 'rows';
 
 /**
  * How the per-prompt constants (frozen patterns and scales, token and source vectors) come in:
@@ -520,8 +524,20 @@ export function emitBackwardGraph(
     keepdims: { i: 0 },
   });
   const layers = attrs.slice(0, backwardOutputLayers(top, L));
-  if (outputs === 'joined') {
-    g.output(g.concat([...layers, g.unsqueeze(tokens, [2])], 2), 'attr_all');
+  if (outputs === 'joined' || outputs === 'rows') {
+    const joined = g.concat([...layers, g.unsqueeze(tokens, [2])], 2); // [t, B, W]
+    if (outputs === 'joined') {
+      g.output(joined, 'attr_all');
+      return;
+    }
+    const columns = g.input('row_columns', 'int32', ['K', 'C']);
+    // Each target's joined row flattened ([B, t·W]) with one zero after it, for columns with no place.
+    const perTarget = g.op('Pad', [
+      g.reshape(g.transpose(joined, [1, 0, 2]), [0, -1]),
+      g.constInt64([0, 0, 0, 1]),
+    ]);
+    const places = g.gather(perTarget, columns, 1); // [B, K, C]
+    g.output(g.op('ReduceSum', [places, g.constInt64([1])], { keepdims: { i: 0 } }), 'rows');
     return;
   }
   for (const [l, attr] of layers.entries()) g.output(attr, `attr_${l}`);

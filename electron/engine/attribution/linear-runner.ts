@@ -11,12 +11,14 @@ import { ort } from '../runtime/session.ts';
 import type { ForwardCache } from './forward-cache.ts';
 import {
   type BackwardConstantSpec,
+  type BackwardOutputs,
   backwardOutputLayers,
   backwardTop,
   foldedBackwardPattern,
   foldSourceVectors,
   linearInputs,
 } from './linear-model.ts';
+import { joinedWidth, rowGatherIndices } from './row-gather.ts';
 import type { SourceSpace } from './sources.ts';
 import type { Target } from './targets.ts';
 
@@ -89,7 +91,17 @@ export class LinearModelRunner {
      * first backward run (it may make the full backward session; interventions never need it).
      */
     private readonly constantSpec: () => Promise<BackwardConstantSpec>,
+    /** How the backward graphs return rows (`rows`: gathered in the graph, [B, K, C] at its peak). */
+    private readonly outputs: BackwardOutputs = 'layers',
   ) {}
+
+  private gatherPlaces?: number;
+
+  /** The most places any column has in a joined row (cross-layer features: one per layer written). */
+  private maxGatherPlaces(): number {
+    this.gatherPlaces ??= rowGatherIndices(this.space, this.cache.T, this.cfg.nLayers).places;
+    return this.gatherPlaces;
+  }
 
   /** Rows per backward run at most, for batches stopping at position t. */
   private microBatch(t: number): number {
@@ -98,7 +110,9 @@ export class LinearModelRunner {
       this.cfg.nHeads * this.cfg.headDim,
       ...this.space.blocks.map((b) => b.n),
     );
-    const rowBytes = t * width * 4;
+    // In the `rows` form a row's gathered places [K, C] are one more activation, often the largest.
+    const gathered = this.outputs === 'rows' ? this.maxGatherPlaces() * this.space.nColumns : 0;
+    const rowBytes = Math.max(t * width, gathered) * 4;
     const bytes = this.device.onDevice ? DEVICE_MICRO_BATCH_BYTES : MICRO_BATCH_BYTES;
     let rows = Math.floor(bytes / rowBytes);
     if (this.device.onDevice && this.deviceMemory) {
@@ -295,19 +309,25 @@ export class LinearModelRunner {
     };
     if (cutsInGraph) feeds.prefix_length = i64([t]);
     for (const name of backward.inputNames) if (constants[name]) feeds[name] = constants[name];
+    const C = this.space.nColumns;
+    const layers = backwardOutputLayers(top, L);
+    if (backward.inputNames.includes('row_columns')) {
+      const gather = rowGatherIndices(this.space, t, layers);
+      feeds.row_columns = new ort.Tensor('int32', gather.indices, [gather.places, C]);
+    }
     const out = await backward.run(feeds);
     this.stats.runs++;
     this.stats.maxRows = Math.max(this.stats.maxRows, B);
     this.stats.maxPositions = Math.max(this.stats.maxPositions, t);
-    const C = this.space.nColumns;
+    // The `rows` form: the graph returned the finished rows [B, C].
+    const finished = out.rows?.data as Float32Array | undefined;
+    if (finished) return Array.from({ length: B }, (_, b) => finished.subarray(b * C, (b + 1) * C));
     const buffer = new Float32Array(B * C);
     const rows = Array.from({ length: B }, (_, b) => buffer.subarray(b * C, (b + 1) * C));
     // Layer l's [t, B, n] block: its own output, or columns [offset, offset + n) of the joined
     // one (rows of `width` values per position and target; see BackwardOutputs).
     const joined = out.attr_all?.data as Float32Array | undefined;
-    const layers = backwardOutputLayers(top, L);
-    let width = 1;
-    for (let l = 0; l < layers; l++) width += this.space.blocks[l].n;
+    const width = joinedWidth(this.space, layers);
     // A row's entries are exactly zero at source layers its target reads below and at positions
     // after its target's (nothing was injected there for it, and the frozen patterns are causal):
     // only the rest is scattered (about half of a batch of mixed layers and positions).

@@ -185,6 +185,11 @@ describe('device residency (GPU data path, on the CPU provider)', () => {
     await expectSameGraphWith('CIRCUIT_BACKWARD_OUTPUTS', 'joined', 7);
   });
 
+  it('rows gathered in the graph (GPU providers: no host scatter) give the host scatter’s graph exactly', async () => {
+    // CLT: a feature is written at every layer from its own up, so its places are summed; PLT: one each.
+    await expectSameGraphWith('CIRCUIT_BACKWARD_OUTPUTS', 'rows', 7);
+  });
+
   it('the GPU form’s constants at full length, cut to t in the graph, give the per-t constants’ graph exactly', async () => {
     await expectSameGraphWith('CIRCUIT_BACKWARD_CONSTANTS', 'prompt', 7);
   });
