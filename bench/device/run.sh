@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # On the GPU machine, from .devrun/ (bench/device/pack.sh): unpack node + onnxruntime, generate the
-# gemma-2-2b-shaped checkpoint, then run the stages named in $STAGES (default: all, in this order),
+# gemma-2-2b-shaped checkpoint, then run the stages named in $STAGES (default: all, in this order:
+# webgpu profile cpu tuned demo small-pages),
 # each a gpu-check process writing its log and JSON report (into $OUT/results.tar, remade after
 # each stage: the device tool returns at most 8 files):
 #   webgpu   warm WebGPU traces with the defaults, per-phase times, MatMul rates (--dump: the graph),
@@ -17,9 +18,9 @@ T0=$(date +%s)
 el() { echo "[+$(( $(date +%s) - T0 ))s] $*"; }
 LIMIT=${LIMIT:-585}  # seconds this command may run (the device call's timeout_s, less a margin)
 left() { echo $(( LIMIT - $(date +%s) + T0 )); }
-STAGES=${STAGES:-webgpu cpu profile tuned demo small-pages}
+STAGES=${STAGES:-webgpu profile cpu tuned demo small-pages}
 TUNED_OPTIONS=${TUNED_OPTIONS:-validationMode=disabled,maxNumPendingDispatches=256}
-VARIANTS=${VARIANTS:-joined:CIRCUIT_BACKWARD_OUTPUTS=joined;per-t:CIRCUIT_BACKWARD_CONSTANTS=per-t;earlier:CIRCUIT_BACKWARD_CONSTANTS=per-t,CIRCUIT_BACKWARD_INJECTION=scatter,CIRCUIT_BACKWARD_OUTPUTS=layers;b512:batch=512;b1024:batch=1024}
+VARIANTS=${VARIANTS:-joined:CIRCUIT_BACKWARD_OUTPUTS=joined;f16:CIRCUIT_BACKWARD_PRECISION=f16;matmul:CIRCUIT_BACKWARD_PROJECTION=matmul;f16-matmul:CIRCUIT_BACKWARD_PRECISION=f16,CIRCUIT_BACKWARD_PROJECTION=matmul;b512:batch=512}
 # Huge pages for large allocations, as bin/circuit.mjs gives the CLI (HUGE_PAGES=0: off).
 [ "${HUGE_PAGES:-1}" = 0 ] || export GLIBC_TUNABLES=glibc.malloc.hugetlb=1
 [ -n "${SKIP_GL:-}" ] || { for f in ../.gl/*.deb; do dpkg -x "$f" /; done; ldconfig; }

@@ -216,7 +216,9 @@ export class Attributor {
    * uploads land in device memory, the prompt's constants at full length (one upload per
    * prompt). `CIRCUIT_BACKWARD_INJECTION=scatter|select`,
    * `CIRCUIT_BACKWARD_OUTPUTS=layers|joined|rows` and `CIRCUIT_BACKWARD_CONSTANTS=per-t|prompt`
-   * override each, for benchmarks.
+   * override each, for benchmarks; `CIRCUIT_BACKWARD_PRECISION=f32|f16` and
+   * `CIRCUIT_BACKWARD_PROJECTION=gemm|matmul` choose the projections' precision and op (f32
+   * Gemm unless asked).
    */
   private backwardForm(): BackwardForm {
     const gpu = this.provider !== 'cpu';
@@ -232,6 +234,8 @@ export class Attributor {
         ['per-t', 'prompt'],
         this.forward.device.onDevice ? 'prompt' : 'per-t',
       ),
+      precision: pick('CIRCUIT_BACKWARD_PRECISION', ['f32', 'f16'], 'f32'),
+      projection: pick('CIRCUIT_BACKWARD_PROJECTION', ['gemm', 'matmul'], 'gemm'),
     };
   }
 

@@ -19,6 +19,7 @@ import { EngineError } from '../errors.ts';
 import type { GraphBuilder } from '../onnx/graph-builder.ts';
 
 const ONNX_FLOAT = 1;
+const ONNX_FLOAT16 = 10;
 
 /** What the linear maps need to know about the transcoders. */
 export interface LinearModelTranscoderInfo {
@@ -360,17 +361,37 @@ export type BackwardOutputs = 'layers' | 'joined' | 'rows';
  */
 export type BackwardConstants = 'per-t' | 'prompt';
 
-/** The backward graph's form: the same rows in every form; what suits a provider differs. */
+/**
+ * What the attention projections of the backward (the derived O/V matrices: almost all of its
+ * FLOPs) compute in: float32, or float16 operands (the gradient and the weights cast in the
+ * graph each run, the result cast back; the gradient's sums stay float32) for a GPU whose f16
+ * matrix products are faster. Rows then differ from float32's by the operands' rounding (2⁻¹¹
+ * relative) and the provider's accumulation; an opt-in, measured by the device bench, not a
+ * default. (ONNX Runtime's CPU provider folds the casts away and computes in float32.)
+ */
+export type BackwardPrecision = 'f32' | 'f16';
+
+/**
+ * The op of those projections: a 2-D Gemm over [t·B, in] (the default) or a MatMul on [t, B, in]
+ * (a provider's MatMul and Gemm kernels differ; which is faster is measured, not assumed).
+ */
+export type BackwardProjection = 'gemm' | 'matmul';
+
+/** The backward graph's form: the same rows in every form (f16 aside); what suits a provider differs. */
 export interface BackwardForm {
   injection: BackwardInjection;
   outputs: BackwardOutputs;
   constants: BackwardConstants;
+  precision: BackwardPrecision;
+  projection: BackwardProjection;
 }
 
 export const CPU_BACKWARD_FORM: BackwardForm = {
   injection: 'scatter',
   outputs: 'layers',
   constants: 'per-t',
+  precision: 'f32',
+  projection: 'gemm',
 };
 
 /** The layers whose rows a backward graph truncated at `top` returns (the top's MLP writes above every target). */
@@ -456,11 +477,18 @@ export function emitBackwardGraph(
       },
     });
   };
-  /** [t, B, in] · W → [t, B, out] through a 2-D Gemm. */
+  /** [t, B, in] · W (W [in, out], or [out, in] with transB) → [t, B, out], in the form's precision and op. */
   const project = (x: string, inDim: number, outDim: number, w: string, transB: boolean) => {
+    const f16 = form.precision === 'f16';
+    const operand = f16 ? (v: string) => g.cast(v, ONNX_FLOAT16) : (v: string) => v;
+    const result = f16 ? (v: string) => g.cast(v, ONNX_FLOAT) : (v: string) => v;
+    if (form.projection === 'matmul') {
+      const weight = operand(transB ? g.transpose(w, [1, 0]) : w);
+      return result(g.matmul(operand(x), weight));
+    }
     const shape = g.op('Shape', [x]);
     const flat = g.reshape(x, [-1, inDim]);
-    const y = g.linear(flat, w, undefined, transB);
+    const y = result(g.linear(operand(flat), operand(w), undefined, transB));
     const outShape = g.concat([g.slice(shape, [0], [2], [0]), g.constInt64([outDim])], 0);
     return g.op('Reshape', [y, outShape]);
   };
