@@ -13,10 +13,14 @@
  *   atomically).
  * - `close()` stops running jobs the same way (reason 'shutdown', so a kind may keep its
  *   checkpoint) and retires every worker.
+ * - Provider `auto`: a worker started after this process settled it (kinds/index.ts
+ *   settleJobDevice) is told the choice (CIRCUIT_AUTO_PROVIDER), so an auto job runs where it
+ *   was scheduled instead of probing again and perhaps choosing otherwise.
  */
 import os from 'node:os';
 import { type ResourceLimits, Worker } from 'node:worker_threads';
 import { EngineError, isEngineErrorCode } from '../engine/errors.ts';
+import { AUTO_PROVIDER_ENV, settledProvider } from '../engine/runtime/auto-provider.ts';
 import { BUILTIN_JOB_KINDS } from './kinds/index.ts';
 import type {
   FromWorker,
@@ -268,9 +272,16 @@ export class WorkerRunner {
   }
 
   private spawn(device: JobDevice): Slot {
+    let auto: string | undefined;
+    try {
+      auto = settledProvider('auto');
+    } catch {
+      // A malformed CIRCUIT_AUTO_PROVIDER: auto jobs report it themselves; other jobs run.
+    }
     const worker = new Worker(this.opts.workerScript ?? DEFAULT_WORKER, {
       resourceLimits: this.opts.resourceLimits,
       workerData: { device },
+      env: auto ? { ...process.env, [AUTO_PROVIDER_ENV]: auto } : process.env,
     });
     const slot: Slot = {
       worker,

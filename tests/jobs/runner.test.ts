@@ -7,12 +7,14 @@ import { execSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { Attributor } from '../../electron/engine/attribution/attribute.ts';
 import { DEFAULT_TRACE_SETTINGS } from '../../electron/engine/attribution/defaults.ts';
 import type { RawAttributionGraph } from '../../electron/engine/attribution/graph-types.ts';
 import { openModel } from '../../electron/engine/model/open-model.ts';
+import { settledProvider } from '../../electron/engine/runtime/auto-provider.ts';
 import { loadTranscoderSet } from '../../electron/engine/transcoders/load.ts';
+import { deviceForProvider, settleJobDevice } from '../../electron/jobs/kinds/index.ts';
 import { type RunnerOptions, type RunOutput, WorkerRunner } from '../../electron/jobs/runner.ts';
 import type { JobProgress, JsonValue } from '../../electron/jobs/types.ts';
 import { FIXTURE_PROMPTS } from '../fixtures/prompts.ts';
@@ -268,6 +270,36 @@ describe('worker runner', () => {
     expect(runner.workerCount()).toBe(0);
     await runner.close();
     await expect(runner.run('sleep', { ms: 1 })).rejects.toThrow(/closed/);
+  });
+
+  it('tells workers started after auto was settled which provider auto chose, and schedules auto jobs by it', async () => {
+    expect(process.env.CIRCUIT_AUTO_PROVIDER).toBeUndefined();
+    const runner = newRunner({ slots: { cpu: 1 }, idleWorkerMs: 50 });
+    const before = await runner.run('sleep', { ms: 1 });
+    expect((before.result as { autoProvider: string | null }).autoProvider).toBeNull(); // not settled yet
+    while (runner.workerCount() > 0) await new Promise((r) => setTimeout(r, 20));
+    // The probe (here WebGPU is SwiftShader or absent, so the CPU wins; a real GPU may win elsewhere).
+    const device = await settleJobDevice('auto');
+    const chosen = settledProvider('auto');
+    expect(chosen).toBeDefined();
+    expect(device).toBe(chosen === 'cpu' ? 'cpu' : 'gpu');
+    expect(deviceForProvider({ settings: { provider: 'auto' } })).toBe(device);
+    const after = await runner.run('sleep', { ms: 1 });
+    expect((after.result as { autoProvider: string | null }).autoProvider).toBe(chosen);
+    expect(process.env.CIRCUIT_AUTO_PROVIDER).toBeUndefined(); // this process's environment is untouched
+    await runner.close();
+  });
+
+  it('schedules a pinned auto by its pin: a GPU slot for a GPU provider', async () => {
+    vi.stubEnv('CIRCUIT_AUTO_PROVIDER', 'webgpu');
+    try {
+      expect(deviceForProvider({ provider: 'auto' })).toBe('gpu');
+      expect(await settleJobDevice('auto')).toBe('gpu');
+      expect(await settleJobDevice('webgpu')).toBe('gpu');
+      expect(await settleJobDevice('none')).toBe('cpu');
+    } finally {
+      vi.unstubAllEnvs();
+    }
   });
 
   it('re-prunes a raw graph given as a transient input, moved to the worker', async () => {

@@ -5,7 +5,7 @@
  */
 import { realLogitTokens } from '../../engine/attribution/target-spec.ts';
 import { featureNodeId } from '../../engine/intervene/intervention-run.ts';
-import { deviceForProvider } from '../../jobs/kinds/index.ts';
+import { settleJobDevice } from '../../jobs/kinds/index.ts';
 import type { JobRecord } from '../../store/jobs.ts';
 import type { Store } from '../../store/store.ts';
 import type { FeatureEdit, InterventionSpec, TraceRecord } from '../../store/types.ts';
@@ -38,7 +38,7 @@ function describeIntervention(spec: InterventionSpec): string {
 
 export function interventionsHandlers(ctx: HandlerContext): DomainHandlers<'interventions'> {
   return {
-    'interventions.start': (p) => {
+    'interventions.start': async (p) => {
       const trace = ctx.store.traces.get(p.traceId);
       const spec: InterventionSpec = {
         loop: p.loop ?? 'closed',
@@ -48,6 +48,7 @@ export function interventionsHandlers(ctx: HandlerContext): DomainHandlers<'inte
         top: p.top ?? 10,
       };
       checkIntervention(ctx.store, trace, spec);
+      const device = await settleJobDevice(trace.settings.provider);
       const id = ctx.store.db
         .transaction(() => {
           const interventionId = ctx.store.interventions.create(
@@ -57,7 +58,7 @@ export function interventionsHandlers(ctx: HandlerContext): DomainHandlers<'inte
           );
           ctx.store.jobs.enqueue({
             kind: 'intervene',
-            device: deviceForProvider({ provider: trace.settings.provider }),
+            device,
             params: { interventionId },
             priority: INTERVENTION_PRIORITY,
             traceId: trace.id,

@@ -7,7 +7,7 @@ import {
   mergeTraceSettings,
   type TraceSettings,
 } from '../../engine/attribution/defaults.ts';
-import { deviceForProvider } from '../../jobs/kinds/index.ts';
+import { settleJobDevice } from '../../jobs/kinds/index.ts';
 import type { JobRecord } from '../../store/jobs.ts';
 import type { TraceRecord } from '../../store/types.ts';
 import { type DomainHandlers, type HandlerContext, type ServiceContext, traceUpdated } from '../context.ts';
@@ -127,7 +127,8 @@ export function tracesHandlers(ctx: HandlerContext): DomainHandlers<'traces'> {
   };
 }
 
-function enqueueTrace(
+/** Queues a trace (its job's device settled first: an `auto` trace's provider is probed once per process). */
+async function enqueueTrace(
   ctx: HandlerContext,
   t: {
     projectId: number;
@@ -139,13 +140,14 @@ function enqueueTrace(
     tags?: string[];
     notes?: string;
   },
-): TraceRecord {
+): Promise<TraceRecord> {
+  const device = await settleJobDevice(t.settings.provider);
   const id = ctx.store.db
     .transaction(() => {
       const traceId = ctx.store.traces.create({ ...t, source: 'trace', status: 'queued' });
       ctx.store.jobs.enqueue({
         kind: 'trace',
-        device: deviceForProvider({ provider: t.settings.provider }),
+        device,
         params: { traceId },
         traceId,
       });

@@ -4,8 +4,11 @@
  * that is but cannot start fails at its first session). `auto` starts each installed candidate
  * (CUDA, WebGPU, CPU) on a small matrix product and takes the fastest: where CUDA and WebGPU are
  * both present, the faster of them, and where the only "GPU" is a software adapter (SwiftShader)
- * or a weak one, the CPU. Settled once per process.
+ * or a weak one, the CPU. Settled once per thread, or pinned by `CIRCUIT_AUTO_PROVIDER` (a parent
+ * that has settled it passes its choice to its job workers, so they agree with how it
+ * scheduled them; a user may pin it too).
  */
+import { EngineError } from '../errors.ts';
 import { GraphBuilder } from '../onnx/graph-builder.ts';
 import { type ProviderChoice, type ProviderName, providerCandidates } from './providers.ts';
 import { createSession, ort } from './session.ts';
@@ -74,6 +77,33 @@ export function fastestProvider(timings: readonly ProviderTiming[]): ProviderNam
 }
 
 const settled = new Map<string, Promise<ProviderName>>();
+/** The same, once known (settledProvider is synchronous). */
+const known = new Map<string, ProviderName>();
+
+export const AUTO_PROVIDER_ENV = 'CIRCUIT_AUTO_PROVIDER';
+
+/** `CIRCUIT_AUTO_PROVIDER` when set: one of `candidates` (else an error naming the variable). */
+function pinnedAutoProvider(candidates: readonly ProviderName[]): ProviderName | undefined {
+  const pinned = process.env[AUTO_PROVIDER_ENV];
+  if (!pinned) return undefined;
+  if (!(candidates as readonly string[]).includes(pinned))
+    throw new EngineError(
+      'argument',
+      `${AUTO_PROVIDER_ENV}=${pinned.slice(0, 40)}: auto can only pin an installed provider (${candidates.join(', ')})`,
+      { field: AUTO_PROVIDER_ENV },
+    );
+  return pinned as ProviderName;
+}
+
+/**
+ * The provider `choice` runs on in this thread when that is already known without a probe: an
+ * explicit provider, a pinned auto, or an auto this thread has settled; else undefined.
+ */
+export function settledProvider(choice: ProviderChoice): ProviderName | undefined {
+  if (choice !== 'auto') return choice;
+  const candidates = providerCandidates(choice);
+  return pinnedAutoProvider(candidates) ?? known.get(candidates.join(','));
+}
 
 export async function resolveProvider(
   choice: ProviderChoice = 'cpu',
@@ -81,6 +111,8 @@ export async function resolveProvider(
 ): Promise<ProviderName> {
   const candidates = providerCandidates(choice);
   if (choice !== 'auto') return candidates[0];
+  const pinned = pinnedAutoProvider(candidates);
+  if (pinned) return pinned;
   const key = candidates.join(',');
   let p = settled.get(key);
   if (!p) {
@@ -99,6 +131,7 @@ export async function resolveProvider(
           .map((t) => `${t.provider} ${(t.ms as number).toFixed(1)} ms`);
         onWarning?.(`provider auto: using ${chosen} (a ${m}×${k}·${k}×${n} product: ${ran.join(', ')})`);
       }
+      known.set(key, chosen);
       return chosen;
     });
     settled.set(key, p);

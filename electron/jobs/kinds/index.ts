@@ -3,10 +3,15 @@
  * device its params need. Other kinds are added here (or at run time with WorkerRunner.registerKind,
  * as the tests do with their test-only kinds).
  */
+import { resolveProvider, settledProvider } from '../../engine/runtime/auto-provider.ts';
 import { providerUnavailableReason } from '../../engine/runtime/providers.ts';
 import type { JobDevice, JobKindSpec, JsonValue } from '../types.ts';
 
-/** GPU for an explicit GPU provider, or `auto` where CUDA is installed; CPU otherwise. */
+/**
+ * GPU for an explicit GPU provider, or `auto` when it runs on one: as settled in this process
+ * (settleJobDevice) or pinned (CIRCUIT_AUTO_PROVIDER); not yet settled, where CUDA is installed.
+ * CPU otherwise.
+ */
 export function deviceForProvider(params: JsonValue): JobDevice {
   const isObject = (v: JsonValue | undefined) => typeof v === 'object' && v !== null && !Array.isArray(v);
   const o = isObject(params) ? (params as { [key: string]: JsonValue }) : {};
@@ -14,8 +19,22 @@ export function deviceForProvider(params: JsonValue): JobDevice {
   const s = isObject(o.settings) ? (o.settings as { [key: string]: JsonValue }) : {};
   const p = o.provider ?? s.provider;
   if (p === 'cuda' || p === 'webgpu') return 'gpu';
-  if (p === 'auto') return providerUnavailableReason('cuda') === null ? 'gpu' : 'cpu';
+  if (p === 'auto') {
+    const settled = settledProvider('auto');
+    if (settled) return settled === 'cpu' ? 'cpu' : 'gpu';
+    return providerUnavailableReason('cuda') === null ? 'gpu' : 'cpu';
+  }
   return 'cpu';
+}
+
+/**
+ * The device a job with this provider needs, with `auto` settled first in this process (a probe
+ * of each installed provider, once): an auto job that will run on a GPU takes the GPU's slot, so
+ * two of them never share one device, and one that will run on the CPU gets the CPU's threads.
+ */
+export async function settleJobDevice(provider: string | undefined): Promise<JobDevice> {
+  if (provider === 'auto') await resolveProvider('auto');
+  return deviceForProvider({ provider: provider ?? 'cpu' });
 }
 
 export const BUILTIN_JOB_KINDS: readonly JobKindSpec[] = [

@@ -2,7 +2,8 @@
  * Test-only job kind `sleep`: params {ms, step?, ignoreCancel?, busy?}. Reports progress every
  * step; stops at cancel unless ignoreCancel (then only terminate() stops it); busy: spins the
  * thread synchronously instead of awaiting timers (a job that cannot even see the cancel).
- * Its result names the worker thread that ran it (warm workers are reused).
+ * Its result names the worker thread that ran it (warm workers are reused) and the auto provider
+ * it was told (CIRCUIT_AUTO_PROVIDER).
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import { threadId } from 'node:worker_threads';
@@ -32,7 +33,12 @@ const handler: JobHandler = {
       ctx.progress({ phase: 'sleep', done: i + 1, total: n, unit: 'steps' });
     }
     return {
-      result: p.result ?? { slept: p.ms, threads: ctx.threads, threadId },
+      result: p.result ?? {
+        slept: p.ms,
+        threads: ctx.threads,
+        threadId,
+        autoProvider: process.env.CIRCUIT_AUTO_PROVIDER ?? null,
+      },
     };
   },
 };
