@@ -438,7 +438,8 @@ export function emitBackwardGraph(
   // slot, in a form that depends on G, so the runtime cannot schedule every slot's injection up
   // front (dense one-hot [t, B, d] injections did, holding ~2·L of them).
   const B = g.gather(g.op('Shape', [readVectors]), g.constInt64([0], []));
-  let inject: (G: string, slot: number) => string;
+  /** G with the read vectors of the targets reading at `slot` added; G null: nothing yet (zero). */
+  let inject: (G: string | null, slot: number) => string;
   if (injection === 'scatter') {
     // CPU: a ScatterND that adds B·d values.
     const batchIndex = g.op('Range', [g.constInt64([0], []), B, g.constInt64([1], [])]);
@@ -446,7 +447,7 @@ export function emitBackwardGraph(
     inject = (G, slot) => {
       const mask = g.cast(g.op('Equal', [readSlots, g.constInt64([slot], [])]), ONNX_FLOAT);
       const vecs = g.mul(readVectors, g.unsqueeze(mask, [1])); // [B, d], zero where the slot differs
-      return g.op('ScatterND', [G, scatterAt, vecs], { reduction: { s: 'add' } });
+      return g.op('ScatterND', [G ?? zeros(), scatterAt, vecs], { reduction: { s: 'add' } });
     };
   } else {
     // GPU providers: elementwise ops only (a provider without a ScatterND kernel would run it on
@@ -461,11 +462,16 @@ export function emitBackwardGraph(
       [1],
     ); // [T, 1]
     const vecs = g.unsqueeze(readVectors, [0]); // [1, B, d]
+    const zero = g.constFloat([0], [1]);
     inject = (G, slot) => {
       const at = g.unsqueeze(g.op('Equal', [key, g.add(grid, g.constInt64([slot], []))]), [2]);
-      return g.where(at, g.add(G, vecs), G);
+      // Into nothing: the vectors where they go and zero elsewhere, broadcast to [t, B, d] on the
+      // device (a zero tensor would be made on the host, ConstantOfShape having no GPU kernel,
+      // and copied over the bus at every run).
+      return G === null ? g.where(at, vecs, zero) : g.where(at, g.add(G, vecs), G);
     };
   }
+  /** [t, B, d] zeros (the scatter form's start). */
   const zeros = (): string => {
     const shape = g.concat(
       [g.slice(g.op('Shape', [tokenVectors]), [0], [1], [0]), g.unsqueeze(B, [0]), g.constInt64([d])],
@@ -520,12 +526,18 @@ export function emitBackwardGraph(
   // Targets read at the final slot (logits) or at their layer's feature read slot: an injection
   // anywhere else would add zeros (two elementwise passes over G, or a ScatterND copy, for nothing).
   const readsAtResidPre = featureReadSlot(tc.readHook, 0) === slotOfResidPre(0);
-  let G = top >= L ? inject(zeros(), finalSlot(L)) : '';
+  // G null: zero so far (a truncated graph's top, before its first injection).
+  let G: string | null = top >= L ? inject(null, finalSlot(L)) : null;
   for (let l = Math.min(top, L - 1); l >= 0; l--) {
     const lw = names.layers[l];
     // The top layer of a truncated graph: nothing above, so no MLP write reaches a target.
-    G = G ? contract(G, l) : zeros();
+    if (G !== null) G = contract(G, l);
     if (!readsAtResidPre) G = inject(G, slotOfResidMid(l));
+    if (G === null) {
+      // Read at resid_pre and nothing injected yet: attention carries zero back as zero.
+      G = inject(G, slotOfResidPre(l));
+      continue;
+    }
 
     // Attention, transposed: output projection (post-norm gain folded in), frozen pattern (the
     // norm scales folded in, transposed), value projection (ln1's gain folded in).
@@ -548,6 +560,7 @@ export function emitBackwardGraph(
     G = g.add(G, project(gvFlat, KV * hd, d, b.valueBackwardMatrix(l), false));
     if (readsAtResidPre) G = inject(G, slotOfResidPre(l));
   }
+  if (G === null) throw new Error(`backward graph for top ${top}: no layer to inject at`);
   const tokens = g.op('ReduceSum', [g.mul(G, g.unsqueeze(tokenVectors, [1])), g.constInt64([-1])], {
     keepdims: { i: 0 },
   });

@@ -9,7 +9,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { type AttributionResult, Attributor } from '../../../electron/engine/attribution/attribute.ts';
 import { frozenTargetValues, type TargetRef } from '../../../electron/engine/attribution/frozen-targets.ts';
 import { nodeLayout } from '../../../electron/engine/attribution/graph-types.ts';
@@ -256,6 +256,24 @@ describe('attribution with a transcoder that reads at hook_resid_pre (no referen
       expect(result.selected.some((a) => space.featureLayer[a] > 0)).toBe(true);
       await expectCompleteAndConsistent(result, set.dTranscoderPerLayer);
       await result.prepared.runner.release();
+
+      // The GPU form (select injection, rows gathered in the graph), in batches of 3: truncated
+      // graphs whose top layer injects before any attention (nothing carried back through it).
+      vi.stubEnv('CIRCUIT_BACKWARD_INJECTION', 'select');
+      vi.stubEnv('CIRCUIT_BACKWARD_OUTPUTS', 'rows');
+      const gpuForm = await Attributor.create(model, set, { cacheRoot });
+      try {
+        const settings = { maxNLogits: 10, desiredLogitProb: 0.95 };
+        const cpu = await attributor.attribute(golden.token_ids, { ...settings, batchSize: 3 });
+        const gpu = await gpuForm.attribute(golden.token_ids, { ...settings, batchSize: 3 });
+        expect(gpu.backward.runs).toBeGreaterThan(4);
+        expect(gpu.graph.adjacency).toEqual(cpu.graph.adjacency);
+        await cpu.prepared.runner.release();
+        await gpu.prepared.runner.release();
+      } finally {
+        vi.unstubAllEnvs();
+        await gpuForm.close();
+      }
     } finally {
       await attributor.close();
       set.close();
