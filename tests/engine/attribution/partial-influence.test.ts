@@ -75,6 +75,7 @@ describe('partial influence', () => {
         p.add(row, column[r], weight[r]);
       });
       const fast = p.estimate();
+      expect(p.lastPass).toBe('ordered'); // a trace's columns are a topological order already
       const slow = p.iterate();
       expect(relDiff(fast, slow)).toBeLessThan(1e-12);
       // influence reaches features through chains of rows (not only the logits' direct reads)
@@ -95,6 +96,28 @@ describe('partial influence', () => {
     }
   });
 
+  it('counts readers when the columns are not in layer order, with the same result', () => {
+    for (const seed of [4, 5]) {
+      const { rows, column, weight, C } = traceLikeRows(seed, 4, 12, 5, 120, 3);
+      // Relabel the columns in reverse (rows' entries and their own columns alike): still acyclic,
+      // but a feature row now reads node columns above its own.
+      const flip = (c: number) => (c < 0 ? c : C - 1 - c);
+      const p = new PartialInfluence(C);
+      rows.forEach((row, r) => {
+        p.add(row.slice().reverse(), flip(column[r]), weight[r]);
+      });
+      const counted = p.estimate();
+      expect(p.lastPass).toBe('counted');
+      expect(relDiff(counted, p.iterate())).toBeLessThan(1e-12);
+      const q = new PartialInfluence(C);
+      rows.forEach((row, r) => {
+        q.add(row, column[r], weight[r]);
+      });
+      const ordered = q.estimate();
+      expect(relDiff(Float64Array.from(counted).reverse(), ordered)).toBeLessThan(1e-12);
+    }
+  });
+
   it('falls back to the iteration on rows that form a cycle', () => {
     // logit reads node 0 and node 1; node 0 reads node 1 and node 1 reads node 0 (weakly)
     const C = 3;
@@ -104,6 +127,7 @@ describe('partial influence', () => {
     p.add(rows[1], 0, 0);
     p.add(rows[2], 1, 0);
     const inf = p.estimate();
+    expect(p.lastPass).toBe('iterated');
     expect(Array.from(inf)).toEqual(Array.from(p.iterate()));
     expect(inf[2]).toBeGreaterThan(0);
   });
