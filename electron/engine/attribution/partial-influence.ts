@@ -89,7 +89,7 @@ export class PartialInfluence {
 
   /** Influence of every column (float64, without + w). */
   estimate(): Float64Array {
-    const { rows, column } = this;
+    const { column } = this;
     // Rows whose node is a column (feature rows), ordered by that column: they receive influence.
     const nodeRows = column.flatMap((c, r) => (c >= 0 ? [r] : [])).sort((a, b) => column[a] - column[b]);
     const nodeColumns = Float64Array.from(nodeRows, (r) => column[r]);
