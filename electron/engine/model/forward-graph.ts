@@ -51,6 +51,8 @@ export interface CompileOptions {
   transcoders?: TranscoderSet;
   /** Decoded float32 weights kept in memory at most (default: defaultResidentWeightBytes()). */
   residentWeightBytes?: number;
+  /** The embedding goes into the complete graph only if it is at most this big (a GPU's largest buffer). */
+  maxHeadBytes?: number;
 }
 
 /**
@@ -92,7 +94,10 @@ export function compileForward(
   const streamed = bytes > budget;
   const names = model.weightNames;
   const vocabBytes = float32Bytes(model.expectedShapes.get(names.lmHead ?? names.embed) ?? []);
-  const headInGraph = !streamed && bytes + vocabBytes * (names.lmHead ? 2 : 1) <= budget;
+  const headInGraph =
+    !streamed &&
+    bytes + vocabBytes * (names.lmHead ? 2 : 1) <= budget &&
+    vocabBytes <= (opts.maxHeadBytes ?? Number.POSITIVE_INFINITY);
   const bounds = streamed ? Array.from({ length: L }, (_, l) => [l, l + 1]) : [[0, L]];
   const segments = bounds.map(([from, to]) => {
     const g = new GraphBuilder(`${model.config.modelType}-forward-${from}-${to}`);

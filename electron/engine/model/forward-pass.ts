@@ -8,14 +8,19 @@ import { forwardInputs } from '../arch/transformer.ts';
 import { EngineError } from '../errors.ts';
 import { resolveProvider } from '../runtime/auto-provider.ts';
 import { type DeviceMemory, deviceResidentBudget, queryDeviceMemory } from '../runtime/device-memory.ts';
-import { type DeviceTensors, deviceTensors } from '../runtime/device-tensors.ts';
+import {
+  DeviceBufferLimitError,
+  type DeviceTensors,
+  deviceMaxBufferBytes,
+  deviceTensors,
+} from '../runtime/device-tensors.ts';
 import type { ProviderName } from '../runtime/providers.ts';
 import { createSession, ort, type SessionOptions } from '../runtime/session.ts';
 import type { TranscoderSet } from '../transcoders/types.ts';
 import { type CompiledForward, compileForward, defaultResidentWeightBytes } from './forward-graph.ts';
 import { LogitHead } from './logit-head.ts';
 import type { OpenedModel } from './open-model.ts';
-import { WeightFeeder } from './weight-feeder.ts';
+import { float32Bytes, WeightFeeder } from './weight-feeder.ts';
 import { WEIGHT_INPUT_PREFIX } from './weight-source.ts';
 
 export interface HookValue {
@@ -60,12 +65,55 @@ export class ForwardPass {
     const feeder = opts.feeder ?? new WeightFeeder();
     // The provider first: on a GPU the weights stay resident when they fit its memory, not the host's.
     const provider = await resolveProvider(opts.provider, opts.onWarning);
-    const device = (opts.device ?? deviceTensors)(provider);
+    const onDevice = (opts.device ?? deviceTensors)(provider);
+    const maxBuffer = onDevice.onDevice ? deviceMaxBufferBytes() : Number.POSITIVE_INFINITY;
+    try {
+      return await ForwardPass.build(model, opts, feeder, provider, onDevice, maxBuffer);
+    } catch (e) {
+      if (!(e instanceof DeviceBufferLimitError)) throw e;
+      let refused = e;
+      // The complete graph feeds the embedding whole: past the GPU's largest buffer it stays on
+      // the host instead (the prompt's rows read, the logits on the CPU) and the rest is tried again.
+      const names = model.weightNames;
+      const vocabBytes = float32Bytes(model.expectedShapes.get(names.lmHead ?? names.embed) ?? []);
+      if (vocabBytes > e.limitBytes && e.limitBytes < maxBuffer) {
+        const gb = (bytes: number) => `${(bytes / 1e9).toFixed(2)} GB`;
+        opts.onWarning?.(
+          `the embedding (${gb(vocabBytes)}) is larger than this GPU's largest buffer (${gb(e.limitBytes)}): it stays on the host, the logits are computed on the CPU`,
+        );
+        const device = (opts.device ?? deviceTensors)(provider);
+        try {
+          return await ForwardPass.build(model, opts, feeder, provider, device, e.limitBytes);
+        } catch (again) {
+          if (!(again instanceof DeviceBufferLimitError)) throw again;
+          refused = again;
+        }
+      }
+      throw new EngineError(
+        'resources',
+        `${refused.message}: a model weight that big cannot be a ${provider} input; trace on the CPU (--provider cpu)`,
+      );
+    }
+  }
+
+  /** The forward for one plan: the embedding in the complete graph only if it fits `maxBuffer`. */
+  private static async build(
+    model: OpenedModel,
+    opts: ForwardPassOptions,
+    feeder: WeightFeeder,
+    provider: ProviderName,
+    device: DeviceTensors,
+    maxBuffer: number,
+  ): Promise<ForwardPass> {
     const memory = device.onDevice ? queryDeviceMemory(provider) : null;
     const hostBudget = defaultResidentWeightBytes();
     const residentWeightBytes =
       opts.residentWeightBytes ?? (device.onDevice ? deviceResidentBudget(memory) : hostBudget);
-    const compiled = compileForward(model, feeder, { transcoders: opts.transcoders, residentWeightBytes });
+    const compiled = compileForward(model, feeder, {
+      transcoders: opts.transcoders,
+      residentWeightBytes,
+      maxHeadBytes: maxBuffer,
+    });
     // One session per layer when streamed: no arena each (each would keep its own peak).
     const arena = { cpuMemArena: !compiled.streamed };
     const sessionOpts = { ...opts, ...arena, provider };

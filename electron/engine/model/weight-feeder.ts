@@ -25,7 +25,7 @@ import {
   sharedDecodePool,
 } from '../checkpoint/parallel-decode.ts';
 import type { TensorInfo } from '../checkpoint/tensor.ts';
-import type { DeviceTensors } from '../runtime/device-tensors.ts';
+import { bufferLimitOf, DeviceBufferLimitError, type DeviceTensors } from '../runtime/device-tensors.ts';
 import { ort } from '../runtime/session.ts';
 
 export interface FedWeight {
@@ -203,7 +203,14 @@ export class WeightFeeder {
           }
           continue;
         }
-        const onDevice = await device.upload(host);
+        let onDevice: ort.Tensor;
+        try {
+          onDevice = await device.upload(host);
+        } catch (e) {
+          const limit = bufferLimitOf(e);
+          if (limit === null) throw e;
+          throw new DeviceBufferLimitError(b, limit, w.dims, name);
+        }
         if (kept) this.residentTotal -= b;
         this.residentTensors.set(name, onDevice);
         this.onDevice.add(name);

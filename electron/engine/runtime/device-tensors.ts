@@ -9,6 +9,7 @@
  * fed to any other session of the same provider. On the CPU provider an upload is the host
  * tensor itself, so the same code runs everywhere.
  */
+import { EngineError } from '../errors.ts';
 import { GraphBuilder } from '../onnx/graph-builder.ts';
 import type { ElemType } from '../onnx/model-proto.ts';
 import type { ProviderName } from './providers.ts';
@@ -26,6 +27,57 @@ export interface DeviceTensors {
   /** Frees a tensor this returned (device memory); a no-op on the CPU. */
   dispose(tensor: ort.Tensor): void;
   release(): Promise<void>;
+}
+
+const MIB = 1024 * 1024;
+const gb = (bytes: number) => `${(bytes / 1e9).toFixed(2)} GB`;
+
+/**
+ * A tensor larger than the GPU's largest buffer (WebGPU's maxBufferSize: 1 GiB on SwiftShader,
+ * 2–4 GiB on many adapters): it cannot be a GPU input at all. forward-pass.ts keeps an oversized
+ * embedding on the host instead (logits on the CPU); anything else cannot run on that GPU.
+ */
+export class DeviceBufferLimitError extends EngineError {
+  constructor(
+    readonly tensorBytes: number,
+    readonly limitBytes: number,
+    dims: readonly number[],
+    tensor?: string,
+  ) {
+    super(
+      'resources',
+      `a ${tensor ? 'weight' : 'tensor'} [${dims.join(', ')}] of ${gb(tensorBytes)} is larger than this GPU's largest buffer (${gb(limitBytes)})`,
+      tensor ? { tensor } : {},
+    );
+  }
+}
+
+/** The limit a WebGPU (Dawn) "exceeds the max buffer size limit (N)" error names (or ours), or null. */
+export function bufferLimitOf(error: unknown): number | null {
+  if (error instanceof DeviceBufferLimitError) return error.limitBytes;
+  const m = /exceeds the max buffer size limit \((\d+)\)/.exec(
+    error instanceof Error ? error.message : String(error),
+  );
+  return m ? Number(m[1]) : null;
+}
+
+/**
+ * The GPU's largest buffer as far as it is known before a tensor meets it: `CIRCUIT_DEVICE_MAX_BUFFER_MB`
+ * when set (else unknown: Infinity; an upload past the real limit then says what it is).
+ */
+export function deviceMaxBufferBytes(): number {
+  const v = process.env.CIRCUIT_DEVICE_MAX_BUFFER_MB;
+  if (v === undefined || v === '') return Number.POSITIVE_INFINITY;
+  const mb = Number(v);
+  if (!Number.isFinite(mb) || mb <= 0)
+    throw new EngineError(
+      'argument',
+      `CIRCUIT_DEVICE_MAX_BUFFER_MB must be a positive number of MiB, got ${v.slice(0, 40)}`,
+      {
+        field: 'CIRCUIT_DEVICE_MAX_BUFFER_MB',
+      },
+    );
+  return mb * MIB;
 }
 
 const ELEM: Record<string, ElemType> = { float32: 'float32', float16: 'float16', int64: 'int64' };
@@ -77,9 +129,19 @@ class GpuTensors implements DeviceTensors {
 
   async upload(host: ort.Tensor): Promise<ort.Tensor> {
     if (host.location !== 'cpu') return host;
+    const bytes = (host.data as ArrayBufferView).byteLength;
+    const known = deviceMaxBufferBytes();
+    if (bytes > known) throw new DeviceBufferLimitError(bytes, known, host.dims);
     const session = await this.session(host.type, host.dims.length);
     const t0 = performance.now();
-    const { y } = await session.run({ x: host });
+    let y: ort.Tensor;
+    try {
+      ({ y } = await session.run({ x: host }));
+    } catch (e) {
+      const limit = bufferLimitOf(e);
+      if (limit !== null) throw new DeviceBufferLimitError(bytes, limit, host.dims);
+      throw e;
+    }
     this.uploadMs += performance.now() - t0;
     if (y.location !== 'gpu-buffer') {
       throw new Error(`the ${this.provider} provider kept an uploaded tensor in ${y.location} memory`);

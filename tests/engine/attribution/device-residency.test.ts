@@ -253,6 +253,54 @@ describe('device residency (GPU data path, on the CPU provider)', () => {
     model.close();
   });
 
+  it('keeps an embedding past the GPU’s largest buffer on the host and traces the same graph', async () => {
+    // Dawn refuses a buffer past its maxBufferSize (1 GiB on SwiftShader; gemma-2-2b's embedding
+    // is 2.36 GB as float32): the stand-in refuses with Dawn's message past `limit` bytes.
+    const model = openModel(DEMO_DIR);
+    const set = loadTranscoderSet(path.join(DEMO_DIR, 'transcoders', 'clt'));
+    const embedBytes = model.config.vocabSize * model.config.hiddenSize * 4;
+    const limited = (limit: number) => (p: ProviderName) => {
+      const dev = new CopyingDevice(p);
+      const upload = dev.upload.bind(dev);
+      dev.upload = async (host) => {
+        const bytes = (host.data as Float32Array).byteLength;
+        if (bytes > limit)
+          throw new Error(
+            `WebGPU validation failed. Buffer size (${bytes}) exceeds the max buffer size limit (${limit}).`,
+          );
+        return upload(host);
+      };
+      return dev;
+    };
+    const settings = { maxNLogits: 5, desiredLogitProb: 0.95, batchSize: 64, maxFeatureNodes: 120 };
+    const ids = PROMPTS[0].map((t) => t % model.config.vocabSize);
+    const host = await Attributor.create(model, set);
+    const warnings: string[] = [];
+    const onDevice = await Attributor.create(model, set, {
+      device: limited(embedBytes - 4),
+      onWarning: (m) => warnings.push(m),
+    });
+    try {
+      expect(onDevice.forward.compiled.headInGraph).toBe(false);
+      expect(warnings.join('\n')).toMatch(
+        /embedding \(.*GB\) is larger than this GPU's largest buffer .* stays on the host/,
+      );
+      const a = await host.attribute(ids, settings);
+      const b = await onDevice.attribute(ids, settings);
+      expect(b.selected).toEqual(a.selected);
+      expect(worstRowDifference(a.graph.adjacency, b.graph.adjacency)).toBeLessThan(1e-5);
+      // A layer weight past the limit cannot be a GPU input at all: a clear refusal.
+      await expect(Attributor.create(model, set, { device: limited(1024) })).rejects.toThrow(
+        /larger than this GPU's largest buffer .* trace on the CPU/,
+      );
+    } finally {
+      await host.close();
+      await onDevice.close();
+      set.close();
+      model.close();
+    }
+  });
+
   it('the GPU form’s constants at full length, cut to t in the graph, give the per-t constants’ graph exactly', async () => {
     await expectSameGraphWith('CIRCUIT_BACKWARD_CONSTANTS', 'prompt', 7);
   });
