@@ -12,13 +12,12 @@
 import path from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { Attributor } from '../../../electron/engine/attribution/attribute.ts';
-import type { RawAttributionGraph } from '../../../electron/engine/attribution/graph-types.ts';
 import { openModel } from '../../../electron/engine/model/open-model.ts';
-import { pruneGraph } from '../../../electron/engine/pruning/index.ts';
 import type { DeviceTensors } from '../../../electron/engine/runtime/device-tensors.ts';
 import type { ProviderName } from '../../../electron/engine/runtime/providers.ts';
 import { ort } from '../../../electron/engine/runtime/session.ts';
 import { loadTranscoderSet } from '../../../electron/engine/transcoders/load.ts';
+import { prunedNodes, worstRowDifference } from '../../fixtures/graph-compare.ts';
 
 const DEMO_DIR = path.resolve(import.meta.dirname, '../../../resources/models/gemma2-demo');
 const PROMPTS = [
@@ -51,22 +50,6 @@ class CopyingDevice implements DeviceTensors {
   async release(): Promise<void> {
     this.released = true;
   }
-}
-
-/** Largest |a − b| over each row of two square adjacencies, relative to the row's largest |a|. */
-function worstRowDifference(a: Float32Array, b: Float32Array): number {
-  const n = Math.round(Math.sqrt(a.length));
-  let worst = 0;
-  for (let r = 0; r < n; r++) {
-    let scale = 0;
-    let diff = 0;
-    for (let c = 0; c < n; c++) {
-      scale = Math.max(scale, Math.abs(a[r * n + c]));
-      diff = Math.max(diff, Math.abs(a[r * n + c] - b[r * n + c]));
-    }
-    if (scale > 0) worst = Math.max(worst, diff / scale);
-  }
-  return worst;
 }
 
 describe('device residency (GPU data path, on the CPU provider)', () => {
@@ -189,7 +172,7 @@ describe('device residency (GPU data path, on the CPU provider)', () => {
         const b = await other.attribute(ids, settings);
         expect(b.graph.adjacency.length, kind).toBe(a.graph.adjacency.length);
         if (tolerance === 0) expect(b.graph.adjacency, kind).toEqual(a.graph.adjacency);
-        else expect(worstRowDifference(a.graph.adjacency, b.graph.adjacency), kind).toBeLessThan(tolerance);
+        else expect(worstRowDifference(a.graph, b.graph), kind).toBeLessThan(tolerance);
         expect(a.graph.adjacency.some((v) => v !== 0)).toBe(true);
       } finally {
         delete process.env[env];
@@ -228,9 +211,6 @@ describe('device residency (GPU data path, on the CPU provider)', () => {
     const model = openModel(DEMO_DIR);
     const settings = { maxNLogits: 5, desiredLogitProb: 0.95, batchSize: 48, maxFeatureNodes: 100_000 };
     const ids = PROMPTS[1].map((t) => t % model.config.vocabSize);
-    const pruned = (g: RawAttributionGraph) => [
-      ...pruneGraph(g, { nodeThreshold: 0.8, edgeThreshold: 0.98 }).keptNodes,
-    ];
     for (const kind of ['clt', 'plt']) {
       const set = loadTranscoderSet(path.join(DEMO_DIR, 'transcoders', kind));
       const f32 = await Attributor.create(model, set);
@@ -239,10 +219,10 @@ describe('device residency (GPU data path, on the CPU provider)', () => {
       const f16 = await Attributor.create(model, set);
       try {
         const b = await f16.attribute(ids, settings);
-        const worst = worstRowDifference(a.graph.adjacency, b.graph.adjacency);
+        const worst = worstRowDifference(a.graph, b.graph);
         expect(worst, kind).toBeLessThan(1e-3);
         expect(worst, `${kind}: f16 operands must round (else this checks nothing)`).toBeGreaterThan(1e-6);
-        expect(pruned(b.graph), kind).toEqual(pruned(a.graph));
+        expect(prunedNodes(b.graph), kind).toEqual(prunedNodes(a.graph));
       } finally {
         vi.unstubAllEnvs();
         await f32.close();
@@ -288,7 +268,7 @@ describe('device residency (GPU data path, on the CPU provider)', () => {
       const a = await host.attribute(ids, settings);
       const b = await onDevice.attribute(ids, settings);
       expect(b.selected).toEqual(a.selected);
-      expect(worstRowDifference(a.graph.adjacency, b.graph.adjacency)).toBeLessThan(1e-5);
+      expect(worstRowDifference(a.graph, b.graph)).toBeLessThan(1e-5);
       // A layer weight past the limit cannot be a GPU input at all: a clear refusal.
       await expect(Attributor.create(model, set, { device: limited(1024) })).rejects.toThrow(
         /larger than this GPU's largest buffer .* trace on the CPU/,

@@ -10,38 +10,16 @@
 import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Attributor } from '../../../electron/engine/attribution/attribute.ts';
-import type { RawAttributionGraph } from '../../../electron/engine/attribution/graph-types.ts';
 import { ForwardPass } from '../../../electron/engine/model/forward-pass.ts';
 import { openModel } from '../../../electron/engine/model/open-model.ts';
-import { pruneGraph } from '../../../electron/engine/pruning/index.ts';
 import { loadTranscoderSet } from '../../../electron/engine/transcoders/load.ts';
+import { prunedNodes, worstRowDifference } from '../../fixtures/graph-compare.ts';
 import { useSoftwareWebGpu } from '../../fixtures/software-webgpu.ts';
 
 const DEMO_DIR = path.resolve(import.meta.dirname, '../../../resources/models/gemma2-demo');
 const PROMPT = [2, 651, 6037, 576, 2329, 10751, 26865, 603];
 // Every active feature kept (no selection near a cut-off that rounding could tip), many batches.
 const SETTINGS = { maxNLogits: 5, desiredLogitProb: 0.95, batchSize: 16, maxFeatureNodes: 100_000 };
-
-/** Largest |a − b| of each row over that row's largest |a|, the worst row. */
-function worstRowDifference(a: RawAttributionGraph, b: RawAttributionGraph): number {
-  const n = Math.round(Math.sqrt(a.adjacency.length));
-  expect(n * n).toBe(a.adjacency.length);
-  let worst = 0;
-  for (let r = 0; r < n; r++) {
-    let scale = 0;
-    let diff = 0;
-    for (let c = 0; c < n; c++) {
-      scale = Math.max(scale, Math.abs(a.adjacency[r * n + c]));
-      diff = Math.max(diff, Math.abs(a.adjacency[r * n + c] - b.adjacency[r * n + c]));
-    }
-    if (scale > 0) worst = Math.max(worst, diff / scale);
-  }
-  return worst;
-}
-
-const pruned = (g: RawAttributionGraph) => [
-  ...pruneGraph(g, { nodeThreshold: 0.8, edgeThreshold: 0.98 }).keptNodes,
-];
 
 describe.skipIf(!useSoftwareWebGpu())('the GPU data path on WebGPU (SwiftShader)', () => {
   afterEach(() => vi.unstubAllEnvs());
@@ -76,7 +54,7 @@ describe.skipIf(!useSoftwareWebGpu())('the GPU data path on WebGPU (SwiftShader)
         expect(b.graph.adjacency.length).toBe(a.graph.adjacency.length);
         expect(a.graph.adjacency.some((v) => v !== 0)).toBe(true);
         expect(worstRowDifference(a.graph, b.graph)).toBeLessThan(1e-3);
-        expect(pruned(b.graph)).toEqual(pruned(a.graph));
+        expect(prunedNodes(b.graph)).toEqual(prunedNodes(a.graph));
 
         // No weight crossed again; the prompt's constants crossed once, at full length: about one
         // [T, d] token block plus the [T, d, n_l] source blocks, not one copy per t of the batches.
