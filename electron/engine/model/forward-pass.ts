@@ -65,10 +65,10 @@ export class ForwardPass {
     const feeder = opts.feeder ?? new WeightFeeder();
     // The provider first: on a GPU the weights stay resident when they fit its memory, not the host's.
     const provider = await resolveProvider(opts.provider, opts.onWarning);
-    const onDevice = (opts.device ?? deviceTensors)(provider);
-    const maxBuffer = onDevice.onDevice ? deviceMaxBufferBytes() : Number.POSITIVE_INFINITY;
+    const device = (opts.device ?? deviceTensors)(provider);
+    const maxBuffer = device.onDevice ? deviceMaxBufferBytes() : Number.POSITIVE_INFINITY;
     try {
-      return await ForwardPass.build(model, opts, feeder, provider, onDevice, maxBuffer);
+      return await ForwardPass.build(model, opts, feeder, provider, device, maxBuffer);
     } catch (e) {
       if (!(e instanceof DeviceBufferLimitError)) throw e;
       let refused = e;
@@ -81,9 +81,9 @@ export class ForwardPass {
         opts.onWarning?.(
           `the embedding (${gb(vocabBytes)}) is larger than this GPU's largest buffer (${gb(e.limitBytes)}): it stays on the host, the logits are computed on the CPU`,
         );
-        const device = (opts.device ?? deviceTensors)(provider);
+        const fresh = (opts.device ?? deviceTensors)(provider); // the first was released
         try {
-          return await ForwardPass.build(model, opts, feeder, provider, device, e.limitBytes);
+          return await ForwardPass.build(model, opts, feeder, provider, fresh, e.limitBytes);
         } catch (again) {
           if (!(again instanceof DeviceBufferLimitError)) throw again;
           refused = again;
