@@ -7,6 +7,8 @@
  *   `node&op&program`), summed by op and program: the device busy time, and which kernels
  *   fill it. Far below the runs' wall time means the device waits on the host (dispatch
  *   overhead, copies, read-backs), not on arithmetic.
+ *   By op and shapes too (`byShape`: the shapes as the kernel sees them, a vec4 kernel's last
+ *   dimension in fours): which products of which sizes take the time, and at what rate.
  * - `host`: every node's kernel time on the host (`*_kernel_time`), by provider and op: for a
  *   GPU node that is its dispatch cost; nodes left to the CPU provider show up as such.
  *
@@ -33,7 +35,13 @@ export interface ProfileTotal {
 export interface GpuProfileSummary {
   files: number;
   runs: { count: number; ms: number };
-  gpu: { dispatches: number; ms: number; byOp: ProfileTotal[]; byProgram: ProfileTotal[] };
+  gpu: {
+    dispatches: number;
+    ms: number;
+    byOp: ProfileTotal[];
+    byProgram: ProfileTotal[];
+    byShape: ProfileTotal[];
+  };
   host: { nodes: number; ms: number; byProviderOp: ProfileTotal[] };
 }
 
@@ -52,6 +60,7 @@ export function summarizeGpuProfiles(dir: string, top = 25): GpuProfileSummary {
   const runs = { count: 0, ms: 0 };
   const gpuOps = new Map<string, ProfileTotal>();
   const gpuPrograms = new Map<string, ProfileTotal>();
+  const gpuShapes = new Map<string, ProfileTotal>();
   const hostOps = new Map<string, ProfileTotal>();
   let dispatches = 0;
   let gpuMs = 0;
@@ -74,13 +83,20 @@ export function summarizeGpuProfiles(dir: string, top = 25): GpuProfileSummary {
         gpuMs += e.dur / 1000;
         add(gpuOps, op, e.dur);
         add(gpuPrograms, `${op}/${program}`, e.dur);
+        add(gpuShapes, `${op} ${(e.args?.shapes ?? '').trim()}`, e.dur);
       }
     }
   }
   return {
     files: files.length,
     runs,
-    gpu: { dispatches, ms: gpuMs, byOp: sorted(gpuOps, top), byProgram: sorted(gpuPrograms, top) },
+    gpu: {
+      dispatches,
+      ms: gpuMs,
+      byOp: sorted(gpuOps, top),
+      byProgram: sorted(gpuPrograms, top),
+      byShape: sorted(gpuShapes, top),
+    },
     host: { nodes: hostNodes, ms: hostMs, byProviderOp: sorted(hostOps, top) },
   };
 }
@@ -97,6 +113,8 @@ export function formatGpuProfile(s: GpuProfileSummary): string {
     rows(s.gpu.byOp),
     'GPU time by program:',
     rows(s.gpu.byProgram),
+    'GPU time by op and shapes (a vec4 kernel counts its last dimension in fours):',
+    rows(s.gpu.byShape),
     `host kernel time: ${s.host.nodes} nodes, ${s.host.ms.toFixed(0)} ms, by provider and op:`,
     rows(s.host.byProviderOp),
   ].join('\n');
