@@ -546,17 +546,20 @@ export function emitBackwardGraph(
     const gz = lw.lnPostAttn
       ? project(G, d, H * hd, b.outputBackwardMatrix(l, lw.lnPostAttn), false)
       : project(G, d, H * hd, o.w, !o.transposedForForward);
-    const gzHeads = g.transpose(g.reshape(gz, [0, 0, H, hd]), [1, 2, 0, 3]); // [t, B, H, hd] → [B, H, t, hd]
+    // The positions mixed by one product per head over every target at once ([H, t, t]·[H, t, B·hd]),
+    // not one per target and head (B·H products of [t, t]·[t, hd], the pattern broadcast): the
+    // same sums; 2.4× faster on the CPU at gemma-2-2b's shape (t 11, B 256).
+    const gzHeads = g.reshape(g.transpose(g.reshape(gz, [0, 0, H, hd]), [2, 0, 1, 3]), [H, 0, -1]); // [H, t, B·hd]
     const pattern = cut(g.input(linearInputs.backwardPattern(l), 'float32', [H, 'T', 'T']), [1, 2]);
-    const gv = g.matmul(pattern, gzHeads); // [B, H, t, hd]
+    const gv = g.matmul(pattern, gzHeads); // [H, t, B·hd]
     const groups = H / KV;
     const gvKv =
       groups === 1
         ? gv
-        : g.op('ReduceSum', [g.reshape(gv, [0, KV, groups, -1, hd]), g.constInt64([2])], {
-            keepdims: { i: 0 },
-          });
-    const gvFlat = g.reshape(g.transpose(gvKv, [2, 0, 1, 3]), [0, 0, KV * hd]); // [t, B, KV·hd]
+        : g.op('ReduceSum', [g.reshape(gv, [KV, groups, -1]), g.constInt64([1])], { keepdims: { i: 0 } }); // query heads kv·groups + j summed
+    const tB = g.slice(g.op('Shape', [gz]), [0], [2], [0]); // [t, B]
+    const gvHeads = g.op('Reshape', [gvKv, g.concat([g.constInt64([KV]), tB, g.constInt64([hd])], 0)]); // [KV, t, B, hd]
+    const gvFlat = g.reshape(g.transpose(gvHeads, [1, 2, 0, 3]), [0, 0, KV * hd]); // [t, B, KV·hd]
     G = g.add(G, project(gvFlat, KV * hd, d, b.valueBackwardMatrix(l), false));
     if (readsAtResidPre) G = inject(G, slotOfResidPre(l));
   }
