@@ -483,20 +483,28 @@ export function emitBackwardGraph(
       },
     });
   };
-  /** [t, B, in] · W (W [in, out], or [out, in] with transB) → [t, B, out], in the form's precision and op. */
-  const project = (x: string, inDim: number, outDim: number, w: string, transB: boolean) => {
+  /**
+   * [t, B, in] · W (W [in, out], or [out, in] with transB) → [t, B, out], in the form's precision
+   * and op; plus `addTo` [t, B, out] when given, inside the float32 Gemm (its C input: no separate
+   * pass over [t, B, out], and the CPU provider may write into C's buffer).
+   */
+  const project = (x: string, inDim: number, outDim: number, w: string, transB: boolean, addTo?: string) => {
     const f16 = form.precision === 'f16';
     const operand = f16 ? (v: string) => g.cast(v, ONNX_FLOAT16) : (v: string) => v;
     const result = f16 ? (v: string) => g.cast(v, ONNX_FLOAT) : (v: string) => v;
+    const plus = (y: string) => (addTo ? g.add(addTo, y) : y);
     if (form.projection === 'matmul') {
       const weight = operand(transB ? g.transpose(w, [1, 0]) : w);
-      return result(g.matmul(operand(x), weight));
+      return plus(result(g.matmul(operand(x), weight)));
     }
     const shape = g.op('Shape', [x]);
     const flat = g.reshape(x, [-1, inDim]);
-    const y = result(g.linear(operand(flat), operand(w), undefined, transB));
+    const fused = addTo !== undefined && !f16;
+    const c = fused ? g.reshape(addTo, [-1, outDim]) : undefined;
+    const y = result(g.linear(operand(flat), operand(w), c, transB));
     const outShape = g.concat([g.slice(shape, [0], [2], [0]), g.constInt64([outDim])], 0);
-    return g.op('Reshape', [y, outShape]);
+    const out = g.op('Reshape', [y, outShape]);
+    return fused ? out : plus(out);
   };
   /** Contraction with everything written at layer l's MLP output, then the W_skip path. */
   const contract = (G: string, l: number): string => {
@@ -560,7 +568,7 @@ export function emitBackwardGraph(
     const tB = g.slice(g.op('Shape', [gz]), [0], [2], [0]); // [t, B]
     const gvHeads = g.op('Reshape', [gvKv, g.concat([g.constInt64([KV]), tB, g.constInt64([hd])], 0)]); // [KV, t, B, hd]
     const gvFlat = g.reshape(g.transpose(gvHeads, [1, 2, 0, 3]), [0, 0, KV * hd]); // [t, B, KV·hd]
-    G = g.add(G, project(gvFlat, KV * hd, d, b.valueBackwardMatrix(l), false));
+    G = project(gvFlat, KV * hd, d, b.valueBackwardMatrix(l), false, G); // G + the value path
     if (readsAtResidPre) G = inject(G, slotOfResidPre(l));
   }
   if (G === null) throw new Error(`backward graph for top ${top}: no layer to inject at`);
