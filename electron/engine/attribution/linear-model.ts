@@ -367,7 +367,8 @@ export type BackwardConstants = 'per-t' | 'prompt';
  * graph each run, the result cast back; the gradient's sums stay float32) for a GPU whose f16
  * matrix products are faster. Rows then differ from float32's by the operands' rounding (2⁻¹¹
  * relative) and the provider's accumulation; an opt-in, measured by the device bench, not a
- * default. (ONNX Runtime's CPU provider folds the casts away and computes in float32.)
+ * default. (ONNX Runtime's CPU provider, which has no f16 Gemm, folds the activations' casts
+ * away and computes in float32; only weights inlined in the graph come out rounded.)
  */
 export type BackwardPrecision = 'f32' | 'f16';
 
