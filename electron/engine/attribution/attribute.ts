@@ -39,7 +39,7 @@ import {
   targetVocabulary,
   targetWeight,
 } from './target-spec.ts';
-import { selectLogitTokens, type Target, TargetBuilder } from './targets.ts';
+import { selectLogitTokens, softmaxProbability, type Target, TargetBuilder } from './targets.ts';
 
 export interface AttributionSettings {
   maxNLogits: number;
@@ -527,12 +527,7 @@ function callerTargets(
   };
   const resolved = resolveTargetSpecs(specs, vocab, cache.d);
   // Softmax of the final (soft-capped) logits, as the top-logit selection uses.
-  const row = cache.logits;
-  let max = Number.NEGATIVE_INFINITY;
-  for (const v of row) if (v > max) max = v;
-  let sum = 0;
-  for (const v of row) sum += Math.exp(v - max);
-  const prob = (id: number) => Math.exp(row[id] - max) / sum;
+  const prob = softmaxProbability(cache.logits);
   return resolved.map((t) => ({
     tokenId: t.tokenId,
     prob: targetWeight(t, resolved.length, prob),

@@ -18,7 +18,7 @@ import {
   foldSourceVectors,
   linearInputs,
 } from './linear-model.ts';
-import { joinedWidth, rowGatherIndices } from './row-gather.ts';
+import { gatherPlaces, joinedWidth, rowGatherIndices } from './row-gather.ts';
 import type { SourceSpace } from './sources.ts';
 import type { Target } from './targets.ts';
 
@@ -95,12 +95,12 @@ export class LinearModelRunner {
     private readonly outputs: BackwardOutputs = 'layers',
   ) {}
 
-  private gatherPlaces?: number;
+  private maxPlaces?: number;
 
   /** The most places any column has in a joined row (cross-layer features: one per layer written). */
   private maxGatherPlaces(): number {
-    this.gatherPlaces ??= rowGatherIndices(this.space, this.cache.T, this.cfg.nLayers).places;
-    return this.gatherPlaces;
+    this.maxPlaces ??= gatherPlaces(this.space, this.cache.T, this.cfg.nLayers);
+    return this.maxPlaces;
   }
 
   /** Rows per backward run at most, for batches stopping at position t. */

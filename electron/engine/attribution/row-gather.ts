@@ -27,6 +27,20 @@ export function joinedWidth(space: SourceSpace, layers: number): number {
   return width;
 }
 
+/** The most places any column has (at least 1) among the first `layers` layers' blocks at positions < t. */
+export function gatherPlaces(space: SourceSpace, t: number, layers: number): number {
+  const count = new Int32Array(space.nColumns);
+  let places = 1;
+  for (let l = 0; l < layers; l++) {
+    const { n, columns } = space.blocks[l];
+    for (let i = 0; i < t * n; i++) {
+      const col = columns[i];
+      if (col >= 0 && ++count[col] > places) places = count[col];
+    }
+  }
+  return places;
+}
+
 /** The gather indices for a run stopping at position t (exclusive) with `layers` layers' blocks. */
 export function rowGatherIndices(space: SourceSpace, t: number, layers: number): RowGather {
   const C = space.nColumns;
@@ -37,17 +51,9 @@ export function rowGatherIndices(space: SourceSpace, t: number, layers: number):
       'resources',
       `backward output too wide for int32 gather indices: ${t} positions × ${width} columns (BackwardOutputs 'rows'); use CIRCUIT_BACKWARD_OUTPUTS=joined`,
     );
-  const count = new Int32Array(C);
-  let places = 1;
-  for (let l = 0; l < layers; l++) {
-    const { n, columns } = space.blocks[l];
-    for (let i = 0; i < t * n; i++) {
-      const col = columns[i];
-      if (col >= 0 && ++count[col] > places) places = count[col];
-    }
-  }
+  const places = gatherPlaces(space, t, layers);
   const indices = new Int32Array(places * C).fill(zero);
-  count.fill(0);
+  const count = new Int32Array(C);
   // Layers in increasing order, as the host scatter adds them: the same sum, in the same order.
   let offset = 0;
   for (let l = 0; l < layers; l++) {

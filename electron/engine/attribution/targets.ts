@@ -18,17 +18,23 @@ export interface Target {
   vector: Float32Array;
 }
 
+/** A token's probability under the softmax of `logits` (max-shifted). */
+export function softmaxProbability(logits: Float32Array): (id: number) => number {
+  let max = Number.NEGATIVE_INFINITY;
+  for (const v of logits) if (v > max) max = v;
+  let sum = 0;
+  for (const v of logits) sum += Math.exp(v - max);
+  return (id) => Math.exp(logits[id] - max) / sum;
+}
+
 /** The top `maxN` next tokens, shortest prefix with cumulative probability ≥ `desired`. */
 export function selectLogitTokens(cache: ForwardCache, maxN: number, desired: number) {
   const row = cache.logits; // the last position's
-  let max = Number.NEGATIVE_INFINITY;
-  for (const v of row) if (v > max) max = v;
-  let sum = 0;
-  for (const v of row) sum += Math.exp(v - max);
+  const probability = softmaxProbability(row);
   const chosen: { tokenId: number; prob: number }[] = [];
   let cumulative = 0;
   for (const id of topIndices(row, maxN)) {
-    const prob = Math.exp(row[id] - max) / sum;
+    const prob = probability(id);
     chosen.push({ tokenId: id, prob });
     cumulative += prob;
     if (cumulative >= desired) break;
