@@ -13,6 +13,10 @@
  *
  * The token contraction (Mul + ReduceSum, 2·B·t·d) and every norm, injection, add and
  * transpose are elementwise or layout ops: memory traffic, not counted as FLOPs.
+ *
+ * With live rows (the runner's default) B above is, per layer, only the targets reading above
+ * that point: attention at layer l runs on those reading at slot ≥ 2l + 1, the contraction at
+ * l on those at slot ≥ 2l + 2 (`slots` given); without, every target of the batch.
  */
 
 export interface BackwardShape {
@@ -38,6 +42,8 @@ export interface BatchShape {
    * top < L runs layers 0..top's attention and contracts layers below top only.
    */
   top?: number;
+  /** The targets' injection slots, when the run computed live rows only (else all B at every layer). */
+  slots?: readonly number[];
 }
 
 export interface FlopBreakdown {
@@ -58,19 +64,27 @@ export const ZERO_FLOPS: FlopBreakdown = {
   total: 0,
 };
 
-export function batchFlops(s: BackwardShape, { B, t, top = s.nLayers }: BatchShape): FlopBreakdown {
+export function batchFlops(s: BackwardShape, { B, t, top = s.nLayers, slots }: BatchShape): FlopBreakdown {
   const { d, nHeads: H, nKvHeads: KV, headDim: hd } = s;
+  /** Targets computed from slot `from` down: those reading at it or above (live rows), else all. */
+  const rowsFrom = (from: number) => (slots ? slots.filter((x) => x >= from).length : B);
   let contraction = 0;
   let skip = 0;
   const contracted = Math.min(top, s.nLayers);
   for (let l = 0; l < contracted; l++) {
-    contraction += 2 * t * B * d * s.blockWidth[l];
-    if (s.skip[l]) skip += 2 * B * t * d * d;
+    const rows = rowsFrom(2 * l + 2);
+    contraction += 2 * t * rows * d * s.blockWidth[l];
+    if (s.skip[l]) skip += 2 * rows * t * d * d;
   }
-  const L = Math.min(top, s.nLayers - 1) + 1; // attention layers run
-  const outputProj = L * 2 * B * t * d * H * hd;
-  const pattern = L * 2 * B * H * t * t * hd;
-  const valueProj = L * 2 * B * t * KV * hd * d;
+  let outputProj = 0;
+  let pattern = 0;
+  let valueProj = 0;
+  for (let l = 0; l <= Math.min(top, s.nLayers - 1); l++) {
+    const rows = rowsFrom(2 * l + 1); // attention layers run
+    outputProj += 2 * rows * t * d * H * hd;
+    pattern += 2 * rows * H * t * t * hd;
+    valueProj += 2 * rows * t * KV * hd * d;
+  }
   return {
     contraction,
     skip,

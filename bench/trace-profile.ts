@@ -24,6 +24,8 @@ export interface RowsCall {
   t: number;
   /** The backward graph's top layer (nLayers when the batch has a logit target). */
   top: number;
+  /** The targets' injection slots when the runner computes live rows only (trace-flops.ts). */
+  slots?: number[];
   totalMs: number;
   /** From entering rows() to session.run: feeds (pattern slices, read vectors, tensors). */
   feedsMs: number;
@@ -71,6 +73,7 @@ export function installRowsProbe(): RowsProbe {
       targets.map((x) => x.slot),
       nLayers,
     );
+    const live = this.liveRows;
     const ru = process.resourceUsage();
     const rec: InFlight = { start: performance.now(), runStart: Number.NaN, runEnd: Number.NaN, runMs: 0 };
     current = rec;
@@ -84,6 +87,7 @@ export function installRowsProbe(): RowsProbe {
         B: targets.length,
         t,
         top,
+        slots: live ? targets.map((x) => x.slot) : undefined,
         totalMs: end - rec.start,
         feedsMs: rec.runStart - rec.start,
         runMs: rec.runMs,

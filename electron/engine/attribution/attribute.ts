@@ -218,7 +218,9 @@ export class Attributor {
    * `CIRCUIT_BACKWARD_OUTPUTS=layers|joined|rows` and `CIRCUIT_BACKWARD_CONSTANTS=per-t|prompt`
    * override each, for benchmarks; `CIRCUIT_BACKWARD_PRECISION=f32|f16` and
    * `CIRCUIT_BACKWARD_PROJECTION=gemm|matmul` choose the projections' precision and op (f32
-   * Gemm unless asked).
+   * Gemm unless asked). Every form runs each layer on the live rows only (the targets reading
+   * above it; emitBackwardGraph); `CIRCUIT_BACKWARD_ROWS=all` runs every target of a batch
+   * through every layer below the batch's top, for comparison.
    */
   private backwardForm(): BackwardForm {
     const gpu = this.provider !== 'cpu';
@@ -285,6 +287,7 @@ export class Attributor {
       this.forward.deviceMemory,
       () => this.backwardConstants(),
       this.backwardForm().outputs,
+      process.env.CIRCUIT_BACKWARD_ROWS !== 'all',
     );
     this.latestRunner = runner;
     const targets = new TargetBuilder(this.model, this.set, cache);
@@ -405,6 +408,7 @@ export class Attributor {
         cfg.nLayers,
       );
       const layer = (i: number) => space.featureLayer[i];
+      const live = prepared.runner.liveRows;
       // What is left: the planned batches (from plan[next] on) and the influence estimates to come.
       let plan: PlannedBatch[] = [];
       let next = 0;
@@ -420,6 +424,7 @@ export class Attributor {
             rows: indices.length,
             positions: Math.max(...indices.map(position)) + 1,
             depth: Math.max(...indices.map(layer)) + 1,
+            meanDepth: live ? indices.reduce((n, i) => n + layer(i) + 1, 0) / indices.length : undefined,
           },
           performance.now() - t0,
         );
@@ -435,7 +440,7 @@ export class Attributor {
       if (cap === space.nActive) {
         // All features: batch them by position so each batch stops at its last position.
         const order = Array.from({ length: space.nActive }, (_, i) => i).sort(byPosition);
-        plan = planBatches(order.map(position), B, order.map(layer));
+        plan = planBatches(order.map(position), B, order.map(layer), live);
         for (let i = 0; i < order.length; i += B) await computeBatch(order.slice(i, i + B));
       } else {
         // Influence is re-estimated every few batches (as circuit-tracer does), not every batch:
@@ -453,13 +458,13 @@ export class Attributor {
           const take = candidates.slice(0, Math.min(perRound, cap - featureRows.size));
           take.sort(byPosition);
           // This round's batches, then later rounds predicted from the same ranking.
-          plan = planBatches(take.map(position), B, take.map(layer));
+          plan = planBatches(take.map(position), B, take.map(layer), live);
           estimatesLeft = [];
           for (let j = take.length, done = featureRows.size + take.length; done < cap; ) {
             const n = Math.min(perRound, cap - done);
             estimatesLeft.push(logitRows.length + done);
             const predicted = candidates.slice(j, j + n);
-            plan.push(...planBatches(predicted.map(position), B, predicted.map(layer)));
+            plan.push(...planBatches(predicted.map(position), B, predicted.map(layer), live));
             j += n;
             done += n;
           }

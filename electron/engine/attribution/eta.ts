@@ -7,7 +7,8 @@
  * the rows computed so far.
  *
  * Model: a batch of B rows over t positions whose backward runs through `depth` of the L
- * layers (graphs are truncated at the batch's top layer) takes a + (depth/L)·(b·B·t + c·B·t²)
+ * layers (graphs are truncated at the batch's top layer; with live rows, each row only through
+ * its own target's layers: `depth` is then their mean) takes a + (depth/L)·(b·B·t + c·B·t²)
  * milliseconds, an influence estimate over R rows a' + b'·R. Both are fitted by non-negative
  * least squares to the batches and estimates timed so far, recent ones weighted more (costs
  * drift: the first batches touch fresh memory, other work on the machine comes and goes).
@@ -25,7 +26,15 @@ export interface PlannedBatch {
   positions: number;
   /** Layers its backward runs through: its top target layer + 1 (absent: all of them). */
   depth?: number;
+  /**
+   * With live rows (linear-model.ts: each layer computes only the targets reading above it), the
+   * layers a row runs through on average, its target layer + 1: the batch's work per row.
+   */
+  meanDepth?: number;
 }
+
+/** The layers a batch's rows run through, on average (meanDepth, else depth, else all). */
+const workDepth = (b: PlannedBatch, nLayers: number) => b.meanDepth ?? b.depth ?? nLayers;
 
 /** Half-lives (in observations) of the weights of past timings. */
 const BATCH_HALF_LIFE = 6;
@@ -48,7 +57,7 @@ export function attentionHalfPoint(d: number, nHeads: number, headDim: number, m
 
 /** A batch's work under the prior shape (used until the fit has three batches). */
 export function batchWork(b: PlannedBatch, tHalf: number, nLayers = 1): number {
-  return ((b.depth ?? nLayers) / nLayers) * b.rows * b.positions * (1 + b.positions / tHalf);
+  return (workDepth(b, nLayers) / nLayers) * b.rows * b.positions * (1 + b.positions / tHalf);
 }
 
 /** Solves the k×k system M·x = v (Gaussian elimination, partial pivoting); null if singular. */
@@ -105,12 +114,13 @@ export function fitNonNegative(
 
 /**
  * Batches of a round, as attribute.ts forms them: targets sorted by position (stable), in runs
- * of B; `layers[i]` is target i's layer (for each batch's depth).
+ * of B; `layers[i]` is target i's layer (for each batch's depth, and with `liveRows` its mean).
  */
 export function planBatches(
   positions: readonly number[],
   batchSize: number,
   layers?: readonly number[],
+  liveRows = false,
 ): PlannedBatch[] {
   const order = Array.from(positions.keys()).sort((a, b) => positions[a] - positions[b] || a - b);
   const out: PlannedBatch[] = [];
@@ -119,8 +129,13 @@ export function planBatches(
     const batch: PlannedBatch = { rows: end - i, positions: positions[order[end - 1]] + 1 };
     if (layers) {
       let top = 0;
-      for (let k = i; k < end; k++) top = Math.max(top, layers[order[k]]);
+      let sum = 0;
+      for (let k = i; k < end; k++) {
+        top = Math.max(top, layers[order[k]]);
+        sum += layers[order[k]] + 1;
+      }
       batch.depth = top + 1;
+      if (liveRows) batch.meanDepth = sum / (end - i);
     }
     out.push(batch);
   }
@@ -132,7 +147,7 @@ const decay = (halfLife: number, n: number) =>
 
 /** Features of a batch for the fit [1, B·t, B·t²] (the last two × depth/L), scaled alike. */
 function batchFeatures(b: PlannedBatch, nLayers: number): number[] {
-  const f = (b.depth ?? nLayers) / nLayers;
+  const f = workDepth(b, nLayers) / nLayers;
   return [1, (f * b.rows * b.positions) / 1e3, (f * b.rows * b.positions ** 2) / 1e6];
 }
 
@@ -203,7 +218,7 @@ export class FeaturesEta {
     let ms = 0;
     const memo = new Map<string, number>();
     for (const b of batches) {
-      const key = `${b.rows},${b.positions},${b.depth}`;
+      const key = `${b.rows},${b.positions},${b.depth},${b.meanDepth}`;
       let m = memo.get(key);
       if (m === undefined) {
         m = this.batchMs(b)!;

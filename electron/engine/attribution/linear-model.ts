@@ -321,6 +321,21 @@ export function backwardTop(slots: readonly number[], nLayers: number): number {
 }
 
 /**
+ * The backward graph's `live_rows` for a batch whose targets read at `slots`, ordered highest
+ * first (see emitBackwardGraph): for each slot s of 0 … 2L, how many read at s or above.
+ */
+export function liveRowCounts(slots: readonly number[], nLayers: number): number[] {
+  const counts = new Array<number>(finalSlot(nLayers) + 1).fill(0);
+  for (const [i, s] of slots.entries()) {
+    if (i > 0 && s > slots[i - 1])
+      throw new Error('liveRowCounts: targets must come ordered by slot, highest first');
+    counts[s]++;
+  }
+  for (let s = counts.length - 2; s >= 0; s--) counts[s] += counts[s + 1];
+  return counts;
+}
+
+/**
  * The backward graph. Inputs: read_vectors [B, d], read_positions [B], read_slots [B]
  * (int64), token_vectors [T, d], per layer the backward pattern pattern_back_l [H, T, T] (the
  * frozen one transposed, norm scales folded in: foldedBackwardPattern) and the source vectors
@@ -329,8 +344,18 @@ export function backwardTop(slots: readonly number[], nLayers: number): number {
  * whose read map also takes ln2's scale [T]); in the `prompt` form (BackwardConstants) also
  * prefix_length [1], the run's t ≤ T. The weights: the derived O/V backward matrices.
  * The gradient runs as [t, B, d] (position-major: each layer's contraction with its per-position
- * source vectors is then one batched MatMul, no transposes). Outputs: attr_l [t, B, n_l] and
+ * source vectors is then one batched MatMul, no transposes). Outputs: attr_l [t, B_l, n_l] and
  * attr_tokens [t, B], or attr_all (BackwardOutputs).
+ *
+ * Live rows: the targets come ordered by slot, highest first, and `live_rows` [2L + 1] (int64)
+ * says for each slot s how many read at s or above (liveRowCounts). Above its own slot a
+ * target's gradient is zero, so G holds only the rows injected so far, [t, live_rows[s], d],
+ * grown (zero-padded) at each injection: the projections and the attention at layer l run on
+ * the targets that read above it, not on the whole batch. A batch whose targets read at every
+ * layer (an influence-ranked round) costs about half of running every row to the top.
+ * attr_l then has B_l = live_rows[2l + 2] rows (the targets reading above layer l's MLP
+ * write); the joined and gathered outputs are padded back to B. Feeding B for every slot (any
+ * order) runs every row through every layer: the same rows.
  *
  * `top` < L: the graph for batches whose targets all read at layer ≤ top (slots ≤ 2·top + 1).
  * Nothing flows above them, so it starts at layer top's resid_mid, with no inputs or outputs
@@ -434,21 +459,40 @@ export function emitBackwardGraph(
   const readPositions = g.input('read_positions', 'int64', ['B']);
   const readSlots = g.input('read_slots', 'int64', ['B']);
   const tokenVectors = cut(g.input('token_vectors', 'float32', ['T', d]), [0]);
+  const liveRows = g.input('live_rows', 'int64', [finalSlot(L) + 1]);
+  /** [1]: how many targets read at `slot` or above (the first rows: they come ordered by slot). */
+  const liveAt = (slot: number) => g.slice(liveRows, [slot], [slot + 1], [0]);
+  /** The first `rows` ([1]) entries of x along `axis`. */
+  const firstRows = (x: string, rows: string, axis: number) =>
+    g.op('Slice', [x, g.constInt64([0]), rows, g.constInt64([axis])]);
+  /** [t, from, w] → [t, to, w] with zero rows after (from, to: [1]). */
+  const padRows = (x: string, from: string, to: string) =>
+    g.op('Pad', [x, g.concat([g.constInt64([0, 0, 0, 0]), g.sub(to, from), g.constInt64([0])], 0)]);
+  /** G's rows now ([1]): the targets injected so far. */
+  let gRows: string | null = null;
 
   // Each target's read vector is added into G at (target, its position) when G reaches its
   // slot, in a form that depends on G, so the runtime cannot schedule every slot's injection up
   // front (dense one-hot [t, B, d] injections did, holding ~2·L of them).
   const B = g.gather(g.op('Shape', [readVectors]), g.constInt64([0], []));
-  /** G with the read vectors of the targets reading at `slot` added; G null: nothing yet (zero). */
-  let inject: (G: string | null, slot: number) => string;
+  /**
+   * G with the read vectors of the targets reading at `slot` added, grown to the rows reading
+   * at `slot` or above (`rows`, [1]); G null: nothing yet (zero).
+   */
+  let injectLive: (G: string | null, slot: number, rows: string) => string;
   if (injection === 'scatter') {
-    // CPU: a ScatterND that adds B·d values.
+    // CPU: a ScatterND that adds rows·d values.
     const batchIndex = g.op('Range', [g.constInt64([0], []), B, g.constInt64([1], [])]);
     const scatterAt = g.concat([g.unsqueeze(readPositions, [1]), g.unsqueeze(batchIndex, [1])], 1); // [B, 2]: (p, b)
-    inject = (G, slot) => {
-      const mask = g.cast(g.op('Equal', [readSlots, g.constInt64([slot], [])]), ONNX_FLOAT);
-      const vecs = g.mul(readVectors, g.unsqueeze(mask, [1])); // [B, d], zero where the slot differs
-      return g.op('ScatterND', [G ?? zeros(), scatterAt, vecs], { reduction: { s: 'add' } });
+    injectLive = (G, slot, rows) => {
+      const mask = g.cast(
+        g.op('Equal', [firstRows(readSlots, rows, 0), g.constInt64([slot], [])]),
+        ONNX_FLOAT,
+      );
+      const vecs = g.mul(firstRows(readVectors, rows, 0), g.unsqueeze(mask, [1])); // [rows, d], zero where the slot differs
+      return g.op('ScatterND', [G ?? zeros(rows), firstRows(scatterAt, rows, 0), vecs], {
+        reduction: { s: 'add' },
+      });
     };
   } else {
     // GPU providers: elementwise ops only (a provider without a ScatterND kernel would run it on
@@ -462,22 +506,31 @@ export function emitBackwardGraph(
       g.mul(g.op('Range', [g.constInt64([0], []), T, g.constInt64([1], [])]), g.constInt64([S], [])),
       [1],
     ); // [T, 1]
-    const vecs = g.unsqueeze(readVectors, [0]); // [1, B, d]
     const zero = g.constFloat([0], [1]);
-    inject = (G, slot) => {
-      const at = g.unsqueeze(g.op('Equal', [key, g.add(grid, g.constInt64([slot], []))]), [2]);
-      // Into nothing: the vectors where they go and zero elsewhere, broadcast to [t, B, d] on the
-      // device (a zero tensor would be made on the host, ConstantOfShape having no GPU kernel,
+    injectLive = (G, slot, rows) => {
+      const vecs = g.unsqueeze(firstRows(readVectors, rows, 0), [0]); // [1, rows, d]
+      const at = g.unsqueeze(
+        g.op('Equal', [firstRows(key, rows, 1), g.add(grid, g.constInt64([slot], []))]),
+        [2],
+      ); // [t, rows, 1]
+      // Into nothing: the vectors where they go and zero elsewhere, broadcast to [t, rows, d] on
+      // the device (a zero tensor would be made on the host, ConstantOfShape having no GPU kernel,
       // and copied over the bus at every run).
       return G === null ? g.where(at, vecs, zero) : g.where(at, g.add(G, vecs), G);
     };
   }
-  /** [t, B, d] zeros (the scatter form's start). */
-  const zeros = (): string => {
+  const inject = (G: string | null, slot: number): string => {
+    const rows = liveAt(slot);
+    const grown = G === null ? null : padRows(G, gRows!, rows);
+    gRows = rows;
+    return injectLive(grown, slot, rows);
+  };
+  /** [t, rows, d] zeros (the scatter form's start). */
+  const zeros = (rows: string): string => {
     const shape = g.concat(
-      [g.slice(g.op('Shape', [tokenVectors]), [0], [1], [0]), g.unsqueeze(B, [0]), g.constInt64([d])],
+      [g.slice(g.op('Shape', [tokenVectors]), [0], [1], [0]), rows, g.constInt64([d])],
       0,
-    ); // [t, B, d]
+    ); // [t, rows, d]
     return g.op('ConstantOfShape', [shape], {
       value: {
         t: { name: 'zero', type: 'float32', dims: [1], data: { kind: 'inline', bytes: new Uint8Array(4) } },
@@ -510,6 +563,7 @@ export function emitBackwardGraph(
   /** Contraction with everything written at layer l's MLP output, then the W_skip path. */
   const contract = (G: string, l: number): string => {
     const lw = names.layers[l];
+    attrRows[l] = gRows!;
     if (foldsPostFeedForward(names, tc, l)) {
       // The post-feed-forward norm is in the source vectors (foldSourceVectors).
       const folded = cut(g.input(linearInputs.foldedSources(l), 'float32', ['T', d, `n_${l}`]), [0]);
@@ -532,6 +586,8 @@ export function emitBackwardGraph(
   };
 
   const attrs: string[] = [];
+  /** attrs[l]'s rows ([1]): the targets reading above layer l's MLP write. */
+  const attrRows: string[] = [];
   // Targets read at the final slot (logits) or at their layer's feature read slot: an injection
   // anywhere else would add zeros (two elementwise passes over G, or a ScatterND copy, for nothing).
   const readsAtResidPre = featureReadSlot(tc.readHook, 0) === slotOfResidPre(0);
@@ -578,7 +634,9 @@ export function emitBackwardGraph(
   });
   const layers = attrs.slice(0, backwardOutputLayers(top, L));
   if (outputs === 'joined' || outputs === 'rows') {
-    const joined = g.concat([...layers, g.unsqueeze(tokens, [2])], 2); // [t, B, W]
+    const batch = g.unsqueeze(B, [0]);
+    const padded = layers.map((attr, l) => padRows(attr, attrRows[l], batch)); // [t, B, n_l]
+    const joined = g.concat([...padded, g.unsqueeze(tokens, [2])], 2); // [t, B, W]
     if (outputs === 'joined') {
       g.output(joined, 'attr_all');
       return;

@@ -14,9 +14,11 @@ import {
   type BackwardOutputs,
   backwardOutputLayers,
   backwardTop,
+  finalSlot,
   foldedBackwardPattern,
   foldSourceVectors,
   linearInputs,
+  liveRowCounts,
 } from './linear-model.ts';
 import { gatherPlaces, joinedWidth, rowGatherIndices } from './row-gather.ts';
 import type { SourceSpace } from './sources.ts';
@@ -93,6 +95,12 @@ export class LinearModelRunner {
     private readonly constantSpec: () => Promise<BackwardConstantSpec>,
     /** How the backward graphs return rows (`rows`: gathered in the graph, [B, K, C] at its peak). */
     private readonly outputs: BackwardOutputs = 'layers',
+    /**
+     * Whether each layer's backward runs only on the targets that read above it (ordered by
+     * slot, `live_rows` counted; emitBackwardGraph), or on every target of the batch (for
+     * comparison: the same rows, each run to the batch's top).
+     */
+    readonly liveRows = true,
   ) {}
 
   private maxPlaces?: number;
@@ -287,9 +295,14 @@ export class LinearModelRunner {
     return rows;
   }
 
-  private async runBatch(targets: readonly Target[]): Promise<Float32Array[]> {
+  private async runBatch(batch: readonly Target[]): Promise<Float32Array[]> {
     const { d, nLayers: L } = this.cache;
-    const B = targets.length;
+    const B = batch.length;
+    // Live rows: the targets by slot, highest first (stable), so those reading above a layer are
+    // the first rows; the rows come back in the caller's order.
+    const order = Array.from(batch.keys());
+    if (this.liveRows) order.sort((a, b) => batch[b].slot - batch[a].slot || a - b);
+    const targets = order.map((i) => batch[i]);
     const t = Math.max(...targets.map((x) => x.position)) + 1; // causality: nothing after the last target
     const vectors = new Float32Array(B * d);
     for (const [b, x] of targets.entries()) vectors.set(x.vector, b * d);
@@ -306,6 +319,14 @@ export class LinearModelRunner {
       read_vectors: f32(vectors, [B, d]),
       read_positions: i64(targets.map((x) => x.position)),
       read_slots: i64(targets.map((x) => x.slot)),
+      live_rows: i64(
+        this.liveRows
+          ? liveRowCounts(
+              targets.map((x) => x.slot),
+              L,
+            )
+          : new Array<number>(finalSlot(L) + 1).fill(B),
+      ),
     };
     if (cutsInGraph) feeds.prefix_length = i64([t]);
     for (const name of backward.inputNames) if (constants[name]) feeds[name] = constants[name];
@@ -321,9 +342,14 @@ export class LinearModelRunner {
     this.stats.maxPositions = Math.max(this.stats.maxPositions, t);
     // The `rows` form: the graph returned the finished rows [B, C].
     const finished = out.rows?.data as Float32Array | undefined;
-    if (finished) return Array.from({ length: B }, (_, b) => finished.subarray(b * C, (b + 1) * C));
+    const rows: Float32Array[] = new Array(B);
+    if (finished) {
+      for (const [b, i] of order.entries()) rows[i] = finished.subarray(b * C, (b + 1) * C);
+      return rows;
+    }
     const buffer = new Float32Array(B * C);
-    const rows = Array.from({ length: B }, (_, b) => buffer.subarray(b * C, (b + 1) * C));
+    for (let i = 0; i < B; i++) rows[i] = buffer.subarray(i * C, (i + 1) * C);
+    const scattered = order.map((i) => rows[i]); // in the run's order
     // Layer l's [t, B, n] block: its own output, or columns [offset, offset + n) of the joined
     // one (rows of `width` values per position and target; see BackwardOutputs).
     const joined = out.attr_all?.data as Float32Array | undefined;
@@ -335,16 +361,22 @@ export class LinearModelRunner {
     let offset = 0;
     for (let l = 0; l < layers; l++) {
       const { n, columns } = this.space.blocks[l];
-      const attr = joined ?? (out[`attr_${l}`].data as Float32Array);
+      const own = joined ? undefined : out[`attr_${l}`];
+      const attr = joined ?? (own!.data as Float32Array);
+      // attr_l has the live rows at layer l (those reading above it: the first ones), the joined
+      // output every row.
+      const attrRows = own ? own.dims[1] : B;
       const stride = joined ? width : n;
       const first = joined ? offset : 0;
       offset += n;
       for (let b = 0; b < B; b++) {
         if (l >= rowLayers[b]) continue;
-        const row = rows[b];
+        if (b >= attrRows)
+          throw new Error(`backward: attr_${l} has ${attrRows} rows, target ${b} reads above it`);
+        const row = scattered[b];
         const positions = targets[b].position + 1;
         for (let p = 0; p < positions; p++) {
-          const base = (p * B + b) * stride + first;
+          const base = (p * attrRows + b) * stride + first;
           const cols = p * n;
           for (let j = 0; j < n; j++) {
             const col = columns[cols + j];
@@ -357,7 +389,7 @@ export class LinearModelRunner {
     const tokenColumn = this.space.tokenOffset;
     const tokens = joined ? null : (out.attr_tokens.data as Float32Array); // [t, B]
     for (let b = 0; b < B; b++) {
-      const row = rows[b];
+      const row = scattered[b];
       for (let p = 0; p < t; p++)
         row[tokenColumn + p] = joined ? joined[(p * B + b) * width + width - 1] : tokens![p * B + b];
     }

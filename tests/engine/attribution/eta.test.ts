@@ -143,6 +143,12 @@ describe('features phase ETA', () => {
       { rows: 2, positions: 8, depth: 4 },
       { rows: 1, positions: 10, depth: 2 },
     ]);
+    // with live rows: also the mean of the rows' depths (each row runs only through its own layers)
+    expect(planBatches([5, 1, 9, 3, 7], 2, [0, 2, 1, 0, 3], true)).toEqual([
+      { rows: 2, positions: 4, depth: 3, meanDepth: 2 },
+      { rows: 2, positions: 8, depth: 4, meanDepth: 2.5 },
+      { rows: 1, positions: 10, depth: 2, meanDepth: 2 },
+    ]);
     // a shallow batch is predicted cheaper than a deep one at the same positions
     const eta = new FeaturesEta(100, 4);
     for (const [t, depth] of [
@@ -153,6 +159,10 @@ describe('features phase ETA', () => {
     ])
       eta.recordBatch({ rows: 256, positions: t, depth }, batchMs({ rows: 256, positions: t }) * (depth / 4));
     expect(eta.batchMs({ rows: 256, positions: 300, depth: 1 })!).toBeLessThan(
+      0.5 * eta.batchMs({ rows: 256, positions: 300, depth: 4 })!,
+    );
+    // and a batch whose rows mostly stop low, under live rows, cheaper than its top says
+    expect(eta.batchMs({ rows: 256, positions: 300, depth: 4, meanDepth: 1.5 })!).toBeLessThan(
       0.5 * eta.batchMs({ rows: 256, positions: 300, depth: 4 })!,
     );
     expect(new FeaturesEta(100).remainingSeconds([{ rows: 1, positions: 1 }])).toBeUndefined();
