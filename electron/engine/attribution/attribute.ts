@@ -31,6 +31,7 @@ import {
   type TraceShape,
 } from './memory-estimate.ts';
 import { PartialInfluence } from './partial-influence.ts';
+import { DeviceSourceBuilder } from './source-builder.ts';
 import { buildSourceSpace, type SourceSpace } from './sources.ts';
 import {
   type AttributionTargetSpec,
@@ -263,6 +264,21 @@ export class Attributor {
     }
   }
 
+  private sourceBuilder?: DeviceSourceBuilder;
+
+  /**
+   * Where the forward keeps tensors on a GPU, the builder of the backward's source blocks there
+   * (source-builder.ts); `CIRCUIT_BACKWARD_SOURCES=host` fills them on the host instead, for comparison.
+   */
+  private deviceSourceBuilder(): DeviceSourceBuilder | undefined {
+    if (!this.forward.device.onDevice || process.env.CIRCUIT_BACKWARD_SOURCES === 'host') return undefined;
+    this.sourceBuilder ??= new DeviceSourceBuilder(
+      { ...this.sessionOpts, provider: this.provider },
+      this.model.config.hiddenSize,
+    );
+    return this.sourceBuilder;
+  }
+
   /** The latest prompt's runner: its device-held constants are freed when the next prompt comes. */
   private latestRunner?: LinearModelRunner;
 
@@ -288,6 +304,7 @@ export class Attributor {
       () => this.backwardConstants(),
       this.backwardForm().outputs,
       process.env.CIRCUIT_BACKWARD_ROWS !== 'all',
+      this.deviceSourceBuilder(),
     );
     this.latestRunner = runner;
     const targets = new TargetBuilder(this.model, this.set, cache);
@@ -375,7 +392,11 @@ export class Attributor {
         nColumns: space.nColumns,
         // The blocks, and the copy with the post-feed-forward norm folded in where the backward makes one.
         sourceBytes: space.blocks.reduce(
-          (s, b, l) => s + b.vectors.byteLength * (this.foldedSources[l] ? 2 : 1) + b.columns.byteLength,
+          (s, b, l) =>
+            s +
+            b.rows.byteLength +
+            b.vectorBytes * (this.foldedSources[l] ? 2 : 1) +
+            b.columns.byteLength * 3,
           0,
         ),
         blockWidths: space.blocks.map((b) => b.n),
@@ -514,7 +535,12 @@ export class Attributor {
 
   async close(): Promise<void> {
     await this.releaseBackwardSessions();
-    await Promise.all([this.forward.close(), this.frozen.release(), this.encoderRows.release()]);
+    await Promise.all([
+      this.forward.close(),
+      this.frozen.release(),
+      this.encoderRows.release(),
+      this.sourceBuilder?.release(),
+    ]);
     this.forward.feeder.clear();
   }
 }

@@ -21,6 +21,7 @@ import {
   liveRowCounts,
 } from './linear-model.ts';
 import { gatherPlaces, joinedWidth, rowGatherIndices } from './row-gather.ts';
+import type { DeviceSourceBuilder, SourceBlockKind } from './source-builder.ts';
 import type { SourceSpace } from './sources.ts';
 import type { Target } from './targets.ts';
 
@@ -101,6 +102,11 @@ export class LinearModelRunner {
      * comparison: the same rows, each run to the batch's top).
      */
     readonly liveRows = true,
+    /**
+     * Builds the source blocks in device memory from their compact form (source-builder.ts), for
+     * constants held on a GPU at the prompt's full length; absent: filled on the host and uploaded.
+     */
+    private readonly sourceBuilder?: DeviceSourceBuilder,
   ) {}
 
   private maxPlaces?: number;
@@ -126,7 +132,7 @@ export class LinearModelRunner {
     if (this.device.onDevice && this.deviceMemory) {
       // What the weights and this prompt's constants (before their upload: the source blocks,
       // most of them) leave of the memory free at open.
-      const sources = this.space.blocks.reduce((n, b) => n + b.vectors.byteLength, 0);
+      const sources = this.space.blocks.reduce((n, b) => n + b.vectorBytes, 0);
       const constants = Math.max(this.stats.constantBytes, sources);
       const left = this.deviceMemory.freeBytes - this.feeder.deviceBytes - constants;
       rows = Math.min(rows, Math.floor(left / (BACKWARD_LIVE_ACTIVATIONS * rowBytes)));
@@ -142,8 +148,12 @@ export class LinearModelRunner {
       this.constants.set(t, hit);
       return hit.feeds;
     }
-    const host = this.backwardConstants(t, spec);
-    const bytes = Object.values(host).reduce((n, x) => n + (x.data as Float32Array).byteLength, 0);
+    // On a GPU at full length the source blocks are built there (no host fill, fold or upload of them).
+    const kinds = this.sourceKinds(spec);
+    const builds = this.sourceBuilder !== undefined && this.device.onDevice && t === this.cache.T;
+    const host = this.backwardConstants(t, spec, !builds);
+    const built = builds ? this.space.blocks.reduce((n, b, l) => n + (kinds[l] ? b.vectorBytes : 0), 0) : 0;
+    const bytes = built + Object.values(host).reduce((n, x) => n + (x.data as Float32Array).byteLength, 0);
     const budget = this.device.onDevice ? DEVICE_CONSTANT_BYTES : 0;
     let held = [...this.constants.values()].reduce((n, c) => n + c.bytes, 0);
     for (const [oldT, c] of this.constants) {
@@ -155,6 +165,17 @@ export class LinearModelRunner {
     const feeds = (async () => {
       const kept: Record<string, ort.Tensor> = {};
       for (const [name, tensor] of Object.entries(host)) kept[name] = await this.device.upload(tensor);
+      if (builds) {
+        const c = this.cache;
+        const blocks = await this.sourceBuilder!.build(
+          this.space,
+          kinds,
+          c.ln2PostScale ?? [],
+          spec.postFeedForwardGains,
+        );
+        // Already in device memory (upload passes a device tensor through as it is).
+        for (const [name, tensor] of Object.entries(blocks)) kept[name] = await this.device.upload(tensor);
+      }
       // On the device the folded sources live on in device memory; the host copy can go.
       if (this.device.onDevice) this.foldedSources.clear();
       return kept;
@@ -188,7 +209,24 @@ export class LinearModelRunner {
    * folded in where the graphs ask for `sources_folded_l`), the token vectors, and the scales
    * the graphs still apply (W_skip's read map).
    */
-  private backwardConstants(t: number, spec: BackwardConstantSpec): Record<string, ort.Tensor> {
+  /** Per layer, the source block the backward graphs take (source-builder.ts). */
+  private sourceKinds(spec: BackwardConstantSpec): SourceBlockKind[] {
+    const wanted = new Set(spec.inputs);
+    return this.space.blocks.map((_, l) =>
+      wanted.has(linearInputs.foldedSources(l))
+        ? 'folded'
+        : wanted.has(linearInputs.sources(l))
+          ? 'sources'
+          : null,
+    );
+  }
+
+  private backwardConstants(
+    t: number,
+    spec: BackwardConstantSpec,
+    /** The source blocks too (false: built on the device, source-builder.ts). */
+    withSources = true,
+  ): Record<string, ort.Tensor> {
     const c = this.cache;
     const { d, nLayers: L } = c;
     const H = this.cfg.nHeads;
@@ -207,7 +245,7 @@ export class LinearModelRunner {
       ]);
       const block = this.space.blocks[l];
       const shape = [t, d, block.n];
-      if (wanted.has(linearInputs.foldedSources(l))) {
+      if (withSources && wanted.has(linearInputs.foldedSources(l))) {
         let folded = this.foldedSources.get(l);
         if (!folded) {
           const scale = c.ln2PostScale?.[l];
@@ -219,7 +257,7 @@ export class LinearModelRunner {
         }
         host[linearInputs.foldedSources(l)] = f32(folded.subarray(0, t * d * block.n), shape);
       }
-      if (wanted.has(linearInputs.sources(l)))
+      if (withSources && wanted.has(linearInputs.sources(l)))
         host[linearInputs.sources(l)] = f32(block.vectors.subarray(0, t * d * block.n), shape);
       const scales: [string, Float32Array[] | undefined][] = [
         [linearInputs.ln2Scale(l), c.ln2Scale],
@@ -429,14 +467,17 @@ export class LinearModelRunner {
         for (let k = 0; k < d; k++) write[k] = c.bosResidue[m][k];
         for (let p = 0; p < T; p++) for (let k = 0; k < d; k++) write[p * d + k] += bias[k];
       }
+      // Each column's vector is its coefficient times its row (the dense block, rounded as it is).
+      const { rows, rowIndex, coef } = block;
       for (let p = 0; p < T; p++) {
         for (let j = 0; j < n; j++) {
           const col = block.columns[p * n + j];
           if (col < 0) continue;
           const s = columnScale(col);
           if (s === 0) continue;
-          const base = p * d * n + j;
-          for (let k = 0; k < d; k++) write[p * d + k] += s * block.vectors[base + k * n];
+          const c = coef[p * n + j];
+          const row = rowIndex[p * n + j] * d;
+          for (let k = 0; k < d; k++) write[p * d + k] += s * Math.fround(c * rows[row + k]);
         }
       }
       for (const w of extraWrites) {

@@ -9,13 +9,69 @@ import { readActiveDecoderRows } from '../model/replacement.ts';
 import type { TranscoderSet } from '../transcoders/types.ts';
 import type { ForwardCache } from './forward-cache.ts';
 
-export interface WriteLayerBlock {
-  /** Columns per position (padded width). */
-  n: number;
-  /** [T, n]: global column of each block column, or −1 for padding. */
-  columns: Int32Array;
-  /** [T, d, n] source vectors (position-major, so a prefix of positions is a prefix of the array). */
-  vectors: Float32Array;
+/**
+ * The sources written at one MLP write layer, grouped by position into a padded [T, d, n] block.
+ * Held compactly: the distinct vectors once (`rows`), and per block column which one and its
+ * coefficient — a feature active at several positions has one decoder row here, not one per
+ * position. The dense block (`vectors`) is made on first use (the CPU's backward); a GPU builds
+ * it in device memory from the same three arrays (source-builder.ts), and an intervention reads
+ * the rows directly.
+ */
+export class WriteLayerBlock {
+  private dense?: Float32Array;
+
+  constructor(
+    readonly T: number,
+    readonly d: number,
+    /** Columns per position (padded width). */
+    readonly n: number,
+    /** [T, n]: global column of each block column, or −1 for padding. */
+    readonly columns: Int32Array,
+    /**
+     * [R, d]: the decoder rows of the features written here (CLT: slot m − s of a source layer
+     * s), then the T error vectors (position 0's is zero), then one zero row.
+     */
+    readonly rows: Float32Array,
+    /** [T, n]: each block column's row in `rows` (padding: the zero row). */
+    readonly rowIndex: Int32Array,
+    /** [T, n]: each block column's coefficient: its feature's activation, 1 for the error, 0 padding. */
+    readonly coef: Float32Array,
+  ) {}
+
+  /** Bytes of the dense block [T, d, n] float32 (whether made or not). */
+  get vectorBytes(): number {
+    return this.T * this.d * this.n * 4;
+  }
+
+  /**
+   * [T, d, n] source vectors, coef · rows[rowIndex] (position-major, so a prefix of positions is
+   * a prefix of the array), made on first use.
+   */
+  get vectors(): Float32Array {
+    this.dense ??= this.materialize();
+    return this.dense;
+  }
+
+  private materialize(): Float32Array {
+    const { T, d, n, rows, rowIndex, coef } = this;
+    const out = new Float32Array(T * d * n);
+    // The block is [d, n] per position, so a column is written with a stride of n; rows k0 … k0+63
+    // of a position's block stay in cache while every column is written.
+    for (let p = 0; p < T; p++) {
+      const base = p * d * n;
+      for (let k0 = 0; k0 < d; k0 += 64) {
+        const k1 = Math.min(d, k0 + 64);
+        for (let j = 0; j < n; j++) {
+          const c = coef[p * n + j];
+          if (c === 0) continue;
+          const src = rowIndex[p * n + j] * d;
+          let w = base + k0 * n + j;
+          for (let k = src + k0; k < src + k1; k++, w += n) out[w] = c * rows[k];
+        }
+      }
+    }
+    return out;
+  }
 }
 
 export interface SourceSpace {
@@ -61,12 +117,6 @@ export function buildSourceSpace(set: TranscoderSet, cache: ForwardCache): Sourc
     const slots = decoderRows[featureLayer[f]].slots;
     for (let j = 0; j < slots; j++) count[featureLayer[f] + j][featurePosition[f]]++;
   }
-  const blocks = count.map((perPos) => {
-    // Widths padded to a multiple of 4 (zero vectors, column −1): GPU matrix kernels take their
-    // vectorized path only when every inner and outer dimension is (ONNX Runtime WebGPU's vec4).
-    const n = Math.ceil(Math.max(...perPos) / 4) * 4;
-    return { n, columns: new Int32Array(T * n).fill(-1), vectors: new Float32Array(T * d * n) };
-  });
 
   // Where each layer's features sit: `cache.active[s]` is ordered by (position, index), so a
   // position's features are one run, and the global column is the layer's offset plus the
@@ -81,45 +131,60 @@ export function buildSourceSpace(set: TranscoderSet, cache: ForwardCache): Sourc
   });
 
   // Block column j at (m, p) holds a·W_dec rows (by source layer, then index), then the error
-  // vector. The block is [d, n] per position, so a column is written with a stride of n.
-  const pending: { j: number; src: Float32Array; offset: number; scale: number }[] = [];
-  for (let m = 0; m < L; m++) {
-    const { n, columns, vectors } = blocks[m];
+  // vector; the rest is padding. Widths are padded to a multiple of 4 (zero vectors, column −1):
+  // GPU matrix kernels take their vectorized path only when every inner and outer dimension is
+  // (ONNX Runtime WebGPU's vec4).
+  const blocks = count.map((perPos, m) => {
+    const n = Math.ceil(Math.max(...perPos) / 4) * 4;
+    const columns = new Int32Array(T * n).fill(-1);
+    const rowIndex = new Int32Array(T * n);
+    const coef = new Float32Array(T * n);
+    // This layer's distinct decoder rows: (source layer s, row in decoderRows[s]) → row here.
+    const local = Array.from({ length: m + 1 }, (_, s) =>
+      m - s < decoderRows[s].slots
+        ? new Int32Array(decoderRows[s].rows.length / (decoderRows[s].slots * d)).fill(-1)
+        : null,
+    );
+    const picked: { s: number; row: number }[] = [];
     for (let p = 1; p < T; p++) {
+      let j = 0;
       // Sources that write layer m: every layer s ≤ m for a CLT (slot m − s), layer m for a PLT.
       for (let s = 0; s <= m; s++) {
-        const rows = decoderRows[s];
-        if (m - s >= rows.slots) continue;
+        const ids = local[s];
+        if (!ids) continue;
         const a = cache.active[s];
         const bos = runStart[s][1];
-        for (let i = runStart[s][p]; i < runStart[s][p + 1]; i++) {
-          const j = pending.length;
-          pending.push({
-            j,
-            src: rows.rows,
-            offset: (rows.rowOf[a.features[i]] * rows.slots + (m - s)) * d,
-            scale: a.values[i],
-          });
+        for (let i = runStart[s][p]; i < runStart[s][p + 1]; i++, j++) {
+          const row = decoderRows[s].rowOf[a.features[i]];
+          if (ids[row] < 0) ids[row] = picked.push({ s, row }) - 1;
+          rowIndex[p * n + j] = ids[row];
+          coef[p * n + j] = a.values[i];
           columns[p * n + j] = layerStart[s] + i - bos;
         }
       }
-      const j = pending.length;
-      pending.push({ j, src: cache.errors[m], offset: p * d, scale: 1 });
       columns[p * n + j] = errorOffset + m * T + p;
-      // Rows k0 … k0+63 of this position's [d, n] block stay in cache while every column is written.
-      const base = p * d * n;
-      for (let k0 = 0; k0 < d; k0 += 64) {
-        const k1 = Math.min(d, k0 + 64);
-        for (const { j, src, offset, scale } of pending) {
-          let w = base + k0 * n + j;
-          for (let k = offset + k0; k < offset + k1; k++, w += n) vectors[w] = scale * src[k];
-        }
-      }
-      pending.length = 0;
+      rowIndex[p * n + j] = -1 - p; // the error row at p: placed after the decoder rows, below
+      coef[p * n + j] = 1;
     }
     // Position 0 (BOS) has no feature sources; its error column is zero (errors are zeroed there).
     columns[0] = errorOffset + m * T;
-  }
+    rowIndex[0] = -1;
+    coef[0] = 1;
+    const errorRow = picked.length;
+    const zeroRow = errorRow + T;
+    const rows = new Float32Array((zeroRow + 1) * d);
+    for (const [r, { s, row }] of picked.entries()) {
+      const src = decoderRows[s];
+      const at = (row * src.slots + (m - s)) * d;
+      rows.set(src.rows.subarray(at, at + d), r * d);
+    }
+    rows.set(cache.errors[m].subarray(0, T * d), errorRow * d);
+    for (let i = 0; i < T * n; i++) {
+      if (rowIndex[i] < 0) rowIndex[i] = errorRow - 1 - rowIndex[i];
+      else if (coef[i] === 0) rowIndex[i] = zeroRow;
+    }
+    return new WriteLayerBlock(T, d, n, columns, rows, rowIndex, coef);
+  });
 
   return {
     nActive,

@@ -20,6 +20,11 @@ export interface SessionOptions {
    * peak, so 27 backward sessions would each hold a batch's worth of gradients.
    */
   cpuMemArena?: boolean;
+  /**
+   * Outputs stay in device memory on a GPU provider (ONNX Runtime's `gpu-buffer` location), to
+   * be fed to other sessions of it as they are; ignored on the CPU.
+   */
+  keepOutputsOnDevice?: boolean;
 }
 
 export interface OpenedSession {
@@ -43,6 +48,7 @@ export async function createSession(
         intraOpNumThreads: opts.threads ?? 0,
         logSeverityLevel: ortLogLevel(),
         enableCpuMemArena: opts.cpuMemArena ?? true,
+        ...(opts.keepOutputsOnDevice && provider !== 'cpu' ? { preferredOutputLocation: 'gpu-buffer' } : {}),
         ...providerExtras(provider),
         ...profiling(),
       };

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { joinedWidth, rowGatherIndices } from '../../../electron/engine/attribution/row-gather.ts';
-import type { SourceSpace } from '../../../electron/engine/attribution/sources.ts';
+import { type SourceSpace, WriteLayerBlock } from '../../../electron/engine/attribution/sources.ts';
 
 /**
  * A cross-layer space: 2 write layers, T = 3, features f0 (layer 0, position 1) written at both
@@ -29,8 +29,9 @@ function space(): SourceSpace {
     tokenOffset: 8,
     nColumns: 11,
     blocks: [
-      { n: 3, columns: block0, vectors: new Float32Array(0) },
-      { n: 4, columns: block1, vectors: new Float32Array(0) },
+      // Only the columns matter here (d = 1, no vectors).
+      new WriteLayerBlock(3, 1, 3, block0, new Float32Array(0), new Int32Array(0), new Float32Array(0)),
+      new WriteLayerBlock(3, 1, 4, block1, new Float32Array(0), new Int32Array(0), new Float32Array(0)),
     ],
   };
 }

@@ -2,8 +2,8 @@
  * The GPU data path on a real WebGPU provider: ONNX Runtime's WebGPU kernels over SwiftShader,
  * Chromium's software Vulkan driver (tests/fixtures/software-webgpu.ts), so what runs is what
  * runs on a GPU: weights uploaded once and fed from device memory, the backward in its GPU form
- * (elementwise injection, one joined output, the prompt's constants cut to t in the graph), rows
- * read back. Checked against the CPU provider's graph of the same prompt, as attribution.md's
+ * (elementwise injection, rows gathered in the graph, the prompt's constants cut to t in the
+ * graph, the source blocks built on the device), rows read back. Checked against the CPU provider's graph of the same prompt, as attribution.md's
  * correctness asks of any provider: every row within 1e-3 of its largest entry, the same nodes
  * after pruning.
  */
@@ -12,9 +12,12 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Attributor } from '../../../electron/engine/attribution/attribute.ts';
 import { ForwardPass } from '../../../electron/engine/model/forward-pass.ts';
 import { openModel } from '../../../electron/engine/model/open-model.ts';
+import { ort } from '../../../electron/engine/runtime/session.ts';
 import { loadTranscoderSet } from '../../../electron/engine/transcoders/load.ts';
 import { prunedNodes, worstRowDifference } from '../../fixtures/graph-compare.ts';
 import { useSoftwareWebGpu } from '../../fixtures/software-webgpu.ts';
+
+type RunFn = (this: ort.InferenceSession, ...args: unknown[]) => Promise<unknown>;
 
 const DEMO_DIR = path.resolve(import.meta.dirname, '../../../resources/models/gemma2-demo');
 const PROMPT = [2, 651, 6037, 576, 2329, 10751, 26865, 603];
@@ -40,7 +43,18 @@ describe.skipIf(!useSoftwareWebGpu())('the GPU data path on WebGPU (SwiftShader)
 
         const a = await cpu.attribute(ids, SETTINGS);
         const uploadedBefore = gpu.forward.device.uploadedBytes;
-        const b = await gpu.attribute(ids, SETTINGS);
+        // Where the backward's source blocks come from at each run (input name → location).
+        const sessionProto = (ort.InferenceSession as unknown as { prototype: { run: RunFn } }).prototype;
+        const run = sessionProto.run;
+        const sourceLocations = new Set<string>();
+        sessionProto.run = async function (this: ort.InferenceSession, ...args: unknown[]) {
+          for (const [name, x] of Object.entries(args[0] as Record<string, ort.Tensor>))
+            if (name.startsWith('sources_')) sourceLocations.add(x.location);
+          return run.apply(this, args);
+        };
+        const b = await gpu.attribute(ids, SETTINGS).finally(() => {
+          sessionProto.run = run;
+        });
         expect(b.selected).toEqual(a.selected);
         // The active features' encoder rows gathered on the device, from its resident encoders.
         expect(gpu.encoderRows.counts.read).toBe(0);
@@ -56,14 +70,19 @@ describe.skipIf(!useSoftwareWebGpu())('the GPU data path on WebGPU (SwiftShader)
         expect(worstRowDifference(a.graph, b.graph)).toBeLessThan(1e-3);
         expect(prunedNodes(b.graph)).toEqual(prunedNodes(a.graph));
 
-        // No weight crossed again; the prompt's constants crossed once, at full length: about one
-        // [T, d] token block plus the [T, d, n_l] source blocks, not one copy per t of the batches.
+        // No weight crossed again; the prompt's constants crossed once, at full length (about one
+        // [T, d] token block and the patterns, not one copy per t of the batches), and the [T, d,
+        // n_l] source blocks not at all: built in device memory from their compact form.
         expect(gpu.forward.feeder.deviceBytes).toBe(weightBytes);
         const space = b.prepared.space;
         const constantBytes = gpu.forward.device.uploadedBytes - uploadedBefore;
-        const sourceBytes = space.blocks.reduce((s, blk) => s + blk.vectors.byteLength, 0);
-        expect(constantBytes).toBeGreaterThanOrEqual(sourceBytes);
-        expect(constantBytes).toBeLessThan(1.5 * sourceBytes + 4 * ids.length * model.config.hiddenSize * 8);
+        const sourceBytes = space.blocks.reduce((s, blk) => s + blk.vectorBytes, 0);
+        const { hiddenSize: d, nHeads: H, nLayers: L } = model.config;
+        const T = ids.length;
+        expect(constantBytes).toBeGreaterThanOrEqual(4 * T * d);
+        expect(constantBytes).toBeLessThanOrEqual(4 * (T * d + L * H * T * T + 4 * L * T));
+        expect(constantBytes).toBeLessThan(sourceBytes / 4);
+        expect([...sourceLocations]).toEqual(['gpu-buffer']);
       } finally {
         await cpu.close();
         await gpu.close();
