@@ -168,6 +168,8 @@ function backwardFigures(g: AttributionResult, calls: RowsCall[], shape: Backwar
   const runS = calls.reduce((n, c) => n + c.runMs, 0) / 1000;
   return {
     phasesS: Object.fromEntries(Object.entries(g.timingsMs).map(([k, x]) => [k, x / 1000])),
+    // The forward phase's parts: the model's run, the host's work on its outputs, the sources, the encoder rows.
+    forwardPartsS: Object.fromEntries(Object.entries(g.prepared.timingsMs).map(([k, x]) => [k, x / 1000])),
     batches: calls.map((c) => `${c.B}x${c.t}@${c.top}:${c.runMs.toFixed(0)}`).join(' '),
     backwardTflop: flops / 1e12,
     backwardTflops: flops / backwardS / 1e12,

@@ -124,6 +124,11 @@ export interface PreparedPrompt {
   encoderRows: Float32Array[];
   encoderBias: Float32Array;
   featureTarget(activeIndex: number): Target;
+  /**
+   * The forward phase's parts (ms): the forward cache's (the model's run, then the host's sparse
+   * scan, decoder rows and reconstruction), the source space, and the active features' encoder rows.
+   */
+  timingsMs: ForwardCache['timingsMs'] & { sources: number; encoderRows: number };
 }
 
 export interface AttributionResult {
@@ -287,8 +292,10 @@ export class Attributor {
     const cache = await runForwardCache(this.forward, this.set, tokenIds);
     // The backward streams nothing: the forward's per-layer arrays are not needed until the next prompt.
     this.forward.feeder.dropPool();
+    let clock = performance.now();
     const space = buildSourceSpace(this.set, cache);
     cache.decoderRows = null; // copied into the source blocks; the rows themselves are not needed again
+    const sourcesMs = performance.now() - clock;
     const decoderBias = Array.from({ length: this.set.nLayers }, (_, l) => this.set.decoderBiasFloat32(l));
     const runner = new LinearModelRunner(
       this.model.config,
@@ -308,6 +315,7 @@ export class Attributor {
     );
     this.latestRunner = runner;
     const targets = new TargetBuilder(this.model, this.set, cache);
+    clock = performance.now();
     const encoderRows: Float32Array[] = new Array(space.nActive);
     const encoderBias = new Float32Array(space.nActive);
     const d = cache.d;
@@ -335,6 +343,7 @@ export class Attributor {
       targets,
       encoderRows,
       encoderBias,
+      timingsMs: { ...cache.timingsMs, sources: sourcesMs, encoderRows: performance.now() - clock },
       featureTarget: (i) =>
         targets.featureTarget(space.featureLayer[i], space.featurePosition[i], encoderRows[i]),
     };

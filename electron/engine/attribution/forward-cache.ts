@@ -50,6 +50,8 @@ export interface ForwardCache {
   logitsPreSoftcap: Float32Array;
   unembedIn: Float32Array;
   unembedMean: Float32Array;
+  /** Where the cache's time went (ms): the model's run, and the host's work on its outputs. */
+  timingsMs: { run: number; activeFeatures: number; decoderRows: number; reconstruction: number };
 }
 
 export async function runForwardCache(
@@ -76,7 +78,15 @@ export async function runForwardCache(
     names.push(`${p}.${set.readHook}`, `${p}.${set.writeHook}`);
     names.push(transcoderHookNames(l).pre, transcoderHookNames(l).acts);
   }
+  let clock = performance.now();
+  const lap = () => {
+    const now = performance.now();
+    const ms = now - clock;
+    clock = now;
+    return ms;
+  };
   const out = await fp.run(tokenIds, [...new Set(names)], { logitPositions: 'last' });
+  const run = lap();
   const get = (n: string): HookValue => out.get(n)!;
   const T = tokenIds.length;
   const d = cfg.hiddenSize;
@@ -86,11 +96,14 @@ export async function runForwardCache(
     activeFeatures(get(transcoderHookNames(l).acts).data, T, set.dTranscoderPerLayer[l], l),
   );
   const mlpOut = perLayer((l) => `blocks.${l}.${set.writeHook}`);
+  const activeMs = lap();
   const decoderRows = readActiveDecoderRows(set, active);
+  const decoderRowsMs = lap();
   const recon = reconstruct(set, active, T, readInputs, decoderRows);
   const errors = reconstructionErrors(mlpOut, recon, d);
   // At BOS the whole MLP output (minus the skip term) is a constant: b_dec + this residue.
   const bosResidue = mlpOut.map((m, l) => m.slice(0, d).map((v, k) => v - recon[l][k]));
+  const reconstruction = lap();
   const logits = get('logits');
   return {
     tokenIds,
@@ -116,5 +129,6 @@ export async function runForwardCache(
     logitsPreSoftcap: get('logits_pre_softcap').data,
     unembedIn: get('unembed.hook_in').data,
     unembedMean: get('unembed.mean_row').data,
+    timingsMs: { run, activeFeatures: activeMs, decoderRows: decoderRowsMs, reconstruction },
   };
 }
