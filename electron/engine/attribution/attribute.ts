@@ -11,12 +11,7 @@ import type { ProviderChoice, ProviderName } from '../runtime/providers.ts';
 import { createSession, type ort, type SessionOptions } from '../runtime/session.ts';
 import type { TranscoderSet } from '../transcoders/types.ts';
 import { assembleGraph } from './assemble.ts';
-import {
-  backwardConstantSpec,
-  compileBackward,
-  compileFrozenForward,
-  foldedSourceLayers,
-} from './compile.ts';
+import { backwardConstantSpec, compileBackward, compileFrozenForward } from './compile.ts';
 import { DEFAULT_MAX_FEATURE_NODES } from './defaults.ts';
 import { EncoderRows } from './encoder-rows.ts';
 import { attentionHalfPoint, FeaturesEta, type PlannedBatch, planBatches } from './eta.ts';
@@ -198,13 +193,6 @@ export class Attributor {
   }
 
   private constantSpec?: Promise<BackwardConstantSpec>;
-  private foldedSourcesCache?: boolean[];
-
-  /** Per layer, whether the backward keeps a folded copy of the source vectors (memory estimate). */
-  private get foldedSources(): boolean[] {
-    this.foldedSourcesCache ??= foldedSourceLayers(this.model, this.set);
-    return this.foldedSourcesCache;
-  }
 
   /** The backward's constant spec, from the full backward graph's inputs (made here if not yet). */
   private backwardConstants(): Promise<BackwardConstantSpec> {
@@ -399,13 +387,10 @@ export class Attributor {
       const sourceShape: SourceShape = {
         nActive: space.nActive,
         nColumns: space.nColumns,
-        // The blocks, and the copy with the post-feed-forward norm folded in where the backward makes one.
+        // The blocks' compact form (rows; columns, row indices, coefficients) and one dense block
+        // each, plain or with the post-feed-forward norm folded in (the CPU's; a GPU's are on the device).
         sourceBytes: space.blocks.reduce(
-          (s, b, l) =>
-            s +
-            b.rows.byteLength +
-            b.vectorBytes * (this.foldedSources[l] ? 2 : 1) +
-            b.columns.byteLength * 3,
+          (s, b) => s + b.rows.byteLength + b.vectorBytes + b.columns.byteLength * 3,
           0,
         ),
         blockWidths: space.blocks.map((b) => b.n),

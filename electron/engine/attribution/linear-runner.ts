@@ -16,7 +16,6 @@ import {
   backwardTop,
   finalSlot,
   foldedBackwardPattern,
-  foldSourceVectors,
   linearInputs,
   liveRowCounts,
 } from './linear-model.ts';
@@ -252,7 +251,7 @@ export class LinearModelRunner {
           const gain = spec.postFeedForwardGains[l];
           if (!scale || !gain)
             throw new Error(`layer ${l}: no post-feed-forward norm to fold into its sources`);
-          folded = foldSourceVectors(block.vectors, c.T, d, block.n, scale, gain);
+          folded = block.folded(scale, gain);
           this.foldedSources.set(l, folded);
         }
         host[linearInputs.foldedSources(l)] = f32(folded.subarray(0, t * d * block.n), shape);

@@ -52,7 +52,16 @@ export class WriteLayerBlock {
     return this.dense;
   }
 
-  private materialize(): Float32Array {
+  /**
+   * The dense block with the frozen post-feed-forward norm folded in, scale[p] · gain[k] · v
+   * (linear-model.ts foldSourceVectors, the same float32 values), made from the rows in one pass:
+   * the CPU's backward then never holds the unfolded block as well.
+   */
+  folded(scale: Float32Array, gain: Float32Array): Float32Array {
+    return this.materialize(scale, gain);
+  }
+
+  private materialize(scale?: Float32Array, gain?: Float32Array): Float32Array {
     const { T, d, n, rows, rowIndex, coef } = this;
     const out = new Float32Array(T * d * n);
     // The block is [d, n] per position, so a column is written with a stride of n; rows k0 … k0+63
@@ -66,7 +75,12 @@ export class WriteLayerBlock {
           if (c === 0) continue;
           const src = rowIndex[p * n + j] * d;
           let w = base + k0 * n + j;
-          for (let k = src + k0; k < src + k1; k++, w += n) out[w] = c * rows[k];
+          if (scale && gain) {
+            const sp = scale[p];
+            for (let k = k0; k < k1; k++, w += n) out[w] = Math.fround(c * rows[src + k]) * (sp * gain[k]);
+          } else {
+            for (let k = src + k0; k < src + k1; k++, w += n) out[w] = c * rows[k];
+          }
         }
       }
     }

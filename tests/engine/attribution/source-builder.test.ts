@@ -49,6 +49,8 @@ describe('source blocks', () => {
           expect(plain[`sources_${l}`].dims).toEqual([T, d, b.n]);
           expect(plain[`sources_${l}`].data as Float32Array, `layer ${l}`).toEqual(b.vectors);
           const want = foldSourceVectors(b.vectors, T, d, b.n, scales[l], gains[l]);
+          // The host's one-pass fold from the rows (the CPU backward's) is the same, exactly.
+          expect(b.folded(scales[l], gains[l]), `layer ${l}`).toEqual(want);
           const got = folded[`sources_folded_${l}`].data as Float32Array;
           // The device rounds scale·gain to float32 before the product; the host does not: ≤ 1 ulp or so.
           let worst = 0;
