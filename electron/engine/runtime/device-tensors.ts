@@ -163,9 +163,12 @@ class GpuTensors implements DeviceTensors {
 
 /**
  * Device tensors for `provider`. `CIRCUIT_DEVICE_TENSORS=0` keeps every tensor on the host
- * (each run copies it), for comparing the two on a GPU.
+ * (each run copies it), for comparing the two on a GPU. CUDA keeps them on the host too:
+ * onnxruntime-node's `gpu-buffer` location is WebGPU's buffer (its binding makes a `WebGPU_Buf`
+ * memory info for it), so a CUDA session can neither return nor take a tensor in its device's
+ * memory through the JS API; each CUDA run copies its inputs over.
  */
 export function deviceTensors(provider: ProviderName): DeviceTensors {
-  if (provider === 'cpu' || process.env.CIRCUIT_DEVICE_TENSORS === '0') return new HostTensors(provider);
+  if (provider !== 'webgpu' || process.env.CIRCUIT_DEVICE_TENSORS === '0') return new HostTensors(provider);
   return new GpuTensors(provider);
 }

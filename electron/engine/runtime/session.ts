@@ -21,8 +21,8 @@ export interface SessionOptions {
    */
   cpuMemArena?: boolean;
   /**
-   * Outputs stay in device memory on a GPU provider (ONNX Runtime's `gpu-buffer` location), to
-   * be fed to other sessions of it as they are; ignored on the CPU.
+   * Outputs stay in device memory on WebGPU (ONNX Runtime's `gpu-buffer` location), to be fed
+   * to other sessions of it as they are; ignored elsewhere (device-tensors.ts says why for CUDA).
    */
   keepOutputsOnDevice?: boolean;
 }
@@ -48,7 +48,9 @@ export async function createSession(
         intraOpNumThreads: opts.threads ?? 0,
         logSeverityLevel: ortLogLevel(),
         enableCpuMemArena: opts.cpuMemArena ?? true,
-        ...(opts.keepOutputsOnDevice && provider !== 'cpu' ? { preferredOutputLocation: 'gpu-buffer' } : {}),
+        ...(opts.keepOutputsOnDevice && provider === 'webgpu'
+          ? { preferredOutputLocation: 'gpu-buffer' }
+          : {}),
         ...providerExtras(provider),
         ...profiling(),
       };

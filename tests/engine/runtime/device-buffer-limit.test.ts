@@ -7,6 +7,7 @@ import {
   bufferLimitOf,
   DeviceBufferLimitError,
   deviceMaxBufferBytes,
+  deviceTensors,
 } from '../../../electron/engine/runtime/device-tensors.ts';
 
 afterEach(() => {
@@ -43,5 +44,15 @@ describe('the GPU’s largest buffer', () => {
     expect(() => deviceMaxBufferBytes()).toThrow(
       /CIRCUIT_DEVICE_MAX_BUFFER_MB must be a positive number of MiB, got lots/,
     );
+  });
+});
+
+describe('where a provider keeps device tensors', () => {
+  it('in device memory only on WebGPU (the JS API’s gpu-buffer); CUDA and the CPU keep them on the host', () => {
+    expect(deviceTensors('cpu').onDevice).toBe(false);
+    expect(deviceTensors('cuda').onDevice).toBe(false);
+    expect(deviceTensors('webgpu').onDevice).toBe(true); // no session until an upload
+    vi.stubEnv('CIRCUIT_DEVICE_TENSORS', '0');
+    expect(deviceTensors('webgpu').onDevice).toBe(false);
   });
 });
