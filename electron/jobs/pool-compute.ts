@@ -10,6 +10,7 @@ import type { RawAttributionGraph } from '../engine/attribution/graph-types.ts';
 import type { FeatureRecord } from '../engine/dashboards/types.ts';
 import type { InterventionOutcome } from '../engine/intervene/spec.ts';
 import type { PrunedGraph } from '../engine/pruning/index.ts';
+import { transferableBuffers } from '../engine/runtime/prefaulted.ts';
 import type {
   ComputeBackend,
   DashboardsRequest,
@@ -96,7 +97,7 @@ export class PoolCompute implements ComputeBackend {
       },
       undefined,
       undefined,
-      { inputs: { graph: { ...raw, adjacency } }, transfer: [adjacency.buffer as ArrayBuffer] },
+      { inputs: { graph: { ...raw, adjacency } }, transfer: transferableBuffers(adjacency) },
     );
     return (payload as { pruned: PrunedGraph }).pruned;
   }

@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import type { TraceRequest } from '../../electron/jobs/compute-backend.ts';
 import { InProcessCompute } from '../../electron/jobs/in-process-compute.ts';
 import { PoolCompute } from '../../electron/jobs/pool-compute.ts';
@@ -77,6 +77,31 @@ describe('PoolCompute', () => {
       );
       await expect(slow).rejects.toMatchObject({ code: 'cancelled' });
     } finally {
+      await pool.close();
+      await local.close();
+    }
+  });
+
+  it('hands over a graph whose adjacency is shared memory (faulted in by a worker) as a plain one', async () => {
+    // Every adjacency made on shared memory (runtime/prefaulted.ts; normally only past 64 MB): it
+    // cannot be transferred, so it is shared with the main thread instead of moved.
+    vi.stubEnv('CIRCUIT_PREFAULT_MIN_MB', '0');
+    const cacheRoot = path.join(tmp, 'cache-shared');
+    const pool = new PoolCompute({ cacheRoot, slots: { cpu: 1 } });
+    const local = new InProcessCompute({ cacheRoot });
+    try {
+      const got = await pool.trace(request(64), {});
+      const want = await local.trace(request(64), {});
+      expect(want.raw.adjacency.buffer).toBeInstanceOf(SharedArrayBuffer);
+      expect(got.raw.adjacency.length).toBeGreaterThan(0);
+      expect(Array.from(got.raw.adjacency)).toEqual(Array.from(want.raw.adjacency));
+      expect(Array.from(got.pruned.keptNodes)).toEqual(Array.from(want.pruned.keptNodes));
+      const options = { nodeThreshold: 0.5, edgeThreshold: 0.9 };
+      const a = await pool.prune({ key: 't2', raw: () => got.raw, options });
+      const b = await local.prune({ key: 't2', raw: () => want.raw, options });
+      expect(Array.from(a.edges.weight)).toEqual(Array.from(b.edges.weight));
+    } finally {
+      vi.unstubAllEnvs();
       await pool.close();
       await local.close();
     }

@@ -16,13 +16,17 @@ export function assembleGraph(
   logitTokens: LogitTarget[],
   tokenIds: number[],
   tokenToString: ((id: number) => string) | undefined,
+  /** A zeroed N×N array to fill (made ahead: attribute.ts has its pages faulted in meanwhile). */
+  into?: Float32Array,
 ): RawAttributionGraph {
   const { space, cache } = prepared;
   const nSel = selected.length;
   const nErr = cache.nLayers * cache.T;
   const N = nSel + nErr + cache.T + logitTokens.length;
   const runs = columnRuns(selected);
-  const adjacency = new Float32Array(N * N);
+  if (into && into.length !== N * N)
+    throw new Error(`assembleGraph: an adjacency of ${into.length} for ${N}×${N}`);
+  const adjacency = into ?? new Float32Array(N * N);
   const fill = (rowIndex: number, row: Float32Array) => {
     const base = rowIndex * N;
     if (runs) {

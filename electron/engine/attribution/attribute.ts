@@ -7,6 +7,7 @@ import { ForwardPass } from '../model/forward-pass.ts';
 import type { OpenedModel } from '../model/open-model.ts';
 import type { DeviceMemory } from '../runtime/device-memory.ts';
 import type { DeviceTensors } from '../runtime/device-tensors.ts';
+import { prefaultedFloat32 } from '../runtime/prefaulted.ts';
 import type { ProviderChoice, ProviderName } from '../runtime/providers.ts';
 import { createSession, type ort, type SessionOptions } from '../runtime/session.ts';
 import type { TranscoderSet } from '../transcoders/types.ts';
@@ -412,6 +413,10 @@ export class Attributor {
       run.onProgress?.({ phase: 'logits', done: 1, total: 1 });
 
       enter('features');
+      // The graph's size is known now (every selected feature gets a row): its adjacency is made
+      // here and its pages faulted in by a worker while the backward runs (runtime/prefaulted.ts).
+      const nodes = cap + cfg.nLayers * shape.T + shape.T + logitTokens.length;
+      const adjacency = prefaultedFloat32(nodes * nodes);
       const B = settings.batchSize;
       const position = (i: number) => space.featurePosition[i];
       const byPosition = (a: number, b: number) => position(a) - position(b) || a - b;
@@ -499,6 +504,7 @@ export class Attributor {
         logitTokens,
         tokenIds,
         run.tokenToString,
+        selected.length === cap ? adjacency.array : undefined,
       );
       enter('assemble'); // closes the assemble phase's timing
       const backward: BackwardSummary = {

@@ -13,6 +13,7 @@ import type { TraceSettings } from '../../engine/attribution/defaults.ts';
 import { nodeLayout } from '../../engine/attribution/graph-types.ts';
 import { type TraceInput, Tracer } from '../../engine/attribution/tracer.ts';
 import { outputTarget, writeTraceFiles } from '../../engine/graph-json/output-file.ts';
+import { transferableBuffers } from '../../engine/runtime/prefaulted.ts';
 import { providerChoice } from '../../engine/runtime/providers.ts';
 import type { JobContext, JobHandler, JobOutput, JsonValue } from '../types.ts';
 import { isObject, objectParams, paramError } from './params.ts';
@@ -101,7 +102,7 @@ const handler: JobHandler = {
     return {
       result: summary,
       payload: { graph: t.raw, pruned: t.pruned },
-      transfer: [t.raw.adjacency.buffer as ArrayBuffer],
+      transfer: transferableBuffers(t.raw.adjacency),
     };
   },
   async dispose() {
