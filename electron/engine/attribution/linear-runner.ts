@@ -201,13 +201,6 @@ export class LinearModelRunner {
   /** Per layer, the source vectors with the post-feed-forward norm folded in, at full length T. */
   private readonly foldedSources = new Map<number, Float32Array>();
 
-  /**
-   * The backward's constants at t (BackwardConstants: t = T when the graph cuts them itself),
-   * in the form the backward graphs take them: the frozen patterns transposed with the norm
-   * scales around attention folded in, the source vectors (with the post-feed-forward norm
-   * folded in where the graphs ask for `sources_folded_l`), the token vectors, and the scales
-   * the graphs still apply (W_skip's read map).
-   */
   /** Per layer, the source block the backward graphs take (source-builder.ts). */
   private sourceKinds(spec: BackwardConstantSpec): SourceBlockKind[] {
     const wanted = new Set(spec.inputs);
@@ -220,6 +213,13 @@ export class LinearModelRunner {
     );
   }
 
+  /**
+   * The backward's constants at t (BackwardConstants: t = T when the graph cuts them itself),
+   * in the form the backward graphs take them: the frozen patterns transposed with the norm
+   * scales around attention folded in, the source vectors (with the post-feed-forward norm
+   * folded in where the graphs ask for `sources_folded_l`), the token vectors, and the scales
+   * the graphs still apply (W_skip's read map).
+   */
   private backwardConstants(
     t: number,
     spec: BackwardConstantSpec,
