@@ -439,15 +439,9 @@ export class Attributor {
         const t0 = performance.now();
         const rows = await prepared.runner.rows(indices.map((i) => prepared.featureTarget(i)));
         for (const [k, i] of indices.entries()) featureRows.set(i, rows[k]);
-        eta.recordBatch(
-          {
-            rows: indices.length,
-            positions: Math.max(...indices.map(position)) + 1,
-            depth: Math.max(...indices.map(layer)) + 1,
-            meanDepth: live ? indices.reduce((n, i) => n + layer(i) + 1, 0) / indices.length : undefined,
-          },
-          performance.now() - t0,
-        );
+        // The batch as planBatches describes one (its positions, depth and, with live rows, mean depth).
+        const [ran] = planBatches(indices.map(position), indices.length, indices.map(layer), live);
+        eta.recordBatch(ran, performance.now() - t0);
         batchesDone++;
         next++;
         run.onProgress?.({
