@@ -7,6 +7,11 @@ import type { ForwardCache } from './forward-cache.ts';
 import type { RawAttributionGraph } from './graph-types.ts';
 import type { SourceSpace } from './sources.ts';
 
+/** The graph's node count N: selected features, an error per (layer, position), tokens, logits. */
+export function graphNodeCount(nSelected: number, nLayers: number, T: number, nLogits: number): number {
+  return nSelected + nLayers * T + T + nLogits;
+}
+
 /** Dense N×N adjacency over [selected features | errors | tokens | logits]. */
 export function assembleGraph(
   prepared: { space: SourceSpace; cache: Pick<ForwardCache, 'nLayers' | 'T'> },
@@ -22,7 +27,7 @@ export function assembleGraph(
   const { space, cache } = prepared;
   const nSel = selected.length;
   const nErr = cache.nLayers * cache.T;
-  const N = nSel + nErr + cache.T + logitTokens.length;
+  const N = graphNodeCount(nSel, cache.nLayers, cache.T, logitTokens.length);
   const runs = columnRuns(selected);
   if (into && into.length !== N * N)
     throw new Error(`assembleGraph: an adjacency of ${into.length} for ${N}×${N}`);

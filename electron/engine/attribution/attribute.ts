@@ -11,7 +11,7 @@ import { prefaultedFloat32 } from '../runtime/prefaulted.ts';
 import type { ProviderChoice, ProviderName } from '../runtime/providers.ts';
 import { createSession, type ort, type SessionOptions } from '../runtime/session.ts';
 import type { TranscoderSet } from '../transcoders/types.ts';
-import { assembleGraph } from './assemble.ts';
+import { assembleGraph, graphNodeCount } from './assemble.ts';
 import { backwardConstantSpec, compileBackward, compileFrozenForward } from './compile.ts';
 import { DEFAULT_MAX_FEATURE_NODES } from './defaults.ts';
 import { EncoderRows } from './encoder-rows.ts';
@@ -415,7 +415,7 @@ export class Attributor {
       enter('features');
       // The graph's size is known now (every selected feature gets a row): its adjacency is made
       // here and its pages faulted in by a worker while the backward runs (runtime/prefaulted.ts).
-      const nodes = cap + cfg.nLayers * shape.T + shape.T + logitTokens.length;
+      const nodes = graphNodeCount(cap, cfg.nLayers, shape.T, logitTokens.length);
       const adjacency = prefaultedFloat32(nodes * nodes);
       const B = settings.batchSize;
       const position = (i: number) => space.featurePosition[i];

@@ -32,6 +32,7 @@
 import os from 'node:os';
 import { MAX_TYPED_ARRAY_LENGTH } from '../checkpoint/file-reader.ts';
 import { EngineError } from '../errors.ts';
+import { graphNodeCount } from './assemble.ts';
 
 export interface TraceMemoryEstimate {
   /** Bytes still to allocate. */
@@ -94,7 +95,7 @@ export function estimateTraceMemory(
   const { T, d, nLayers: L, nHeads: H, nLogits: K } = s;
   const rows = src ? rowsToCompute : 0;
   const columns = src ? src.nColumns : L * T + T;
-  const N = rows + L * T + T + K;
+  const N = graphNodeCount(rows, L, T, K);
   const adjacency = N * N * F32;
   const featureRows = (rows + K) * columns * F32;
   const B = Math.max(1, Math.min(s.batchSize, rows + K));
