@@ -57,7 +57,7 @@ export const linearInputs = {
    * norm scales around attention folded in (see foldedBackwardPattern).
    */
   backwardPattern: (l: number) => `pattern_back_${l}`,
-  /** Source vectors with the frozen post-feed-forward norm folded in (see foldSourceVectors). */
+  /** Source vectors with the frozen post-feed-forward norm folded in (see WriteLayerBlock.folded, sources.ts). */
   foldedSources: (l: number) => `sources_folded_${l}`,
 };
 
@@ -101,30 +101,6 @@ export function foldedBackwardPattern(
       const post = postScale ? postScale[i] : 1;
       const row = (h * t + i) * t;
       for (let j = 0; j < t; j++) out[(h * t + j) * t + i] = pattern[row + j] * post * preScale[j];
-    }
-  }
-  return out;
-}
-
-/**
- * Source vectors [t, d, n] (position-major) with the frozen post-feed-forward norm folded in:
- * the gradient at the write point is scale[p] · gain ⊙ G, so G is contracted with
- * scale[p] · gain ⊙ v instead (RMS norm: Gemma's post-norms have no centering).
- */
-export function foldSourceVectors(
-  vectors: Float32Array,
-  t: number,
-  d: number,
-  n: number,
-  scale: Float32Array,
-  gain: Float32Array,
-): Float32Array {
-  const out = new Float32Array(t * d * n);
-  for (let p = 0; p < t; p++) {
-    for (let k = 0; k < d; k++) {
-      const f = scale[p] * gain[k];
-      const base = (p * d + k) * n;
-      for (let j = 0; j < n; j++) out[base + j] = vectors[base + j] * f;
     }
   }
   return out;
@@ -340,7 +316,7 @@ export function liveRowCounts(slots: readonly number[], nLayers: number): number
  * (int64), token_vectors [T, d], per layer the backward pattern pattern_back_l [H, T, T] (the
  * frozen one transposed, norm scales folded in: foldedBackwardPattern) and the source vectors
  * written at layer l, grouped by position, padded: sources_folded_l [T, d, n_l] with the
- * post-feed-forward norm folded in (foldSourceVectors), or sources_l (no such norm, or a W_skip,
+ * post-feed-forward norm folded in (WriteLayerBlock.folded), or sources_l (no such norm, or a W_skip,
  * whose read map also takes ln2's scale [T]); in the `prompt` form (BackwardConstants) also
  * prefix_length [1], the run's t ≤ T. The weights: the derived O/V backward matrices.
  * The gradient runs as [t, B, d] (position-major: each layer's contraction with its per-position
@@ -565,7 +541,7 @@ export function emitBackwardGraph(
     const lw = names.layers[l];
     attrRows[l] = gRows!;
     if (foldsPostFeedForward(names, tc, l)) {
-      // The post-feed-forward norm is in the source vectors (foldSourceVectors).
+      // The post-feed-forward norm is in the source vectors (WriteLayerBlock.folded).
       const folded = cut(g.input(linearInputs.foldedSources(l), 'float32', ['T', d, `n_${l}`]), [0]);
       attrs[l] = g.matmul(G, folded); // [t, B, d]·[t, d, n] → [t, B, n]
       return G;

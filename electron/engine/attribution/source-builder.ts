@@ -9,7 +9,7 @@
  * memory (`preferredOutputLocation`).
  *
  *   sources_l        = transpose(coef_l ⊙ rows_l[row_index_l], [0, 2, 1])            [T, d, n_l]
- *   sources_folded_l = sources_l ⊙ (post_scale_l[p] · post_gain_l[k])  (foldSourceVectors)
+ *   sources_folded_l = sources_l ⊙ (post_scale_l[p] · post_gain_l[k])  (WriteLayerBlock.folded)
  */
 import { GraphBuilder } from '../onnx/graph-builder.ts';
 import type { ProviderName } from '../runtime/providers.ts';

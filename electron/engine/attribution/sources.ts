@@ -53,9 +53,10 @@ export class WriteLayerBlock {
   }
 
   /**
-   * The dense block with the frozen post-feed-forward norm folded in, scale[p] · gain[k] · v
-   * (linear-model.ts foldSourceVectors, the same float32 values), made from the rows in one pass:
-   * the CPU's backward then never holds the unfolded block as well.
+   * The dense block with the frozen post-feed-forward norm folded in, scale[p] · gain[k] · v: the
+   * gradient at the write point is scale[p] · gain ⊙ G, so G is contracted with this instead
+   * (RMS norm: Gemma's post-norms have no centering). Made from the rows in one pass, so the
+   * CPU's backward never holds the unfolded block as well.
    */
   folded(scale: Float32Array, gain: Float32Array): Float32Array {
     return this.materialize(scale, gain);

@@ -2,19 +2,38 @@
  * The backward's source blocks: their compact form (distinct rows, and per column a row and a
  * coefficient) and the graph that builds the dense blocks from it on a GPU (source-builder.ts),
  * run here on the CPU provider. Checked against the host's dense block and its fold of the
- * post-feed-forward norm (foldSourceVectors), for the demo's CLT (a feature written at several
+ * post-feed-forward norm (`foldSourceVectors` below: the fold written out plainly), for the demo's CLT (a feature written at several
  * layers) and PLT; the attribution tests check the host's blocks against the PyTorch goldens.
  */
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Attributor } from '../../../electron/engine/attribution/attribute.ts';
-import { foldSourceVectors } from '../../../electron/engine/attribution/linear-model.ts';
 import {
   DeviceSourceBuilder,
   type SourceBlockKind,
 } from '../../../electron/engine/attribution/source-builder.ts';
 import { openModel } from '../../../electron/engine/model/open-model.ts';
 import { loadTranscoderSet } from '../../../electron/engine/transcoders/load.ts';
+
+/** The fold of the post-feed-forward norm written out plainly over a dense block [t, d, n]: v · scale[p] · gain[k]. */
+function foldSourceVectors(
+  vectors: Float32Array,
+  t: number,
+  d: number,
+  n: number,
+  scale: Float32Array,
+  gain: Float32Array,
+): Float32Array {
+  const out = new Float32Array(t * d * n);
+  for (let p = 0; p < t; p++) {
+    for (let k = 0; k < d; k++) {
+      const f = scale[p] * gain[k];
+      const base = (p * d + k) * n;
+      for (let j = 0; j < n; j++) out[base + j] = vectors[base + j] * f;
+    }
+  }
+  return out;
+}
 
 const DEMO_DIR = path.resolve(import.meta.dirname, '../../../resources/models/gemma2-demo');
 const IDS = [2, 651, 637, 576, 2029, 1751, 1234, 603, 99];
