@@ -7,12 +7,17 @@
  *   Runtime sessions), retired after `idleWorkerMs`. A worker that crashes (uncaught
  *   exception, process.exit, V8 heap limit from `resourceLimits`) fails its job with the
  *   reason and is replaced by a fresh one when the next job needs it.
- * - Cancel: the caller's signal aborts the job's AbortSignal in the worker; a job that has not
- *   stopped after `cancelGraceMs` has its worker terminated. Either way `run()` rejects with
- *   EngineError('cancelled'), and nothing the job was writing is committed (kinds write files
- *   atomically).
- * - `close()` stops running jobs the same way (reason 'shutdown', so a kind may keep its
- *   checkpoint) and retires every worker.
+ * - Cancel: the caller's signal aborts the job's AbortSignal in the worker. `run()` rejects with
+ *   EngineError('cancelled') when the job has stopped, or after `cancelGraceMs` if it has not:
+ *   a job sees the cancel only between native calls, and one ONNX Runtime run of a real model
+ *   takes seconds. Its worker then stays busy until the job has stopped, and is kept warm (a
+ *   model open in it is not loaded again); only a job still running after `cancelDrainMs` has
+ *   its worker terminated. Nothing the job was writing is committed (kinds write files
+ *   atomically), and output that arrives after the rejection is dropped.
+ * - A worker is never terminated inside native code (engine/runtime/native-section.ts: that
+ *   aborts the whole process); the runner waits for the native call to end first.
+ * - `close()` stops running jobs (reason 'shutdown', so a kind may keep its checkpoint),
+ *   terminating any still running after `cancelGraceMs`, and retires every worker.
  * - Provider `auto`: a worker started after this process settled it (kinds/index.ts
  *   settleJobDevice) is told the choice (CIRCUIT_AUTO_PROVIDER), so an auto job runs where it
  *   was scheduled instead of probing again and perhaps choosing otherwise.
@@ -21,6 +26,7 @@ import os from 'node:os';
 import { type ResourceLimits, Worker } from 'node:worker_threads';
 import { EngineError, isEngineErrorCode } from '../engine/errors.ts';
 import { AUTO_PROVIDER_ENV, settledProvider } from '../engine/runtime/auto-provider.ts';
+import { NativeGuard } from '../engine/runtime/native-section.ts';
 import { BUILTIN_JOB_KINDS } from './kinds/index.ts';
 import type {
   FromWorker,
@@ -38,8 +44,10 @@ export interface RunnerOptions {
   slots?: Partial<Record<JobDevice, number>>;
   /** Intra-op threads per job (default cpu: ⌊cores / cpu slots⌋, gpu: 2). */
   threads?: Partial<Record<JobDevice, number>>;
-  /** How long a cancelled job may take to stop before its worker is terminated (default 750 ms). */
+  /** How long the caller of a cancelled job waits for it to stop before `run()` rejects anyway (default 750 ms). */
   cancelGraceMs?: number;
+  /** How long a cancelled job may keep running before its worker is terminated (default 120 s). */
+  cancelDrainMs?: number;
   /** V8 limits of each worker (a job exceeding them fails as out of memory). */
   resourceLimits?: ResourceLimits;
   /** An idle worker is retired after this long (default 60 s). */
@@ -71,13 +79,18 @@ export interface RunOutput {
 
 interface Slot {
   worker: Worker;
+  /** Where the worker is inside native code (it is not terminated there). */
+  guard: NativeGuard;
   device: JobDevice;
-  /** Handed to a caller (running, or about to). */
+  /** Handed to a caller (running, or about to), or still stopping a cancelled job. */
   busy: boolean;
   job: Active | null;
   ready: boolean;
   exited: boolean;
+  /** Being retired or terminated: never handed out again. */
   retiring: boolean;
+  /** Its termination is under way (waiting for the worker to leave native code). */
+  terminating?: boolean;
   lastError?: Error;
   idleTimer?: NodeJS.Timeout;
   disposed?: () => void;
@@ -88,10 +101,14 @@ interface Active {
   slot: Slot;
   opts: RunOptions;
   abortReason?: 'cancel' | 'shutdown';
-  graceTimer?: NodeJS.Timeout;
-  /** Resolves once the job has settled. */
+  /** The grace and drain timers of an abort. */
+  timers: NodeJS.Timeout[];
+  /** Resolves once the worker is done with the job (it reported its end, or exited). */
   ended: Promise<void>;
+  /** Settles the caller's promise (the first call only). */
   settle(outcome: { output: RunOutput } | { error: Error }): void;
+  /** The worker is done with the job: its slot is free again (warm, unless it exited). */
+  finish(): void;
 }
 
 interface Waiter {
@@ -155,22 +172,28 @@ export class WorkerRunner {
     return new Promise<RunOutput>((resolve, reject) => {
       const onAbort = () => this.abort(job, 'cancel');
       let ended!: () => void;
+      let settled = false;
       const job: Active = {
         id: ++this.nextId,
         slot,
         opts: o,
+        timers: [],
         ended: new Promise((r) => {
           ended = r;
         }),
         settle: (outcome) => {
-          if (!this.active.delete(job)) return;
-          ended();
-          if (job.graceTimer) clearTimeout(job.graceTimer);
+          if (settled) return;
+          settled = true;
           o.signal?.removeEventListener('abort', onAbort);
-          slot.job = null;
-          this.release(slot);
           if ('error' in outcome) reject(outcome.error);
           else resolve(outcome.output);
+        },
+        finish: () => {
+          if (!this.active.delete(job)) return;
+          for (const t of job.timers) clearTimeout(t);
+          slot.job = null;
+          ended();
+          this.release(slot);
         },
       };
       this.active.add(job);
@@ -260,11 +283,36 @@ export class WorkerRunner {
     this.dispatch(slot.device);
   }
 
+  /**
+   * Asks the job to stop. A cancel rejects the caller after the grace period and terminates the
+   * worker only after the drain period; a shutdown (also of a job already cancelled) terminates
+   * it after the grace period.
+   */
   private abort(job: Active, reason: 'cancel' | 'shutdown'): void {
-    if (job.abortReason) return;
+    if (job.abortReason === 'shutdown' || job.abortReason === reason) return;
+    const first = !job.abortReason;
     job.abortReason = reason;
-    this.send(job.slot, { type: 'cancel', id: job.id, reason });
-    job.graceTimer = setTimeout(() => void job.slot.worker.terminate(), this.opts.cancelGraceMs ?? 750);
+    if (first) this.send(job.slot, { type: 'cancel', id: job.id, reason });
+    const grace = this.opts.cancelGraceMs ?? 750;
+    const later = (ms: number, f: () => void) => job.timers.push(setTimeout(f, ms));
+    if (reason === 'shutdown') {
+      later(grace, () => void this.terminate(job.slot));
+      return;
+    }
+    later(grace, () => {
+      job.settle({ error: cancelled() });
+      later(this.opts.cancelDrainMs ?? 120_000, () => void this.terminate(job.slot));
+    });
+  }
+
+  /** Ends a worker's thread once it is outside native code (native-section.ts says why). */
+  private async terminate(slot: Slot): Promise<void> {
+    if (slot.exited || slot.terminating) return;
+    slot.terminating = true;
+    slot.retiring = true;
+    if (slot.idleTimer) clearTimeout(slot.idleTimer);
+    await slot.guard.claimWhenOutside();
+    await slot.worker.terminate();
   }
 
   private send(slot: Slot, msg: ToWorker, transfer?: ArrayBuffer[]): void {
@@ -278,13 +326,15 @@ export class WorkerRunner {
     } catch {
       // A malformed CIRCUIT_AUTO_PROVIDER: auto jobs report it themselves; other jobs run.
     }
+    const guard = new NativeGuard();
     const worker = new Worker(this.opts.workerScript ?? DEFAULT_WORKER, {
       resourceLimits: this.opts.resourceLimits,
-      workerData: { device },
+      workerData: { device, nativeGuard: guard.buffer },
       env: auto ? { ...process.env, [AUTO_PROVIDER_ENV]: auto } : process.env,
     });
     const slot: Slot = {
       worker,
+      guard,
       device,
       busy: false,
       job: null,
@@ -320,14 +370,18 @@ export class WorkerRunner {
         job.opts.onLog?.(m.message);
         break;
       case 'done':
-        // a job that finished despite a late cancel is done: its output is complete
+        // a job that finished despite a cancel within the grace period is done: its output is
+        // complete (after the grace period the caller has been told it was cancelled)
         job.settle({ output: { result: m.result, payload: unpackViews(m.payload) } });
+        job.finish();
         break;
       case 'failed':
         job.settle({ error: jobError(m.error) });
+        job.finish();
         break;
       case 'aborted':
         job.settle({ error: cancelled() });
+        job.finish();
         break;
     }
   }
@@ -338,12 +392,13 @@ export class WorkerRunner {
     if (slot.idleTimer) clearTimeout(slot.idleTimer);
     slot.disposed?.();
     const job = slot.job;
-    // terminated after the grace period: the cancel took effect; otherwise the worker crashed
-    if (job)
+    // terminated after a cancel or shutdown: it took effect; otherwise the worker crashed
+    if (job) {
       job.settle({
         error: job.abortReason ? cancelled() : jobError(crashError(slot, code, this.opts.resourceLimits)),
       });
-    else this.dispatch(slot.device);
+      job.finish();
+    } else this.dispatch(slot.device);
   }
 
   private scheduleIdle(slot: Slot): void {
@@ -367,7 +422,7 @@ export class WorkerRunner {
       this.send(slot, { type: 'dispose' });
       await disposed;
     }
-    await slot.worker.terminate();
+    await this.terminate(slot);
   }
 }
 

@@ -3,16 +3,20 @@
  * use (their `default` export is a JobHandler) and kept for the worker's life, so a kind can
  * keep models and ONNX Runtime sessions warm between jobs.
  *
- * Cancel is cooperative (the job's AbortSignal); the runner terminates the worker when a job
- * does not stop within its grace period.
+ * Cancel is cooperative (the job's AbortSignal). The runner terminates the worker only when a
+ * job does not stop within its bounds, and never inside ONNX Runtime's native code: the guard it
+ * shares (`workerData.nativeGuard`) is installed here (engine/runtime/native-section.ts).
  */
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
 import { EngineError, isEngineError } from '../engine/errors.ts';
+import { installNativeGuard } from '../engine/runtime/native-section.ts';
 import type { FromWorker, JobContext, JobHandler, JobProgress, RunJobMessage, ToWorker } from './types.ts';
 import { packViews, unpackViews } from './views.ts';
 
 const port = parentPort;
 if (!port) throw new Error('worker-main.ts must run in a worker thread');
+const guard = (workerData as { nativeGuard?: SharedArrayBuffer } | null)?.nativeGuard;
+if (guard) installNativeGuard(guard);
 
 const handlers = new Map<string, Promise<JobHandler>>();
 let current: { id: number; controller: AbortController } | null = null;

@@ -1,7 +1,8 @@
 /**
  * The worker runner with real worker threads (tsx-loaded TypeScript): trace jobs on the tiny
- * fixtures, progress, cancel (cooperative and by terminate), crashes of every kind, waiting
- * for a free worker, warm reuse and retirement, and moved results.
+ * fixtures, progress, cancel (cooperative, during long native runs, and by terminate, never
+ * inside native code), crashes of every kind, waiting for a free worker, warm reuse and
+ * retirement, and moved results.
  */
 import { execSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -30,6 +31,7 @@ afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 const TEST_KINDS = [
   { kind: 'sleep', module: new URL('./kinds/sleep.ts', import.meta.url).href },
   { kind: 'crash', module: new URL('./kinds/crash.ts', import.meta.url).href },
+  { kind: 'native', module: new URL('./kinds/native.ts', import.meta.url).href },
 ];
 
 function newRunner(opts: RunnerOptions = {}) {
@@ -46,6 +48,15 @@ async function failure(run: Promise<RunOutput>): Promise<Error & { code?: string
     },
     (e: Error & { code?: string }) => e,
   );
+}
+
+/** Waits until `ok()` holds (polled), failing after `ms`. */
+async function until(ok: () => boolean, ms: number): Promise<void> {
+  const t0 = performance.now();
+  while (!ok()) {
+    if (performance.now() - t0 > ms) throw new Error(`condition not met within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
 
 const settings = (batchSize: number) => ({ ...DEFAULT_TRACE_SETTINGS, batchSize });
@@ -183,8 +194,8 @@ describe('worker runner', () => {
     await runner.close();
   });
 
-  it('terminates a job that ignores the cancel after the grace period, and replaces its worker', async () => {
-    const runner = newRunner({ slots: { cpu: 1 }, cancelGraceMs: 300 });
+  it('terminates a job that ignores the cancel after the drain period, and replaces its worker', async () => {
+    const runner = newRunner({ slots: { cpu: 1 }, cancelGraceMs: 300, cancelDrainMs: 300 });
     const controller = new AbortController();
     let t0 = 0;
     const stuck = runner.run(
@@ -208,10 +219,84 @@ describe('worker runner', () => {
     const e = await failure(stuck);
     expect(e.code).toBe('cancelled');
     expect(performance.now() - t0).toBeLessThan(1000);
-    expect(runner.workerCount()).toBe(0);
+    await until(() => runner.workerCount() === 0, 5000);
     const next = await runner.run('sleep', { ms: 20 });
     expect(next.result).toMatchObject({ slept: 20 });
     expect(runner.workerCount()).toBe(1);
+    await runner.close();
+  });
+
+  it('tells the caller of a cancel at once while a long native run ends, then keeps the worker warm', async () => {
+    const runner = newRunner({ slots: { cpu: 1 }, cancelGraceMs: 300 });
+    const first = await runner.run('sleep', { ms: 10 });
+    const controller = new AbortController();
+    let abortAt = 0;
+    let runMs = 0;
+    // Each run is one ONNX Runtime call of ~2 s, during which the worker cannot see the cancel:
+    // as a backward run of gemma-2-2b on a CPU.
+    const job = runner.run(
+      'native',
+      { runs: 3, seconds: 2 },
+      {
+        signal: controller.signal,
+        onProgress: (p) => {
+          if (p.done === 1 && !abortAt) {
+            runMs = (p.detail as { runMs: number }).runMs;
+            abortAt = performance.now();
+            controller.abort();
+          }
+        },
+      },
+    );
+    const e = await failure(job);
+    const toldAfter = performance.now() - abortAt;
+    expect(e.code).toBe('cancelled');
+    expect(runMs).toBeGreaterThan(1000); // the premise: a run outlasts the grace period
+    expect(toldAfter).toBeLessThan(Math.min(1000, runMs));
+    // The worker stops after the run (the job sees the cancel then), and takes the next job warm.
+    const next = await runner.run('sleep', { ms: 10 });
+    expect((next.result as { threadId: number }).threadId).toBe(
+      (first.result as { threadId: number }).threadId,
+    );
+    expect(runner.workerCount()).toBe(1);
+    await runner.close();
+  });
+
+  it('terminates a job that ignores the cancel only outside native code, and the process lives on', async () => {
+    // Terminating a worker inside an ONNX Runtime call aborts the whole process (the desktop
+    // app with it): the drain period here ends inside a run, and the runner waits for it.
+    const runner = newRunner({ slots: { cpu: 1 }, cancelGraceMs: 200, cancelDrainMs: 200 });
+    const first = await runner.run('sleep', { ms: 10 });
+    const controller = new AbortController();
+    let abortAt = 0;
+    let runMs = 0;
+    const job = runner.run(
+      'native',
+      { runs: 4, seconds: 2, ignoreCancel: true },
+      {
+        signal: controller.signal,
+        onProgress: (p) => {
+          if (p.done === 1 && !abortAt) {
+            runMs = (p.detail as { runMs: number }).runMs;
+            abortAt = performance.now();
+            controller.abort();
+          }
+        },
+      },
+    );
+    expect((await failure(job)).code).toBe('cancelled');
+    expect(performance.now() - abortAt).toBeLessThan(1000);
+    expect(runMs).toBeGreaterThan(1000);
+    await until(() => runner.workerCount() === 0, 30_000);
+    // not terminated when the drain period ended (~400 ms in), but once that run had returned,
+    // before the job could start the next (it would have run 2 more)
+    const exitAfter = performance.now() - abortAt;
+    expect(exitAfter).toBeGreaterThan(0.5 * runMs);
+    expect(exitAfter).toBeLessThan(2 * runMs);
+    const next = await runner.run('sleep', { ms: 10 });
+    expect((next.result as { threadId: number }).threadId).not.toBe(
+      (first.result as { threadId: number }).threadId,
+    );
     await runner.close();
   });
 

@@ -234,17 +234,9 @@ export function dashboardsJobRun(ctx: ServiceContext) {
       failed: () => update(null),
     };
     await queue.run(job, work, outcomes, async (running) => {
-      // A cancel reaches the job only while it reads the corpus, where it stops between windows.
-      // Aborted while it loads the model (ONNX Runtime sessions being created), a worker does not
-      // stop within the runner's grace period and is terminated, and terminating a worker inside
-      // ONNX Runtime aborts the whole process; while it writes records it is nearly done. So the
-      // abort waits for the 'activations' phase, and a run cancelled later is discarded.
-      const inner = new AbortController();
-      let phase = '';
-      const forwardAbort = () => {
-        if (phase === 'activations' && !inner.signal.aborted) inner.abort(running.controller.signal.reason);
-      };
-      running.controller.signal.addEventListener('abort', forwardAbort, { once: true });
+      // A cancel stops the run between windows (the runner keeps its worker until then, and never
+      // terminates one inside ONNX Runtime); a run that ends despite it is discarded.
+      const { signal } = running.controller;
       update(null);
       const report = queue.throttle((progress) => {
         store.jobs.updateProgress(job.id, progress);
@@ -258,16 +250,9 @@ export function dashboardsJobRun(ctx: ServiceContext) {
           maxTokens: p.maxTokens,
           provider: 'cpu',
         },
-        {
-          signal: inner.signal,
-          onProgress: (progress) => {
-            phase = progress.phase;
-            if (running.controller.signal.aborted) forwardAbort();
-            report(progress);
-          },
-        },
+        { signal, onProgress: report },
       );
-      if (running.controller.signal.aborted) throw running.controller.signal.reason;
+      if (signal.aborted) throw signal.reason;
       store.db.transaction(() => {
         store.features.putDashboards(
           set.id,

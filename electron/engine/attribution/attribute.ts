@@ -9,7 +9,7 @@ import type { DeviceMemory } from '../runtime/device-memory.ts';
 import type { DeviceTensors } from '../runtime/device-tensors.ts';
 import { prefaultedFloat32 } from '../runtime/prefaulted.ts';
 import type { ProviderChoice, ProviderName } from '../runtime/providers.ts';
-import { createSession, type ort, type SessionOptions } from '../runtime/session.ts';
+import { createSession, type ort, releaseSession, type SessionOptions } from '../runtime/session.ts';
 import type { TranscoderSet } from '../transcoders/types.ts';
 import { assembleGraph, graphNodeCount } from './assemble.ts';
 import { backwardConstantSpec, compileBackward, compileFrozenForward } from './compile.ts';
@@ -524,14 +524,14 @@ export class Attributor {
     const backward = await Promise.allSettled(this.backwardByTop.values());
     this.backwardByTop.clear();
     this.constantSpec = undefined;
-    await Promise.all(backward.map((b) => (b.status === 'fulfilled' ? b.value.release() : undefined)));
+    await Promise.all(backward.map((b) => (b.status === 'fulfilled' ? releaseSession(b.value) : undefined)));
   }
 
   async close(): Promise<void> {
     await this.releaseBackwardSessions();
     await Promise.all([
       this.forward.close(),
-      this.frozen.release(),
+      releaseSession(this.frozen),
       this.encoderRows.release(),
       this.sourceBuilder?.release(),
     ]);

@@ -13,7 +13,7 @@ import type { WeightFeeder } from '../model/weight-feeder.ts';
 import { WEIGHT_INPUT_PREFIX } from '../model/weight-source.ts';
 import { GraphBuilder } from '../onnx/graph-builder.ts';
 import type { ProviderName } from '../runtime/providers.ts';
-import { createSession, ort, type SessionOptions } from '../runtime/session.ts';
+import { createSession, ort, releaseSession, runSession, type SessionOptions } from '../runtime/session.ts';
 import { checkFeatureIndices } from '../transcoders/transcoder-set.ts';
 import type { TranscoderSet } from '../transcoders/types.ts';
 
@@ -60,7 +60,7 @@ export class EncoderRows {
     // Checked as a file read checks them: a gather on a GPU does not check its indices.
     checkFeatureIndices(l, features, this.set.dTranscoderPerLayer[l], info.sourceFile, info.name);
     const session = await this.session(info.encoderTransposed);
-    const { rows } = await session.run({
+    const { rows } = await runSession(session, {
       w: this.feeder.feeds([input])[input],
       features: new ort.Tensor('int32', Int32Array.from(features), [features.length]),
     });
@@ -71,6 +71,6 @@ export class EncoderRows {
   async release(): Promise<void> {
     const sessions = await Promise.allSettled(this.sessions.values());
     this.sessions.clear();
-    await Promise.all(sessions.map((s) => (s.status === 'fulfilled' ? s.value.release() : undefined)));
+    await Promise.all(sessions.map((s) => (s.status === 'fulfilled' ? releaseSession(s.value) : undefined)));
   }
 }

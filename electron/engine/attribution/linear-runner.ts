@@ -7,7 +7,7 @@ import type { LogitHead } from '../model/logit-head.ts';
 import type { WeightFeeder } from '../model/weight-feeder.ts';
 import type { DeviceMemory } from '../runtime/device-memory.ts';
 import type { DeviceTensors } from '../runtime/device-tensors.ts';
-import { ort } from '../runtime/session.ts';
+import { ort, runSession } from '../runtime/session.ts';
 import type { ForwardCache } from './forward-cache.ts';
 import {
   type BackwardConstantSpec,
@@ -373,7 +373,7 @@ export class LinearModelRunner {
       const gather = rowGatherIndices(this.space, t, layers);
       feeds.row_columns = new ort.Tensor('int32', gather.indices, [gather.places, C]);
     }
-    const out = await backward.run(feeds);
+    const out = await runSession(backward, feeds);
     this.stats.runs++;
     this.stats.maxRows = Math.max(this.stats.maxRows, B);
     this.stats.maxPositions = Math.max(this.stats.maxPositions, t);
@@ -505,7 +505,7 @@ export class LinearModelRunner {
     logitsPreLast: Float32Array;
   }> {
     const { nLayers: L, T, d } = this.cache;
-    const out = await this.frozen.run(this.frozenInputs(columnScale, extraWrites, true));
+    const out = await runSession(this.frozen, this.frozenInputs(columnScale, extraWrites, true));
     const unembedIn = out.unembed_in.data as Float32Array;
     const logitsPreLast = await this.head.logitsPre(unembedIn.subarray((T - 1) * d, T * d), 1);
     return {
@@ -547,7 +547,7 @@ export class LinearModelRunner {
     const { T, d } = this.cache;
     const run = async (scale: (col: number) => number, extra: typeof extraWrites) =>
       (
-        (await this.frozen.run(this.frozenInputs(scale, extra, false), ['unembed_in'])).unembed_in
+        (await runSession(this.frozen, this.frozenInputs(scale, extra, false), ['unembed_in'])).unembed_in
           .data as Float32Array
       ).subarray((T - 1) * d, T * d);
     this.zeroRun ??= run(() => 0, []);

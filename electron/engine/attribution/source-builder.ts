@@ -13,7 +13,7 @@
  */
 import { GraphBuilder } from '../onnx/graph-builder.ts';
 import type { ProviderName } from '../runtime/providers.ts';
-import { createSession, ort, type SessionOptions } from '../runtime/session.ts';
+import { createSession, ort, releaseSession, runSession, type SessionOptions } from '../runtime/session.ts';
 import { linearInputs } from './linear-model.ts';
 import type { SourceSpace } from './sources.ts';
 
@@ -79,12 +79,13 @@ export class DeviceSourceBuilder {
       feeds[`post_scale_${l}`] = new ort.Tensor('float32', scale.subarray(0, b.T), [b.T]);
       feeds[`post_gain_${l}`] = new ort.Tensor('float32', gain, [this.d]);
     }
-    return session.run(feeds);
+    return runSession(session, feeds);
   }
 
   async release(): Promise<void> {
     const s = this.session;
     this.session = undefined;
-    await (await s?.catch(() => undefined))?.release();
+    const session = await s?.catch(() => undefined);
+    if (session) await releaseSession(session);
   }
 }

@@ -15,7 +15,7 @@ import path from 'node:path';
 import type { OpenedModel } from '../model/open-model.ts';
 import { cacheKey, defaultCacheRoot, getOrCompile } from '../onnx/compile-cache.ts';
 import { GraphBuilder } from '../onnx/graph-builder.ts';
-import { createSession, ort, type SessionOptions } from '../runtime/session.ts';
+import { createSession, ort, releaseSession, runSession, type SessionOptions } from '../runtime/session.ts';
 import type { TranscoderSet } from '../transcoders/types.ts';
 
 export interface LogitLensRows {
@@ -95,7 +95,7 @@ export class LogitLens {
   /** Rows [n, d] → top/bottom k ids and values per row. */
   async run(directions: Float32Array): Promise<LogitLensRows> {
     const n = directions.length / this.d;
-    const out = await this.session.run({
+    const out = await runSession(this.session, {
       dec: new ort.Tensor('float32', directions, [n, this.d]),
       wu: this.wu,
     });
@@ -110,6 +110,6 @@ export class LogitLens {
   }
 
   async close(): Promise<void> {
-    await this.session.release();
+    await releaseSession(this.session);
   }
 }

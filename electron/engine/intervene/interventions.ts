@@ -19,7 +19,7 @@ import { EngineError } from '../errors.ts';
 import { topNextTokens } from '../model/next-token.ts';
 import type { OpenedModel } from '../model/open-model.ts';
 import { transcoderHookNames } from '../model/transcoder-encoder.ts';
-import { createSession, ort } from '../runtime/session.ts';
+import { createSession, ort, releaseSession, runSession } from '../runtime/session.ts';
 import type { TranscoderSet } from '../transcoders/types.ts';
 import { compileClosedLoopGraph, interventionInputs, patternOutput } from './closed-loop-graph.ts';
 import type { FeatureEdit } from './spec.ts';
@@ -426,7 +426,7 @@ export class Intervener {
       ...Array.from({ length: L }, (_, l) => transcoderHookNames(l).acts),
       ...(attention.fetchPatterns ? Array.from({ length: L }, (_, l) => patternOutput(l)) : []),
     ];
-    const out = await this.closedLoop.run(feeds, fetch);
+    const out = await runSession(this.closedLoop, feeds, fetch);
     const head = this.attributor.forward.head;
     const unembedIn = out['unembed.hook_in'].data as Float32Array;
     const preLast = await head.logitsPre(unembedIn.subarray((T - 1) * d, T * d), 1);
@@ -545,6 +545,6 @@ export class Intervener {
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.attributor.close(), this.closedLoop.release()]);
+    await Promise.all([this.attributor.close(), releaseSession(this.closedLoop)]);
   }
 }

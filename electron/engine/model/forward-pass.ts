@@ -15,7 +15,7 @@ import {
   deviceTensors,
 } from '../runtime/device-tensors.ts';
 import type { ProviderName } from '../runtime/providers.ts';
-import { createSession, ort, type SessionOptions } from '../runtime/session.ts';
+import { createSession, ort, releaseSession, runSession, type SessionOptions } from '../runtime/session.ts';
 import type { TranscoderSet } from '../transcoders/types.ts';
 import { type CompiledForward, compileForward, defaultResidentWeightBytes } from './forward-graph.ts';
 import { LogitHead } from './logit-head.ts';
@@ -147,7 +147,7 @@ export class ForwardPass {
       );
       return new ForwardPass(model, compiled, sessions, head, feeder, provider, device, memory);
     } catch (e) {
-      await Promise.all(sessions.map((s) => s.release()));
+      await Promise.all(sessions.map((s) => releaseSession(s)));
       feeder.clear();
       await device.release();
       throw e;
@@ -210,7 +210,7 @@ export class ForwardPass {
       if (!fetch.length) continue;
       const feeds = { ...this.feeder.feeds(session.inputNames) };
       feeds[seg.from === 0 ? forwardInputs.tokenEmbeddings : forwardInputs.residIn] = resid;
-      const result = await session.run(feeds, fetch).finally(() => this.feeder.recycle());
+      const result = await runSession(session, feeds, fetch).finally(() => this.feeder.recycle());
       for (const h of fetch) {
         const t = result[h];
         if (wanted.has(h)) out.set(h, { dims: [...t.dims], data: t.data as Float32Array });
@@ -249,7 +249,7 @@ export class ForwardPass {
         [T],
       ),
     };
-    const result = await session.run(feeds, [...wanted]);
+    const result = await runSession(session, feeds, [...wanted]);
     for (const h of wanted) {
       const t = result[h];
       let data = t.data as Float32Array;
@@ -266,7 +266,7 @@ export class ForwardPass {
 
   /** Releases the sessions and the weights kept on a device (host-resident weights stay with the feeder). */
   async close(): Promise<void> {
-    await Promise.all([...this.sessions.map((s) => s.release()), this.head.close()]);
+    await Promise.all([...this.sessions.map((s) => releaseSession(s)), this.head.close()]);
     if (this.device.onDevice) this.feeder.clear();
     await this.device.release();
   }

@@ -6,7 +6,7 @@
  */
 import type { TensorStore } from '../checkpoint/tensor.ts';
 import { GraphBuilder } from '../onnx/graph-builder.ts';
-import { createSession, ort, type SessionOptions } from '../runtime/session.ts';
+import { createSession, ort, releaseSession, runSession, type SessionOptions } from '../runtime/session.ts';
 
 /** Vocabulary rows per streamed chunk are sized to about this many float32 bytes. */
 export const HEAD_CHUNK_BYTES = 64 * 1024 * 1024;
@@ -84,7 +84,7 @@ export class LogitHead {
       const c = Math.min(step, V - first);
       const w = this.rows(first, c);
       const fetch = sum ? ['logits', 'row_sum'] : ['logits'];
-      const res = await this.session.run({ x: xt, w: new ort.Tensor('float32', w, [c, d]) }, fetch);
+      const res = await runSession(this.session, { x: xt, w: new ort.Tensor('float32', w, [c, d]) }, fetch);
       const logits = res.logits.data as Float32Array;
       for (let r = 0; r < n; r++) out.set(logits.subarray(r * c, (r + 1) * c), r * V + first);
       if (sum) {
@@ -112,6 +112,6 @@ export class LogitHead {
   async close(): Promise<void> {
     this.resident = undefined;
     this.chunk = undefined;
-    await this.session.release();
+    await releaseSession(this.session);
   }
 }

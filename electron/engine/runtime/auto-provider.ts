@@ -11,7 +11,7 @@
 import { EngineError } from '../errors.ts';
 import { GraphBuilder } from '../onnx/graph-builder.ts';
 import { type ProviderChoice, type ProviderName, providerCandidates } from './providers.ts';
-import { createSession, ort } from './session.ts';
+import { createSession, ort, releaseSession, runSession } from './session.ts';
 
 /** The probe: an [M, K]·[K, N] float32 product, both operands fed from the host at each run. */
 const PROBE = { m: 256, k: 1024, n: 1024 };
@@ -50,11 +50,11 @@ export async function measureProviders(candidates: readonly ProviderName[]): Pro
     let session: ort.InferenceSession | undefined;
     try {
       session = (await createSession(graph, { provider })).session;
-      await session.run(feeds); // warm-up: kernels compiled, buffers made
+      await runSession(session, feeds); // warm-up: kernels compiled, buffers made
       let best = Number.POSITIVE_INFINITY;
       for (let i = 0; i < PROBE_RUNS; i++) {
         const t0 = performance.now();
-        await session.run(feeds);
+        await runSession(session, feeds);
         best = Math.min(best, performance.now() - t0);
         if (best > 4 * fastest) break; // cannot win
       }
@@ -63,7 +63,7 @@ export async function measureProviders(candidates: readonly ProviderName[]): Pro
     } catch (e) {
       timings.set(provider, { provider, ms: null, error: (e as Error).message.trim() });
     } finally {
-      await session?.release();
+      if (session) await releaseSession(session);
     }
   }
   return candidates.map((p) => timings.get(p) as ProviderTiming);

@@ -12,8 +12,9 @@
 import { EngineError } from '../errors.ts';
 import { GraphBuilder } from '../onnx/graph-builder.ts';
 import type { ElemType } from '../onnx/model-proto.ts';
+import { nativeSection } from './native-section.ts';
 import type { ProviderName } from './providers.ts';
-import { ort, providerExtras } from './session.ts';
+import { ort, providerExtras, releaseSession, runSession } from './session.ts';
 
 export interface DeviceTensors {
   readonly provider: ProviderName;
@@ -113,7 +114,7 @@ class GpuTensors implements DeviceTensors {
       const dims = Array.from({ length: rank }, (_, i) => `d${i}`);
       g.input('x', elem, dims);
       g.output(g.op('Identity', ['x']), 'y', elem, dims);
-      s = ort.InferenceSession.create(g.serialize(), {
+      const options: ort.InferenceSession.SessionOptions = {
         executionProviders: [this.provider],
         // Kept as a copy: an optimizer may not fold the Identity into the graph's input.
         graphOptimizationLevel: 'disabled',
@@ -121,7 +122,8 @@ class GpuTensors implements DeviceTensors {
         preferredOutputLocation: 'gpu-buffer',
         // The provider's settings, as every other session of it has (its first session sets the device's).
         ...providerExtras(this.provider),
-      });
+      };
+      s = nativeSection(() => ort.InferenceSession.create(g.serialize(), options));
       this.sessions.set(key, s);
     }
     return s;
@@ -136,7 +138,7 @@ class GpuTensors implements DeviceTensors {
     const t0 = performance.now();
     let y: ort.Tensor;
     try {
-      ({ y } = await session.run({ x: host }));
+      ({ y } = await runSession(session, { x: host }));
     } catch (e) {
       const limit = bufferLimitOf(e);
       if (limit !== null) throw new DeviceBufferLimitError(bytes, limit, host.dims);
@@ -157,7 +159,7 @@ class GpuTensors implements DeviceTensors {
   async release(): Promise<void> {
     const sessions = await Promise.allSettled(this.sessions.values());
     this.sessions.clear();
-    await Promise.all(sessions.map((s) => (s.status === 'fulfilled' ? s.value.release() : undefined)));
+    await Promise.all(sessions.map((s) => (s.status === 'fulfilled' ? releaseSession(s.value) : undefined)));
   }
 }
 

@@ -7,6 +7,7 @@
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { EngineError } from '../errors.ts';
+import { nativeSection } from './native-section.ts';
 import { type ProviderChoice, type ProviderName, providerCandidates } from './providers.ts';
 
 export interface SessionOptions {
@@ -54,10 +55,11 @@ export async function createSession(
         ...providerExtras(provider),
         ...profiling(),
       };
-      const session =
+      const session = await nativeSection(() =>
         typeof model === 'string'
-          ? await ort.InferenceSession.create(model, sessionOptions)
-          : await ort.InferenceSession.create(model, sessionOptions);
+          ? ort.InferenceSession.create(model, sessionOptions)
+          : ort.InferenceSession.create(model, sessionOptions),
+      );
       if (errors.length) opts.onWarning?.(`falling back to the ${provider} provider: ${errors.join('; ')}`);
       return { session, provider };
     } catch (e) {
@@ -132,6 +134,23 @@ function providerHint(provider: ProviderName, e: Error): string {
     return ' — WebGPU needs a GPU adapter: on Linux, Vulkan (libvulkan1) and a GPU driver; use --provider cpu or auto';
   }
   return '';
+}
+
+/**
+ * `session.run`, as a native section: a job's worker is never terminated inside it
+ * (native-section.ts). Every run of the engine goes through here.
+ */
+export function runSession(
+  session: ort.InferenceSession,
+  feeds: ort.InferenceSession.FeedsType,
+  fetches?: readonly string[],
+): Promise<ort.InferenceSession.ReturnType> {
+  return nativeSection(() => (fetches ? session.run(feeds, [...fetches]) : session.run(feeds)));
+}
+
+/** `session.release`, as a native section (it frees native and device memory). */
+export function releaseSession(session: ort.InferenceSession): Promise<void> {
+  return nativeSection(() => session.release());
 }
 
 export { ort };
