@@ -2,9 +2,11 @@
  * Real-scale trace benchmark (issue 12): a checkpoint with gemma-2-2b's shapes (26 layers,
  * hidden 2304, 8/4 heads of 256, MLP 9216, vocab 256000, bf16, sharded) and 16384-feature
  * JumpReLU transcoders per layer (~30 active per token and layer), or circuit-tracer's CLT
- * shape with --clt, traced on an 11-token prompt with max_feature_nodes 8192.
+ * shape with --clt, traced on an 11-token prompt with max_feature_nodes 8192. --gemmascope: the
+ * per-layer set in GemmaScope's published layout (float32 npz, W_enc [d, d_t]) instead of
+ * circuit-tracer's (bf16 safetensors, W_enc [d_t, d]).
  *
- *   npx tsx bench/scale.ts [--layers N] [--clt] [--spec 2b|mid|small] [--features N] [--active K]
+ *   npx tsx bench/scale.ts [--layers N] [--clt | --gemmascope] [--spec 2b|mid|small] [--features N] [--active K]
  *                          [--tokens 11] [--max-feature-nodes 8192] [--batch-size 256]
  *                          [--threads 2] [--repeat 1] [--keep] [--no-torch] [--json]
  *
@@ -81,7 +83,8 @@ const SPECS: Record<string, { spec: SyntheticGemma2Spec; active: number }> = {
 interface Options {
   spec: string;
   layers: number | null;
-  clt: boolean;
+  /** Which transcoders: per-layer (circuit-tracer layout), cross-layer, or per-layer as GemmaScope publishes them. */
+  transcoders: 'plt' | 'clt' | 'gemmascope';
   features: number | null;
   active: number | null;
   tokens: number;
@@ -104,6 +107,7 @@ const USAGE = `usage: npx tsx bench/scale.ts [options]
   --spec 2b                 2b (gemma-2-2b shapes, default), mid or small (bench/trace.ts's synthetic shapes)
   --layers N                only the first N layers of the shape (model and transcoders)
   --clt                     a cross-layer transcoder (circuit-tracer layout) instead of per-layer ones
+  --gemmascope              per-layer transcoders in GemmaScope's layout (float32 params.npz, W_enc [d, d_t])
   --features N              transcoder features per layer (default: the spec's, 16384 for 2b)
   --active K                active features per token and layer the thresholds aim at (2b: 30, else 64)
   --tokens 11               prompt length (deterministic ids, BOS first)
@@ -123,7 +127,7 @@ function parseArgs(argv: string[]): Options {
   const o: Options = {
     spec: '2b',
     layers: null,
-    clt: false,
+    transcoders: 'plt',
     features: null,
     active: null,
     tokens: PROMPT_TOKENS,
@@ -159,7 +163,10 @@ function parseArgs(argv: string[]): Options {
         return true;
       }
       case '--clt':
-        o.clt = true;
+        o.transcoders = 'clt';
+        return true;
+      case '--gemmascope':
+        o.transcoders = 'gemmascope';
         return true;
       case '--features':
         o.features = next.int(1);
@@ -328,7 +335,7 @@ function render(r: Report): string {
   const s = r.spec;
   out.push(
     `scale — ${s.name}: ${s.layers} layers, hidden ${s.hidden}, ${s.heads}/${s.kvHeads} heads × ${s.headDim}, MLP ${s.intermediate}, vocab ${s.vocab}, bf16; ` +
-      `${r.options.clt ? 'CLT' : 'per-layer transcoders'} of ${s.features} features (θ mean ${s.thresholdMean ?? 0.6})`,
+      `${{ plt: 'per-layer transcoders', clt: 'CLT', gemmascope: 'per-layer transcoders (GemmaScope npz, float32)' }[r.options.transcoders]} of ${s.features} features (θ mean ${s.thresholdMean ?? 0.6})`,
   );
   out.push(
     `machine: ${r.machine.cpu}, ${r.machine.cores} logical CPUs, ${gib(r.machine.memoryBytes)}; load average ${r.machine.load1.toFixed(2)} at start`,
@@ -465,9 +472,11 @@ async function main(argv: string[]): Promise<number> {
   const tokenIdsList = tokenIds(spec.vocab, o.tokens);
 
   const tGen = performance.now();
-  const ck = ensureSyntheticGemma2(spec, o.cacheDir, log, ['model', o.clt ? 'clt' : 'plt']);
+  const ck = ensureSyntheticGemma2(spec, o.cacheDir, log, ['model', o.transcoders]);
   const generatedMs = ck.reused ? null : performance.now() - tGen;
-  const transcoderDir = o.clt ? ck.cltDir : ck.transcoderDir;
+  const transcoderDir = { plt: ck.transcoderDir, clt: ck.cltDir, gemmascope: ck.gemmaScopeDir }[
+    o.transcoders
+  ];
   const modelBytes = diskUsage(ck.modelDir);
   const transcoderBytes = diskUsage(transcoderDir);
 

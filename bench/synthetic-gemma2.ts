@@ -6,7 +6,9 @@
  * in the circuit-tracer layout (config.yaml + layer_{i}.safetensors, GemmaScope hooks
  * ln2.hook_normalized → hook_mlp_out) and, on request, a cross-layer transcoder in
  * circuit-tracer's CLT layout (W_enc_{l}.safetensors, W_dec_{l}.safetensors, hooks
- * hook_resid_mid → hook_mlp_out, as the gemma-2-2b 426k CLT).
+ * hook_resid_mid → hook_mlp_out, as the gemma-2-2b 426k CLT) and, on request, the per-layer set in
+ * GemmaScope's own layout (`layer_{l}/width_16k/average_l0_{N}/params.npz`: float32 `.npy`
+ * members in an uncompressed zip, `W_enc [d, d_t]`, as published).
  *
  * Streaming and memory-bounded: each file's header is written first (every size follows from
  * the spec), then each tensor's bytes are generated and appended in pieces of CHUNK_ELEMENTS,
@@ -29,12 +31,13 @@
  * Free disk is checked before anything is written.
  *
  * Standalone:
- *   npx tsx bench/synthetic-gemma2.ts [--small | --2b] [--layers N] [--clt] [--no-plt] [--cache-dir DIR]
+ *   npx tsx bench/synthetic-gemma2.ts [--small | --2b] [--layers N] [--clt] [--gemmascope] [--no-plt] [--cache-dir DIR]
  */
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import zlib from 'node:zlib';
 import { encodeFromFloat32 } from '../electron/engine/checkpoint/dtype.ts';
 import { encodeHeader, writeAll } from '../electron/engine/checkpoint/safetensors-writer.ts';
 import { seedOf } from '../tests/fixtures/tiny-checkpoints.ts';
@@ -146,7 +149,7 @@ const CHUNK_ELEMENTS = 8 << 20;
 /** Free space kept beyond what a generation needs. */
 const DISK_MARGIN_BYTES = 512 << 20;
 
-export type SyntheticPart = 'model' | 'plt' | 'clt';
+export type SyntheticPart = 'model' | 'plt' | 'clt' | 'gemmascope';
 
 export interface SyntheticCheckpoint {
   dir: string;
@@ -155,6 +158,8 @@ export interface SyntheticCheckpoint {
   transcoderDir: string;
   /** The cross-layer transcoder (present when 'clt' was among the parts). */
   cltDir: string;
+  /** The per-layer set in GemmaScope's npz layout (present when 'gemmascope' was among the parts). */
+  gemmaScopeDir: string;
   /** false when this call generated any part. */
   reused: boolean;
 }
@@ -171,7 +176,12 @@ export function syntheticDirName(spec: SyntheticGemma2Spec): string {
   return `${spec.name}-${h}`;
 }
 
-const PART_FOLDER: Record<SyntheticPart, string> = { model: 'model', plt: 'transcoders', clt: 'clt' };
+const PART_FOLDER: Record<SyntheticPart, string> = {
+  model: 'model',
+  plt: 'transcoders',
+  clt: 'clt',
+  gemmascope: 'gemmascope',
+};
 
 /** Bytes on disk of a file or folder (allocated blocks, so sparse files count as stored). */
 export function diskUsage(p: string): number {
@@ -207,6 +217,7 @@ export function ensureSyntheticGemma2(
     modelDir: path.join(dir, PART_FOLDER.model),
     transcoderDir: path.join(dir, PART_FOLDER.plt),
     cltDir: path.join(dir, PART_FOLDER.clt),
+    gemmaScopeDir: path.join(dir, PART_FOLDER.gemmascope),
     reused: true,
   };
   const plans = parts.map((p) => ({ part: p, plan: planPart(spec, p) }));
@@ -264,11 +275,12 @@ interface TensorPlan {
   run: number;
 }
 
-/** A file: safetensors (tensors) or text. */
+/** A file: safetensors (bf16 tensors), an npz of float32 `.npy` members, or text. */
 interface FilePlan {
   name: string;
   tensors: TensorPlan[];
   text?: string;
+  npz?: boolean;
 }
 
 const elementsOf = (t: TensorPlan) => t.shape.reduce((a, b) => a * b, 1);
@@ -277,7 +289,7 @@ function planBytes(plan: FilePlan[]): number {
   let s = 0;
   for (const f of plan) {
     s += f.text !== undefined ? Buffer.byteLength(f.text) : 4096;
-    for (const t of f.tensors) s += 2 * elementsOf(t);
+    for (const t of f.tensors) s += (f.npz ? 4 : 2) * elementsOf(t) + (f.npz ? 256 : 0);
   }
   return s;
 }
@@ -285,6 +297,7 @@ function planBytes(plan: FilePlan[]): number {
 function planPart(s: SyntheticGemma2Spec, part: SyntheticPart): FilePlan[] {
   if (part === 'model') return planModel(s);
   if (part === 'plt') return planPlt(s);
+  if (part === 'gemmascope') return planGemmaScope(s);
   return planClt(s);
 }
 
@@ -443,6 +456,33 @@ function planPlt(s: SyntheticGemma2Spec): FilePlan[] {
 }
 
 /**
+ * The per-layer set as GemmaScope publishes it: one params.npz per layer, float32, the encoder
+ * stored [d, d_t] (a feature's encoder row is a column). The values are those of planPlt's
+ * distributions (other draws: the seeds differ).
+ */
+function planGemmaScope(s: SyntheticGemma2Spec): FilePlan[] {
+  const d = s.hidden;
+  const dt = s.features;
+  const theta = s.thresholdMean ?? 0.6;
+  const l0 = Math.round(dt * normalTail(theta));
+  const width = dt % 1024 === 0 ? `${dt / 1024}k` : String(dt);
+  return Array.from({ length: s.layers }, (_, l) => {
+    const key = `bench/${syntheticDirName(s)}/gemmascope/${l}`;
+    return {
+      name: path.join(`layer_${l}`, `width_${width}`, `average_l0_${l0}`, 'params.npz'),
+      npz: true,
+      tensors: [
+        tensor(key, 'W_enc', [d, dt], Math.sqrt(3 / d)),
+        tensor(key, 'W_dec', [dt, d], decoderScale(s)),
+        tensor(key, 'threshold', [dt], 0.2, theta),
+        tensor(key, 'b_enc', [dt], 0.1),
+        tensor(key, 'b_dec', [d], 0.05),
+      ],
+    };
+  });
+}
+
+/**
  * Expected RMS of layer l's resid_mid: the scaled embedding (variance EMBED_SCALE²/3 · d)
  * plus l + 1 attention and l MLP outputs, each of unit RMS after Gemma's post-norms.
  */
@@ -542,8 +582,13 @@ function header(tensors: readonly TensorPlan[]): Buffer {
 }
 
 function writeFile(file: string, f: FilePlan, progress: Progress): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
   if (f.text !== undefined) {
     fs.writeFileSync(file, f.text);
+    return;
+  }
+  if (f.npz) {
+    writeNpz(file, f, progress);
     return;
   }
   const fd = fs.openSync(file, 'w');
@@ -561,6 +606,94 @@ function writeFile(file: string, f: FilePlan, progress: Progress): void {
         progress.add(2 * len, at + len >= n, t.name);
       }
     }
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** An `.npy` (version 1.0) header for a little-endian float32 array, padded to 64 bytes. */
+function npyHeader(shape: readonly number[]): Buffer {
+  const dict = `{'descr': '<f4', 'fortran_order': False, 'shape': (${shape.join(', ')}${shape.length === 1 ? ',' : ''}), }`;
+  const unpadded = 10 + dict.length + 1;
+  const text = `${dict}${' '.repeat((64 - (unpadded % 64)) % 64)}\n`;
+  const head = Buffer.alloc(10);
+  Buffer.from([0x93, ...Buffer.from('NUMPY'), 1, 0]).copy(head);
+  head.writeUInt16LE(text.length, 8);
+  return Buffer.concat([head, Buffer.from(text, 'latin1')]);
+}
+
+/**
+ * An npz as numpy's `savez` writes it: a zip of stored (uncompressed) `.npy` members. Each
+ * member's values are the tensor's bf16 values widened to float32 (exactly); its CRC-32 is
+ * computed while writing and patched into the local header after.
+ */
+function writeNpz(file: string, f: FilePlan, progress: Progress): void {
+  const u32 = (v: number, what: string) => {
+    if (v > 0xffffffff) throw new Error(`${file}: ${what} needs zip64, which this writer does not write`);
+    return v;
+  };
+  const fd = fs.openSync(file, 'w');
+  try {
+    let offset = 0;
+    const write = (b: Uint8Array) => {
+      writeAll(fd, b);
+      offset += b.byteLength;
+    };
+    const central: Buffer[] = [];
+    const bits = new Uint16Array(CHUNK_ELEMENTS + 2);
+    const wide = new Uint32Array(CHUNK_ELEMENTS);
+    for (const t of f.tensors) {
+      const name = Buffer.from(`${t.name}.npy`);
+      const header = npyHeader(t.shape);
+      const n = elementsOf(t);
+      const size = u32(header.length + 4 * n, `member ${t.name}`);
+      const at = u32(offset, 'a member offset');
+      const local = Buffer.alloc(30);
+      local.writeUInt32LE(0x04034b50, 0);
+      local.writeUInt16LE(20, 4); // version needed: 2.0
+      local.writeUInt16LE(0x21, 12); // DOS date 1980-01-01
+      local.writeUInt32LE(size, 18);
+      local.writeUInt32LE(size, 22);
+      local.writeUInt16LE(name.length, 26);
+      write(local);
+      write(name);
+      write(header);
+      let crc = zlib.crc32(header);
+      const gen = new TensorGenerator(t);
+      for (let i = 0; i < n; i += CHUNK_ELEMENTS) {
+        const len = Math.min(CHUNK_ELEMENTS, n - i);
+        gen.fill(bits, len);
+        for (let k = 0; k < len; k++) wide[k] = bits[k] << 16; // bf16 → float32, exact
+        const bytes = new Uint8Array(wide.buffer, 0, 4 * len);
+        crc = zlib.crc32(bytes, crc);
+        write(bytes);
+        progress.add(4 * len, i + len >= n, t.name);
+      }
+      const crcBytes = Buffer.alloc(4);
+      crcBytes.writeUInt32LE(crc >>> 0);
+      fs.writeSync(fd, crcBytes, 0, 4, at + 14);
+      const entry = Buffer.alloc(46);
+      entry.writeUInt32LE(0x02014b50, 0);
+      entry.writeUInt16LE(20, 4); // made by
+      entry.writeUInt16LE(20, 6); // needed
+      entry.writeUInt16LE(0x21, 14);
+      entry.writeUInt32LE(crc >>> 0, 16);
+      entry.writeUInt32LE(size, 20);
+      entry.writeUInt32LE(size, 24);
+      entry.writeUInt16LE(name.length, 28);
+      entry.writeUInt32LE(at, 42);
+      central.push(entry, name);
+    }
+    const cdAt = u32(offset, 'the central directory offset');
+    const cd = Buffer.concat(central);
+    write(cd);
+    const end = Buffer.alloc(22);
+    end.writeUInt32LE(0x06054b50, 0);
+    end.writeUInt16LE(f.tensors.length, 8);
+    end.writeUInt16LE(f.tensors.length, 10);
+    end.writeUInt32LE(cd.length, 12);
+    end.writeUInt32LE(cdAt, 16);
+    write(end);
   } finally {
     fs.closeSync(fd);
   }
@@ -630,6 +763,7 @@ if (isMainScript(import.meta.url, 'synthetic-gemma2.ts')) {
   const parts: SyntheticPart[] = ['model'];
   if (!args.includes('--no-plt')) parts.push('plt');
   if (args.includes('--clt')) parts.push('clt');
+  if (args.includes('--gemmascope')) parts.push('gemmascope');
   try {
     const ck = ensureSyntheticGemma2(spec, root, (m) => process.stderr.write(`${m}\n`), parts);
     process.stdout.write(`${ck.dir}${ck.reused ? ' (reused)' : ''}\n`);
