@@ -5,7 +5,7 @@
  * threads, not copied.
  */
 
-import { DEFAULT_TRACE_SETTINGS, type TraceProgress } from '../engine/attribution/defaults.ts';
+import type { TraceProgress } from '../engine/attribution/defaults.ts';
 import type { RawAttributionGraph } from '../engine/attribution/graph-types.ts';
 import type { FeatureRecord } from '../engine/dashboards/types.ts';
 import type { InterventionOutcome } from '../engine/intervene/spec.ts';
@@ -91,8 +91,9 @@ export class PoolCompute implements ComputeBackend {
     const { payload } = await this.run(
       'reprune',
       {
-        nodeThreshold: req.options.nodeThreshold ?? DEFAULT_TRACE_SETTINGS.nodeThreshold,
-        edgeThreshold: req.options.edgeThreshold ?? DEFAULT_TRACE_SETTINGS.edgeThreshold,
+        // absent thresholds take pruneGraph's defaults, in the worker
+        ...(req.options.nodeThreshold !== undefined ? { nodeThreshold: req.options.nodeThreshold } : {}),
+        ...(req.options.edgeThreshold !== undefined ? { edgeThreshold: req.options.edgeThreshold } : {}),
         pinned: req.options.pinned ? [...req.options.pinned] : null,
       },
       undefined,

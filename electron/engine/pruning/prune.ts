@@ -26,6 +26,7 @@
  * the clean-up. That is inherent to the method (circuit-tracer behaves the same way); the tests
  * pin down a concrete case.
  */
+import { DEFAULT_TRACE_SETTINGS } from '../attribution/defaults.ts';
 import type { NodeLayout, RawAttributionGraph } from '../attribution/graph-types.ts';
 import { nodeLayout } from '../attribution/graph-types.ts';
 import { availableBytes, formatBytes, KEPT_EDGE_BYTES } from '../attribution/memory-estimate.ts';
@@ -36,9 +37,9 @@ import { graphScoresFrom, logitWeights } from './scores.ts';
 import { cutForShareStream, prefixLength, type Ranking, rankWithShares } from './threshold.ts';
 
 export interface PruneOptions {
-  /** Cumulative influence share kept among nodes, in [0, 1]. Default 0.8. */
+  /** Cumulative influence share kept among nodes, in [0, 1]. Default: DEFAULT_TRACE_SETTINGS' (0.8). */
   nodeThreshold?: number;
-  /** Cumulative score share kept among edges, in [0, 1]. Default 0.98. */
+  /** Cumulative score share kept among edges, in [0, 1]. Default: DEFAULT_TRACE_SETTINGS' (0.98). */
   edgeThreshold?: number;
   /** Node indices (raw order) that are always kept and exempt from the clean-up. */
   pinned?: readonly number[];
@@ -136,8 +137,8 @@ export function pruneGraph(
   options: PruneOptions = {},
   analysis: PruneAnalysis = analyzeGraph(raw),
 ): PrunedGraph {
-  const nodeThreshold = options.nodeThreshold ?? 0.8;
-  const edgeThreshold = options.edgeThreshold ?? 0.98;
+  const nodeThreshold = options.nodeThreshold ?? DEFAULT_TRACE_SETTINGS.nodeThreshold;
+  const edgeThreshold = options.edgeThreshold ?? DEFAULT_TRACE_SETTINGS.edgeThreshold;
   checkThreshold(nodeThreshold, 'nodeThreshold');
   checkThreshold(edgeThreshold, 'edgeThreshold');
   const { layout, ranking, logitWeights: w, rowScale, influence } = analysis;

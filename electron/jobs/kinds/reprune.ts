@@ -5,7 +5,6 @@
  *
  * Result: the pruned view's counts and scores; payload: the PrunedGraph (arrays moved).
  */
-import { DEFAULT_TRACE_SETTINGS } from '../../engine/attribution/defaults.ts';
 import { nodeLayout, type RawAttributionGraph } from '../../engine/attribution/graph-types.ts';
 import { readRawGraph } from '../../engine/attribution/raw-file.ts';
 import { EngineError } from '../../engine/errors.ts';
@@ -46,8 +45,8 @@ const handler: JobHandler = {
     ctx.throwIfCancelled();
     ctx.progress({ phase: 'prune', done: 0, total: 1 });
     const pruned = pruneGraph(graph, {
-      nodeThreshold: p.nodeThreshold ?? DEFAULT_TRACE_SETTINGS.nodeThreshold,
-      edgeThreshold: p.edgeThreshold ?? DEFAULT_TRACE_SETTINGS.edgeThreshold,
+      nodeThreshold: p.nodeThreshold,
+      edgeThreshold: p.edgeThreshold,
       pinned: p.pinned ?? undefined,
     });
     ctx.progress({ phase: 'prune', done: 1, total: 1 });
