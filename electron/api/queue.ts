@@ -10,6 +10,7 @@
  */
 import type { TraceProgress } from '../engine/attribution/defaults.ts';
 import { EngineError, isEngineError } from '../engine/errors.ts';
+import { ShutdownAbort } from '../jobs/compute-backend.ts';
 import type { JobRecord } from '../store/jobs.ts';
 import type { Store } from '../store/store.ts';
 import type { TraceError } from '../store/types.ts';
@@ -104,8 +105,9 @@ export class JobQueue {
     const { store } = this.ctx;
     for (const job of store.jobs.recoverInterrupted()) {
       if (job.kind === 'dashboards') {
+        // it continues from its checkpoint (store.jobCheckpoint), if it saved one
         if (job.attempts >= MAX_ATTEMPTS) store.jobs.cancel(job.id);
-        else store.jobs.requeue(job.id, { resume: false });
+        else store.jobs.requeue(job.id, { resume: true });
         continue;
       }
       if (job.kind === 'trace' ? job.traceId === null : job.kind !== 'intervene') continue; // not a run of ours
@@ -170,7 +172,11 @@ export class JobQueue {
     const r = this.running;
     if (!r) return;
     r.reason = reason;
-    r.controller.abort(new EngineError('cancelled', r.cancelMessage));
+    r.controller.abort(
+      reason === 'shutdown'
+        ? new ShutdownAbort(r.cancelMessage)
+        : new EngineError('cancelled', r.cancelMessage),
+    );
     await Promise.race([r.done, new Promise((resolve) => setTimeout(resolve, waitMs).unref())]);
   }
 

@@ -8,12 +8,23 @@ import type { TraceProgress, TraceSettings } from '../engine/attribution/default
 import type { RawAttributionGraph } from '../engine/attribution/graph-types.ts';
 import type { DashboardProgress } from '../engine/dashboards/run.ts';
 import type { FeatureRecord } from '../engine/dashboards/types.ts';
+import { EngineError } from '../engine/errors.ts';
 import type { InterventionRequest, InterventionRun } from '../engine/intervene/intervention-run.ts';
 import type { InterventionOutcome } from '../engine/intervene/spec.ts';
 import type { PrunedGraph, PruneOptions } from '../engine/pruning/index.ts';
 import type { ProviderChoice } from '../engine/runtime/providers.ts';
 
 export type { InterventionRequest, InterventionRun };
+
+/**
+ * The reason to abort a compute call's signal with when the service shuts down (the work goes
+ * back to the queue), as opposed to a user's cancel: a resumable job then keeps its checkpoint.
+ */
+export class ShutdownAbort extends EngineError {
+  constructor(message: string) {
+    super('cancelled', message);
+  }
+}
 
 export interface TraceRequest {
   checkpointDir: string;
@@ -61,6 +72,13 @@ export interface DashboardsRequest {
   /** Stop after this many tokens of the corpus (default: all of it). */
   maxTokens?: number;
   provider: ProviderChoice;
+  /**
+   * The run's checkpoint (its progress, saved as it goes and when it is stopped; deleted when it
+   * completes). Absent: no checkpoints.
+   */
+  checkpoint?: string;
+  /** Continue from `checkpoint` when it exists (else it is deleted first). Default false. */
+  resume?: boolean;
 }
 
 export interface DashboardsRun {

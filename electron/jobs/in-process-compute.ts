@@ -129,6 +129,8 @@ export class InProcessCompute implements ComputeBackend {
         maxTokens: req.maxTokens,
         provider: req.provider,
         cacheRoot: this.opts.cacheRoot,
+        checkpoint: req.checkpoint,
+        resume: req.resume ?? false,
       },
       {
         signal: run.signal,

@@ -123,7 +123,8 @@ export class PoolCompute implements ComputeBackend {
       transcoders: req.transcoderDir,
       corpus: req.corpus,
       provider: req.provider,
-      resume: false,
+      resume: req.resume ?? false,
+      ...(req.checkpoint !== undefined ? { checkpoint: req.checkpoint } : {}),
       ...(req.maxTokens !== undefined ? { maxTokens: req.maxTokens } : {}),
       ...(this.opts.cacheRoot ? { cacheRoot: this.opts.cacheRoot } : {}),
     };

@@ -7,7 +7,8 @@
  *   Runtime sessions), retired after `idleWorkerMs`. A worker that crashes (uncaught
  *   exception, process.exit, V8 heap limit from `resourceLimits`) fails its job with the
  *   reason and is replaced by a fresh one when the next job needs it.
- * - Cancel: the caller's signal aborts the job's AbortSignal in the worker. `run()` rejects with
+ * - Cancel: the caller's signal aborts the job's AbortSignal in the worker (a signal aborted
+ *   with a ShutdownAbort stops it as a shutdown: see `close()`). `run()` rejects with
  *   EngineError('cancelled') when the job has stopped, or after `cancelGraceMs` if it has not:
  *   a job sees the cancel only between native calls, and one ONNX Runtime run of a real model
  *   takes seconds. Its worker then stays busy until the job has stopped, and is kept warm (a
@@ -27,6 +28,7 @@ import { type ResourceLimits, Worker } from 'node:worker_threads';
 import { EngineError, isEngineErrorCode } from '../engine/errors.ts';
 import { AUTO_PROVIDER_ENV, settledProvider } from '../engine/runtime/auto-provider.ts';
 import { NativeGuard } from '../engine/runtime/native-section.ts';
+import { ShutdownAbort } from './compute-backend.ts';
 import { BUILTIN_JOB_KINDS } from './kinds/index.ts';
 import type {
   FromWorker,
@@ -170,7 +172,8 @@ export class WorkerRunner {
       throw cancelled();
     }
     return new Promise<RunOutput>((resolve, reject) => {
-      const onAbort = () => this.abort(job, 'cancel');
+      const onAbort = () =>
+        this.abort(job, o.signal?.reason instanceof ShutdownAbort ? 'shutdown' : 'cancel');
       let ended!: () => void;
       let settled = false;
       const job: Active = {

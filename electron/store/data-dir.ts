@@ -5,13 +5,15 @@
  *   macOS    ~/Library/Application Support/circuit-workbench
  *   Windows  %APPDATA%\circuit-workbench
  *
- * Layout: library.sqlite (+ -wal, -shm) and graphs/<uuid>.cwgraph (one sidecar per graph).
+ * Layout: library.sqlite (+ -wal, -shm), graphs/<uuid>.cwgraph (one sidecar per graph) and
+ * jobs/<id>.checkpoint (a resumable job's progress, while the job can still run).
  */
 import os from 'node:os';
 import path from 'node:path';
 
 export const LIBRARY_FILE = 'library.sqlite';
 export const GRAPH_DIR = 'graphs';
+export const JOB_DIR = 'jobs';
 
 export function defaultDataDir(env: NodeJS.ProcessEnv = process.env, platform = process.platform): string {
   if (env.CIRCUIT_DATA_DIR) return path.resolve(env.CIRCUIT_DATA_DIR);

@@ -9,8 +9,9 @@ import path from 'node:path';
 import type { RawAttributionGraph } from '../engine/attribution/graph-types.ts';
 import { nodeLayout } from '../engine/attribution/graph-types.ts';
 import type { PrunedGraph } from '../engine/pruning/prune.ts';
+import type { JobId } from '../jobs/types.ts';
 import { type AnnotationChanges, AnnotationRepository } from './annotations.ts';
-import { GRAPH_DIR, LIBRARY_FILE } from './data-dir.ts';
+import { GRAPH_DIR, JOB_DIR, LIBRARY_FILE } from './data-dir.ts';
 import { type Db, integrityCheck, openDatabase } from './database.ts';
 import { StoreError } from './errors.ts';
 import { FeatureRepository } from './features.ts';
@@ -57,6 +58,9 @@ export interface SaveTraceInput {
   annotations?: AnnotationChanges;
   finishedAt?: number;
 }
+
+/** A job checkpoint's file name: `<job id>.checkpoint`. */
+const CHECKPOINT_EXT = '.checkpoint';
 
 export class Store {
   readonly projects: ProjectRepository;
@@ -105,6 +109,7 @@ export class Store {
     if (!opts.readonly) {
       try {
         store.graphs.removeOrphans();
+        store.removeStaleJobCheckpoints();
         const retention = opts.trashRetentionMs ?? 30 * 86_400_000;
         for (const id of store.traces.trashedBefore(store.now() - retention)) store.purgeTrace(id);
       } catch (e) {
@@ -117,6 +122,41 @@ export class Store {
 
   get readonly(): boolean {
     return this.db.readonly;
+  }
+
+  /**
+   * Where job `id` keeps its checkpoint (a resumable job's progress: dashboards), in the data
+   * folder's jobs/ (created here). The file lives while the job can still run: the job's run
+   * deletes it when it ends, and opening the store deletes any of a job that cannot run again.
+   */
+  jobCheckpoint(id: JobId): string {
+    const dir = path.join(this.dataDir, JOB_DIR);
+    fs.mkdirSync(dir, { recursive: true });
+    return path.join(dir, `${id}${CHECKPOINT_EXT}`);
+  }
+
+  /**
+   * Deletes the checkpoints of jobs that are gone or ended (done, failed, cancelled), and the
+   * temporary files of writes a stopped process left (a checkpoint is written aside, then renamed).
+   */
+  removeStaleJobCheckpoints(): string[] {
+    const dir = path.join(this.dataDir, JOB_DIR);
+    if (!fs.existsSync(dir)) return [];
+    const removed: string[] = [];
+    for (const name of fs.readdirSync(dir)) {
+      if (name.startsWith('.') && name.endsWith('.tmp')) {
+        fs.rmSync(path.join(dir, name), { force: true });
+        removed.push(name);
+        continue;
+      }
+      if (!name.endsWith(CHECKPOINT_EXT)) continue;
+      const id = Number(name.slice(0, -CHECKPOINT_EXT.length));
+      const state = Number.isSafeInteger(id) ? this.jobs.get(id)?.state : undefined;
+      if (state === 'queued' || state === 'running' || state === 'interrupted') continue;
+      fs.rmSync(path.join(dir, name), { force: true });
+      removed.push(name);
+    }
+    return removed;
   }
 
   /** Stores a finished graph with its trace (new or queued), whole or not at all. Returns the trace. */

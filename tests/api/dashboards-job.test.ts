@@ -1,7 +1,8 @@
 /**
  * Feature dashboards as a job of the service (the embedded demo model, its shipped corpus, the
  * real engine): queued with progress events, every feature of the set stored at the end,
- * idempotent while one runs, `ifMissing`, cancel, and readable errors for a bad corpus.
+ * idempotent while one runs, `ifMissing`, cancel, readable errors for a bad corpus, and a job
+ * stopped by a shutdown continuing from its checkpoint when the service starts again.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -143,4 +144,88 @@ describe('dashboards job on the worker pool (as circuit serve runs it)', () => {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   }, 180_000);
+
+  it('a job stopped by a shutdown continues from its checkpoint when the service starts again, and stores what an uninterrupted run stores', async () => {
+    const dirs: string[] = [];
+    const open = (dir: string) => {
+      const store = Store.open(dir);
+      const service = new WorkbenchService({ store, compute: new PoolCompute({ cacheRoot }) }).start();
+      const client = createDirectClient(service);
+      return {
+        store,
+        client,
+        close: async () => {
+          client.close();
+          await service.close();
+          store.close();
+        },
+      };
+    };
+    const register = async (client: ReturnType<typeof createDirectClient>) =>
+      (
+        await client.call('models.register', {
+          checkpointDir: DEMO,
+          transcoderDir: path.join(DEMO, 'transcoders', 'clt'),
+        })
+      ).transcoderSetId as number;
+    // every 16th feature of each of the demo's 4 layers of 512
+    const sample = (client: ReturnType<typeof createDirectClient>, set: number) =>
+      Promise.all(
+        Array.from({ length: 4 * 32 }, (_, i) =>
+          client
+            .call('features.get', { transcoderSetId: set, layer: i >> 5, index: (i & 31) * 16 })
+            .then((f) => f.dashboard),
+        ),
+      );
+    try {
+      // the reference: one uninterrupted run
+      dirs.push(fs.mkdtempSync(path.join(os.tmpdir(), 'cw-dash-whole-')));
+      const whole = open(dirs[0]);
+      const wholeSet = await register(whole.client);
+      const wholeEnd = nextEvent(whole.client, 'dashboards.updated', ended);
+      await whole.client.call('features.computeDashboards', { transcoderSetId: wholeSet, maxTokens: 6000 });
+      expect((await wholeEnd).job?.state).toBe('done');
+      const expected = await sample(whole.client, wholeSet);
+      await whole.close();
+
+      // stopped by a shutdown part-way through the corpus
+      dirs.push(fs.mkdtempSync(path.join(os.tmpdir(), 'cw-dash-resumed-')));
+      const first = open(dirs[1]);
+      const set = await register(first.client);
+      const midway = nextEvent(
+        first.client,
+        'dashboards.updated',
+        (s) => s.job?.progress?.phase === 'activations' && s.job.progress.done >= 1000,
+      );
+      const queued = await first.client.call('features.computeDashboards', {
+        transcoderSetId: set,
+        maxTokens: 6000,
+      });
+      const at = (await midway).job!.progress!;
+      await first.close();
+      const job = queued.job!.id;
+      const checkpoint = path.join(dirs[1], 'jobs', `${job}.checkpoint`);
+      expect(fs.existsSync(checkpoint)).toBe(true);
+
+      // started again: the same job continues after the windows it had done
+      const again = open(dirs[1]);
+      const progress: number[] = [];
+      again.client.on('dashboards.updated', (s) => {
+        if (s.job?.progress?.phase === 'activations') progress.push(s.job.progress.done);
+      });
+      const end = nextEvent(again.client, 'dashboards.updated', ended);
+      const last = await end;
+      expect(last.job?.id).toBe(job);
+      expect(last.job?.state).toBe('done');
+      expect(last.stored).toBe(2048);
+      // (a run started over reports its first window's tokens first: 12 here)
+      expect(progress[0]).toBeGreaterThanOrEqual(at.done);
+      expect(progress[0]).toBeLessThan(at.total);
+      expect(fs.existsSync(checkpoint)).toBe(false);
+      expect(await sample(again.client, set)).toEqual(expected);
+      await again.close();
+    } finally {
+      for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+    }
+  }, 240_000);
 });

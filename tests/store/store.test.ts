@@ -511,4 +511,44 @@ describe('models, features, annotations, jobs', () => {
     store.purgeTrace(trace.id); // a trace's jobs go with it
     expect(store.jobs.get(a.id)).toBeNull();
   });
+
+  it("keeps a job's checkpoint while the job can still run, and deletes it on open once it cannot", () => {
+    const job = (state: 'queued' | 'running' | 'interrupted' | 'done' | 'failed' | 'cancelled') => {
+      const j = store.jobs.enqueue({ kind: 'dashboards', device: 'cpu', params: { state } });
+      if (state === 'queued') return j.id;
+      store.jobs.claimAny(['dashboards']);
+      if (state === 'interrupted') store.jobs.interrupt(j.id);
+      else if (state === 'done') store.jobs.complete(j.id, null);
+      else if (state === 'failed') store.jobs.fail(j.id, { message: 'x' });
+      else if (state === 'cancelled') store.jobs.cancel(j.id);
+      return j.id;
+    };
+    const ids = {
+      done: job('done'),
+      failed: job('failed'),
+      cancelled: job('cancelled'),
+      interrupted: job('interrupted'),
+      running: job('running'),
+      queued: job('queued'),
+    };
+    const files = Object.fromEntries(
+      Object.entries(ids).map(([state, id]) => [state, store.jobCheckpoint(id)]),
+    );
+    const jobsDir = path.dirname(files.done);
+    expect(jobsDir).toBe(path.join(tmp.dir, 'jobs'));
+    for (const f of Object.values(files)) fs.writeFileSync(f, 'checkpoint');
+    fs.writeFileSync(path.join(jobsDir, '999.checkpoint'), 'of a job that is gone');
+    fs.writeFileSync(path.join(jobsDir, `.${ids.running}.checkpoint.123.tmp`), 'a write cut short');
+    fs.writeFileSync(path.join(jobsDir, 'notes.txt'), 'not ours');
+    store.close();
+    store = Store.open(tmp.dir);
+    expect(fs.readdirSync(jobsDir).sort()).toEqual(
+      [
+        `${ids.interrupted}.checkpoint`,
+        `${ids.queued}.checkpoint`,
+        `${ids.running}.checkpoint`,
+        'notes.txt',
+      ].sort(),
+    );
+  });
 });

@@ -209,6 +209,9 @@ export function featuresHandlers(ctx: HandlerContext): DomainHandlers<'features'
 /**
  * A transcoder set's dashboards: the set's model over the corpus, all records stored in one
  * transaction at the end (a cancelled run stores nothing), `dashboards.updated` throughout.
+ * The run checkpoints its progress in the job's checkpoint file (store.jobCheckpoint): a job
+ * stopped by a shutdown or a crash continues from there when the service starts again (the
+ * queue requeues it with `resume`); a cancelled or failed one's checkpoint is deleted.
  */
 export function dashboardsJobRun(ctx: ServiceContext) {
   return async (job: JobRecord, queue: JobQueue): Promise<void> => {
@@ -227,11 +230,19 @@ export function dashboardsJobRun(ctx: ServiceContext) {
       dashboardsSetId: set.id,
       cancelMessage: `the dashboards of transcoder set ${set.id} were cancelled`,
     };
+    const checkpoint = store.jobCheckpoint(job.id);
+    const discard = () => fs.rmSync(checkpoint, { force: true });
     const outcomes = {
       exists: () => true,
       requeue: () => {},
-      cancelled: () => update(null),
-      failed: () => update(null),
+      cancelled: () => {
+        discard();
+        update(null);
+      },
+      failed: () => {
+        discard();
+        update(null);
+      },
     };
     await queue.run(job, work, outcomes, async (running) => {
       // A cancel stops the run between windows (the runner keeps its worker until then, and never
@@ -249,6 +260,8 @@ export function dashboardsJobRun(ctx: ServiceContext) {
           corpus: p.corpus,
           maxTokens: p.maxTokens,
           provider: 'cpu',
+          checkpoint,
+          resume: job.resume,
         },
         { signal, onProgress: report },
       );
