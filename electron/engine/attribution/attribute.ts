@@ -12,10 +12,11 @@ import type { ProviderChoice, ProviderName } from '../runtime/providers.ts';
 import { createSession, type ort, releaseSession, type SessionOptions } from '../runtime/session.ts';
 import type { TranscoderSet } from '../transcoders/types.ts';
 import { assembleGraph, graphNodeCount } from './assemble.ts';
+import { backwardCostModel, batchCuts, planBatchesByCost } from './batch-plan.ts';
 import { backwardConstantSpec, compileBackward, compileFrozenForward } from './compile.ts';
 import { DEFAULT_MAX_FEATURE_NODES } from './defaults.ts';
 import { EncoderRows } from './encoder-rows.ts';
-import { attentionHalfPoint, FeaturesEta, type PlannedBatch, planBatches } from './eta.ts';
+import { attentionHalfPoint, BatchCostModel, FeaturesEta, type PlannedBatch, planBatches } from './eta.ts';
 import { type ForwardCache, runForwardCache } from './forward-cache.ts';
 import type { RawAttributionGraph } from './graph-types.ts';
 import type { BackwardConstantSpec, BackwardForm } from './linear-model.ts';
@@ -421,7 +422,6 @@ export class Attributor {
       const position = (i: number) => space.featurePosition[i];
       const byPosition = (a: number, b: number) => position(a) - position(b) || a - b;
       const featureRows = new Map<number, Float32Array>();
-      const totalBatches = Math.ceil(cap / B);
       const meanSlots = space.blocks.reduce((s, b) => s + b.n, 0) / Math.max(1, space.blocks.length);
       const eta = new FeaturesEta(
         attentionHalfPoint(cfg.hiddenSize, cfg.nHeads, cfg.headDim, meanSlots),
@@ -429,6 +429,42 @@ export class Attributor {
       );
       const layer = (i: number) => space.featureLayer[i];
       const live = prepared.runner.liveRows;
+      // Batches of position-sorted targets, cut where the backward's cost by shape is least
+      // (batch-plan.ts: fewer positions run past the targets' own, against more runs, each
+      // reading its layers' weights). CIRCUIT_BATCH_CUTS: `timed` weighs by the batch times fitted
+      // so far (B-cuts until three are timed), `fixed` cuts every B, `positions` wherever the
+      // position changes.
+      const cuts = batchCuts();
+      const byCost = cuts !== 'fixed';
+      const shapeCost = backwardCostModel({
+        nLayers: cfg.nLayers,
+        d: cfg.hiddenSize,
+        nHeads: cfg.nHeads,
+        nKvHeads: cfg.nKvHeads,
+        headDim: cfg.headDim,
+        meanBlockWidth: meanSlots,
+        skip: this.set.hasSkip,
+      });
+      const timeModel = () =>
+        cuts === 'positions'
+          ? new BatchCostModel(0, 0, 1, 0, cfg.nLayers)
+          : cuts === 'timed'
+            ? eta.fittedBatchMs()
+            : shapeCost;
+      const cutBatches = (targets: readonly number[]): PlannedBatch[] => {
+        const time = byCost ? timeModel() : undefined;
+        const p = targets.map(position);
+        const l = targets.map(layer);
+        return time ? planBatchesByCost(p, B, l, live, time) : planBatches(p, B, l, live);
+      };
+      /** Runs `targets` (sorted by position) in the batches of `batches`, in order. */
+      const runBatches = async (targets: readonly number[], batches: readonly PlannedBatch[]) => {
+        let at = 0;
+        for (const b of batches) {
+          await computeBatch(targets.slice(at, at + b.rows));
+          at += b.rows;
+        }
+      };
       // What is left: the planned batches (from plan[next] on) and the influence estimates to come.
       let plan: PlannedBatch[] = [];
       let next = 0;
@@ -447,15 +483,26 @@ export class Attributor {
         run.onProgress?.({
           phase: 'features',
           done: batchesDone,
-          total: totalBatches,
+          total: batchesDone + plan.length - next,
           etaSeconds: eta.remainingSeconds(plan.slice(next), estimatesLeft),
         });
       };
       if (cap === space.nActive) {
         // All features: batch them by position so each batch stops at its last position.
+        // (The first B-cuts are timed before the rest is cut by cost.)
         const order = Array.from({ length: space.nActive }, (_, i) => i).sort(byPosition);
         plan = planBatches(order.map(position), B, order.map(layer), live);
-        for (let i = 0; i < order.length; i += B) await computeBatch(order.slice(i, i + B));
+        let at = 0;
+        while (at < order.length) {
+          const rest = order.slice(at);
+          if (byCost && timeModel()) {
+            plan = [...plan.slice(0, next), ...cutBatches(rest)];
+            await runBatches(rest, plan.slice(next));
+            break;
+          }
+          await computeBatch(rest.slice(0, B));
+          at += Math.min(B, rest.length);
+        }
       } else {
         // Influence is re-estimated every few batches (as circuit-tracer does), not every batch:
         // each estimate is a pass over all rows computed so far.
@@ -472,19 +519,20 @@ export class Attributor {
           const take = candidates.slice(0, Math.min(perRound, cap - featureRows.size));
           take.sort(byPosition);
           // This round's batches, then later rounds predicted from the same ranking.
-          plan = planBatches(take.map(position), B, take.map(layer), live);
+          const round = cutBatches(take);
+          plan = [...round];
           estimatesLeft = [];
           for (let j = take.length, done = featureRows.size + take.length; done < cap; ) {
             const n = Math.min(perRound, cap - done);
             estimatesLeft.push(logitRows.length + done);
             const predicted = candidates.slice(j, j + n);
-            plan.push(...planBatches(predicted.map(position), B, predicted.map(layer), live));
+            plan.push(...cutBatches([...predicted].sort(byPosition)));
             j += n;
             done += n;
           }
           next = 0;
           eta.recordEstimate(influence.size, performance.now() - t0);
-          for (let i = 0; i < take.length; i += B) await computeBatch(take.slice(i, i + B));
+          await runBatches(take, round);
         }
       }
 

@@ -8,8 +8,10 @@
  *
  * Model: a batch of B rows over t positions whose backward runs through `depth` of the L
  * layers (graphs are truncated at the batch's top layer; with live rows, each row only through
- * its own target's layers: `depth` is then their mean) takes a + (depth/L)·(b·B·t + c·B·t²)
- * milliseconds, an influence estimate over R rows a' + b'·R. Both are fitted by non-negative
+ * its own target's layers: `depth` is then their mean) takes
+ * a + e·(top/L) + (depth/L)·(b·B·t + c·B·t²) milliseconds — a fixed cost per run, one per layer
+ * the run reaches (its weights are read once a run, whatever B: what makes small batches dear),
+ * and the work of its rows — an influence estimate over R rows a' + b'·R. Both are fitted by non-negative
  * least squares to the batches and estimates timed so far, recent ones weighted more (costs
  * drift: the first batches touch fresh memory, other work on the machine comes and goes).
  * Until three batches are timed, a batch's cost is taken proportional to
@@ -145,10 +147,42 @@ export function planBatches(
 const decay = (halfLife: number, n: number) =>
   Array.from({ length: n }, (_, i) => 0.5 ** ((n - 1 - i) / halfLife));
 
-/** Features of a batch for the fit [1, B·t, B·t²] (the last two × depth/L), scaled alike. */
+/** Features of a batch for the fit [1, top/L, B·t, B·t²] (the last two × depth/L), scaled alike. */
 function batchFeatures(b: PlannedBatch, nLayers: number): number[] {
   const f = workDepth(b, nLayers) / nLayers;
-  return [1, (f * b.rows * b.positions) / 1e3, (f * b.rows * b.positions ** 2) / 1e6];
+  const top = (b.depth ?? nLayers) / nLayers;
+  return [1, top, (f * b.rows * b.positions) / 1e3, (f * b.rows * b.positions ** 2) / 1e6];
+}
+
+/**
+ * A batch's cost: fixed + perLayer·top/L + (depth/L)·rows·(linear·t + quadratic·t²), top the
+ * layers the run reaches, depth those its rows run through (workDepth), t its positions. In
+ * milliseconds when fitted to timed batches (FeaturesEta.fittedBatchMs), in FLOPs when derived
+ * from the model's shapes (batch-plan.ts backwardCostModel).
+ */
+export class BatchCostModel {
+  constructor(
+    readonly fixed: number,
+    readonly perLayer: number,
+    readonly linear: number,
+    readonly quadratic: number,
+    readonly nLayers: number,
+  ) {}
+
+  /**
+   * Milliseconds of a run reaching `top` layers whose rows run through `rowLayers` layers in all
+   * (Σ of each row's depth), over t positions.
+   */
+  ms(top: number, rowLayers: number, t: number): number {
+    const L = this.nLayers;
+    return (
+      this.fixed + (this.perLayer * top) / L + (rowLayers / L) * (this.linear * t + this.quadratic * t * t)
+    );
+  }
+
+  batchMs(b: PlannedBatch): number {
+    return this.ms(b.depth ?? this.nLayers, workDepth(b, this.nLayers) * b.rows, b.positions);
+  }
 }
 
 export class FeaturesEta {
@@ -174,24 +208,39 @@ export class FeaturesEta {
   batchMs(b: PlannedBatch): number | undefined {
     const n = this.batches.length;
     if (n === 0) return undefined;
-    const w = decay(BATCH_HALF_LIFE, n);
-    if (n >= 2 * WARMUP_BATCHES) for (let i = 0; i < WARMUP_BATCHES; i++) w[i] *= WARMUP_WEIGHT;
-    if (n < 3) {
-      let num = 0;
-      let den = 0;
-      this.batches.forEach((o, i) => {
-        const x = batchWork(o.b, this.tHalf, this.nLayers);
-        num += w[i] * x * o.ms;
-        den += w[i] * x * x;
-      });
-      return den > 0 ? (num / den) * batchWork(b, this.tHalf, this.nLayers) : 0;
-    }
-    const coef = fitNonNegative(
+    const fitted = this.fittedBatchMs();
+    if (fitted) return fitted.batchMs(b);
+    const w = this.batchWeights();
+    let num = 0;
+    let den = 0;
+    this.batches.forEach((o, i) => {
+      const x = batchWork(o.b, this.tHalf, this.nLayers);
+      num += w[i] * x * o.ms;
+      den += w[i] * x * x;
+    });
+    return den > 0 ? (num / den) * batchWork(b, this.tHalf, this.nLayers) : 0;
+  }
+
+  /**
+   * The fitted batch-time model, fitted once for many predictions (batch-plan.ts weighs cut
+   * points with it); undefined until three batches are timed (the prior has no fixed cost).
+   */
+  fittedBatchMs(): BatchCostModel | undefined {
+    if (this.batches.length < 3) return undefined;
+    const [fixed, perLayer, linear, quadratic] = fitNonNegative(
       this.batches.map((o) => batchFeatures(o.b, this.nLayers)),
       this.batches.map((o) => o.ms),
-      w,
+      this.batchWeights(),
     )!;
-    return batchFeatures(b, this.nLayers).reduce((s, x, j) => s + x * coef[j], 0);
+    return new BatchCostModel(fixed, perLayer, linear / 1e3, quadratic / 1e6, this.nLayers);
+  }
+
+  /** The timed batches' weights: recent ones more, the first few (warm-up) less once there are enough. */
+  private batchWeights(): number[] {
+    const n = this.batches.length;
+    const w = decay(BATCH_HALF_LIFE, n);
+    if (n >= 2 * WARMUP_BATCHES) for (let i = 0; i < WARMUP_BATCHES; i++) w[i] *= WARMUP_WEIGHT;
+    return w;
   }
 
   /** Predicted milliseconds of an influence estimate over `rows` rows (0 before any). */
@@ -216,16 +265,8 @@ export class FeaturesEta {
   ): number | undefined {
     if (this.batches.length === 0) return undefined;
     let ms = 0;
-    const memo = new Map<string, number>();
-    for (const b of batches) {
-      const key = `${b.rows},${b.positions},${b.depth},${b.meanDepth}`;
-      let m = memo.get(key);
-      if (m === undefined) {
-        m = this.batchMs(b)!;
-        memo.set(key, m);
-      }
-      ms += m;
-    }
+    const fitted = this.fittedBatchMs();
+    for (const b of batches) ms += fitted ? fitted.batchMs(b) : this.batchMs(b)!;
     for (const r of estimateRows) ms += this.estimateMs(r);
     return ms / 1000;
   }

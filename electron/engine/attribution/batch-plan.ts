@@ -1,0 +1,130 @@
+/**
+ * How a round of feature targets is cut into backward batches (attribute.ts).
+ *
+ * A backward run covers positions 0..t−1, t − 1 being its last target's position, and a target
+ * at position p has a zero gradient at every position after p: those rows' work past p is
+ * wasted. Sorted by position and cut every B targets, a round's batches mix several positions
+ * (at gemma-2-2b's shape, 11 tokens, rounds of 1024: about 12% of the backward's work went on
+ * such zeros). Cutting where the position changes wastes nothing, at the price of more runs,
+ * each reading the weights of every layer it reaches once (and small products run less
+ * efficiently).
+ *
+ * `planBatchesByCost` chooses the cut points of the position-sorted round that minimise the
+ * total cost (dynamic programming over the cut points, O(n·B)) under a BatchCostModel (eta.ts):
+ * by default the backward's cost by shape (`backwardCostModel`: weights read per run against
+ * multiply-adds per row and position), so the same prompt is always cut the same way; or the
+ * batch times fitted so far. Batches hold between `minRows` and B targets (a round smaller than
+ * `minRows` is one batch); on a tie the fewer batches win.
+ */
+import { EngineError } from '../errors.ts';
+import { BatchCostModel, type PlannedBatch } from './eta.ts';
+
+export type BatchCuts = 'cost' | 'timed' | 'fixed' | 'positions';
+
+/**
+ * How the features phase cuts its rounds (`CIRCUIT_BATCH_CUTS`): by the backward's cost from
+ * the model's shapes (`cost`, the default: the same cuts every time, so a trace is
+ * reproducible), by the batch times fitted so far (`timed`: the device's own costs, but cuts
+ * that vary from run to run, and so the graph at rounding level), every B targets as before
+ * (`fixed`), or wherever the position changes (`positions`: no cost per run).
+ */
+export function batchCuts(): BatchCuts {
+  const v = process.env.CIRCUIT_BATCH_CUTS ?? 'cost';
+  if (v === 'cost' || v === 'timed' || v === 'fixed' || v === 'positions') return v;
+  throw new EngineError(
+    'argument',
+    `CIRCUIT_BATCH_CUTS is cost, timed, fixed or positions, got ${v.slice(0, 40)}`,
+    { field: 'CIRCUIT_BATCH_CUTS' },
+  );
+}
+
+/**
+ * FLOPs one byte of weights read costs in time: a run reads each layer's backward weights once
+ * whatever its batch (memory traffic), its rows multiply them (compute). CPUs and GPUs alike do
+ * ~10–30 FLOPs in the time they read a byte from memory.
+ */
+const FLOPS_PER_WEIGHT_BYTE = 16;
+
+/**
+ * The backward's cost by shape (FLOP-equivalents), per layer a run reaches: its float32 value
+ * and output projections (and W_skip) read once a run; per row and position, those projections'
+ * multiply-adds, the source contraction (mean block width) and W_skip's; per row and pair of
+ * positions, the attention mixing. (bench/trace-flops.ts counts the same products.)
+ */
+export function backwardCostModel(s: {
+  nLayers: number;
+  d: number;
+  nHeads: number;
+  nKvHeads: number;
+  headDim: number;
+  meanBlockWidth: number;
+  skip: boolean;
+}): BatchCostModel {
+  const { d } = s;
+  const projection = d * (s.nHeads + s.nKvHeads) * s.headDim + (s.skip ? d * d : 0);
+  const perLayer = 4 * projection * FLOPS_PER_WEIGHT_BYTE;
+  const perRowPosition = 2 * projection + 2 * d * s.meanBlockWidth;
+  const perRowPositionPair = 2 * s.nHeads * s.headDim;
+  // BatchCostModel scales the per-layer and per-row terms by 1/L (they are per layer here).
+  const L = s.nLayers;
+  return new BatchCostModel(0, perLayer * L, perRowPosition * L, perRowPositionPair * L, L);
+}
+
+/**
+ * Batches of a round, sorted by position (stable), cut to minimise their total cost. Each batch
+ * describes itself as planBatches does (rows, positions, depth with layers, meanDepth with live
+ * rows); consecutive batches take consecutive targets of the sorted order.
+ */
+export function planBatchesByCost(
+  positions: readonly number[],
+  batchSize: number,
+  layers: readonly number[],
+  liveRows: boolean,
+  cost: BatchCostModel,
+  minRows = Math.ceil(batchSize / 4),
+): PlannedBatch[] {
+  const n = positions.length;
+  if (n === 0) return [];
+  const order = Array.from(positions.keys()).sort((a, b) => positions[a] - positions[b] || a - b);
+  const pos = order.map((i) => positions[i]);
+  const lay = order.map((i) => layers[i]);
+  // depthSum[k]: Σ (layer + 1) over the first k sorted targets (with live rows, a batch's work).
+  const depthSum = new Float64Array(n + 1);
+  for (let k = 0; k < n; k++) depthSum[k + 1] = depthSum[k] + lay[k] + 1;
+  const lo = n < minRows ? n : Math.min(minRows, batchSize);
+  // best[j]: least cost of the first j targets; from[j]: where its last batch starts.
+  const best = new Float64Array(n + 1).fill(Number.POSITIVE_INFINITY);
+  const from = new Int32Array(n + 1).fill(-1);
+  best[0] = 0;
+  for (let j = 1; j <= n; j++) {
+    const t = pos[j - 1] + 1;
+    let top = -1;
+    for (let i = j - 1; i >= Math.max(0, j - batchSize); i--) {
+      top = Math.max(top, lay[i]);
+      if (j - i < lo || !Number.isFinite(best[i])) continue;
+      // Without live rows every row runs through the batch's top layer.
+      const rowLayers = liveRows ? depthSum[j] - depthSum[i] : (j - i) * (top + 1);
+      const c = best[i] + cost.ms(top + 1, rowLayers, t);
+      // (on a tie the larger batch, found later, wins: no split that saves nothing)
+      if (c <= best[j]) {
+        best[j] = c;
+        from[j] = i;
+      }
+    }
+  }
+  if (from[n] < 0) throw new Error(`no batching of ${n} targets in batches of ${lo}..${batchSize}`);
+  const cuts: number[] = [];
+  for (let j = n; j > 0; j = from[j]) cuts.push(j);
+  cuts.reverse();
+  const out: PlannedBatch[] = [];
+  let i = 0;
+  for (const j of cuts) {
+    let top = 0;
+    for (let k = i; k < j; k++) top = Math.max(top, lay[k]);
+    const b: PlannedBatch = { rows: j - i, positions: pos[j - 1] + 1, depth: top + 1 };
+    if (liveRows) b.meanDepth = (depthSum[j] - depthSum[i]) / (j - i);
+    out.push(b);
+    i = j;
+  }
+  return out;
+}
