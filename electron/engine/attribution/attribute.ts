@@ -429,11 +429,10 @@ export class Attributor {
       );
       const layer = (i: number) => space.featureLayer[i];
       const live = prepared.runner.liveRows;
-      // Batches of position-sorted targets, cut where the backward's cost by shape is least
-      // (batch-plan.ts: fewer positions run past the targets' own, against more runs, each
-      // reading its layers' weights). CIRCUIT_BATCH_CUTS: `timed` weighs by the batch times fitted
-      // so far (B-cuts until three are timed), `fixed` cuts every B, `positions` wherever the
-      // position changes.
+      // Batches of position-sorted targets: every B, or with CIRCUIT_BATCH_CUTS where a cost
+      // model says it pays (batch-plan.ts: fewer positions run past the targets' own, against
+      // more runs, each reading its layers' weights): `cost` by shape, `timed` by the batch times
+      // fitted so far (B-cuts until three are timed), `positions` wherever the position changes.
       const cuts = batchCuts();
       const byCost = cuts !== 'fixed';
       const shapeCost = backwardCostModel({
