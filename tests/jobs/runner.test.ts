@@ -50,6 +50,29 @@ async function failure(run: Promise<RunOutput>): Promise<Error & { code?: string
   );
 }
 
+/** The worker thread a sleep or native job ran on. */
+const threadOf = (o: RunOutput) => (o.result as { threadId: number }).threadId;
+
+/**
+ * Starts a `native` job and cancels it as its second run starts; `at` then holds when, and how
+ * long the first run took.
+ */
+function cancelAtSecondRun(runner: WorkerRunner, params: JsonValue) {
+  const controller = new AbortController();
+  const at = { abortAt: 0, runMs: 0 };
+  const job = runner.run('native', params, {
+    signal: controller.signal,
+    onProgress: (p) => {
+      if (p.done === 1 && !at.abortAt) {
+        at.runMs = (p.detail as { runMs: number }).runMs;
+        at.abortAt = performance.now();
+        controller.abort();
+      }
+    },
+  });
+  return { job, at };
+}
+
 /** Waits until `ok()` holds (polled), failing after `ms`. */
 async function until(ok: () => boolean, ms: number): Promise<void> {
   const t0 = performance.now();
@@ -158,10 +181,7 @@ describe('worker runner', () => {
     expect(performance.now() - t0).toBeLessThan(1000);
     expect(fs.readdirSync(outDir)).toEqual([]);
     // the same warm worker takes the next job
-    const next = await runner.run('sleep', { ms: 30 });
-    expect((next.result as { threadId: number }).threadId).toBe(
-      (first.result as { threadId: number }).threadId,
-    );
+    expect(threadOf(await runner.run('sleep', { ms: 30 }))).toBe(threadOf(first));
     expect(runner.workerCount()).toBe(1);
     await runner.close();
   });
@@ -229,35 +249,17 @@ describe('worker runner', () => {
   it('tells the caller of a cancel at once while a long native run ends, then keeps the worker warm', async () => {
     const runner = newRunner({ slots: { cpu: 1 }, cancelGraceMs: 300 });
     const first = await runner.run('sleep', { ms: 10 });
-    const controller = new AbortController();
-    let abortAt = 0;
-    let runMs = 0;
     // Each run is one ONNX Runtime call of ~2 s, during which the worker cannot see the cancel:
     // as a backward run of gemma-2-2b on a CPU.
-    const job = runner.run(
-      'native',
-      { runs: 3, seconds: 2 },
-      {
-        signal: controller.signal,
-        onProgress: (p) => {
-          if (p.done === 1 && !abortAt) {
-            runMs = (p.detail as { runMs: number }).runMs;
-            abortAt = performance.now();
-            controller.abort();
-          }
-        },
-      },
-    );
+    const { job, at } = cancelAtSecondRun(runner, { runs: 3, seconds: 2 });
     const e = await failure(job);
+    const { abortAt, runMs } = at;
     const toldAfter = performance.now() - abortAt;
     expect(e.code).toBe('cancelled');
     expect(runMs).toBeGreaterThan(1000); // the premise: a run outlasts the grace period
     expect(toldAfter).toBeLessThan(Math.min(1000, runMs));
     // The worker stops after the run (the job sees the cancel then), and takes the next job warm.
-    const next = await runner.run('sleep', { ms: 10 });
-    expect((next.result as { threadId: number }).threadId).toBe(
-      (first.result as { threadId: number }).threadId,
-    );
+    expect(threadOf(await runner.run('sleep', { ms: 10 }))).toBe(threadOf(first));
     expect(runner.workerCount()).toBe(1);
     await runner.close();
   });
@@ -267,24 +269,9 @@ describe('worker runner', () => {
     // app with it): the drain period here ends inside a run, and the runner waits for it.
     const runner = newRunner({ slots: { cpu: 1 }, cancelGraceMs: 200, cancelDrainMs: 200 });
     const first = await runner.run('sleep', { ms: 10 });
-    const controller = new AbortController();
-    let abortAt = 0;
-    let runMs = 0;
-    const job = runner.run(
-      'native',
-      { runs: 4, seconds: 2, ignoreCancel: true },
-      {
-        signal: controller.signal,
-        onProgress: (p) => {
-          if (p.done === 1 && !abortAt) {
-            runMs = (p.detail as { runMs: number }).runMs;
-            abortAt = performance.now();
-            controller.abort();
-          }
-        },
-      },
-    );
+    const { job, at } = cancelAtSecondRun(runner, { runs: 4, seconds: 2, ignoreCancel: true });
     expect((await failure(job)).code).toBe('cancelled');
+    const { abortAt, runMs } = at;
     expect(performance.now() - abortAt).toBeLessThan(1000);
     expect(runMs).toBeGreaterThan(1000);
     await until(() => runner.workerCount() === 0, 30_000);
@@ -293,10 +280,7 @@ describe('worker runner', () => {
     const exitAfter = performance.now() - abortAt;
     expect(exitAfter).toBeGreaterThan(0.5 * runMs);
     expect(exitAfter).toBeLessThan(2 * runMs);
-    const next = await runner.run('sleep', { ms: 10 });
-    expect((next.result as { threadId: number }).threadId).not.toBe(
-      (first.result as { threadId: number }).threadId,
-    );
+    expect(threadOf(await runner.run('sleep', { ms: 10 }))).not.toBe(threadOf(first));
     await runner.close();
   });
 
