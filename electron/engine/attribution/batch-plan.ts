@@ -107,7 +107,7 @@ export function planBatchesByCost(
       if (j - i < lo || !Number.isFinite(best[i])) continue;
       // Without live rows every row runs through the batch's top layer.
       const rowLayers = liveRows ? depthSum[j] - depthSum[i] : (j - i) * (top + 1);
-      const c = best[i] + cost.ms(top + 1, rowLayers, t);
+      const c = best[i] + cost.cost(top + 1, rowLayers, t);
       // (on a tie the larger batch, found later, wins: no split that saves nothing)
       if (c <= best[j]) {
         best[j] = c;

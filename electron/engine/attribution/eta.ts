@@ -170,18 +170,18 @@ export class BatchCostModel {
   ) {}
 
   /**
-   * Milliseconds of a run reaching `top` layers whose rows run through `rowLayers` layers in all
+   * The cost of a run reaching `top` layers whose rows run through `rowLayers` layers in all
    * (Σ of each row's depth), over t positions.
    */
-  ms(top: number, rowLayers: number, t: number): number {
+  cost(top: number, rowLayers: number, t: number): number {
     const L = this.nLayers;
     return (
       this.fixed + (this.perLayer * top) / L + (rowLayers / L) * (this.linear * t + this.quadratic * t * t)
     );
   }
 
-  batchMs(b: PlannedBatch): number {
-    return this.ms(b.depth ?? this.nLayers, workDepth(b, this.nLayers) * b.rows, b.positions);
+  batchCost(b: PlannedBatch): number {
+    return this.cost(b.depth ?? this.nLayers, workDepth(b, this.nLayers) * b.rows, b.positions);
   }
 }
 
@@ -209,7 +209,7 @@ export class FeaturesEta {
     const n = this.batches.length;
     if (n === 0) return undefined;
     const fitted = this.fittedBatchMs();
-    if (fitted) return fitted.batchMs(b);
+    if (fitted) return fitted.batchCost(b);
     const w = this.batchWeights();
     let num = 0;
     let den = 0;
@@ -266,7 +266,7 @@ export class FeaturesEta {
     if (this.batches.length === 0) return undefined;
     let ms = 0;
     const fitted = this.fittedBatchMs();
-    for (const b of batches) ms += fitted ? fitted.batchMs(b) : this.batchMs(b)!;
+    for (const b of batches) ms += fitted ? fitted.batchCost(b) : this.batchMs(b)!;
     for (const r of estimateRows) ms += this.estimateMs(r);
     return ms / 1000;
   }

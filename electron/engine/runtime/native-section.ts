@@ -2,7 +2,7 @@
  * Where a worker thread is inside ONNX Runtime's native code, so that the job runner never
  * terminates it there: `worker.terminate()` during a native call (a session's run or creation)
  * does not stop it until the call returns, and then aborts the whole process ("terminate called
- * after throwing an instance of 'Napi::Error'"; seen with onnxruntime-node 1.x on Node 20). In
+ * after throwing an instance of 'Napi::Error'"; onnxruntime-node 1.30 on Node 20). In
  * the desktop app the job workers are threads of the main process, so that would close the app.
  *
  * Two shared Int32s per worker. The first is the depth of native sections in progress, or −1
@@ -52,11 +52,6 @@ export async function nativeSection<T>(call: () => Promise<T>): Promise<T> {
 export class NativeGuard {
   readonly buffer = new SharedArrayBuffer(8);
   private readonly cell = new Int32Array(this.buffer);
-
-  /** Native sections in progress on the worker (0 when it runs only JavaScript). */
-  get depth(): number {
-    return Math.max(0, Atomics.load(this.cell, DEPTH));
-  }
 
   /**
    * Resolves once the worker is claimed for termination: at once when it is outside native

@@ -22,7 +22,7 @@ import { prunedNodes, worstRowDifference } from '../../fixtures/graph-compare.ts
 import { prng } from '../../fixtures/prng.ts';
 
 const L = 4;
-const total = (time: BatchCostModel, plan: PlannedBatch[]) => plan.reduce((s, b) => s + time.batchMs(b), 0);
+const total = (time: BatchCostModel, plan: PlannedBatch[]) => plan.reduce((s, b) => s + time.batchCost(b), 0);
 
 /** The cheapest total over every way to cut the sorted round into batches of lo..B (brute force). */
 function cheapest(
@@ -46,7 +46,7 @@ function cheapest(
       const idx = order.slice(cuts[c], cuts[c + 1]);
       if (idx.length < lo || idx.length > B) ok = false;
       else
-        sum += time.batchMs(
+        sum += time.batchCost(
           planBatches(
             idx.map((i) => positions[i]),
             B,
@@ -131,8 +131,8 @@ describe('planBatchesByCost', () => {
       256, 256, 256, 256,
     ]);
     // reading a layer's weights once a run costs as much as ~60 rows' work at one position
-    const perRow = cost.ms(26, 26, 1) - cost.ms(26, 0, 1);
-    const perRun = cost.ms(26, 0, 1);
+    const perRow = cost.cost(26, 26, 1) - cost.cost(26, 0, 1);
+    const perRun = cost.cost(26, 0, 1);
     expect(perRun / perRow).toBeGreaterThan(50);
     expect(perRun / perRow).toBeLessThan(80);
   });
