@@ -40,7 +40,13 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import { encodeFromFloat32 } from '../electron/engine/checkpoint/dtype.ts';
 import { encodeHeader, writeAll } from '../electron/engine/checkpoint/safetensors-writer.ts';
-import { seedOf } from '../tests/fixtures/tiny-checkpoints.ts';
+import {
+  npyHeader,
+  seedOf,
+  zipCentralHeader,
+  zipEnd,
+  zipLocalHeader,
+} from '../tests/fixtures/tiny-checkpoints.ts';
 import { isMainScript } from './shared.ts';
 
 export interface SyntheticGemma2Spec {
@@ -611,20 +617,9 @@ function writeFile(file: string, f: FilePlan, progress: Progress): void {
   }
 }
 
-/** An `.npy` (version 1.0) header for a little-endian float32 array, padded to 64 bytes. */
-function npyHeader(shape: readonly number[]): Buffer {
-  const dict = `{'descr': '<f4', 'fortran_order': False, 'shape': (${shape.join(', ')}${shape.length === 1 ? ',' : ''}), }`;
-  const unpadded = 10 + dict.length + 1;
-  const text = `${dict}${' '.repeat((64 - (unpadded % 64)) % 64)}\n`;
-  const head = Buffer.alloc(10);
-  Buffer.from([0x93, ...Buffer.from('NUMPY'), 1, 0]).copy(head);
-  head.writeUInt16LE(text.length, 8);
-  return Buffer.concat([head, Buffer.from(text, 'latin1')]);
-}
-
 /**
- * An npz as numpy's `savez` writes it: a zip of stored (uncompressed) `.npy` members. Each
- * member's values are the tensor's bf16 values widened to float32 (exactly); its CRC-32 is
+ * An npz as numpy's `savez` writes it: a zip of stored (uncompressed) `.npy` members, streamed.
+ * Each member's values are the tensor's bf16 values widened to float32 (exactly); its CRC-32 is
  * computed while writing and patched into the local header after.
  */
 function writeNpz(file: string, f: FilePlan, progress: Progress): void {
@@ -648,14 +643,7 @@ function writeNpz(file: string, f: FilePlan, progress: Progress): void {
       const n = elementsOf(t);
       const size = u32(header.length + 4 * n, `member ${t.name}`);
       const at = u32(offset, 'a member offset');
-      const local = Buffer.alloc(30);
-      local.writeUInt32LE(0x04034b50, 0);
-      local.writeUInt16LE(20, 4); // version needed: 2.0
-      local.writeUInt16LE(0x21, 12); // DOS date 1980-01-01
-      local.writeUInt32LE(size, 18);
-      local.writeUInt32LE(size, 22);
-      local.writeUInt16LE(name.length, 26);
-      write(local);
+      write(zipLocalHeader(name, size, 0));
       write(name);
       write(header);
       let crc = zlib.crc32(header);
@@ -672,28 +660,12 @@ function writeNpz(file: string, f: FilePlan, progress: Progress): void {
       const crcBytes = Buffer.alloc(4);
       crcBytes.writeUInt32LE(crc >>> 0);
       fs.writeSync(fd, crcBytes, 0, 4, at + 14);
-      const entry = Buffer.alloc(46);
-      entry.writeUInt32LE(0x02014b50, 0);
-      entry.writeUInt16LE(20, 4); // made by
-      entry.writeUInt16LE(20, 6); // needed
-      entry.writeUInt16LE(0x21, 14);
-      entry.writeUInt32LE(crc >>> 0, 16);
-      entry.writeUInt32LE(size, 20);
-      entry.writeUInt32LE(size, 24);
-      entry.writeUInt16LE(name.length, 28);
-      entry.writeUInt32LE(at, 42);
-      central.push(entry, name);
+      central.push(zipCentralHeader(name, size, crc >>> 0, at), name);
     }
     const cdAt = u32(offset, 'the central directory offset');
     const cd = Buffer.concat(central);
     write(cd);
-    const end = Buffer.alloc(22);
-    end.writeUInt32LE(0x06054b50, 0);
-    end.writeUInt16LE(f.tensors.length, 8);
-    end.writeUInt16LE(f.tensors.length, 10);
-    end.writeUInt32LE(cd.length, 12);
-    end.writeUInt32LE(cdAt, 16);
-    write(end);
+    write(zipEnd(f.tensors.length, cd.length, cdAt));
   } finally {
     fs.closeSync(fd);
   }
