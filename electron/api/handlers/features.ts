@@ -231,19 +231,12 @@ export function dashboardsJobRun(ctx: ServiceContext) {
       cancelMessage: `the dashboards of transcoder set ${set.id} were cancelled`,
     };
     const checkpoint = store.jobCheckpoint(job.id);
-    const discard = () => fs.rmSync(checkpoint, { force: true });
-    const outcomes = {
-      exists: () => true,
-      requeue: () => {},
-      cancelled: () => {
-        discard();
-        update(null);
-      },
-      failed: () => {
-        discard();
-        update(null);
-      },
+    // A cancelled or failed run will not continue: its checkpoint goes.
+    const ended = () => {
+      fs.rmSync(checkpoint, { force: true });
+      update(null);
     };
+    const outcomes = { exists: () => true, requeue: () => {}, cancelled: ended, failed: ended };
     await queue.run(job, work, outcomes, async (running) => {
       // A cancel stops the run between windows (the runner keeps its worker until then, and never
       // terminates one inside ONNX Runtime); a run that ends despite it is discarded.

@@ -434,7 +434,6 @@ export class Attributor {
       // more runs, each reading its layers' weights): `cost` by shape, `timed` by the batch times
       // fitted so far (B-cuts until three are timed), `positions` wherever the position changes.
       const cuts = batchCuts();
-      const byCost = cuts !== 'fixed';
       const shapeCost = backwardCostModel({
         nLayers: cfg.nLayers,
         d: cfg.hiddenSize,
@@ -444,17 +443,20 @@ export class Attributor {
         meanBlockWidth: meanSlots,
         skip: this.set.hasSkip,
       });
-      const timeModel = () =>
-        cuts === 'positions'
-          ? new BatchCostModel(0, 0, 1, 0, cfg.nLayers)
-          : cuts === 'timed'
-            ? eta.fittedBatchMs()
-            : shapeCost;
+      /** The cost model cuts follow (undefined: B-cuts; `timed` until three batches are timed). */
+      const costModel = (): BatchCostModel | undefined =>
+        cuts === 'fixed'
+          ? undefined
+          : cuts === 'positions'
+            ? new BatchCostModel(0, 0, 1, 0, cfg.nLayers)
+            : cuts === 'timed'
+              ? eta.fittedBatchMs()
+              : shapeCost;
       const cutBatches = (targets: readonly number[]): PlannedBatch[] => {
-        const time = byCost ? timeModel() : undefined;
+        const cost = costModel();
         const p = targets.map(position);
         const l = targets.map(layer);
-        return time ? planBatchesByCost(p, B, l, live, time) : planBatches(p, B, l, live);
+        return cost ? planBatchesByCost(p, B, l, live, cost) : planBatches(p, B, l, live);
       };
       /** Runs `targets` (sorted by position) in the batches of `batches`, in order. */
       const runBatches = async (targets: readonly number[], batches: readonly PlannedBatch[]) => {
@@ -487,20 +489,16 @@ export class Attributor {
         });
       };
       if (cap === space.nActive) {
-        // All features: batch them by position so each batch stops at its last position.
-        // (The first B-cuts are timed before the rest is cut by cost.)
+        // All features: batch them by position so each batch stops at its last position. B-cuts
+        // until a cost model is there (with `timed`, three batches in), then the rest cut by it.
         const order = Array.from({ length: space.nActive }, (_, i) => i).sort(byPosition);
         plan = planBatches(order.map(position), B, order.map(layer), live);
         let at = 0;
-        while (at < order.length) {
+        for (; at < order.length && !costModel(); at += B) await computeBatch(order.slice(at, at + B));
+        if (at < order.length) {
           const rest = order.slice(at);
-          if (byCost && timeModel()) {
-            plan = [...plan.slice(0, next), ...cutBatches(rest)];
-            await runBatches(rest, plan.slice(next));
-            break;
-          }
-          await computeBatch(rest.slice(0, B));
-          at += Math.min(B, rest.length);
+          plan = [...plan.slice(0, next), ...cutBatches(rest)];
+          await runBatches(rest, plan.slice(next));
         }
       } else {
         // Influence is re-estimated every few batches (as circuit-tracer does), not every batch:

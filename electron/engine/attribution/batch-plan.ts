@@ -17,7 +17,7 @@
  * `minRows` is one batch); on a tie the fewer batches win.
  */
 import { EngineError } from '../errors.ts';
-import { BatchCostModel, type PlannedBatch } from './eta.ts';
+import { BatchCostModel, type PlannedBatch, planBatches } from './eta.ts';
 
 export type BatchCuts = 'fixed' | 'cost' | 'timed' | 'positions';
 
@@ -119,15 +119,9 @@ export function planBatchesByCost(
   const cuts: number[] = [];
   for (let j = n; j > 0; j = from[j]) cuts.push(j);
   cuts.reverse();
-  const out: PlannedBatch[] = [];
-  let i = 0;
-  for (const j of cuts) {
-    let top = 0;
-    for (let k = i; k < j; k++) top = Math.max(top, lay[k]);
-    const b: PlannedBatch = { rows: j - i, positions: pos[j - 1] + 1, depth: top + 1 };
-    if (liveRows) b.meanDepth = (depthSum[j] - depthSum[i]) / (j - i);
-    out.push(b);
-    i = j;
-  }
-  return out;
+  // Each batch described by planBatches, as one batch of its rows.
+  return cuts.map((j, c) => {
+    const i = c === 0 ? 0 : cuts[c - 1];
+    return planBatches(pos.slice(i, j), j - i, lay.slice(i, j), liveRows)[0];
+  });
 }
