@@ -16,7 +16,14 @@ import { backwardCostModel, batchCuts, planBatchesByCost } from './batch-plan.ts
 import { backwardConstantSpec, compileBackward, compileFrozenForward } from './compile.ts';
 import { DEFAULT_MAX_FEATURE_NODES } from './defaults.ts';
 import { EncoderRows } from './encoder-rows.ts';
-import { attentionHalfPoint, BatchCostModel, FeaturesEta, type PlannedBatch, planBatches } from './eta.ts';
+import {
+  attentionHalfPoint,
+  BatchCostModel,
+  FeaturesEta,
+  type PlannedBatch,
+  planBatches,
+  type RowWork,
+} from './eta.ts';
 import { type ForwardCache, runForwardCache } from './forward-cache.ts';
 import type { RawAttributionGraph } from './graph-types.ts';
 import type { BackwardConstantSpec, BackwardForm } from './linear-model.ts';
@@ -216,7 +223,9 @@ export class Attributor {
    * `CIRCUIT_BACKWARD_PROJECTION=gemm|matmul` choose the projections' precision and op (f32
    * Gemm unless asked). Every form runs each layer on the live rows only (the targets reading
    * above it; emitBackwardGraph); `CIRCUIT_BACKWARD_ROWS=all` runs every target of a batch
-   * through every layer below the batch's top, for comparison.
+   * through every layer below the batch's top, for comparison. Every form runs the projections
+   * on each target's positions up to its own only (BackwardPositions);
+   * `CIRCUIT_BACKWARD_POSITIONS=all` on every position of the batch, for comparison.
    */
   private backwardForm(): BackwardForm {
     const gpu = this.provider !== 'cpu';
@@ -234,6 +243,7 @@ export class Attributor {
       ),
       precision: pick('CIRCUIT_BACKWARD_PRECISION', ['f32', 'f16'], 'f32'),
       projection: pick('CIRCUIT_BACKWARD_PROJECTION', ['gemm', 'matmul'], 'gemm'),
+      positions: pick('CIRCUIT_BACKWARD_POSITIONS', ['live', 'all'], 'live'),
     };
   }
 
@@ -428,7 +438,10 @@ export class Attributor {
         cfg.nLayers,
       );
       const layer = (i: number) => space.featureLayer[i];
-      const live = prepared.runner.liveRows;
+      const work: RowWork = {
+        liveRows: prepared.runner.liveRows,
+        livePositions: this.backwardForm().positions === 'live',
+      };
       // Batches of position-sorted targets: every B, or with CIRCUIT_BATCH_CUTS where a cost
       // model says it pays (batch-plan.ts: fewer positions run past the targets' own, against
       // more runs, each reading its layers' weights): `cost` by shape, `timed` by the batch times
@@ -448,7 +461,7 @@ export class Attributor {
         cuts === 'fixed'
           ? undefined
           : cuts === 'positions'
-            ? new BatchCostModel(0, 0, 1, 0, cfg.nLayers)
+            ? new BatchCostModel(0, 0, 1, 1, cfg.nLayers) // (the mixing's t² still drops at a cut under live positions)
             : cuts === 'timed'
               ? eta.fittedBatchMs()
               : shapeCost;
@@ -456,7 +469,7 @@ export class Attributor {
         const cost = costModel();
         const p = targets.map(position);
         const l = targets.map(layer);
-        return cost ? planBatchesByCost(p, B, l, live, cost) : planBatches(p, B, l, live);
+        return cost ? planBatchesByCost(p, B, l, work, cost) : planBatches(p, B, l, work);
       };
       /** Runs `targets` (sorted by position) in the batches of `batches`, in order. */
       const runBatches = async (targets: readonly number[], batches: readonly PlannedBatch[]) => {
@@ -476,8 +489,8 @@ export class Attributor {
         const t0 = performance.now();
         const rows = await prepared.runner.rows(indices.map((i) => prepared.featureTarget(i)));
         for (const [k, i] of indices.entries()) featureRows.set(i, rows[k]);
-        // The batch as planBatches describes one (its positions, depth and, with live rows, mean depth).
-        const [ran] = planBatches(indices.map(position), indices.length, indices.map(layer), live);
+        // The batch as planBatches describes one (positions, depth, mean depth, pairs' layers).
+        const [ran] = planBatches(indices.map(position), indices.length, indices.map(layer), work);
         eta.recordBatch(ran, performance.now() - t0);
         batchesDone++;
         next++;
@@ -492,7 +505,7 @@ export class Attributor {
         // All features: batch them by position so each batch stops at its last position. B-cuts
         // until a cost model is there (with `timed`, three batches in), then the rest cut by it.
         const order = Array.from({ length: space.nActive }, (_, i) => i).sort(byPosition);
-        plan = planBatches(order.map(position), B, order.map(layer), live);
+        plan = planBatches(order.map(position), B, order.map(layer), work);
         let at = 0;
         for (; at < order.length && !costModel(); at += B) await computeBatch(order.slice(at, at + B));
         if (at < order.length) {

@@ -17,7 +17,7 @@
  * `minRows` is one batch); on a tie the fewer batches win.
  */
 import { EngineError } from '../errors.ts';
-import { BatchCostModel, type PlannedBatch, planBatches } from './eta.ts';
+import { BatchCostModel, type PlannedBatch, planBatches, type RowWork } from './eta.ts';
 
 export type BatchCuts = 'fixed' | 'cost' | 'timed' | 'positions';
 
@@ -76,13 +76,15 @@ export function backwardCostModel(s: {
 /**
  * Batches of a round, sorted by position (stable), cut to minimise their total cost. Each batch
  * describes itself as planBatches does (rows, positions, depth with layers, meanDepth with live
- * rows); consecutive batches take consecutive targets of the sorted order.
+ * rows, pairLayers with live positions); consecutive batches take consecutive targets of the
+ * sorted order. With live positions a cut saves only the attention's mixing (quadratic in t),
+ * not the projections: they already skip each row's positions past its own.
  */
 export function planBatchesByCost(
   positions: readonly number[],
   batchSize: number,
   layers: readonly number[],
-  liveRows: boolean,
+  work: RowWork,
   cost: BatchCostModel,
   minRows = Math.ceil(batchSize / 4),
 ): PlannedBatch[] {
@@ -91,9 +93,16 @@ export function planBatchesByCost(
   const order = Array.from(positions.keys()).sort((a, b) => positions[a] - positions[b] || a - b);
   const pos = order.map((i) => positions[i]);
   const lay = order.map((i) => layers[i]);
-  // depthSum[k]: Σ (layer + 1) over the first k sorted targets (with live rows, a batch's work).
+  // Over the first k sorted targets: depthSum Σ (layer + 1) (with live rows, a batch's work),
+  // pairSum Σ (layer + 1)·(position + 1) and positionSum Σ (position + 1) (with live positions).
   const depthSum = new Float64Array(n + 1);
-  for (let k = 0; k < n; k++) depthSum[k + 1] = depthSum[k] + lay[k] + 1;
+  const pairSum = new Float64Array(n + 1);
+  const positionSum = new Float64Array(n + 1);
+  for (let k = 0; k < n; k++) {
+    depthSum[k + 1] = depthSum[k] + lay[k] + 1;
+    pairSum[k + 1] = pairSum[k] + (lay[k] + 1) * (pos[k] + 1);
+    positionSum[k + 1] = positionSum[k] + pos[k] + 1;
+  }
   const lo = n < minRows ? n : Math.min(minRows, batchSize);
   // best[j]: least cost of the first j targets; from[j]: where its last batch starts.
   const best = new Float64Array(n + 1).fill(Number.POSITIVE_INFINITY);
@@ -106,8 +115,13 @@ export function planBatchesByCost(
       top = Math.max(top, lay[i]);
       if (j - i < lo || !Number.isFinite(best[i])) continue;
       // Without live rows every row runs through the batch's top layer.
-      const rowLayers = liveRows ? depthSum[j] - depthSum[i] : (j - i) * (top + 1);
-      const c = best[i] + cost.cost(top + 1, rowLayers, t);
+      const rowLayers = work.liveRows ? depthSum[j] - depthSum[i] : (j - i) * (top + 1);
+      const pairLayers = !work.livePositions
+        ? undefined
+        : work.liveRows
+          ? pairSum[j] - pairSum[i]
+          : (top + 1) * (positionSum[j] - positionSum[i]);
+      const c = best[i] + cost.cost(top + 1, rowLayers, t, pairLayers);
       // (on a tie the larger batch, found later, wins: no split that saves nothing)
       if (c <= best[j]) {
         best[j] = c;
@@ -122,6 +136,6 @@ export function planBatchesByCost(
   // Each batch described by planBatches, as one batch of its rows.
   return cuts.map((j, c) => {
     const i = c === 0 ? 0 : cuts[c - 1];
-    return planBatches(pos.slice(i, j), j - i, lay.slice(i, j), liveRows)[0];
+    return planBatches(pos.slice(i, j), j - i, lay.slice(i, j), work)[0];
   });
 }

@@ -33,10 +33,31 @@ export interface PlannedBatch {
    * layers a row runs through on average, its target layer + 1: the batch's work per row.
    */
   meanDepth?: number;
+  /**
+   * With live positions (linear-model.ts BackwardPositions: the projections run on each row's
+   * positions up to its own target's only), Σ over the rows of (layers it runs through) ×
+   * (its position + 1): the projections' work, in place of depth × rows × positions.
+   */
+  pairLayers?: number;
 }
+
+/** What a backward run computes of its rows (linear-model.ts; the runner's defaults: both). */
+export interface RowWork {
+  /** Each layer only on the targets reading above it (`live_rows`). */
+  liveRows: boolean;
+  /** The projections only on each target's positions up to its own (`live_pair_*`). */
+  livePositions: boolean;
+}
+
+/** Every row through every layer and position of its batch. */
+export const DENSE_ROWS: RowWork = { liveRows: false, livePositions: false };
 
 /** The layers a batch's rows run through, on average (meanDepth, else depth, else all). */
 const workDepth = (b: PlannedBatch, nLayers: number) => b.meanDepth ?? b.depth ?? nLayers;
+
+/** The projections' work of a batch: its live pairs' layers, else rows × positions × depth. */
+const linearWork = (b: PlannedBatch, nLayers: number) =>
+  b.pairLayers ?? workDepth(b, nLayers) * b.rows * b.positions;
 
 /** Half-lives (in observations) of the weights of past timings. */
 const BATCH_HALF_LIFE = 6;
@@ -59,7 +80,8 @@ export function attentionHalfPoint(d: number, nHeads: number, headDim: number, m
 
 /** A batch's work under the prior shape (used until the fit has three batches). */
 export function batchWork(b: PlannedBatch, tHalf: number, nLayers = 1): number {
-  return (workDepth(b, nLayers) / nLayers) * b.rows * b.positions * (1 + b.positions / tHalf);
+  const quadratic = (workDepth(b, nLayers) * b.rows * b.positions ** 2) / tHalf;
+  return (linearWork(b, nLayers) + quadratic) / nLayers;
 }
 
 /** Solves the k×k system M·x = v (Gaussian elimination, partial pivoting); null if singular. */
@@ -116,13 +138,14 @@ export function fitNonNegative(
 
 /**
  * Batches of a round, as attribute.ts forms them: targets sorted by position (stable), in runs
- * of B; `layers[i]` is target i's layer (for each batch's depth, and with `liveRows` its mean).
+ * of B; `layers[i]` is target i's layer (for each batch's depth, with live rows its mean, and
+ * with live positions its pairs' layers).
  */
 export function planBatches(
   positions: readonly number[],
   batchSize: number,
   layers?: readonly number[],
-  liveRows = false,
+  work: RowWork = DENSE_ROWS,
 ): PlannedBatch[] {
   const order = Array.from(positions.keys()).sort((a, b) => positions[a] - positions[b] || a - b);
   const out: PlannedBatch[] = [];
@@ -137,7 +160,13 @@ export function planBatches(
         sum += layers[order[k]] + 1;
       }
       batch.depth = top + 1;
-      if (liveRows) batch.meanDepth = sum / (end - i);
+      if (work.liveRows) batch.meanDepth = sum / (end - i);
+      if (work.livePositions) {
+        let pairLayers = 0;
+        for (let k = i; k < end; k++)
+          pairLayers += (work.liveRows ? layers[order[k]] + 1 : top + 1) * (positions[order[k]] + 1);
+        batch.pairLayers = pairLayers;
+      }
     }
     out.push(batch);
   }
@@ -147,16 +176,20 @@ export function planBatches(
 const decay = (halfLife: number, n: number) =>
   Array.from({ length: n }, (_, i) => 0.5 ** ((n - 1 - i) / halfLife));
 
-/** Features of a batch for the fit [1, top/L, B·t, B·t²] (the last two × depth/L), scaled alike. */
+/**
+ * Features of a batch for the fit [1, top/L, B·t, B·t²] (the last two × depth/L; B·t·depth the
+ * live pairs' layers with live positions), scaled alike.
+ */
 function batchFeatures(b: PlannedBatch, nLayers: number): number[] {
   const f = workDepth(b, nLayers) / nLayers;
   const top = (b.depth ?? nLayers) / nLayers;
-  return [1, top, (f * b.rows * b.positions) / 1e3, (f * b.rows * b.positions ** 2) / 1e6];
+  return [1, top, linearWork(b, nLayers) / nLayers / 1e3, (f * b.rows * b.positions ** 2) / 1e6];
 }
 
 /**
  * A batch's cost: fixed + perLayer·top/L + (depth/L)·rows·(linear·t + quadratic·t²), top the
- * layers the run reaches, depth those its rows run through (workDepth), t its positions. In
+ * layers the run reaches, depth those its rows run through (workDepth), t its positions; with
+ * live positions depth·rows·t in the linear term is the live pairs' layers (pairLayers). In
  * milliseconds when fitted to timed batches (FeaturesEta.fittedBatchMs), in FLOPs when derived
  * from the model's shapes (batch-plan.ts backwardCostModel).
  */
@@ -171,17 +204,20 @@ export class BatchCostModel {
 
   /**
    * The cost of a run reaching `top` layers whose rows run through `rowLayers` layers in all
-   * (Σ of each row's depth), over t positions.
+   * (Σ of each row's depth), over t positions; `pairLayers` (live positions): Σ of each row's
+   * depth × (its position + 1), else rowLayers × t.
    */
-  cost(top: number, rowLayers: number, t: number): number {
+  cost(top: number, rowLayers: number, t: number, pairLayers = rowLayers * t): number {
     const L = this.nLayers;
     return (
-      this.fixed + (this.perLayer * top) / L + (rowLayers / L) * (this.linear * t + this.quadratic * t * t)
+      this.fixed +
+      (this.perLayer * top) / L +
+      (this.linear * pairLayers + this.quadratic * rowLayers * t * t) / L
     );
   }
 
   batchCost(b: PlannedBatch): number {
-    return this.cost(b.depth ?? this.nLayers, workDepth(b, this.nLayers) * b.rows, b.positions);
+    return this.cost(b.depth ?? this.nLayers, workDepth(b, this.nLayers) * b.rows, b.positions, b.pairLayers);
   }
 }
 

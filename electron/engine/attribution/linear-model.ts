@@ -311,6 +311,62 @@ export function liveRowCounts(slots: readonly number[], nLayers: number): number
   return counts;
 }
 
+/** The backward graph's `live_pair_*` inputs for one run (see BackwardPositions). */
+export interface LivePairs {
+  /** Live (position, row) pairs in all: Σ over rows of position + 1. */
+  pairs: number;
+  /**
+   * [L, pairs + 1] (int32): for each layer l, the places p·r_l + b in the gradient flattened to
+   * [t·r_l] of the live pairs of its first r_l rows, row by row, then (where those rows have
+   * one) the place of one dead pair, then zeros; r_l the rows its attention runs on, `live_rows`
+   * at slot 2l + 1. The dead pair's row of every product is zero: what the −1s of `index` read.
+   */
+  gather: Int32Array;
+  /** [L] (int64 values): how many places layer l's list holds. */
+  counts: number[];
+  /** [t, B] (int32): each (position, row)'s place in the row-by-row list, −1 (the last) after its row's target. */
+  index: Int32Array;
+}
+
+/**
+ * The live (position, row) pairs of a backward run whose rows' targets sit at `positions` (in
+ * the run's order), over t positions, with `liveRows` as fed (liveRowCounts, or B at every slot).
+ * Row b is live at positions 0 … positions[b]: the frozen patterns are causal, so a target's
+ * gradient is exactly zero after its own position. Listed row by row, the pairs of the first r
+ * rows are a prefix of the list whatever r, so one `index` serves every layer.
+ */
+export function livePairs(
+  positions: readonly number[],
+  liveRows: readonly number[],
+  nLayers: number,
+  t: number,
+): LivePairs {
+  const B = positions.length;
+  const start = new Array<number>(B + 1).fill(0); // start[b]: row b's first place in the list
+  for (const [b, p] of positions.entries()) {
+    if (!(p >= 0 && p < t)) throw new Error(`livePairs: row ${b} at position ${p}, outside 0..${t - 1}`);
+    start[b + 1] = start[b] + p + 1;
+  }
+  const pairs = start[B];
+  const index = new Int32Array(t * B).fill(-1);
+  for (let b = 0; b < B; b++) for (let p = 0; p <= positions[b]; p++) index[p * B + b] = start[b] + p;
+  const width = pairs + 1;
+  const gather = new Int32Array(nLayers * width);
+  const counts: number[] = [];
+  for (let l = 0; l < nLayers; l++) {
+    const rows = liveRows[slotOfResidMid(l)];
+    if (!(rows >= 0 && rows <= B)) throw new Error(`livePairs: ${rows} live rows at layer ${l} of ${B}`);
+    const list = gather.subarray(l * width, (l + 1) * width);
+    for (let b = 0; b < rows; b++) for (let p = 0; p <= positions[b]; p++) list[start[b] + p] = p * rows + b;
+    // A row whose target is before the last position has a dead (zero) pair there: listed last.
+    let dead = -1;
+    for (let b = 0; b < rows && dead < 0; b++) if (positions[b] < t - 1) dead = b;
+    if (dead >= 0) list[start[rows]] = (t - 1) * rows + dead;
+    counts.push(start[rows] + (dead >= 0 ? 1 : 0));
+  }
+  return { pairs, gather, counts, index };
+}
+
 /**
  * The backward graph. Inputs: read_vectors [B, d], read_positions [B], read_slots [B]
  * (int64), token_vectors [T, d], per layer the backward pattern pattern_back_l [H, T, T] (the
@@ -379,6 +435,24 @@ export type BackwardPrecision = 'f32' | 'f16';
  */
 export type BackwardProjection = 'gemm' | 'matmul';
 
+/**
+ * Which (position, target) pairs those projections run on: every position of the run for every
+ * target (`all`), or only the live ones (`live`). A run covers positions 0 … t − 1, t − 1 its last
+ * target's position, but a target at position p has a zero gradient after p (the frozen patterns
+ * are causal): at gemma-2-2b's shape about 12% of the projections' rows are such zeros. `live`
+ * gathers the live pairs before each layer's projections and spreads the results back (zeros
+ * elsewhere) with Gathers by host-made indices (`live_pair_*`, livePairs): full-size products
+ * over fewer rows, for four copies per layer of about the gradient's size. The zeros come from
+ * one dead pair carried through the products (its rows are zero in every one), not a padding.
+ */
+export type BackwardPositions = 'live' | 'all';
+
+/** A layer's live pairs in the backward graph: [t, rows, w] → [n, w], and [n, w] → [t, rows, w] with zeros. */
+interface LayerPairs {
+  compact: (x: string, width: number) => string;
+  expand: (y: string) => string;
+}
+
 /** The backward graph's form: the same rows in every form (f16 aside); what suits a provider differs. */
 export interface BackwardForm {
   injection: BackwardInjection;
@@ -386,6 +460,7 @@ export interface BackwardForm {
   constants: BackwardConstants;
   precision: BackwardPrecision;
   projection: BackwardProjection;
+  positions: BackwardPositions;
 }
 
 export const CPU_BACKWARD_FORM: BackwardForm = {
@@ -394,6 +469,7 @@ export const CPU_BACKWARD_FORM: BackwardForm = {
   constants: 'per-t',
   precision: 'f32',
   projection: 'gemm',
+  positions: 'live',
 };
 
 /** The layers whose rows a backward graph truncated at `top` returns (the top's MLP writes above every target). */
@@ -436,6 +512,15 @@ export function emitBackwardGraph(
   const readSlots = g.input('read_slots', 'int64', ['B']);
   const tokenVectors = cut(g.input('token_vectors', 'float32', ['T', d]), [0]);
   const liveRows = g.input('live_rows', 'int64', [finalSlot(L) + 1]);
+  // Live positions (livePairs): per layer the places of the live pairs, their counts, and where each pair went.
+  const pairInputs =
+    form.positions === 'live'
+      ? {
+          gather: g.input('live_pair_gather', 'int32', [L, 'P']),
+          counts: g.input('live_pair_counts', 'int64', [L]),
+          index: g.input('live_pair_index', 'int32', ['t', 'B']),
+        }
+      : null;
   /** [1]: how many targets read at `slot` or above (the first rows: they come ordered by slot). */
   const liveAt = (slot: number) => g.slice(liveRows, [slot], [slot + 1], [0]);
   /** The first `rows` ([1]) entries of x along `axis`. */
@@ -518,11 +603,31 @@ export function emitBackwardGraph(
    * and op; plus `addTo` [t, B, out] when given, inside the float32 Gemm (its C input: no separate
    * pass over [t, B, out], and the CPU provider may write into C's buffer).
    */
-  const project = (x: string, inDim: number, outDim: number, w: string, transB: boolean, addTo?: string) => {
+  const project = (
+    x: string,
+    inDim: number,
+    outDim: number,
+    w: string,
+    transB: boolean,
+    pairs: LayerPairs | null,
+    addTo?: string,
+  ) => {
     const f16 = form.precision === 'f16';
     const operand = f16 ? (v: string) => g.cast(v, ONNX_FLOAT16) : (v: string) => v;
     const result = f16 ? (v: string) => g.cast(v, ONNX_FLOAT) : (v: string) => v;
     const plus = (y: string) => (addTo ? g.add(addTo, y) : y);
+    if (pairs) {
+      // Live pairs only: [n, in] in, [n, out] out, spread back to [t, rows, out] with zeros.
+      const live = pairs.compact(x, inDim);
+      if (form.projection === 'matmul') {
+        const weight = operand(transB ? g.transpose(w, [1, 0]) : w);
+        return plus(pairs.expand(result(g.matmul(operand(live), weight))));
+      }
+      const fused = addTo !== undefined && !f16;
+      const c = fused ? pairs.compact(addTo, outDim) : undefined;
+      const y = pairs.expand(result(g.linear(operand(live), operand(w), c, transB)));
+      return fused ? y : plus(y);
+    }
     if (form.projection === 'matmul') {
       const weight = operand(transB ? g.transpose(w, [1, 0]) : w);
       return plus(result(g.matmul(operand(x), weight)));
@@ -535,6 +640,37 @@ export function emitBackwardGraph(
     const outShape = g.concat([g.slice(shape, [0], [2], [0]), g.constInt64([outDim])], 0);
     const out = g.op('Reshape', [y, outShape]);
     return fused ? out : plus(out);
+  };
+  /**
+   * Layer l's live (position, row) pairs (BackwardPositions `live`; host-made by livePairs): the
+   * attention there runs on `rows` (G's rows then, [1]) targets.
+   */
+  const layerPairs = (l: number, rows: string): LayerPairs | null => {
+    if (!pairInputs) return null;
+    const n = g.slice(pairInputs.counts, [l], [l + 1], [0]); // [1]
+    const gatherAt = g.reshape(
+      g.op('Slice', [
+        pairInputs.gather,
+        g.constInt64([l, 0]),
+        g.concat([g.constInt64([l + 1]), n], 0),
+        g.constInt64([0, 1]),
+      ]),
+      [-1],
+    ); // [n]: places in the gradient flattened to [t·rows]
+    const expandAt = firstRows(pairInputs.index, rows, 1); // [t, rows]: places in the list, −1: none
+    const compacted = new Map<string, string>();
+    return {
+      compact: (x, width) => {
+        let c = compacted.get(x);
+        if (!c) {
+          c = g.gather(g.reshape(x, [-1, width]), gatherAt, 0);
+          compacted.set(x, c);
+        }
+        return c;
+      },
+      // The −1 places read the last row: a dead pair's, zero (livePairs).
+      expand: (y) => g.gather(y, expandAt, 0),
+    };
   };
   /** Contraction with everything written at layer l's MLP output, then the W_skip path. */
   const contract = (G: string, l: number): string => {
@@ -583,10 +719,11 @@ export function emitBackwardGraph(
     // Attention, transposed: output projection (post-norm gain folded in), frozen pattern (the
     // norm scales folded in, transposed), value projection (ln1's gain folded in).
     const o = b.outputWeight(l);
+    const pairs = layerPairs(l, gRows!);
     // forward attn = z·W_oᵀ (separate: W_o [d, H·hd]) or z·W (GPT-2): dz = G·W_o or G·Wᵀ.
     const gz = lw.lnPostAttn
-      ? project(G, d, H * hd, b.outputBackwardMatrix(l, lw.lnPostAttn), false)
-      : project(G, d, H * hd, o.w, !o.transposedForForward);
+      ? project(G, d, H * hd, b.outputBackwardMatrix(l, lw.lnPostAttn), false, pairs)
+      : project(G, d, H * hd, o.w, !o.transposedForForward, pairs);
     // The positions mixed by one product per head over every target at once ([H, t, t]·[H, t, B·hd]),
     // not one per target and head (B·H products of [t, t]·[t, hd], the pattern broadcast): the
     // same sums; 2.4× faster on the CPU at gemma-2-2b's shape (t 11, B 256).
@@ -601,7 +738,7 @@ export function emitBackwardGraph(
     const tB = g.slice(g.op('Shape', [gz]), [0], [2], [0]); // [t, B]
     const gvHeads = g.op('Reshape', [gvKv, g.concat([g.constInt64([KV]), tB, g.constInt64([hd])], 0)]); // [KV, t, B, hd]
     const gvFlat = g.reshape(g.transpose(gvHeads, [1, 2, 0, 3]), [0, 0, KV * hd]); // [t, B, KV·hd]
-    G = project(gvFlat, KV * hd, d, b.valueBackwardMatrix(l), false, G); // G + the value path
+    G = project(gvFlat, KV * hd, d, b.valueBackwardMatrix(l), false, pairs, G); // G + the value path
     if (readsAtResidPre) G = inject(G, slotOfResidPre(l));
   }
   if (G === null) throw new Error(`backward graph for top ${top}: no layer to inject at`);

@@ -17,6 +17,7 @@ import {
   finalSlot,
   foldedBackwardPattern,
   linearInputs,
+  livePairs,
   liveRowCounts,
 } from './linear-model.ts';
 import { gatherPlaces, joinedWidth, rowGatherIndices } from './row-gather.ts';
@@ -351,20 +352,30 @@ export class LinearModelRunner {
     // A graph that cuts the constants to t itself (the `prompt` form) takes them at full length.
     const cutsInGraph = backward.inputNames.includes('prefix_length');
     const constants = await this.constantFeeds(cutsInGraph ? this.cache.T : t, await this.constantSpec());
+    const liveRows = this.liveRows
+      ? liveRowCounts(
+          targets.map((x) => x.slot),
+          L,
+        )
+      : new Array<number>(finalSlot(L) + 1).fill(B);
     const feeds: Record<string, ort.Tensor> = {
       ...this.feeder.feeds(backward.inputNames),
       read_vectors: f32(vectors, [B, d]),
       read_positions: i64(targets.map((x) => x.position)),
       read_slots: i64(targets.map((x) => x.slot)),
-      live_rows: i64(
-        this.liveRows
-          ? liveRowCounts(
-              targets.map((x) => x.slot),
-              L,
-            )
-          : new Array<number>(finalSlot(L) + 1).fill(B),
-      ),
+      live_rows: i64(liveRows),
     };
+    if (backward.inputNames.includes('live_pair_gather')) {
+      const pairs = livePairs(
+        targets.map((x) => x.position),
+        liveRows,
+        L,
+        t,
+      );
+      feeds.live_pair_gather = new ort.Tensor('int32', pairs.gather, [L, pairs.pairs + 1]);
+      feeds.live_pair_counts = i64(pairs.counts);
+      feeds.live_pair_index = new ort.Tensor('int32', pairs.index, [t, B]);
+    }
     if (cutsInGraph) feeds.prefix_length = i64([t]);
     for (const name of backward.inputNames) if (constants[name]) feeds[name] = constants[name];
     const C = this.space.nColumns;

@@ -14,7 +14,12 @@ import {
   batchCuts,
   planBatchesByCost,
 } from '../../../electron/engine/attribution/batch-plan.ts';
-import { BatchCostModel, type PlannedBatch, planBatches } from '../../../electron/engine/attribution/eta.ts';
+import {
+  BatchCostModel,
+  type PlannedBatch,
+  planBatches,
+  type RowWork,
+} from '../../../electron/engine/attribution/eta.ts';
 import { openModel } from '../../../electron/engine/model/open-model.ts';
 import { ort } from '../../../electron/engine/runtime/session.ts';
 import { loadTranscoderSet } from '../../../electron/engine/transcoders/load.ts';
@@ -22,6 +27,8 @@ import { prunedNodes, worstRowDifference } from '../../fixtures/graph-compare.ts
 import { prng } from '../../fixtures/prng.ts';
 
 const L = 4;
+const LIVE_ROWS: RowWork = { liveRows: true, livePositions: false };
+const LIVE_BOTH: RowWork = { liveRows: true, livePositions: true };
 const total = (time: BatchCostModel, plan: PlannedBatch[]) => plan.reduce((s, b) => s + time.batchCost(b), 0);
 
 /** The cheapest total over every way to cut the sorted round into batches of lo..B (brute force). */
@@ -30,7 +37,7 @@ function cheapest(
   layers: number[],
   B: number,
   lo: number,
-  live: boolean,
+  live: RowWork,
   time: BatchCostModel,
 ) {
   const order = Array.from(positions.keys()).sort((a, b) => positions[a] - positions[b] || a - b);
@@ -61,7 +68,7 @@ function cheapest(
 }
 
 describe('planBatchesByCost', () => {
-  it('finds the cheapest cuts (every composition of small rounds), with and without live rows', () => {
+  it('finds the cheapest cuts (every composition of small rounds), with and without live rows and positions', () => {
     const rand = prng(7);
     for (let trial = 0; trial < 60; trial++) {
       const n = 2 + Math.floor(rand() * 10);
@@ -69,7 +76,7 @@ describe('planBatchesByCost', () => {
       const layers = Array.from({ length: n }, () => Math.floor(rand() * L));
       const B = 1 + Math.floor(rand() * 5);
       const lo = 1 + Math.floor(rand() * Math.ceil(B / 2));
-      const live = trial % 2 === 0;
+      const live = { liveRows: trial % 2 === 0, livePositions: trial % 4 < 2 };
       const time = new BatchCostModel(rand() * 30, rand() * 20, 1 + rand(), rand() * 0.2, L);
       const plan = planBatchesByCost(positions, B, layers, live, time, lo);
       const want = cheapest(positions, layers, B, Math.min(lo, n), live, time);
@@ -85,7 +92,7 @@ describe('planBatchesByCost', () => {
   it('describes each batch as planBatches does: last position + 1, top layer + 1, mean depth', () => {
     const time = new BatchCostModel(0, 0, 1, 0, L); // (no cost per run: ties keep equal positions together)
     // positions 1,1 | 3 | 5,5 (sorted from this order), layers follow their targets
-    const plan = planBatchesByCost([5, 1, 3, 1, 5], 4, [0, 2, 1, 3, 2], true, time, 1);
+    const plan = planBatchesByCost([5, 1, 3, 1, 5], 4, [0, 2, 1, 3, 2], LIVE_ROWS, time, 1);
     expect(plan).toEqual([
       { rows: 2, positions: 2, depth: 4, meanDepth: 3.5 },
       { rows: 1, positions: 4, depth: 2, meanDepth: 2 },
@@ -96,14 +103,20 @@ describe('planBatchesByCost', () => {
   it('cuts at every position change when runs cost nothing fixed, and keeps batches full when they cost a lot', () => {
     const positions = Array.from({ length: 1024 }, (_, i) => 1 + Math.floor((i * 10) / 1024));
     const layers = positions.map((_, i) => (i * 7) % 26);
-    const free = planBatchesByCost(positions, 256, layers, true, new BatchCostModel(0, 0, 1, 0.01, 26));
+    const free = planBatchesByCost(positions, 256, layers, LIVE_ROWS, new BatchCostModel(0, 0, 1, 0.01, 26));
     expect(free.map((b) => b.positions)).toEqual([2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
-    const dear = planBatchesByCost(positions, 256, layers, true, new BatchCostModel(1e9, 0, 1, 0.01, 26));
+    const dear = planBatchesByCost(
+      positions,
+      256,
+      layers,
+      LIVE_ROWS,
+      new BatchCostModel(1e9, 0, 1, 0.01, 26),
+    );
     expect(dear.map((b) => b.rows)).toEqual([256, 256, 256, 256]);
     // the B-cuts run positions past their targets' own: more work than cutting at positions
     const work = (plan: PlannedBatch[]) =>
       plan.reduce((s, b) => s + b.rows * (b.meanDepth ?? 0) * b.positions, 0);
-    expect(work(free)).toBeLessThan(0.9 * work(planBatches(positions, 256, layers, true)));
+    expect(work(free)).toBeLessThan(0.9 * work(planBatches(positions, 256, layers, LIVE_ROWS)));
   });
 
   it('by gemma-2-2b’s shapes: cuts a round only where its position changes, and one of a single position every B', () => {
@@ -118,7 +131,7 @@ describe('planBatchesByCost', () => {
     });
     const positions = Array.from({ length: 1024 }, (_, i) => 1 + Math.floor((i * 10) / 1024));
     const layers = positions.map((_, i) => (i * 7) % 26);
-    const plan = planBatchesByCost(positions, 256, layers, true, cost);
+    const plan = planBatchesByCost(positions, 256, layers, LIVE_ROWS, cost);
     // every cut falls between two positions, and the plan costs less than the B-cuts
     let at = 0;
     for (const b of plan.slice(0, -1)) {
@@ -126,15 +139,50 @@ describe('planBatchesByCost', () => {
       expect(positions[at]).toBeGreaterThan(positions[at - 1]);
     }
     expect(plan.length).toBeGreaterThan(4);
-    expect(total(cost, plan)).toBeLessThan(total(cost, planBatches(positions, 256, layers, true)));
-    expect(planBatchesByCost(new Array(1024).fill(5), 256, layers, true, cost).map((b) => b.rows)).toEqual([
-      256, 256, 256, 256,
-    ]);
+    expect(total(cost, plan)).toBeLessThan(total(cost, planBatches(positions, 256, layers, LIVE_ROWS)));
+    expect(
+      planBatchesByCost(new Array(1024).fill(5), 256, layers, LIVE_ROWS, cost).map((b) => b.rows),
+    ).toEqual([256, 256, 256, 256]);
     // reading a layer's weights once a run costs as much as ~60 rows' work at one position
     const perRow = cost.cost(26, 26, 1) - cost.cost(26, 0, 1);
     const perRun = cost.cost(26, 0, 1);
     expect(perRun / perRow).toBeGreaterThan(50);
     expect(perRun / perRow).toBeLessThan(80);
+  });
+
+  it('with live positions a cut saves only the mixing: no cuts without it, fewer by gemma-2-2b’s shapes', () => {
+    const positions = Array.from({ length: 1024 }, (_, i) => 1 + Math.floor((i * 10) / 1024));
+    const layers = positions.map((_, i) => (i * 7) % 26);
+    // the projections cost the same however the round is cut: with a small cost per run, no
+    // cut pays (without live positions, the same model cuts at every position change)
+    const linear = new BatchCostModel(1, 0, 1, 0, 26);
+    expect(planBatchesByCost(positions, 256, layers, LIVE_BOTH, linear).map((b) => b.rows)).toEqual([
+      256, 256, 256, 256,
+    ]);
+    expect(planBatchesByCost(positions, 256, layers, LIVE_ROWS, linear).map((b) => b.positions)).toEqual([
+      2, 3, 4, 5, 6, 7, 8, 9, 10, 11,
+    ]);
+    // the mixing alone: a cut at each position change
+    const mixing = new BatchCostModel(0, 0, 0, 1, 26);
+    expect(planBatchesByCost(positions, 256, layers, LIVE_BOTH, mixing).map((b) => b.positions)).toEqual([
+      2, 3, 4, 5, 6, 7, 8, 9, 10, 11,
+    ]);
+    const cost = backwardCostModel({
+      nLayers: 26,
+      d: 2304,
+      nHeads: 8,
+      nKvHeads: 4,
+      headDim: 256,
+      meanBlockWidth: 45,
+      skip: false,
+    });
+    const withPositions = planBatchesByCost(positions, 256, layers, LIVE_BOTH, cost);
+    expect(withPositions.length).toBeLessThan(
+      planBatchesByCost(positions, 256, layers, LIVE_ROWS, cost).length,
+    );
+    expect(total(cost, withPositions)).toBeLessThanOrEqual(
+      total(cost, planBatches(positions, 256, layers, LIVE_BOTH)),
+    );
   });
 
   it('refuses an unknown CIRCUIT_BATCH_CUTS, naming it', () => {

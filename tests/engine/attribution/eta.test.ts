@@ -8,6 +8,8 @@
 import { describe, expect, it } from 'vitest';
 import {
   attentionHalfPoint,
+  BatchCostModel,
+  batchWork,
   FeaturesEta,
   fitNonNegative,
   type PlannedBatch,
@@ -144,10 +146,28 @@ describe('features phase ETA', () => {
       { rows: 1, positions: 10, depth: 2 },
     ]);
     // with live rows: also the mean of the rows' depths (each row runs only through its own layers)
-    expect(planBatches([5, 1, 9, 3, 7], 2, [0, 2, 1, 0, 3], true)).toEqual([
+    const liveRows = { liveRows: true, livePositions: false };
+    expect(planBatches([5, 1, 9, 3, 7], 2, [0, 2, 1, 0, 3], liveRows)).toEqual([
       { rows: 2, positions: 4, depth: 3, meanDepth: 2 },
       { rows: 2, positions: 8, depth: 4, meanDepth: 2.5 },
       { rows: 1, positions: 10, depth: 2, meanDepth: 2 },
+    ]);
+    // with live positions: Σ depth × (position + 1) over the rows, the projections' work
+    // (sorted: positions 1, 3 | 5, 7 | 9 with layers 2, 0 | 0, 3 | 1)
+    expect(planBatches([5, 1, 9, 3, 7], 2, [0, 2, 1, 0, 3], { liveRows: true, livePositions: true })).toEqual(
+      [
+        { rows: 2, positions: 4, depth: 3, meanDepth: 2, pairLayers: 3 * 2 + 1 * 4 },
+        { rows: 2, positions: 8, depth: 4, meanDepth: 2.5, pairLayers: 1 * 6 + 4 * 8 },
+        { rows: 1, positions: 10, depth: 2, meanDepth: 2, pairLayers: 2 * 10 },
+      ],
+    );
+    // without live rows each row runs through the batch's top layer
+    expect(
+      planBatches([5, 1, 9, 3, 7], 2, [0, 2, 1, 0, 3], { liveRows: false, livePositions: true }),
+    ).toEqual([
+      { rows: 2, positions: 4, depth: 3, pairLayers: 3 * (2 + 4) },
+      { rows: 2, positions: 8, depth: 4, pairLayers: 4 * (6 + 8) },
+      { rows: 1, positions: 10, depth: 2, pairLayers: 2 * 10 },
     ]);
     // a shallow batch is predicted cheaper than a deep one at the same positions
     const eta = new FeaturesEta(100, 4);
@@ -166,6 +186,17 @@ describe('features phase ETA', () => {
       0.5 * eta.batchMs({ rows: 256, positions: 300, depth: 4 })!,
     );
     expect(new FeaturesEta(100).remainingSeconds([{ rows: 1, positions: 1 }])).toBeUndefined();
+  });
+
+  it('charges the projections by live pairs where a batch has them, the mixing by rows × t²', () => {
+    const cost = new BatchCostModel(5, 0, 2, 0.5, 4);
+    const dense = { rows: 3, positions: 4, depth: 4, meanDepth: 2 };
+    // (linear·rowLayers·t + quadratic·rowLayers·t²)/L with rowLayers = 6
+    expect(cost.batchCost(dense)).toBeCloseTo(5 + (2 * 6 * 4 + 0.5 * 6 * 16) / 4, 12);
+    expect(cost.batchCost({ ...dense, pairLayers: 10 })).toBeCloseTo(5 + (2 * 10 + 0.5 * 6 * 16) / 4, 12);
+    // the prior too: fewer live pairs, less work
+    expect(batchWork({ ...dense, pairLayers: 10 }, 50, 4)).toBeLessThan(batchWork(dense, 50, 4));
+    expect(batchWork({ ...dense, pairLayers: 6 * 4 }, 50, 4)).toBeCloseTo(batchWork(dense, 50, 4), 12);
   });
 
   it('is right on long runs where every feature gets a row (batches grow with their position)', () => {

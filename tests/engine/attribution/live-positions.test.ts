@@ -1,0 +1,152 @@
+/**
+ * Live positions: a backward run covers positions 0 … t − 1, but a target at position p has a
+ * zero gradient after p, so each layer's projections run only on the live (position, row) pairs,
+ * gathered before them and spread back after (linear-model.ts BackwardPositions, livePairs).
+ * Checked: the host-made indices; that runs really hold fewer pairs than t × rows; and that the
+ * graph equals running every position (to rounding, with the same pruned nodes) in the CPU's
+ * form and the GPU providers' (select injection, gathered rows, prompt constants, f16 aside),
+ * with and without live rows, for the demo's CLT and PLT. (Every family, W_skip included, is
+ * checked against the PyTorch goldens in attribution.test.ts, which run live positions too.)
+ */
+import path from 'node:path';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { Attributor } from '../../../electron/engine/attribution/attribute.ts';
+import { finalSlot, livePairs, liveRowCounts } from '../../../electron/engine/attribution/linear-model.ts';
+import { openModel } from '../../../electron/engine/model/open-model.ts';
+import { ort } from '../../../electron/engine/runtime/session.ts';
+import { loadTranscoderSet } from '../../../electron/engine/transcoders/load.ts';
+import { prunedNodes, worstRowDifference } from '../../fixtures/graph-compare.ts';
+
+const DEMO_DIR = path.resolve(import.meta.dirname, '../../../resources/models/gemma2-demo');
+// A prompt of the demo's vocabulary (2304 tokens), BOS first.
+const IDS = [2, 651, 637, 576, 2029, 1751, 1234, 603, 99];
+
+describe('livePairs', () => {
+  // L = 2 (slots 0 … 4), t = 3; rows ordered by slot: a logit target at 2, features reading at
+  // resid_mid of layer 1 (position 0) and of layer 0 (position 1).
+  const positions = [2, 0, 1];
+  const rows = liveRowCounts([4, 3, 1], 2); // [3, 3, 2, 2, 1]
+  const pairs = livePairs(positions, rows, 2, 3);
+
+  it('lists each row’s positions up to its target’s, row by row', () => {
+    expect(pairs.pairs).toBe(3 + 1 + 2);
+    // index [t, B]: row 0 at places 0..2, row 1 at 3, row 2 at 4..5; −1 after a row's target.
+    expect(Array.from(pairs.index)).toEqual([0, 3, 4, 1, -1, 5, 2, -1, -1]);
+  });
+
+  it('gives each layer the places of its rows’ live pairs in the gradient [t, rows] flattened, then a dead one', () => {
+    // Layer 0's attention runs on live_rows[1] = 3 rows: place p·3 + b, in list order, then
+    // (position 2, row 1), dead (row 1's target is at 0): what the index's −1s read.
+    expect(Array.from(pairs.gather.subarray(0, 7))).toEqual([0, 3, 6, 1, 2, 5, 2 * 3 + 1]);
+    // Layer 1's on live_rows[3] = 2 rows: rows 0 and 1 (4 pairs), the dead (2, 1), then padding.
+    expect(Array.from(pairs.gather.subarray(7, 14))).toEqual([0, 2, 4, 1, 2 * 2 + 1, 0, 0]);
+    expect(pairs.counts).toEqual([7, 5]);
+  });
+
+  it('lists no dead pair where a layer’s rows have none (no −1 among them)', () => {
+    // Layer 1 runs on row 0 alone, at the last position: every pair live.
+    const one = livePairs(positions, liveRowCounts([4, 1, 1], 2), 2, 3);
+    expect(one.counts).toEqual([7, 3]);
+    expect(Array.from(one.gather.subarray(7, 10))).toEqual([0, 1, 2]);
+  });
+
+  it('a list for fewer rows is the prefix of the list for all (one index serves every layer)', () => {
+    const all = livePairs(positions, new Array<number>(finalSlot(2) + 1).fill(3), 2, 3);
+    expect(all.counts).toEqual([7, 7]);
+    expect(Array.from(all.index)).toEqual(Array.from(pairs.index));
+  });
+
+  it('refuses a position outside the run and live rows beyond the batch', () => {
+    expect(() => livePairs([3], [1, 1, 1, 1, 1], 2, 3)).toThrow(/position 3, outside 0..2/);
+    expect(() => livePairs([0], [2, 2, 2, 2, 2], 2, 3)).toThrow(/2 live rows at layer 0 of 1/);
+  });
+});
+
+type RunFn = (this: ort.InferenceSession, ...args: unknown[]) => Promise<Record<string, ort.Tensor>>;
+
+describe('live positions in the backward', () => {
+  afterEach(() => vi.unstubAllEnvs());
+
+  it('runs fewer pairs than positions × rows where a batch mixes positions', async () => {
+    const model = openModel(DEMO_DIR);
+    const set = loadTranscoderSet(path.join(DEMO_DIR, 'transcoders', 'clt'));
+    const sessionProto = (ort.InferenceSession as unknown as { prototype: { run: RunFn } }).prototype;
+    const run = sessionProto.run;
+    const seen: { pairs: number[]; dense: number[] }[] = [];
+    sessionProto.run = async function (this: ort.InferenceSession, ...args: unknown[]) {
+      const feeds = args[0] as Record<string, ort.Tensor>;
+      if (feeds.live_pair_counts) {
+        const rows = Array.from(feeds.live_rows.data as BigInt64Array, Number);
+        const t = feeds.live_pair_index.dims[0];
+        const L = feeds.live_pair_counts.dims[0];
+        seen.push({
+          pairs: Array.from(feeds.live_pair_counts.data as BigInt64Array, Number),
+          dense: Array.from({ length: L }, (_, l) => t * rows[2 * l + 1]),
+        });
+      }
+      return run.apply(this, args);
+    };
+    const a = await Attributor.create(model, set);
+    try {
+      await a.attribute(IDS, { maxNLogits: 5, desiredLogitProb: 0.95, batchSize: 16, maxFeatureNodes: 100 });
+    } finally {
+      sessionProto.run = run;
+      await a.close();
+      set.close();
+      model.close();
+    }
+    expect(seen.length).toBeGreaterThan(3);
+    let fewer = 0;
+    for (const { pairs, dense } of seen) {
+      for (const [l, n] of pairs.entries()) {
+        expect(n).toBeLessThanOrEqual(dense[l]);
+        if (n < dense[l]) fewer++;
+      }
+    }
+    expect(fewer).toBeGreaterThan(0);
+  });
+
+  /** The graph with CIRCUIT_BACKWARD_POSITIONS=all against the default (live), in the form `env` sets. */
+  async function expectLiveEqualsAll(env: Record<string, string>): Promise<void> {
+    const model = openModel(DEMO_DIR);
+    const settings = { maxNLogits: 5, desiredLogitProb: 0.95, batchSize: 7, maxFeatureNodes: 100 };
+    for (const [name, value] of Object.entries(env)) vi.stubEnv(name, value);
+    for (const kind of ['clt', 'plt']) {
+      const set = loadTranscoderSet(path.join(DEMO_DIR, 'transcoders', kind));
+      // The form is read when a backward graph is compiled: at each Attributor's first trace.
+      vi.stubEnv('CIRCUIT_BACKWARD_POSITIONS', 'all');
+      const all = await Attributor.create(model, set);
+      const live = await Attributor.create(model, set);
+      try {
+        const a = await all.attribute(IDS, settings);
+        vi.stubEnv('CIRCUIT_BACKWARD_POSITIONS', 'live');
+        const b = await live.attribute(IDS, settings);
+        expect(a.graph.adjacency.some((v) => v !== 0)).toBe(true);
+        // Not bit for bit: the products block a different number of rows (≈1e-7 here).
+        expect(worstRowDifference(a.graph, b.graph), kind).toBeLessThan(1e-6);
+        expect(prunedNodes(b.graph), kind).toEqual(prunedNodes(a.graph));
+      } finally {
+        await live.close();
+        await all.close();
+        set.close();
+      }
+    }
+    model.close();
+  }
+
+  it('gives the graph of every position, within 1e-6 of each row’s scale (CPU form)', async () => {
+    await expectLiveEqualsAll({});
+  });
+
+  it('gives the graph of every position, within 1e-6 (GPU form: select, rows, prompt constants)', async () => {
+    await expectLiveEqualsAll({
+      CIRCUIT_BACKWARD_INJECTION: 'select',
+      CIRCUIT_BACKWARD_OUTPUTS: 'rows',
+      CIRCUIT_BACKWARD_CONSTANTS: 'prompt',
+    });
+  });
+
+  it('gives the graph of every position, within 1e-6 (every row through every layer; MatMul projections)', async () => {
+    await expectLiveEqualsAll({ CIRCUIT_BACKWARD_ROWS: 'all', CIRCUIT_BACKWARD_PROJECTION: 'matmul' });
+  });
+});
