@@ -16,7 +16,10 @@
  *
  * With live rows (the runner's default) B above is, per layer, only the targets reading above
  * that point: attention at layer l runs on those reading at slot ≥ 2l + 1, the contraction at
- * l on those at slot ≥ 2l + 2 (`slots` given); without, every target of the batch.
+ * l on those at slot ≥ 2l + 2 (`slots` given); without, every target of the batch. With live
+ * positions (also the default: `positions` given) the projections' B·t is, per layer, the live
+ * (position, row) pairs of those rows, Σ (position + 1); the contraction and the pattern stay
+ * dense over t.
  */
 
 export interface BackwardShape {
@@ -44,6 +47,8 @@ export interface BatchShape {
   top?: number;
   /** The targets' injection slots, when the run computed live rows only (else all B at every layer). */
   slots?: readonly number[];
+  /** The targets' positions (same order), when the projections ran on live positions only (else all t). */
+  positions?: readonly number[];
 }
 
 export interface FlopBreakdown {
@@ -64,10 +69,18 @@ export const ZERO_FLOPS: FlopBreakdown = {
   total: 0,
 };
 
-export function batchFlops(s: BackwardShape, { B, t, top = s.nLayers, slots }: BatchShape): FlopBreakdown {
+export function batchFlops(
+  s: BackwardShape,
+  { B, t, top = s.nLayers, slots, positions }: BatchShape,
+): FlopBreakdown {
   const { d, nHeads: H, nKvHeads: KV, headDim: hd } = s;
   /** Targets computed from slot `from` down: those reading at it or above (live rows), else all. */
   const rowsFrom = (from: number) => (slots ? slots.filter((x) => x >= from).length : B);
+  /** (position, row) pairs the projections run on from slot `from` down (live positions), else rows × t. */
+  const pairsFrom = (from: number) =>
+    positions
+      ? positions.reduce((n, p, i) => n + (!slots || slots[i] >= from ? p + 1 : 0), 0)
+      : rowsFrom(from) * t;
   let contraction = 0;
   let skip = 0;
   const contracted = Math.min(top, s.nLayers);
@@ -81,9 +94,10 @@ export function batchFlops(s: BackwardShape, { B, t, top = s.nLayers, slots }: B
   let valueProj = 0;
   for (let l = 0; l <= Math.min(top, s.nLayers - 1); l++) {
     const rows = rowsFrom(2 * l + 1); // attention layers run
-    outputProj += 2 * rows * t * d * H * hd;
+    const pairs = pairsFrom(2 * l + 1);
+    outputProj += 2 * pairs * d * H * hd;
     pattern += 2 * rows * H * t * t * hd;
-    valueProj += 2 * rows * t * KV * hd * d;
+    valueProj += 2 * pairs * KV * hd * d;
   }
   return {
     contraction,

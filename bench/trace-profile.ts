@@ -26,6 +26,8 @@ export interface RowsCall {
   top: number;
   /** The targets' injection slots when the runner computes live rows only (trace-flops.ts). */
   slots?: number[];
+  /** The targets' positions when the projections run on live positions only (trace-flops.ts). */
+  positions?: number[];
   totalMs: number;
   /** From entering rows() to session.run: feeds (pattern slices, read vectors, tensors). */
   feedsMs: number;
@@ -74,6 +76,8 @@ export function installRowsProbe(): RowsProbe {
       nLayers,
     );
     const live = this.liveRows;
+    // The backward form's default (attribute.ts backwardForm), unless the environment says otherwise.
+    const livePositions = process.env.CIRCUIT_BACKWARD_POSITIONS !== 'all';
     const ru = process.resourceUsage();
     const rec: InFlight = { start: performance.now(), runStart: Number.NaN, runEnd: Number.NaN, runMs: 0 };
     current = rec;
@@ -88,6 +92,7 @@ export function installRowsProbe(): RowsProbe {
         t,
         top,
         slots: live ? targets.map((x) => x.slot) : undefined,
+        positions: livePositions ? targets.map((x) => x.position) : undefined,
         totalMs: end - rec.start,
         feedsMs: rec.runStart - rec.start,
         runMs: rec.runMs,

@@ -20,7 +20,7 @@ LIMIT=${LIMIT:-585}  # seconds this command may run (the device call's timeout_s
 left() { echo $(( LIMIT - $(date +%s) + T0 )); }
 STAGES=${STAGES:-webgpu profile cpu tuned demo small-pages}
 TUNED_OPTIONS=${TUNED_OPTIONS:-validationMode=disabled,maxNumPendingDispatches=256}
-VARIANTS=${VARIANTS:-cost-cuts:CIRCUIT_BATCH_CUTS=cost;timed-cuts:CIRCUIT_BATCH_CUTS=timed;all-rows:CIRCUIT_BACKWARD_ROWS=all;host-sources:CIRCUIT_BACKWARD_SOURCES=host;no-prefault:CIRCUIT_PREFAULT=0;joined:CIRCUIT_BACKWARD_OUTPUTS=joined;f16:CIRCUIT_BACKWARD_PRECISION=f16;matmul:CIRCUIT_BACKWARD_PROJECTION=matmul;f16-matmul:CIRCUIT_BACKWARD_PRECISION=f16,CIRCUIT_BACKWARD_PROJECTION=matmul;b512:batch=512}
+VARIANTS=${VARIANTS:-all-positions:CIRCUIT_BACKWARD_POSITIONS=all;cost-cuts:CIRCUIT_BATCH_CUTS=cost;timed-cuts:CIRCUIT_BATCH_CUTS=timed;all-rows:CIRCUIT_BACKWARD_ROWS=all;host-sources:CIRCUIT_BACKWARD_SOURCES=host;no-prefault:CIRCUIT_PREFAULT=0;joined:CIRCUIT_BACKWARD_OUTPUTS=joined;f16:CIRCUIT_BACKWARD_PRECISION=f16;matmul:CIRCUIT_BACKWARD_PROJECTION=matmul;f16-matmul:CIRCUIT_BACKWARD_PRECISION=f16,CIRCUIT_BACKWARD_PROJECTION=matmul;b512:batch=512}
 # Huge pages for large allocations, as bin/circuit.mjs gives the CLI (HUGE_PAGES=0: off).
 [ "${HUGE_PAGES:-1}" = 0 ] || export GLIBC_TUNABLES=glibc.malloc.hugetlb=1
 [ -n "${SKIP_GL:-}" ] || { for f in ../.gl/*.deb; do dpkg -x "$f" /; done; ldconfig; }
