@@ -14,7 +14,7 @@
  *    on);
  *  - forward cache: the frozen attention patterns (4 · L·H·T²), transcoder pre-activations
  *    (4 · T · d_t per layer) and the residual-sized arrays;
- *  - backward batches: a few [B, T, d] gradients per layer, the [B, t, n_m] outputs, the
+ *  - backward batches: a dozen [B, T, d] gradients and their gathered copies, the [B, t, n_m] outputs, the
  *    B·columns row buffer, and the runner's copies of the patterns cut to each batch's
  *    position count;
  *  - pruning and output: O(N) float64 vectors and about 40 bytes per kept edge (the cut's
@@ -102,7 +102,9 @@ export function estimateTraceMemory(
   const widths = src ? src.blockWidths : new Array<number>(L).fill(1);
   const nBatches = Math.ceil(rows / s.batchSize) + 1;
   const batch =
-    B * T * d * F32 * 8 + // gradients at every layer's hooks (ONNX Runtime's working set)
+    // gradients at every layer's hooks (ONNX Runtime's working set), and live positions' gathered
+    // copies of them around the projections (linear-model.ts BackwardPositions: 4 more)
+    B * T * d * F32 * 12 +
     widths.reduce((sum, n) => sum + B * T * n * F32, 0) + // [B, t, n] outputs
     B * columns * F32 + // the rows being filled
     // patterns cut to each batch's positions (one copy per distinct position count, about T²/3 each)
