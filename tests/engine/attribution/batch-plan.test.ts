@@ -31,6 +31,24 @@ const LIVE_ROWS: RowWork = { liveRows: true, livePositions: false };
 const LIVE_BOTH: RowWork = { liveRows: true, livePositions: true };
 const total = (time: BatchCostModel, plan: PlannedBatch[]) => plan.reduce((s, b) => s + time.batchCost(b), 0);
 
+/** A round of 1024 targets, sorted by position (1 … 10, about 100 each), of every layer of 26. */
+function mixedRound(): { positions: number[]; layers: number[] } {
+  const positions = Array.from({ length: 1024 }, (_, i) => 1 + Math.floor((i * 10) / 1024));
+  return { positions, layers: positions.map((_, i) => (i * 7) % 26) };
+}
+
+/** The backward's cost by gemma-2-2b's shapes. */
+const gemma2CostModel = () =>
+  backwardCostModel({
+    nLayers: 26,
+    d: 2304,
+    nHeads: 8,
+    nKvHeads: 4,
+    headDim: 256,
+    meanBlockWidth: 45,
+    skip: false,
+  });
+
 /** The cheapest total over every way to cut the sorted round into batches of lo..B (brute force). */
 function cheapest(
   positions: number[],
@@ -101,8 +119,7 @@ describe('planBatchesByCost', () => {
   });
 
   it('cuts at every position change when runs cost nothing fixed, and keeps batches full when they cost a lot', () => {
-    const positions = Array.from({ length: 1024 }, (_, i) => 1 + Math.floor((i * 10) / 1024));
-    const layers = positions.map((_, i) => (i * 7) % 26);
+    const { positions, layers } = mixedRound();
     const free = planBatchesByCost(positions, 256, layers, LIVE_ROWS, new BatchCostModel(0, 0, 1, 0.01, 26));
     expect(free.map((b) => b.positions)).toEqual([2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
     const dear = planBatchesByCost(
@@ -120,17 +137,8 @@ describe('planBatchesByCost', () => {
   });
 
   it('by gemma-2-2b’s shapes: cuts a round only where its position changes, and one of a single position every B', () => {
-    const cost = backwardCostModel({
-      nLayers: 26,
-      d: 2304,
-      nHeads: 8,
-      nKvHeads: 4,
-      headDim: 256,
-      meanBlockWidth: 45,
-      skip: false,
-    });
-    const positions = Array.from({ length: 1024 }, (_, i) => 1 + Math.floor((i * 10) / 1024));
-    const layers = positions.map((_, i) => (i * 7) % 26);
+    const cost = gemma2CostModel();
+    const { positions, layers } = mixedRound();
     const plan = planBatchesByCost(positions, 256, layers, LIVE_ROWS, cost);
     // every cut falls between two positions, and the plan costs less than the B-cuts
     let at = 0;
@@ -151,8 +159,7 @@ describe('planBatchesByCost', () => {
   });
 
   it('with live positions a cut saves only the mixing: no cuts without it, fewer by gemma-2-2b’s shapes', () => {
-    const positions = Array.from({ length: 1024 }, (_, i) => 1 + Math.floor((i * 10) / 1024));
-    const layers = positions.map((_, i) => (i * 7) % 26);
+    const { positions, layers } = mixedRound();
     // the projections cost the same however the round is cut: with a small cost per run, no
     // cut pays (without live positions, the same model cuts at every position change)
     const linear = new BatchCostModel(1, 0, 1, 0, 26);
@@ -167,15 +174,7 @@ describe('planBatchesByCost', () => {
     expect(planBatchesByCost(positions, 256, layers, LIVE_BOTH, mixing).map((b) => b.positions)).toEqual([
       2, 3, 4, 5, 6, 7, 8, 9, 10, 11,
     ]);
-    const cost = backwardCostModel({
-      nLayers: 26,
-      d: 2304,
-      nHeads: 8,
-      nKvHeads: 4,
-      headDim: 256,
-      meanBlockWidth: 45,
-      skip: false,
-    });
+    const cost = gemma2CostModel();
     const withPositions = planBatchesByCost(positions, 256, layers, LIVE_BOTH, cost);
     expect(withPositions.length).toBeLessThan(
       planBatchesByCost(positions, 256, layers, LIVE_ROWS, cost).length,

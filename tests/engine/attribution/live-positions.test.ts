@@ -15,7 +15,7 @@ import { finalSlot, livePairs, liveRowCounts } from '../../../electron/engine/at
 import { openModel } from '../../../electron/engine/model/open-model.ts';
 import { ort } from '../../../electron/engine/runtime/session.ts';
 import { loadTranscoderSet } from '../../../electron/engine/transcoders/load.ts';
-import { prunedNodes, worstRowDifference } from '../../fixtures/graph-compare.ts';
+import { expectSameDemoGraph } from '../../fixtures/graph-compare.ts';
 
 const DEMO_DIR = path.resolve(import.meta.dirname, '../../../resources/models/gemma2-demo');
 // A prompt of the demo's vocabulary (2304 tokens), BOS first.
@@ -106,33 +106,9 @@ describe('live positions in the backward', () => {
     expect(fewer).toBeGreaterThan(0);
   });
 
-  /** The graph with CIRCUIT_BACKWARD_POSITIONS=all against the default (live), in the form `env` sets. */
-  async function expectLiveEqualsAll(env: Record<string, string>): Promise<void> {
-    const model = openModel(DEMO_DIR);
-    const settings = { maxNLogits: 5, desiredLogitProb: 0.95, batchSize: 7, maxFeatureNodes: 100 };
-    for (const [name, value] of Object.entries(env)) vi.stubEnv(name, value);
-    for (const kind of ['clt', 'plt']) {
-      const set = loadTranscoderSet(path.join(DEMO_DIR, 'transcoders', kind));
-      // The form is read when a backward graph is compiled: at each Attributor's first trace.
-      vi.stubEnv('CIRCUIT_BACKWARD_POSITIONS', 'all');
-      const all = await Attributor.create(model, set);
-      const live = await Attributor.create(model, set);
-      try {
-        const a = await all.attribute(IDS, settings);
-        vi.stubEnv('CIRCUIT_BACKWARD_POSITIONS', 'live');
-        const b = await live.attribute(IDS, settings);
-        expect(a.graph.adjacency.some((v) => v !== 0)).toBe(true);
-        // Not bit for bit: the products block a different number of rows (≈1e-7 here).
-        expect(worstRowDifference(a.graph, b.graph), kind).toBeLessThan(1e-6);
-        expect(prunedNodes(b.graph), kind).toEqual(prunedNodes(a.graph));
-      } finally {
-        await live.close();
-        await all.close();
-        set.close();
-      }
-    }
-    model.close();
-  }
+  /** The graph with CIRCUIT_BACKWARD_POSITIONS=all against live ones, in the form `env` sets. */
+  const expectLiveEqualsAll = (env: Record<string, string>) =>
+    expectSameDemoGraph('CIRCUIT_BACKWARD_POSITIONS', 'all', 'live', env);
 
   it('gives the graph of every position, within 1e-6 of each row’s scale (CPU form)', async () => {
     await expectLiveEqualsAll({});
