@@ -8,18 +8,9 @@
  * with and without live rows, for the demo's CLT and PLT. (Every family, W_skip included, is
  * checked against the PyTorch goldens in attribution.test.ts, which run live positions too.)
  */
-import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { Attributor } from '../../../electron/engine/attribution/attribute.ts';
 import { finalSlot, livePairs, liveRowCounts } from '../../../electron/engine/attribution/linear-model.ts';
-import { openModel } from '../../../electron/engine/model/open-model.ts';
-import { ort } from '../../../electron/engine/runtime/session.ts';
-import { loadTranscoderSet } from '../../../electron/engine/transcoders/load.ts';
-import { expectSameDemoGraph } from '../../fixtures/graph-compare.ts';
-
-const DEMO_DIR = path.resolve(import.meta.dirname, '../../../resources/models/gemma2-demo');
-// A prompt of the demo's vocabulary (2304 tokens), BOS first.
-const IDS = [2, 651, 637, 576, 2029, 1751, 1234, 603, 99];
+import { expectSameDemoGraph, traceDemoWatchingBackward } from '../../fixtures/graph-compare.ts';
 
 describe('livePairs', () => {
   // L = 2 (slots 0 … 4), t = 3; rows ordered by slot: a logit target at 2, features reading at
@@ -62,39 +53,20 @@ describe('livePairs', () => {
   });
 });
 
-type RunFn = (this: ort.InferenceSession, ...args: unknown[]) => Promise<Record<string, ort.Tensor>>;
-
 describe('live positions in the backward', () => {
   afterEach(() => vi.unstubAllEnvs());
 
   it('runs fewer pairs than positions × rows where a batch mixes positions', async () => {
-    const model = openModel(DEMO_DIR);
-    const set = loadTranscoderSet(path.join(DEMO_DIR, 'transcoders', 'clt'));
-    const sessionProto = (ort.InferenceSession as unknown as { prototype: { run: RunFn } }).prototype;
-    const run = sessionProto.run;
     const seen: { pairs: number[]; dense: number[] }[] = [];
-    sessionProto.run = async function (this: ort.InferenceSession, ...args: unknown[]) {
-      const feeds = args[0] as Record<string, ort.Tensor>;
-      if (feeds.live_pair_counts) {
-        const rows = Array.from(feeds.live_rows.data as BigInt64Array, Number);
-        const t = feeds.live_pair_index.dims[0];
-        const L = feeds.live_pair_counts.dims[0];
-        seen.push({
-          pairs: Array.from(feeds.live_pair_counts.data as BigInt64Array, Number),
-          dense: Array.from({ length: L }, (_, l) => t * rows[2 * l + 1]),
-        });
-      }
-      return run.apply(this, args);
-    };
-    const a = await Attributor.create(model, set);
-    try {
-      await a.attribute(IDS, { maxNLogits: 5, desiredLogitProb: 0.95, batchSize: 16, maxFeatureNodes: 100 });
-    } finally {
-      sessionProto.run = run;
-      await a.close();
-      set.close();
-      model.close();
-    }
+    await traceDemoWatchingBackward('clt', (feeds) => {
+      const rows = Array.from(feeds.live_rows.data as BigInt64Array, Number);
+      const t = feeds.live_pair_index.dims[0];
+      const L = feeds.live_pair_counts.dims[0];
+      seen.push({
+        pairs: Array.from(feeds.live_pair_counts.data as BigInt64Array, Number),
+        dense: Array.from({ length: L }, (_, l) => t * rows[2 * l + 1]),
+      });
+    });
     expect(seen.length).toBeGreaterThan(3);
     let fewer = 0;
     for (const { pairs, dense } of seen) {

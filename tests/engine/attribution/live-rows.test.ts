@@ -8,18 +8,9 @@
  * (features written at several layers) and PLT. (W_skip's path, and every family, are checked
  * against the PyTorch goldens in attribution.test.ts, which run live rows too.)
  */
-import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { Attributor } from '../../../electron/engine/attribution/attribute.ts';
 import { finalSlot, liveRowCounts } from '../../../electron/engine/attribution/linear-model.ts';
-import { openModel } from '../../../electron/engine/model/open-model.ts';
-import { ort } from '../../../electron/engine/runtime/session.ts';
-import { loadTranscoderSet } from '../../../electron/engine/transcoders/load.ts';
-import { expectSameDemoGraph } from '../../fixtures/graph-compare.ts';
-
-const DEMO_DIR = path.resolve(import.meta.dirname, '../../../resources/models/gemma2-demo');
-// A prompt of the demo's vocabulary (2304 tokens), BOS first.
-const IDS = [2, 651, 637, 576, 2029, 1751, 1234, 603, 99];
+import { expectSameDemoGraph, traceDemoWatchingBackward } from '../../fixtures/graph-compare.ts';
 
 describe('liveRowCounts', () => {
   it('counts, per slot, the targets reading there or above', () => {
@@ -35,38 +26,19 @@ describe('liveRowCounts', () => {
   });
 });
 
-type RunFn = (this: ort.InferenceSession, ...args: unknown[]) => Promise<Record<string, ort.Tensor>>;
-
 describe('live rows in the backward', () => {
   afterEach(() => vi.unstubAllEnvs());
 
   it('each attr_l holds exactly the targets reading above layer l, fewer than the batch in some runs', async () => {
-    const model = openModel(DEMO_DIR);
-    const set = loadTranscoderSet(path.join(DEMO_DIR, 'transcoders', 'plt'));
-    const L = model.config.nLayers;
-    const sessionProto = (ort.InferenceSession as unknown as { prototype: { run: RunFn } }).prototype;
-    const run = sessionProto.run;
     const seen: { slots: number[]; attrRows: number[] }[] = [];
-    sessionProto.run = async function (this: ort.InferenceSession, ...args: unknown[]) {
-      const out = await run.apply(this, args);
-      const feeds = args[0] as Record<string, ort.Tensor>;
-      if (feeds.read_slots) {
-        const slots = Array.from(feeds.read_slots.data as BigInt64Array, Number);
-        const attrRows: number[] = [];
-        for (let l = 0; out[`attr_${l}`]; l++) attrRows.push(out[`attr_${l}`].dims[1]);
-        seen.push({ slots, attrRows });
-      }
-      return out;
-    };
-    const a = await Attributor.create(model, set);
-    try {
-      await a.attribute(IDS, { maxNLogits: 5, desiredLogitProb: 0.95, batchSize: 16, maxFeatureNodes: 100 });
-    } finally {
-      sessionProto.run = run;
-      await a.close();
-      set.close();
-      model.close();
-    }
+    let L = 0;
+    await traceDemoWatchingBackward('plt', (feeds, out) => {
+      const slots = Array.from(feeds.read_slots.data as BigInt64Array, Number);
+      const attrRows: number[] = [];
+      for (let l = 0; out[`attr_${l}`]; l++) attrRows.push(out[`attr_${l}`].dims[1]);
+      L = (feeds.live_rows.dims[0] - 1) / 2;
+      seen.push({ slots, attrRows });
+    });
     expect(seen.length).toBeGreaterThan(3);
     let trimmed = 0;
     for (const { slots, attrRows } of seen) {
