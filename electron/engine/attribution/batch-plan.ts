@@ -7,7 +7,9 @@
  * (at gemma-2-2b's shape, 11 tokens, rounds of 1024: about 12% of the backward's work went on
  * such zeros). Cutting where the position changes wastes nothing, at the price of more runs,
  * each reading the weights of every layer it reaches once (and small products run less
- * efficiently).
+ * efficiently). Under live positions (linear-model.ts BackwardPositions, the default) the
+ * projections skip those zeros inside a run, and a cut saves only the attention's mixing: by
+ * gemma-2-2b's shapes no cut then pays.
  *
  * `planBatchesByCost` chooses the cut points of the position-sorted round that minimise the
  * total cost (dynamic programming over the cut points, O(n·B)) under a BatchCostModel (eta.ts):
