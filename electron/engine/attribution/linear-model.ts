@@ -374,7 +374,9 @@ export function livePairs(
  * written at layer l, grouped by position, padded: sources_folded_l [T, d, n_l] with the
  * post-feed-forward norm folded in (WriteLayerBlock.folded), or sources_l (no such norm, or a W_skip,
  * whose read map also takes ln2's scale [T]); in the `prompt` form (BackwardConstants) also
- * prefix_length [1], the run's t ≤ T. The weights: the derived O/V backward matrices.
+ * prefix_length [1], the run's t ≤ T; with live positions (BackwardPositions) live_pair_gather
+ * [L, P + 1], live_pair_counts [L] and live_pair_index [t, B] (livePairs). The weights: the
+ * derived O/V backward matrices.
  * The gradient runs as [t, B, d] (position-major: each layer's contraction with its per-position
  * source vectors is then one batched MatMul, no transposes). Outputs: attr_l [t, B_l, n_l] and
  * attr_tokens [t, B], or attr_all (BackwardOutputs).
