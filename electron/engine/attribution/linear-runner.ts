@@ -352,7 +352,7 @@ export class LinearModelRunner {
     // A graph that cuts the constants to t itself (the `prompt` form) takes them at full length.
     const cutsInGraph = backward.inputNames.includes('prefix_length');
     const constants = await this.constantFeeds(cutsInGraph ? this.cache.T : t, await this.constantSpec());
-    const liveRows = this.liveRows
+    const liveCounts = this.liveRows
       ? liveRowCounts(
           targets.map((x) => x.slot),
           L,
@@ -363,12 +363,12 @@ export class LinearModelRunner {
       read_vectors: f32(vectors, [B, d]),
       read_positions: i64(targets.map((x) => x.position)),
       read_slots: i64(targets.map((x) => x.slot)),
-      live_rows: i64(liveRows),
+      live_rows: i64(liveCounts),
     };
     if (backward.inputNames.includes('live_pair_gather')) {
       const pairs = livePairs(
         targets.map((x) => x.position),
-        liveRows,
+        liveCounts,
         L,
         t,
       );
