@@ -46,6 +46,8 @@ interface InFlight {
   runStart: number;
   runEnd: number;
   runMs: number;
+  /** Whether its runs were fed live pairs (the graph's projections ran on live positions only). */
+  livePositions: boolean;
 }
 
 type RowsFn = (this: LinearModelRunner, targets: readonly Target[]) => Promise<Float32Array[]>;
@@ -76,10 +78,14 @@ export function installRowsProbe(): RowsProbe {
       nLayers,
     );
     const live = this.liveRows;
-    // The backward form's default (attribute.ts backwardForm), unless the environment says otherwise.
-    const livePositions = process.env.CIRCUIT_BACKWARD_POSITIONS !== 'all';
     const ru = process.resourceUsage();
-    const rec: InFlight = { start: performance.now(), runStart: Number.NaN, runEnd: Number.NaN, runMs: 0 };
+    const rec: InFlight = {
+      start: performance.now(),
+      runStart: Number.NaN,
+      runEnd: Number.NaN,
+      runMs: 0,
+      livePositions: false,
+    };
     current = rec;
     try {
       return await rows.call(this, targets);
@@ -92,7 +98,7 @@ export function installRowsProbe(): RowsProbe {
         t,
         top,
         slots: live ? targets.map((x) => x.slot) : undefined,
-        positions: livePositions ? targets.map((x) => x.position) : undefined,
+        positions: rec.livePositions ? targets.map((x) => x.position) : undefined,
         totalMs: end - rec.start,
         feedsMs: rec.runStart - rec.start,
         runMs: rec.runMs,
@@ -108,6 +114,8 @@ export function installRowsProbe(): RowsProbe {
     if (!rec) return run.apply(this, args);
     const t0 = performance.now();
     if (Number.isNaN(rec.runStart)) rec.runStart = t0;
+    // The graph asks for live pairs where it runs on live positions (linear-model.ts).
+    if ((args[0] as Record<string, unknown>).live_pair_counts !== undefined) rec.livePositions = true;
     try {
       return await run.apply(this, args);
     } finally {
